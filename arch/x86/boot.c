@@ -1,0 +1,176 @@
+/* x86 entry state: identity page tables, GDT and 64-bit registers for firmware; the real-mode memory probe. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "arch.h"
+#include "kvm_uapi.h"
+
+#define X86_GDT_GPA 0x1000ULL
+#define X86_PML4_GPA 0x10000ULL
+#define X86_PDPT_GPA 0x11000ULL
+#define X86_PD_GPA 0x12000ULL
+#define X86_MAX_MAPPED_GIB 64ULL /* PDs at 0x12000..0x52000, below the 1 MiB firmware */
+
+#define PTE_P 0x1ULL
+#define PTE_RW 0x2ULL
+#define PTE_PS 0x80ULL
+
+#define CR0_PE 0x1ULL
+#define CR0_MP 0x2ULL
+#define CR0_ET 0x10ULL
+#define CR0_NE 0x20ULL
+#define CR0_WP 0x10000ULL
+#define CR0_PG 0x80000000ULL
+#define CR4_PAE 0x20ULL
+#define CR4_OSFXSR 0x200ULL
+#define CR4_OSXMMEXCPT 0x400ULL
+#define EFER_LME 0x100ULL
+#define EFER_LMA 0x400ULL
+
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) < 0 ? -errno : 0;
+}
+
+static uint64_t ram_top(struct gmem *gm)
+{
+	const struct gmem_layout *l = gmem_get_layout(gm);
+
+	return l->r[l->nr - 1].gpa + l->r[l->nr - 1].size;
+}
+
+/* Identity-maps [0, mapped_top) with 2 MiB pages. */
+static int x86_page_tables(struct gmem *gm, uint64_t mapped_top)
+{
+	uint64_t nr_pd = mapped_top / SZ_1G, e, i;
+	int ret;
+
+	e = X86_PDPT_GPA | PTE_P | PTE_RW;
+	ret = gmem_write(gm, X86_PML4_GPA, &e, sizeof(e));
+	for (i = 0; i < nr_pd && !ret; i++) {
+		e = (X86_PD_GPA + i * SZ_4K) | PTE_P | PTE_RW;
+		ret = gmem_write(gm, X86_PDPT_GPA + i * 8, &e, sizeof(e));
+	}
+	for (i = 0; i < nr_pd * 512 && !ret; i++) {
+		e = (i * SZ_2M) | PTE_P | PTE_RW | PTE_PS;
+		ret = gmem_write(gm, X86_PD_GPA + i * 8, &e, sizeof(e));
+	}
+	return ret;
+}
+
+int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot)
+{
+	static const uint64_t gdt[] = {
+		0,
+		0x00af9b000000ffffULL, /* 0x08: 64-bit code */
+		0x00cf93000000ffffULL, /* 0x10: data */
+	};
+	uint64_t top = ALIGN_UP(ram_top(gm), SZ_1G);
+	int ret;
+
+	if (top > X86_MAX_MAPPED_GIB * SZ_1G)
+		top = X86_MAX_MAPPED_GIB * SZ_1G;
+	ret = gmem_write(gm, X86_GDT_GPA, gdt, sizeof(gdt));
+	if (ret)
+		return ret;
+	boot->mapped_top = top;
+	return x86_page_tables(gm, top);
+}
+
+static void x86_seg(struct kvm_segment *s, uint16_t sel, uint8_t type, int code64)
+{
+	*s = (struct kvm_segment){
+		.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
+		.present = 1, .dpl = 0, .db = code64 ? 0 : 1, .s = 1, .l = code64 ? 1 : 0, .g = 1,
+	};
+}
+
+static int x86_long_mode_sregs(int vcpu_fd)
+{
+	struct kvm_sregs s;
+	int ret;
+
+	ret = xioctl(vcpu_fd, KVM_GET_SREGS, &s);
+	if (ret)
+		return ret;
+	x86_seg(&s.cs, 0x08, 11, 1);
+	x86_seg(&s.ds, 0x10, 3, 0);
+	s.es = s.fs = s.gs = s.ss = s.ds;
+	s.gdt.base = X86_GDT_GPA;
+	s.gdt.limit = 3 * 8 - 1;
+	s.idt.base = 0;
+	s.idt.limit = 0;
+	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
+	s.cr3 = X86_PML4_GPA;
+	s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
+	s.efer = EFER_LME | EFER_LMA;
+	return xioctl(vcpu_fd, KVM_SET_SREGS, &s);
+}
+
+int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned int index,
+		       uint64_t stack_top)
+{
+	struct kvm_regs r = {
+		.rip = boot->entry, .rsp = stack_top, .rdi = index,
+		.rsi = boot->boot_info_gpa, .rflags = 0x2,
+	};
+	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+	int ret;
+
+	/* With the in-kernel LAPIC, APs would otherwise wait for INIT/SIPI. */
+	ret = xioctl(vcpu_fd, KVM_SET_MP_STATE, &mp);
+	if (!ret)
+		ret = x86_long_mode_sregs(vcpu_fd);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_FPU, &fpu);
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_SET_REGS, &r);
+	return ret;
+}
+
+int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p)
+{
+	/* Real mode: mov ax, [0x2000]; out 0x10, ax; hlt */
+	static const uint8_t code[] = { 0xa1, 0x00, 0x20, 0xe7, 0x10, 0xf4 };
+	struct kvm_regs r = { .rip = 0x1000, .rflags = 0x2 };
+	struct kvm_sregs s;
+	int ret;
+
+	p->code_gpa = 0x1000;
+	p->data_gpa = 0x2000;
+	p->port = 0x10;
+	ret = gmem_write(gm, p->code_gpa, code, sizeof(code));
+	if (!ret)
+		ret = xioctl(vcpu_fd, KVM_GET_SREGS, &s);
+	if (ret)
+		return ret;
+	s.cs.base = 0;
+	s.cs.selector = 0;
+	s.ds.base = 0;
+	s.ds.selector = 0;
+	ret = xioctl(vcpu_fd, KVM_SET_SREGS, &s);
+	return ret ? ret : xioctl(vcpu_fd, KVM_SET_REGS, &r);
+}
+
+void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len)
+{
+	struct kvm_regs r;
+	struct kvm_sregs s;
+
+	if (xioctl(vcpu_fd, KVM_GET_REGS, &r) || xioctl(vcpu_fd, KVM_GET_SREGS, &s)) {
+		snprintf(buf, len, "(registers unavailable: %s)", strerror(errno));
+		return;
+	}
+	snprintf(buf, len,
+		 "rip=%016llx rsp=%016llx rflags=%08llx\n"
+		 "rax=%016llx rbx=%016llx rcx=%016llx rdx=%016llx\n"
+		 "rsi=%016llx rdi=%016llx rbp=%016llx\n"
+		 "cr0=%016llx cr2=%016llx cr3=%016llx cr4=%016llx efer=%llx\n"
+		 "cs=%04x(base %llx, l=%u) ds=%04x ss=%04x",
+		 r.rip, r.rsp, r.rflags, r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rbp,
+		 s.cr0, s.cr2, s.cr3, s.cr4, s.efer, s.cs.selector, s.cs.base, s.cs.l,
+		 s.ds.selector, s.ss.selector);
+}

@@ -1,0 +1,238 @@
+/* x86 VM and vCPU setup: memory map, in-kernel irqchip and PIT, CPUID topology, MSRs, LAPIC. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+
+#include "arch.h"
+#include "kvm_uapi.h"
+#include "log.h"
+
+const char arch_name[] = "x86_64";
+
+#define X86_TSS_ADDR 0xfffbd000ULL
+#define X86_IDENTITY_MAP_ADDR 0xfffbc000ULL
+#define X86_MAX_CPUID 256
+
+/* RAM skips [3 GiB, 4 GiB): the MMIO window, the TSS and the identity map live there. */
+static const struct gmem_arch_map x86_mem_map = {
+	.ram_base = 0,
+	.hole_start = 0xc0000000ULL,
+	.hole_end = 0x100000000ULL,
+};
+
+struct arch_vm {
+	int kvm_fd;
+	int vm_fd;
+	unsigned int nr_cpus;
+	struct kvm_cpuid2 *cpuid; /* what KVM supports, patched per vCPU */
+};
+
+const struct gmem_arch_map *arch_mem_map(void)
+{
+	return &x86_mem_map;
+}
+
+static int xioctl(int fd, unsigned long req, void *arg)
+{
+	return ioctl(fd, req, arg) < 0 ? -errno : 0;
+}
+
+static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
+{
+	struct kvm_cpuid2 *c;
+	int ret;
+
+	c = calloc(1, sizeof(*c) + X86_MAX_CPUID * sizeof(c->entries[0]));
+	if (!c)
+		return -ENOMEM;
+	c->nent = X86_MAX_CPUID;
+	ret = xioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+	if (ret) {
+		free(c);
+		return ret;
+	}
+	*out = c;
+	return 0;
+}
+
+int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, struct arch_vm **out)
+{
+	struct kvm_pit_config pit = { .flags = 0 };
+	uint64_t idmap = X86_IDENTITY_MAP_ADDR;
+	struct arch_vm *avm;
+	int ret;
+
+	avm = calloc(1, sizeof(*avm));
+	if (!avm)
+		return -ENOMEM;
+	avm->kvm_fd = kvm_fd;
+	avm->vm_fd = vm_fd;
+	avm->nr_cpus = nr_cpus;
+	/* Intel needs these pages for real mode; they sit in the MMIO hole, outside RAM. */
+	if (ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
+	    ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0) {
+		ret = -errno;
+		pr_err("KVM_SET_TSS_ADDR: %s", strerror(-ret));
+		goto err;
+	}
+	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 || ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
+		ret = -errno;
+		pr_err("creating the in-kernel irqchip and PIT: %s", strerror(-ret));
+		goto err;
+	}
+	ret = x86_get_supported_cpuid(kvm_fd, &avm->cpuid);
+	if (ret) {
+		pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
+		goto err;
+	}
+	*out = avm;
+	return 0;
+err:
+	arch_vm_destroy(avm);
+	return ret;
+}
+
+void arch_vm_destroy(struct arch_vm *avm)
+{
+	if (!avm)
+		return;
+	free(avm->cpuid);
+	free(avm);
+}
+
+int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
+{
+	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
+
+	return xioctl(avm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+static unsigned int order_base_2(unsigned int n)
+{
+	unsigned int order = 0;
+
+	while ((1u << order) < n)
+		order++;
+	return order;
+}
+
+/* One core per vCPU, one package; the APIC ID is the vCPU index. */
+static void x86_cpuid_topology(struct kvm_cpuid_entry2 *e, unsigned int index, unsigned int nr)
+{
+	switch (e->function) {
+	case 1:
+		e->ebx = (e->ebx & 0x0000ffffu) | (index << 24) | ((nr & 0xff) << 16);
+		if (nr > 1)
+			e->edx |= 1u << 28; /* HTT: the logical count above is valid */
+		break;
+	case 0xb:
+	case 0x1f:
+		e->edx = index;
+		if (e->index == 0) {
+			e->eax = 0;
+			e->ebx = 1;
+			e->ecx = (1u << 8) | 0; /* SMT level */
+		} else if (e->index == 1) {
+			e->eax = order_base_2(nr);
+			e->ebx = nr;
+			e->ecx = (2u << 8) | 1; /* core level */
+		} else {
+			e->eax = e->ebx = 0;
+			e->ecx = e->index;
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static int x86_vcpu_cpuid(struct arch_vm *avm, int vcpu_fd, unsigned int index)
+{
+	size_t size = sizeof(*avm->cpuid) + avm->cpuid->nent * sizeof(avm->cpuid->entries[0]);
+	struct kvm_cpuid2 *c = malloc(size);
+	unsigned int i;
+	int ret;
+
+	if (!c)
+		return -ENOMEM;
+	memcpy(c, avm->cpuid, size);
+	for (i = 0; i < c->nent; i++)
+		x86_cpuid_topology(&c->entries[i], index, avm->nr_cpus);
+	ret = xioctl(vcpu_fd, KVM_SET_CPUID2, c);
+	free(c);
+	return ret;
+}
+
+static int x86_vcpu_msrs(int vcpu_fd)
+{
+	static const uint32_t zeroed[] = {
+		0x174, 0x175, 0x176, /* SYSENTER_CS/ESP/EIP */
+		0xc0000081, 0xc0000082, 0xc0000083, 0xc0000084, 0xc0000102, /* STAR..KERNEL_GS_BASE */
+		0x10, /* TSC */
+	};
+	struct {
+		struct kvm_msrs hdr;
+		struct kvm_msr_entry e[ARRAY_SIZE(zeroed) + 1];
+	} m = { 0 };
+	unsigned int i;
+	int n;
+
+	for (i = 0; i < ARRAY_SIZE(zeroed); i++)
+		m.e[i].index = zeroed[i];
+	m.e[i].index = 0x1a0; /* MISC_ENABLE: fast strings */
+	m.e[i].data = 1;
+	m.hdr.nmsrs = ARRAY_SIZE(m.e);
+	n = ioctl(vcpu_fd, KVM_SET_MSRS, &m);
+	if (n < 0)
+		return -errno;
+	if ((unsigned int)n != m.hdr.nmsrs) {
+		pr_err("KVM_SET_MSRS: MSR 0x%x refused", m.e[n].index);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+#define APIC_LVT0 0x350
+#define APIC_LVT1 0x360
+#define APIC_MODE_EXTINT 0x700
+#define APIC_MODE_NMI 0x400
+
+/* LINT0 takes the 8259's ExtINT and LINT1 the NMI, as on a PC, so legacy interrupts reach the CPU. */
+static int x86_vcpu_lapic(int vcpu_fd)
+{
+	struct kvm_lapic_state l;
+	uint32_t v;
+	int ret;
+
+	ret = xioctl(vcpu_fd, KVM_GET_LAPIC, &l);
+	if (ret)
+		return ret;
+	memcpy(&v, &l.regs[APIC_LVT0], 4);
+	v = (v & ~0x700u) | APIC_MODE_EXTINT;
+	memcpy(&l.regs[APIC_LVT0], &v, 4);
+	memcpy(&v, &l.regs[APIC_LVT1], 4);
+	v = (v & ~0x700u) | APIC_MODE_NMI;
+	memcpy(&l.regs[APIC_LVT1], &v, 4);
+	return xioctl(vcpu_fd, KVM_SET_LAPIC, &l);
+}
+
+int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index)
+{
+	int ret;
+
+	ret = x86_vcpu_cpuid(avm, vcpu_fd, index);
+	if (ret) {
+		pr_err("vCPU %u: KVM_SET_CPUID2: %s", index, strerror(-ret));
+		return ret;
+	}
+	ret = x86_vcpu_msrs(vcpu_fd);
+	if (ret) {
+		pr_err("vCPU %u: KVM_SET_MSRS: %s", index, strerror(-ret));
+		return ret;
+	}
+	ret = x86_vcpu_lapic(vcpu_fd);
+	if (ret)
+		pr_err("vCPU %u: setting up the local APIC: %s", index, strerror(-ret));
+	return ret;
+}

@@ -1,0 +1,58 @@
+/* The contract between veil and its firmware payloads: entry state, boot info, ports. */
+#ifndef VEIL_BOOT_H
+#define VEIL_BOOT_H
+
+#include <stdint.h>
+
+/*
+ * x86: every vCPU enters the flat image at VEIL_FW_LOAD_GPA in 64-bit mode with
+ * paging on (GPAs identity-mapped below boot_info.mapped_top), interrupts off,
+ * rdi = vCPU index, rsi = GPA of struct veil_boot_info, rsp = its own stack.
+ */
+#define VEIL_FW_LOAD_GPA 0x100000ULL
+#define VEIL_BOOT_INFO_GPA 0x3000ULL
+#define VEIL_FW_STACK_SIZE 0x4000ULL
+
+#define VEIL_PORT_UART 0x3f8
+#define VEIL_PORT_DEBUG_EXIT 0x501 /* 32-bit write: the VM ends with this status */
+
+#define VEIL_BOOT_MAGIC 0x6c696576u /* "veil" */
+#define VEIL_BOOT_VERSION 1
+#define VEIL_MAX_PROBES 32
+
+struct veil_boot_info {
+	uint32_t magic;
+	uint32_t version;
+	uint32_t nr_cpus;
+	uint32_t nr_probes;
+	uint64_t seed;
+	uint64_t mapped_top;   /* GPAs below this are mapped, RAM or not */
+	uint64_t scratch_base; /* RAM the firmware may use freely, page aligned */
+	uint64_t scratch_size;
+	/* Qwords veil wrote through its guest_memfd mapping before boot. */
+	uint64_t probes[VEIL_MAX_PROBES];
+};
+
+/* splitmix64's finalizer: cheap, and every bit of the input reaches the output. */
+static inline uint64_t veil_mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ULL;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* The value veil stores at probe GPA gpa. */
+static inline uint64_t veil_probe_value(uint64_t seed, uint64_t gpa)
+{
+	return veil_mix64(seed ^ gpa);
+}
+
+/* Word i of the page that vCPU cpu writes at scratch_base + cpu * 4096 for veil to check. */
+static inline uint64_t veil_result_value(uint64_t seed, uint32_t cpu, uint32_t i)
+{
+	return veil_mix64(seed + 0x9e3779b97f4a7c15ULL * (((uint64_t)cpu << 16) | i));
+}
+
+#endif

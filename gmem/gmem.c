@@ -1,0 +1,406 @@
+/* gmem: guest_memfd regions, their memslots and host mappings, checked accessors, attribute map. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "gmem.h"
+#include "kvm_uapi.h"
+#include "log.h"
+
+struct gmem_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint8_t *hva;
+	int fd;
+	uint32_t slot;
+	bool bound;
+	uint8_t *private_map; /* one bit per page: set when private */
+};
+
+struct gmem {
+	int vm_fd;
+	uint64_t flags;
+	struct gmem_layout layout;
+	unsigned int nr;
+	struct gmem_region regions[GMEM_MAX_REGIONS];
+	/* Guards private_map; conversions (a later stage) will take range locks. */
+	pthread_mutex_t attr_lock;
+	struct gmem_stats stats;
+};
+
+static int sys_ret(long ret)
+{
+	return ret < 0 ? -errno : (int)ret;
+}
+
+int gmem_probe_flags(int vm_fd, uint64_t *flags)
+{
+	int ret;
+
+	ret = sys_ret(ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD));
+	if (ret <= 0)
+		return -EOPNOTSUPP;
+	ret = sys_ret(ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS));
+	*flags = ret > 0 ? (uint64_t)ret : 0;
+	return 0;
+}
+
+static int region_open(struct gmem *gm, struct gmem_region *r)
+{
+	struct kvm_create_guest_memfd args = { .size = r->size, .flags = gm->flags };
+	int fd;
+
+	if (gm->vm_fd < 0) {
+		fd = memfd_create("veil-ram", MFD_CLOEXEC);
+		if (fd < 0)
+			return -errno;
+		if (ftruncate(fd, (off_t)r->size) < 0) {
+			int ret = -errno;
+
+			close(fd);
+			return ret;
+		}
+		r->fd = fd;
+		return 0;
+	}
+	fd = ioctl(gm->vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
+	if (fd < 0)
+		return -errno;
+	r->fd = fd;
+	return 0;
+}
+
+/*
+ * Never trust the kernel to bounds-check the binding: one host kernel here
+ * accepts a memslot far past the end of its guest_memfd (DESIGN.md §1).
+ */
+static int region_check_binding(const struct gmem_region *r, uint64_t offset)
+{
+	struct stat st;
+	uint64_t end;
+
+	if (fstat(r->fd, &st) < 0)
+		return -errno;
+	if (__builtin_add_overflow(offset, r->size, &end) || end > (uint64_t)st.st_size)
+		return -ERANGE;
+	return 0;
+}
+
+static int region_bind(struct gmem *gm, struct gmem_region *r)
+{
+	struct kvm_userspace_memory_region2 slot = {
+		.slot = r->slot,
+		.flags = KVM_MEM_GUEST_MEMFD,
+		.guest_phys_addr = r->gpa,
+		.memory_size = r->size,
+		.userspace_addr = (uint64_t)(uintptr_t)r->hva,
+		.guest_memfd_offset = 0,
+		.guest_memfd = (uint32_t)r->fd,
+	};
+	int ret;
+
+	ret = region_check_binding(r, slot.guest_memfd_offset);
+	if (ret)
+		return ret;
+	ret = sys_ret(ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot));
+	if (ret)
+		return ret;
+	r->bound = true;
+	return 0;
+}
+
+static void region_unbind(struct gmem *gm, struct gmem_region *r)
+{
+	struct kvm_userspace_memory_region2 slot = { .slot = r->slot };
+
+	if (r->bound && ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot) < 0)
+		pr_warn("deleting memslot %u: %s", r->slot, strerror(errno));
+	r->bound = false;
+}
+
+static void region_close(struct gmem *gm, struct gmem_region *r)
+{
+	region_unbind(gm, r);
+	if (r->hva)
+		munmap(r->hva, r->size);
+	if (r->fd >= 0)
+		close(r->fd);
+	free(r->private_map);
+	r->hva = NULL;
+	r->fd = -1;
+	r->private_map = NULL;
+}
+
+static int region_setup(struct gmem *gm, struct gmem_region *r)
+{
+	void *hva;
+	int ret;
+
+	ret = region_open(gm, r);
+	if (ret)
+		return ret;
+	hva = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	if (hva == MAP_FAILED)
+		return -errno;
+	r->hva = hva;
+	r->private_map = calloc(1, (r->size / GMEM_PAGE_SIZE + 7) / 8);
+	if (!r->private_map)
+		return -ENOMEM;
+	if (gm->vm_fd >= 0)
+		return region_bind(gm, r);
+	return 0;
+}
+
+int gmem_create(int vm_fd, const struct gmem_layout *layout, uint64_t gmem_flags,
+		struct gmem **out)
+{
+	struct gmem *gm;
+	unsigned int i;
+	int ret;
+
+	if (layout->nr == 0 || layout->nr > GMEM_MAX_REGIONS)
+		return -EINVAL;
+	/* The VMM maps every region, so it needs MMAP; INIT_SHARED keeps default VMs usable. */
+	if (vm_fd >= 0 && (gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
+			  (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED))
+		return -EOPNOTSUPP;
+	gm = calloc(1, sizeof(*gm));
+	if (!gm)
+		return -ENOMEM;
+	gm->vm_fd = vm_fd;
+	gm->flags = gmem_flags;
+	gm->layout = *layout;
+	pthread_mutex_init(&gm->attr_lock, NULL);
+	for (i = 0; i < layout->nr; i++) {
+		gm->regions[i] = (struct gmem_region){
+			.gpa = layout->r[i].gpa, .size = layout->r[i].size, .fd = -1, .slot = i,
+		};
+	}
+	gm->nr = layout->nr;
+	for (i = 0; i < gm->nr; i++) {
+		ret = region_setup(gm, &gm->regions[i]);
+		if (ret) {
+			pr_err("guest memory region %u (GPA 0x%llx, %llu MiB): %s", i,
+			       (unsigned long long)gm->regions[i].gpa,
+			       (unsigned long long)(gm->regions[i].size >> 20), strerror(-ret));
+			goto err;
+		}
+	}
+	*out = gm;
+	return 0;
+err:
+	gmem_destroy(gm);
+	return ret;
+}
+
+void gmem_destroy(struct gmem *gm)
+{
+	unsigned int i;
+
+	if (!gm)
+		return;
+	for (i = 0; i < gm->nr; i++)
+		region_close(gm, &gm->regions[i]);
+	pthread_mutex_destroy(&gm->attr_lock);
+	free(gm);
+}
+
+/* The region that holds all of [gpa, gpa+len), or NULL.  len may be 0. */
+static struct gmem_region *region_find(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	unsigned int i;
+	uint64_t end;
+
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	for (i = 0; i < gm->nr; i++) {
+		struct gmem_region *r = &gm->regions[i];
+
+		if (gpa >= r->gpa && end <= r->gpa + r->size && gpa < r->gpa + r->size)
+			return r;
+	}
+	return NULL;
+}
+
+static bool page_private(const struct gmem_region *r, uint64_t page)
+{
+	return r->private_map[page / 8] & (1u << (page % 8));
+}
+
+static bool range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len)
+{
+	uint64_t first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
+	uint64_t last = (gpa - r->gpa + (len ? len - 1 : 0)) / GMEM_PAGE_SIZE;
+	bool found = false;
+	uint64_t p;
+
+	pthread_mutex_lock(&gm->attr_lock);
+	for (p = first; p <= last && !found; p++)
+		found = page_private(r, p);
+	pthread_mutex_unlock(&gm->attr_lock);
+	return found;
+}
+
+int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
+{
+	struct gmem_region *r = region_find(gm, gpa, len);
+
+	if (!r) {
+		__atomic_add_fetch(&gm->stats.out_of_range, 1, __ATOMIC_RELAXED);
+		return -EFAULT;
+	}
+	if (range_has_private(gm, r, gpa, len)) {
+		__atomic_add_fetch(&gm->stats.refused_private, 1, __ATOMIC_RELAXED);
+		return -EACCES;
+	}
+	*hva = r->hva + (gpa - r->gpa);
+	return 0;
+}
+
+int gmem_read(struct gmem *gm, uint64_t gpa, void *buf, uint64_t len)
+{
+	void *hva;
+	int ret = gmem_translate(gm, gpa, len, &hva);
+
+	if (ret)
+		return ret;
+	memcpy(buf, hva, len);
+	return 0;
+}
+
+int gmem_write(struct gmem *gm, uint64_t gpa, const void *buf, uint64_t len)
+{
+	void *hva;
+	int ret = gmem_translate(gm, gpa, len, &hva);
+
+	if (ret)
+		return ret;
+	memcpy(hva, buf, len);
+	return 0;
+}
+
+static struct gmem_region *region_find_pages(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	if (!len || !IS_ALIGNED(gpa, GMEM_PAGE_SIZE) || !IS_ALIGNED(len, GMEM_PAGE_SIZE))
+		return NULL;
+	return region_find(gm, gpa, len);
+}
+
+int gmem_punch_hole(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	struct gmem_region *r = region_find_pages(gm, gpa, len);
+
+	if (!r)
+		return -EINVAL;
+	if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+		      (off_t)(gpa - r->gpa), (off_t)len) < 0)
+		return -errno;
+	__atomic_add_fetch(&gm->stats.punches, 1, __ATOMIC_RELAXED);
+	return 0;
+}
+
+int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessible)
+{
+	struct gmem_region *r = region_find_pages(gm, gpa, len);
+
+	if (!r)
+		return -EINVAL;
+	if (mprotect(r->hva + (gpa - r->gpa), len,
+		     accessible ? PROT_READ | PROT_WRITE : PROT_NONE) < 0)
+		return -errno;
+	return 0;
+}
+
+int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool private)
+{
+	struct gmem_region *r = region_find_pages(gm, gpa, len);
+	uint64_t p, first, last;
+
+	if (!r)
+		return -EINVAL;
+	first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
+	last = first + len / GMEM_PAGE_SIZE;
+	pthread_mutex_lock(&gm->attr_lock);
+	for (p = first; p < last; p++) {
+		if (private)
+			r->private_map[p / 8] |= (uint8_t)(1u << (p % 8));
+		else
+			r->private_map[p / 8] &= (uint8_t)~(1u << (p % 8));
+	}
+	pthread_mutex_unlock(&gm->attr_lock);
+	return 0;
+}
+
+int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private)
+{
+	struct gmem_region *r = region_find(gm, gpa, 1);
+
+	if (!r)
+		return -EFAULT;
+	pthread_mutex_lock(&gm->attr_lock);
+	*private = page_private(r, (gpa - r->gpa) / GMEM_PAGE_SIZE);
+	pthread_mutex_unlock(&gm->attr_lock);
+	return 0;
+}
+
+uint64_t gmem_flags(const struct gmem *gm)
+{
+	return gm->flags;
+}
+
+uint64_t gmem_total_size(const struct gmem *gm)
+{
+	uint64_t total = 0;
+	unsigned int i;
+
+	for (i = 0; i < gm->nr; i++)
+		total += gm->regions[i].size;
+	return total;
+}
+
+const struct gmem_layout *gmem_get_layout(const struct gmem *gm)
+{
+	return &gm->layout;
+}
+
+void gmem_get_stats(struct gmem *gm, struct gmem_stats *out)
+{
+	out->refused_private = __atomic_load_n(&gm->stats.refused_private, __ATOMIC_RELAXED);
+	out->out_of_range = __atomic_load_n(&gm->stats.out_of_range, __ATOMIC_RELAXED);
+	out->punches = __atomic_load_n(&gm->stats.punches, __ATOMIC_RELAXED);
+}
+
+/*
+ * In-place conversion is found by behaviour, not by capability number (the
+ * number is provisional): on a scratch one-page guest_memfd of vm_fd, convert
+ * to private and back.  1 if the kernel converts in place, 0 if the ioctl is
+ * unknown (ENOTTY), -errno if it exists but refused.
+ */
+int gmem_probe_inplace(int vm_fd, uint64_t gmem_flags)
+{
+	struct kvm_create_guest_memfd args = { .size = GMEM_PAGE_SIZE, .flags = gmem_flags };
+	struct kvm_memory_attributes2 attrs = {
+		.offset = 0, .size = GMEM_PAGE_SIZE, .attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+	};
+	int fd, ret = 1;
+
+	fd = ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
+	if (fd < 0)
+		return -errno;
+	if (ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs) < 0) {
+		ret = errno == ENOTTY ? 0 : -errno;
+	} else {
+		attrs.attributes = 0;
+		if (ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs) < 0)
+			ret = -errno;
+	}
+	close(fd);
+	return ret;
+}

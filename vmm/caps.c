@@ -1,0 +1,278 @@
+/* `veil caps`: probes KVM, including a tiny guest that learns whether host-mapping revocation is safe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "arch.h"
+#include "caps.h"
+#include "gmem.h"
+#include "kvm_uapi.h"
+#include "vm.h"
+
+#define PROBE_MAGIC 0x5a17
+
+const char *caps_model_name(enum caps_model m)
+{
+	switch (m) {
+	case CAPS_MODEL_HOST_ENFORCED:
+		return "host-enforced";
+	case CAPS_MODEL_OUT_OF_PLACE:
+		return "out-of-place";
+	case CAPS_MODEL_IN_PLACE:
+		return "in-place";
+	default:
+		return "none";
+	}
+}
+
+void caps_choose_model(struct caps_vm_type *t, int revoke_safe)
+{
+	if (!t->supported) {
+		t->model = CAPS_MODEL_NONE;
+		snprintf(t->why, sizeof(t->why), "this KVM does not offer the VM type");
+	} else if (t->type == KVM_X86_DEFAULT_VM) {
+		t->model = CAPS_MODEL_HOST_ENFORCED;
+		snprintf(t->why, sizeof(t->why),
+			 "no kernel attributes for default VMs: veil keeps the map and %s; "
+			 "this guards against the VMM's own mistakes, not a malicious host kernel",
+			 revoke_safe == 1 ? "revokes its mapping of private ranges"
+					  : "cannot revoke its mapping here (the guest would break)");
+	} else if (t->inplace == 1) {
+		t->model = CAPS_MODEL_IN_PLACE;
+		snprintf(t->why, sizeof(t->why),
+			 "KVM_SET_MEMORY_ATTRIBUTES2 converted a scratch guest_memfd page in place");
+	} else if (t->mem_attrs > 0 && (t->mem_attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE)) {
+		t->model = CAPS_MODEL_OUT_OF_PLACE;
+		snprintf(t->why, sizeof(t->why),
+			 "VM-level PRIVATE attribute; a pin held by another party is invisible to "
+			 "both the kernel and veil in this model");
+	} else {
+		t->model = CAPS_MODEL_NONE;
+		snprintf(t->why, sizeof(t->why), "neither VM-level nor per-guest_memfd attributes");
+	}
+}
+
+static int64_t check_ext(int fd, long cap)
+{
+	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
+
+	return r < 0 ? 0 : r;
+}
+
+/* Runs the probe guest until its port write; describes what happened. */
+static int probe_run(int vcpu_fd, struct kvm_run *run, const struct arch_mem_probe *p,
+		     char *detail, size_t len)
+{
+	uint16_t got;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) {
+			snprintf(detail, len, "KVM_RUN failed: %s", strerror(errno));
+			return 0;
+		}
+		if (run->exit_reason == KVM_EXIT_IO && run->io.port == p->port && run->io.size == 2) {
+			memcpy(&got, (uint8_t *)run + run->io.data_offset, 2);
+			if (got == PROBE_MAGIC) {
+				snprintf(detail, len, "a guest read of a revoked page still saw its data");
+				return 1;
+			}
+			snprintf(detail, len, "a guest read of a revoked page saw 0x%x, not 0x%x",
+				 got, PROBE_MAGIC);
+			return 0;
+		}
+		if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
+			snprintf(detail, len, "a guest read of a revoked page gave KVM_EXIT_INTERNAL_ERROR "
+				 "(suberror %u)", run->internal.suberror);
+			return 0;
+		}
+		if (run->exit_reason == KVM_EXIT_MMIO) {
+			snprintf(detail, len, "a guest read of a revoked page at GPA 0x%llx became an "
+				 "MMIO exit", (unsigned long long)run->mmio.phys_addr);
+			return 0;
+		}
+		if (run->exit_reason != KVM_EXIT_INTR)
+			break;
+	}
+	snprintf(detail, len, "the probe guest stopped with %s",
+		 kvm_exit_reason_name(run->exit_reason));
+	return 0;
+}
+
+/* Whether the guest survives the VMM revoking its mapping of guest_memfd: tried, not guessed. */
+static int caps_probe_revoke(int kvm_fd, char *detail, size_t len)
+{
+	struct gmem_layout layout;
+	struct arch_mem_probe p;
+	struct gmem *gm = NULL;
+	struct kvm_run *run = MAP_FAILED;
+	uint16_t magic = PROBE_MAGIC;
+	int vm_fd, vcpu_fd = -1, run_size, ret = -1;
+
+	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, KVM_X86_DEFAULT_VM);
+	if (vm_fd < 0) {
+		snprintf(detail, len, "KVM_CREATE_VM: %s", strerror(errno));
+		return -1;
+	}
+	if (gmem_layout_compute(arch_mem_map(), GMEM_MIN_SIZE, &layout) ||
+	    gmem_create(vm_fd, &layout, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED, &gm)) {
+		snprintf(detail, len, "could not create an mmappable guest_memfd");
+		goto out;
+	}
+	vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
+	run_size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vcpu_fd >= 0 && run_size > 0)
+		run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
+	if (run == MAP_FAILED || arch_mem_probe_prepare(gm, vcpu_fd, &p) ||
+	    gmem_write(gm, p.data_gpa, &magic, sizeof(magic)) ||
+	    gmem_host_access(gm, ALIGN_DOWN(p.data_gpa, GMEM_PAGE_SIZE), GMEM_PAGE_SIZE, false)) {
+		snprintf(detail, len, "could not set up the probe guest");
+		goto out;
+	}
+	ret = probe_run(vcpu_fd, run, &p, detail, len);
+out:
+	if (run != MAP_FAILED)
+		munmap(run, (size_t)run_size);
+	if (vcpu_fd >= 0)
+		close(vcpu_fd);
+	gmem_destroy(gm);
+	close(vm_fd);
+	return ret;
+}
+
+static void caps_probe_type(int kvm_fd, struct caps_vm_type *t)
+{
+	uint64_t flags = 0;
+	int vm_fd;
+
+	if (!t->supported)
+		return;
+	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, t->type);
+	if (vm_fd < 0)
+		return;
+	t->probed = true;
+	if (gmem_probe_flags(vm_fd, &flags) == 0)
+		t->gmem_flags = flags;
+	t->mem_attrs = check_ext(vm_fd, KVM_CAP_MEMORY_ATTRIBUTES);
+	/* In-place conversion is a property of private-capable VMs; probe it by behaviour. */
+	if (t->type != KVM_X86_DEFAULT_VM)
+		t->inplace = gmem_probe_inplace(vm_fd, flags & GUEST_MEMFD_FLAG_MMAP ?
+					       GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED : 0);
+	close(vm_fd);
+}
+
+int caps_probe(struct caps *c)
+{
+	unsigned int i;
+	int kvm_fd, ret;
+
+	memset(c, 0, sizeof(*c));
+	c->types[0] = (struct caps_vm_type){ .name = "default", .type = KVM_X86_DEFAULT_VM };
+	c->types[1] = (struct caps_vm_type){ .name = "sw-protected", .type = KVM_X86_SW_PROTECTED_VM };
+	ret = kvm_open(&kvm_fd, &c->max_vcpus);
+	if (ret)
+		return ret;
+	c->api_version = ioctl(kvm_fd, KVM_GET_API_VERSION, 0);
+	c->guest_memfd = check_ext(kvm_fd, KVM_CAP_GUEST_MEMFD) > 0;
+	c->user_memory2 = check_ext(kvm_fd, KVM_CAP_USER_MEMORY2) > 0;
+	c->vm_types = check_ext(kvm_fd, KVM_CAP_VM_TYPES);
+	if (c->vm_types == 0)
+		c->vm_types = 1u << KVM_X86_DEFAULT_VM;
+	c->exit_hypercall = check_ext(kvm_fd, KVM_CAP_EXIT_HYPERCALL);
+	c->memory_fault_info = check_ext(kvm_fd, KVM_CAP_MEMORY_FAULT_INFO) > 0;
+	c->revoke_safe = c->guest_memfd ? caps_probe_revoke(kvm_fd, c->revoke_detail,
+							    sizeof(c->revoke_detail)) : -1;
+	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
+		c->types[i].supported = c->vm_types & (1LL << c->types[i].type);
+		caps_probe_type(kvm_fd, &c->types[i]);
+		caps_choose_model(&c->types[i], c->revoke_safe);
+	}
+	close(kvm_fd);
+	return 0;
+}
+
+static void flags_str(uint64_t f, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s%s%s", f & GUEST_MEMFD_FLAG_MMAP ? "MMAP" : "",
+		 (f & GUEST_MEMFD_FLAG_MMAP) && (f & GUEST_MEMFD_FLAG_INIT_SHARED) ? "|" : "",
+		 f & GUEST_MEMFD_FLAG_INIT_SHARED ? "INIT_SHARED" : (f ? "" : "none"));
+}
+
+static const char *inplace_str(const struct caps_vm_type *t)
+{
+	if (!t->probed || t->type == KVM_X86_DEFAULT_VM)
+		return "not probed";
+	if (t->inplace == 1)
+		return "yes (KVM_SET_MEMORY_ATTRIBUTES2 on guest_memfd)";
+	return t->inplace == 0 ? "no (KVM_SET_MEMORY_ATTRIBUTES2: ENOTTY)" : "refused the probe";
+}
+
+void caps_print(const struct caps *c, FILE *out)
+{
+	const struct caps_vm_type *d = &c->types[0];
+	char flags[32];
+	unsigned int i;
+
+	flags_str(d->gmem_flags, flags, sizeof(flags));
+	fprintf(out, "KVM API version:           %d\n", c->api_version);
+	fprintf(out, "max vCPUs per VM:          %u\n", c->max_vcpus);
+	fprintf(out, "guest_memfd:               %s, flags %s (0x%llx) on default VMs\n",
+		c->guest_memfd ? "yes" : "no", flags, (unsigned long long)d->gmem_flags);
+	fprintf(out, "memslots with guest_memfd: %s\n", c->user_memory2 ? "yes" : "no");
+	fprintf(out, "VM types:                  0x%llx:", (unsigned long long)c->vm_types);
+	for (i = 0; i < ARRAY_SIZE(c->types); i++)
+		if (c->types[i].supported)
+			fprintf(out, " %s", c->types[i].name);
+	fprintf(out, "\n");
+	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
+		const struct caps_vm_type *t = &c->types[i];
+
+		if (!t->supported)
+			continue;
+		fprintf(out, "memory attributes, %-7s VM level 0x%llx%s; per guest_memfd %s\n",
+			i == 0 ? "default:" : "sw-prot:", (unsigned long long)t->mem_attrs,
+			t->mem_attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE ? " (PRIVATE)" : " (none)",
+			inplace_str(t));
+	}
+	fprintf(out, "exit on hypercall:         0x%llx%s\n", (unsigned long long)c->exit_hypercall,
+		c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE) ? " (MAP_GPA_RANGE)" : "");
+	fprintf(out, "memory fault info:         %s\n", c->memory_fault_info ? "yes" : "no");
+	fprintf(out, "host mapping revocable:    %s: %s\n",
+		c->revoke_safe == 1 ? "yes" : c->revoke_safe == 0 ? "no" : "unknown",
+		c->revoke_detail);
+	fprintf(out, "conversion model per VM type:\n");
+	for (i = 0; i < ARRAY_SIZE(c->types); i++)
+		fprintf(out, "  %-13s %s: %s\n", c->types[i].name, caps_model_name(c->types[i].model),
+			c->types[i].why);
+}
+
+/* Strings here are ours (no quotes or backslashes), so they need no escaping. */
+void caps_print_json(const struct caps *c, FILE *out)
+{
+	unsigned int i;
+
+	fprintf(out, "{\"api_version\":%d,\"max_vcpus\":%u,\"guest_memfd\":%s,"
+		"\"guest_memfd_flags\":%llu,\"user_memory2\":%s,\"vm_types\":%lld,"
+		"\"exit_hypercall\":%lld,\"memory_fault_info\":%s,\"revoke_safe\":%s,"
+		"\"revoke_detail\":\"%s\",\"vm\":{",
+		c->api_version, c->max_vcpus, c->guest_memfd ? "true" : "false",
+		(unsigned long long)c->types[0].gmem_flags, c->user_memory2 ? "true" : "false",
+		(long long)c->vm_types, (long long)c->exit_hypercall,
+		c->memory_fault_info ? "true" : "false",
+		c->revoke_safe == 1 ? "true" : c->revoke_safe == 0 ? "false" : "null",
+		c->revoke_detail);
+	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
+		const struct caps_vm_type *t = &c->types[i];
+
+		fprintf(out, "%s\"%s\":{\"supported\":%s,\"memory_attributes\":%lld,"
+			"\"gmem_memory_attributes\":%s,\"model\":\"%s\",\"why\":\"%s\"}",
+			i ? "," : "", t->name, t->supported ? "true" : "false",
+			(long long)t->mem_attrs, t->inplace == 1 ? "true" : "false",
+			caps_model_name(t->model), t->why);
+	}
+	fprintf(out, "}}\n");
+}

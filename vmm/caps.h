@@ -1,0 +1,50 @@
+/* `veil caps`: what this host's KVM offers for guest_memfd, and the conversion model each VM type gets. */
+#ifndef VEIL_CAPS_H
+#define VEIL_CAPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "compiler.h"
+
+enum caps_model {
+	CAPS_MODEL_NONE,
+	CAPS_MODEL_HOST_ENFORCED, /* DESIGN.md §2c */
+	CAPS_MODEL_OUT_OF_PLACE,  /* §2a */
+	CAPS_MODEL_IN_PLACE,      /* §2b */
+};
+
+struct caps_vm_type {
+	const char *name;
+	unsigned long type;
+	bool supported;
+	bool probed;           /* a VM of this type was created */
+	uint64_t gmem_flags;   /* KVM_CAP_GUEST_MEMFD_FLAGS on such a VM */
+	int64_t mem_attrs;     /* KVM_CAP_MEMORY_ATTRIBUTES on such a VM */
+	int inplace;           /* gmem_probe_inplace(): 1, 0 or -errno; 0 when not probed */
+	enum caps_model model;
+	char why[200];
+};
+
+struct caps {
+	int api_version;
+	unsigned int max_vcpus;
+	bool guest_memfd;
+	bool user_memory2;
+	int64_t vm_types;      /* KVM_CAP_VM_TYPES bitmap; 1 (default only) when the cap is absent */
+	int64_t exit_hypercall;
+	bool memory_fault_info;
+	int revoke_safe;       /* 1 safe, 0 unsafe, -1 not probed */
+	char revoke_detail[200];
+	struct caps_vm_type types[2];
+};
+
+int caps_probe(struct caps *c) __must_check;
+/* Decides the model for one VM type from what was probed: pure, unit-tested. */
+void caps_choose_model(struct caps_vm_type *t, int revoke_safe);
+const char *caps_model_name(enum caps_model m);
+void caps_print(const struct caps *c, FILE *out);
+void caps_print_json(const struct caps *c, FILE *out);
+
+#endif

@@ -1,0 +1,223 @@
+/* vCPU exit handling: one pure function from a kvm_run to an action, unit-tested with made-up exits. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <linux/kvm_para.h>
+
+#include "kvm_uapi.h"
+#include "vm.h"
+
+const char *kvm_exit_reason_name(uint32_t reason)
+{
+	static const char *const names[] = {
+		[KVM_EXIT_UNKNOWN] = "UNKNOWN", [KVM_EXIT_EXCEPTION] = "EXCEPTION",
+		[KVM_EXIT_IO] = "IO", [KVM_EXIT_HYPERCALL] = "HYPERCALL",
+		[KVM_EXIT_DEBUG] = "DEBUG", [KVM_EXIT_HLT] = "HLT", [KVM_EXIT_MMIO] = "MMIO",
+		[KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN", [KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
+		[KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY", [KVM_EXIT_INTR] = "INTR",
+		[KVM_EXIT_SET_TPR] = "SET_TPR", [KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
+		[KVM_EXIT_NMI] = "NMI", [KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
+		[KVM_EXIT_OSI] = "OSI", [KVM_EXIT_PAPR_HCALL] = "PAPR_HCALL",
+		[KVM_EXIT_WATCHDOG] = "WATCHDOG", [KVM_EXIT_EPR] = "EPR",
+		[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT", [KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
+		[KVM_EXIT_HYPERV] = "HYPERV", [KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
+		[KVM_EXIT_X86_WRMSR] = "X86_WRMSR", [KVM_EXIT_DIRTY_RING_FULL] = "DIRTY_RING_FULL",
+		[KVM_EXIT_AP_RESET_HOLD] = "AP_RESET_HOLD", [KVM_EXIT_X86_BUS_LOCK] = "X86_BUS_LOCK",
+		[KVM_EXIT_XEN] = "XEN", [KVM_EXIT_RISCV_SBI] = "RISCV_SBI",
+		[KVM_EXIT_NOTIFY] = "NOTIFY", [KVM_EXIT_MEMORY_FAULT] = "MEMORY_FAULT",
+	};
+
+	if (reason < ARRAY_SIZE(names) && names[reason])
+		return names[reason];
+	return "(unknown exit reason)";
+}
+
+static const char *internal_error_name(uint32_t suberror)
+{
+	switch (suberror) {
+	case KVM_INTERNAL_ERROR_EMULATION:
+		return "instruction emulation failed";
+	case KVM_INTERNAL_ERROR_SIMUL_EX:
+		return "exception raised while delivering an exception";
+	case KVM_INTERNAL_ERROR_DELIVERY_EV:
+		return "event delivery failed";
+	case KVM_INTERNAL_ERROR_UNEXPECTED_EXIT_REASON:
+		return "unexpected hardware exit reason";
+	default:
+		return "unknown suberror";
+	}
+}
+
+static void exit_unhandled_io(struct vcpu *vcpu, const char *space, uint64_t addr,
+			      unsigned int len, bool is_write, int err)
+{
+	struct vm *vm = vcpu->vm;
+
+	__atomic_add_fetch(&vm->stats.unhandled_io, 1, __ATOMIC_RELAXED);
+	vm_guest_fault(vm, "vCPU %u: %s %s of %u bytes at 0x%llx %s", vcpu->index, space,
+		       is_write ? "write" : "read", len, (unsigned long long)addr,
+		       err == -ENOENT ? "has no device" : "was refused by its device");
+}
+
+static enum vcpu_action exit_io(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
+	uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+	uint8_t *data;
+	uint32_t i;
+	int ret;
+
+	/* The kernel fills these, but a bad offset would turn into a wild pointer. */
+	if ((run->io.size != 1 && run->io.size != 2 && run->io.size != 4) ||
+	    run->io.data_offset > vcpu->run_size || bytes > vcpu->run_size - run->io.data_offset) {
+		vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
+				"vCPU %u: malformed IO exit (size %u, count %u, offset %llu)",
+				vcpu->index, run->io.size, run->io.count,
+				(unsigned long long)run->io.data_offset);
+		return VCPU_STOP;
+	}
+	data = (uint8_t *)run + run->io.data_offset;
+	vcpu->stats.io++;
+	for (i = 0; i < run->io.count; i++, data += run->io.size) {
+		ret = bus_dispatch(vcpu->vm->bus, BUS_PIO, run->io.port, data, run->io.size, is_write);
+		if (ret) {
+			if (!is_write)
+				memset(data, 0xff, run->io.size);
+			exit_unhandled_io(vcpu, "port", run->io.port, run->io.size, is_write, ret);
+		}
+	}
+	return vm_stopping(vcpu->vm) ? VCPU_STOP : VCPU_CONTINUE;
+}
+
+static enum vcpu_action exit_mmio(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	int ret;
+
+	if (run->mmio.len == 0 || run->mmio.len > sizeof(run->mmio.data)) {
+		vm_request_stop(vcpu->vm, VM_EXIT_FAILURE, "vCPU %u: malformed MMIO exit (len %u)",
+				vcpu->index, run->mmio.len);
+		return VCPU_STOP;
+	}
+	vcpu->stats.mmio++;
+	ret = bus_dispatch(vcpu->vm->bus, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
+			   run->mmio.len, run->mmio.is_write);
+	if (ret) {
+		if (!run->mmio.is_write)
+			memset(run->mmio.data, 0xff, run->mmio.len);
+		exit_unhandled_io(vcpu, "MMIO", run->mmio.phys_addr, run->mmio.len,
+				  run->mmio.is_write, ret);
+	}
+	return vm_stopping(vcpu->vm) ? VCPU_STOP : VCPU_CONTINUE;
+}
+
+/*
+ * KVM_HC_MAP_GPA_RANGE reaches userspace only once KVM_CAP_EXIT_HYPERCALL is
+ * enabled, which the conversion engine will do; until then any hypercall
+ * that arrives is answered "not implemented" and the guest carries on.
+ */
+static enum vcpu_action exit_hypercall(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	vm_guest_fault(vcpu->vm, "vCPU %u: hypercall %llu is not implemented", vcpu->index,
+		       (unsigned long long)run->hypercall.nr);
+	run->hypercall.ret = (uint64_t)-KVM_ENOSYS;
+	return VCPU_CONTINUE;
+}
+
+static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
+{
+	const struct veil_kvm_memory_fault *mf = (const void *)vcpu->run->padding;
+
+	vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
+			"vCPU %u: memory fault at GPA 0x%llx, %llu bytes, guest wanted it %s",
+			vcpu->index, (unsigned long long)mf->gpa, (unsigned long long)mf->size,
+			(mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) ? "private" : "shared");
+	return VCPU_STOP_DUMP;
+}
+
+static enum vcpu_action exit_system_event(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	switch (vcpu->run->system_event.type) {
+	case KVM_SYSTEM_EVENT_SHUTDOWN:
+		vm_request_stop(vm, VM_EXIT_POWEROFF, "vCPU %u: guest powered off", vcpu->index);
+		return VCPU_STOP;
+	case KVM_SYSTEM_EVENT_RESET:
+		vm_request_stop(vm, VM_EXIT_RESET, "vCPU %u: guest reset (system event)", vcpu->index);
+		return VCPU_STOP;
+	case KVM_SYSTEM_EVENT_CRASH:
+		vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: guest crashed", vcpu->index);
+		return VCPU_STOP_DUMP;
+	default:
+		vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: unexpected system event %u",
+				vcpu->index, vcpu->run->system_event.type);
+		return VCPU_STOP_DUMP;
+	}
+}
+
+static enum vcpu_action exit_internal_error(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	char extra[96] = "";
+	uint32_t i, n = run->internal.ndata;
+
+	if (n > ARRAY_SIZE(run->internal.data))
+		n = ARRAY_SIZE(run->internal.data);
+	for (i = 0; i < n && i < 4; i++) {
+		size_t len = strlen(extra);
+
+		snprintf(extra + len, sizeof(extra) - len, " %llx",
+			 (unsigned long long)run->internal.data[i]);
+	}
+	vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
+			"vCPU %u: KVM internal error, suberror %u (%s)%s%s", vcpu->index,
+			run->internal.suberror, internal_error_name(run->internal.suberror),
+			n ? ", data:" : "", extra);
+	return VCPU_STOP_DUMP;
+}
+
+enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	struct vm *vm = vcpu->vm;
+
+	vcpu->stats.exits++;
+	switch (run->exit_reason) {
+	case KVM_EXIT_IO:
+		return exit_io(vcpu);
+	case KVM_EXIT_MMIO:
+		return exit_mmio(vcpu);
+	case KVM_EXIT_INTR:
+		return vm_stopping(vm) ? VCPU_STOP : VCPU_CONTINUE;
+	case KVM_EXIT_HLT:
+		/* Only without an in-kernel LAPIC: nothing can wake this vCPU again. */
+		return VCPU_PARK;
+	case KVM_EXIT_SHUTDOWN:
+		vm_request_stop(vm, VM_EXIT_RESET, "vCPU %u: guest reset (triple fault)", vcpu->index);
+		return VCPU_STOP_DUMP;
+	case KVM_EXIT_SYSTEM_EVENT:
+		return exit_system_event(vcpu);
+	case KVM_EXIT_INTERNAL_ERROR:
+		return exit_internal_error(vcpu);
+	case KVM_EXIT_FAIL_ENTRY:
+		vm_request_stop(vm, VM_EXIT_FAILURE,
+				"vCPU %u: VM entry failed, hardware reason 0x%llx on host CPU %u",
+				vcpu->index,
+				(unsigned long long)run->fail_entry.hardware_entry_failure_reason,
+				run->fail_entry.cpu);
+		return VCPU_STOP_DUMP;
+	case KVM_EXIT_HYPERCALL:
+		return exit_hypercall(vcpu);
+	case KVM_EXIT_MEMORY_FAULT:
+		return exit_memory_fault(vcpu);
+	default:
+		vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: unexpected exit %u (%s)", vcpu->index,
+				run->exit_reason, kvm_exit_reason_name(run->exit_reason));
+		return VCPU_STOP_DUMP;
+	}
+}

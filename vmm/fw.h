@@ -1,0 +1,59 @@
+/* Firmware payloads: built-in or from a file, placed in guest memory and entered on every vCPU. */
+#ifndef VEIL_FW_H
+#define VEIL_FW_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "compiler.h"
+#include "gmem.h"
+#include "veil_boot.h"
+
+struct vm;
+
+struct fw_image {
+	char name[64];
+	const uint8_t *data;
+	size_t size;
+	bool selftest; /* veil checks the selftest's result pages after the VM stops */
+	void *owned;   /* file contents, when loaded from a file */
+};
+
+/* A built-in name, or a path.  -ENOENT: unknown name or missing file; -EINVAL: unusable file. */
+int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, size_t errlen)
+	__must_check;
+void fw_image_close(struct fw_image *img);
+/* Space-separated names of the built-in payloads. */
+const char *fw_builtin_names(void);
+
+/* Where the image, its scratch RAM and the per-vCPU stacks go in the first RAM range. */
+struct fw_plan {
+	uint64_t image_end;
+	uint64_t scratch_base;
+	uint64_t scratch_size;
+	uint64_t stacks_base;
+	uint64_t stacks_end;
+};
+
+/* -ENOSPC if the first RAM range cannot hold the image, nr_cpus stacks and result pages. */
+int fw_plan_compute(const struct gmem_layout *layout, unsigned int nr_cpus, size_t image_size,
+		    struct fw_plan *plan) __must_check;
+/* The smallest --mem that fw_plan_compute() accepts, for error messages. */
+uint64_t fw_plan_min_mem(unsigned int nr_cpus, size_t image_size);
+
+struct fw_boot {
+	struct fw_plan plan;
+	struct arch_fw_boot arch;
+	struct veil_boot_info info;
+};
+
+/* Loads the image, writes boot info and probes, sets every vCPU's entry state. */
+int fw_boot(struct vm *vm, const struct fw_image *img, uint64_t seed, struct fw_boot *fb)
+	__must_check;
+/* After the VM stopped: checks every vCPU's result page through the host mapping. */
+int fw_selftest_verify(struct vm *vm, const struct fw_boot *fb, char *why, size_t len)
+	__must_check;
+
+#endif

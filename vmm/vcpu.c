@@ -1,0 +1,142 @@
+/* vCPU threads: each one only runs KVM_RUN and hands exits to vcpu_handle_exit(). */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "kvm_uapi.h"
+#include "log.h"
+#include "vm.h"
+
+int vcpu_create(struct vm *vm, unsigned int index, struct vcpu *vcpu)
+{
+	int size, ret;
+	void *run;
+
+	memset(vcpu, 0, sizeof(*vcpu));
+	vcpu->vm = vm;
+	vcpu->index = index;
+	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	if (vcpu->fd < 0) {
+		ret = -errno;
+		pr_err("KVM_CREATE_VCPU %u: %s", index, strerror(-ret));
+		return ret;
+	}
+	size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (size < (int)sizeof(struct kvm_run)) {
+		ret = size < 0 ? -errno : -EINVAL;
+		goto err;
+	}
+	run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
+	if (run == MAP_FAILED) {
+		ret = -errno;
+		goto err;
+	}
+	vcpu->run = run;
+	vcpu->run_size = (size_t)size;
+	return 0;
+err:
+	pr_err("vCPU %u: mapping kvm_run: %s", index, strerror(-ret));
+	close(vcpu->fd);
+	vcpu->fd = -1;
+	return ret;
+}
+
+void vcpu_destroy(struct vcpu *vcpu)
+{
+	if (vcpu->run)
+		munmap(vcpu->run, vcpu->run_size);
+	if (vcpu->fd >= 0)
+		close(vcpu->fd);
+	vcpu->run = NULL;
+	vcpu->fd = -1;
+}
+
+static void vcpu_dump(struct vcpu *vcpu)
+{
+	char regs[1024];
+
+	arch_vcpu_dump(vcpu->fd, regs, sizeof(regs));
+	pr_err("vCPU %u registers at exit %s:\n%s", vcpu->index,
+	       kvm_exit_reason_name(vcpu->run->exit_reason), regs);
+}
+
+/* Waits until the VM stops: for a vCPU that can never run again. */
+static void vcpu_park(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	while (!vm->stopping)
+		pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
+static void vcpu_loop(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+	enum vcpu_action action;
+
+	while (!vm_stopping(vm)) {
+		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR || errno == EAGAIN)
+				continue;
+			/* A memory fault is reported as EFAULT with the exit filled in. */
+			if (!(errno == EFAULT && vcpu->run->exit_reason == KVM_EXIT_MEMORY_FAULT)) {
+				vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: KVM_RUN: %s",
+						vcpu->index, strerror(errno));
+				vcpu_dump(vcpu);
+				return;
+			}
+		}
+		action = vcpu_handle_exit(vcpu);
+		if (action == VCPU_STOP_DUMP)
+			vcpu_dump(vcpu);
+		if (action == VCPU_PARK)
+			vcpu_park(vcpu);
+		if (action != VCPU_CONTINUE)
+			return;
+	}
+}
+
+static void *vcpu_thread(void *arg)
+{
+	struct vcpu *vcpu = arg;
+	sigset_t kick;
+
+	/*
+	 * Threads start with every signal blocked (vm_run() arranges it).  Only
+	 * the kick is let through: it has no SA_RESTART, so it breaks KVM_RUN
+	 * out with EINTR, and immediate_exit covers a kick that lands just
+	 * before KVM_RUN is entered.
+	 */
+	sigemptyset(&kick);
+	sigaddset(&kick, VM_KICK_SIGNAL);
+	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
+	vcpu_loop(vcpu);
+	return NULL;
+}
+
+int vcpu_start(struct vcpu *vcpu)
+{
+	int ret;
+
+	ret = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	if (ret) {
+		pr_err("starting vCPU %u: %s", vcpu->index, strerror(-ret));
+		return ret;
+	}
+	vcpu->started = true;
+	return 0;
+}
+
+void vcpu_kick(struct vcpu *vcpu)
+{
+	if (!vcpu->started)
+		return;
+	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
+	pthread_kill(vcpu->thread, VM_KICK_SIGNAL);
+}

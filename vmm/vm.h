@@ -1,0 +1,117 @@
+/* The VM: KVM fds, vCPU threads, devices, and the stop protocol. */
+#ifndef VEIL_VM_H
+#define VEIL_VM_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "bus.h"
+#include "compiler.h"
+#include "debug_exit.h"
+#include "gmem.h"
+#include "uart8250.h"
+
+#define VM_KICK_SIGNAL SIGUSR1
+
+/* veil's exit codes; documented in --help and the README. */
+enum vm_exit_code {
+	VM_EXIT_POWEROFF = 0, /* the guest stopped cleanly */
+	VM_EXIT_FAILURE = 1,  /* the guest or the VM failed */
+	VM_EXIT_USAGE = 2,    /* bad command line or configuration */
+	VM_EXIT_RESET = 3,    /* the guest asked for a reset */
+};
+
+struct vm_config {
+	unsigned int nr_cpus;
+	uint64_t mem_size;
+	unsigned long vm_type;
+	int console_fd;      /* the UART's output */
+	bool handle_signals; /* SIGINT/SIGTERM stop the VM while vm_run() runs */
+};
+
+struct vcpu_stats {
+	uint64_t exits;
+	uint64_t io;
+	uint64_t mmio;
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int index;
+	int fd;
+	struct kvm_run *run;
+	size_t run_size;
+	pthread_t thread;
+	bool started;
+	struct vcpu_stats stats;
+};
+
+struct vm_stats {
+	uint64_t unhandled_io;   /* guest accesses no device claimed */
+	uint64_t guest_faults;   /* guest-caused problems, logged with a rate limit */
+};
+
+struct vm {
+	struct vm_config cfg;
+	int kvm_fd;
+	int vm_fd;
+	struct arch_vm *arch;
+	struct gmem *gmem;
+	struct bus *bus;
+	struct uart8250 *uart;
+	struct debug_exit debug_exit;
+	struct vcpu *vcpus;
+	unsigned int nr_vcpus;
+
+	/* Stop protocol: the first request wins; vm_run() then kicks and joins. */
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stopping;
+	int exit_code;
+	char stop_reason[256];
+	int stop_efd;
+	bool threads_stuck;
+
+	char console_buf[256];
+	size_t console_len;
+	struct vm_stats stats;
+};
+
+/* Opens /dev/kvm; *max_vcpus gets KVM_CAP_MAX_VCPUS. */
+int kvm_open(int *kvm_fd, unsigned int *max_vcpus) __must_check;
+
+int vm_create(const struct vm_config *cfg, struct vm **out) __must_check;
+void vm_destroy(struct vm *vm);
+
+/* Starts every vCPU, serves events until the VM stops, joins the threads. Returns the exit code. */
+int vm_run(struct vm *vm);
+
+/* Asks the VM to stop with an exit code; only the first request counts. Thread-safe. */
+void vm_request_stop(struct vm *vm, int exit_code, const char *fmt, ...) __printf(3, 4);
+bool vm_stopping(struct vm *vm);
+
+/* Logs a guest-caused problem, counted always, printed only the first few times. */
+void vm_guest_fault(struct vm *vm, const char *fmt, ...) __printf(2, 3);
+
+/* vCPU side (vcpu.c, exit.c). */
+enum vcpu_action {
+	VCPU_CONTINUE,
+	VCPU_STOP,      /* the VM is stopping; vm_request_stop() was called */
+	VCPU_STOP_DUMP, /* as VCPU_STOP, and the registers explain why */
+	VCPU_PARK,      /* this vCPU cannot run again; wait for the VM to stop */
+};
+
+int vcpu_create(struct vm *vm, unsigned int index, struct vcpu *vcpu) __must_check;
+void vcpu_destroy(struct vcpu *vcpu);
+int vcpu_start(struct vcpu *vcpu) __must_check;
+/* Makes a vCPU leave KVM_RUN now and never re-enter it. */
+void vcpu_kick(struct vcpu *vcpu);
+/* Handles the exit in vcpu->run; pure but for the bus and vm_request_stop(). */
+enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu);
+const char *kvm_exit_reason_name(uint32_t reason);
+
+#endif
