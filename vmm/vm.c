@@ -341,6 +341,9 @@ int vm_run(struct vm *vm)
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (vm->cfg.handle_signals) {
+		/* An inherited SIG_IGN would discard them before signalfd sees them. */
+		signal(SIGINT, SIG_DFL);
+		signal(SIGTERM, SIG_DFL);
 		sfd = signalfd(-1, &stopsigs, SFD_CLOEXEC);
 		if (sfd < 0)
 			pr_warn("signalfd: %s; SIGINT and SIGTERM will not stop the VM cleanly",

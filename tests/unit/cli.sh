@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# unit: every bad command line that needs no KVM exits 2 with a message naming the bad value.
+. "$(dirname "$0")/../lib/sh.sh"
+
+printf '' >"$TMP/empty.bin"
+mkdir "$TMP/dir"
+
+expect 2 "usage: veil" -- 
+expect 2 "unknown command 'frobnicate'" -- frobnicate
+expect 2 "unknown option '--frob'" -- run --frob
+expect 2 "unknown option '--json'" -- run --json
+expect 2 "unexpected argument 'extra'" -- run extra
+expect 2 "'--mem' needs a value" -- run --mem
+expect 2 "--firmware 'nosuch': no built-in firmware .*selftest" -- run --firmware nosuch
+expect 2 "--firmware '/nonexistent/fw.bin': No such file" -- run --firmware /nonexistent/fw.bin
+expect 2 "--firmware '$TMP/empty.bin': not a regular file of 1 byte" -- run --firmware "$TMP/empty.bin"
+expect 2 "--firmware '$TMP/dir': not a regular file" -- run --firmware "$TMP/dir"
+expect 2 "--cpus '0': a VM needs at least 1 vCPU" -- run --cpus 0
+expect 2 "--cpus 'two': not a number" -- run --cpus two
+expect 2 "--cpus '-1': not a number" -- run --cpus -1
+expect 2 "--cpus '99999999999999999999999': not a number" -- run --cpus 99999999999999999999999
+expect 2 "--mem '1': not a multiple of 4K" -- run --mem 1
+expect 2 "--mem '4K': must be at least 2M" -- run --mem 4K
+expect 2 "--mem '0': must not be zero" -- run --mem 0
+expect 2 "--mem '4097K': not a multiple of 4K" -- run --mem 4097K
+expect 2 "--mem '64X': not a size" -- run --mem 64X
+expect 2 "--mem '1T': not a size" -- run --mem 1T
+expect 2 "--mem '': not a size" -- run --mem ''
+expect 2 "--mem '64MB': not a size" -- run --mem 64MB
+expect 2 "--mem '99999999999G': too large" -- run --mem 99999999999G
+expect 2 "--mem '4096G': more than this host's [0-9]+ MiB" -- run --mem 4096G
+expect 2 "--mem 2 MiB is too small for firmware 'selftest' .* on 200 vCPUs: needs at least [0-9]+ MiB" -- run --mem 2M --cpus 200
+expect 2 "unknown option '--frob'" -- caps --frob
+
+# Help and version name every option.
+expect 0 "--firmware.*" -- run --help
+for opt in --firmware --cpus --mem --quiet --verbose --help "exit codes"; do
+	grep -q -- "$opt" "$TMP/out" || fail "veil run --help does not mention $opt"
+done
+expect 0 "--json" -- caps --help
+expect 0 "commands:" -- --help
+expect 0 "^veil [0-9]+\.[0-9]+" -- --version
+finish
