@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bus.h"
 #include "compiler.h"
 #include "gmem.h"
 
@@ -46,6 +47,57 @@ struct arch_mem_probe {
 	uint16_t port; /* the guest writes the word it read here, 16 bits */
 };
 int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p) __must_check;
+
+/*
+ * The board: the platform devices (console UART, clock, power and reset
+ * controls, debug-exit) on the VM's bus.  They reach the VMM only through ops.
+ */
+struct arch_board;
+struct arch_board_ops {
+	void (*console_tx)(void *opaque, uint8_t byte);
+	void (*stop)(void *opaque, int exit_code, const char *why);
+	void *opaque;
+};
+int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,
+		      struct arch_board **out) __must_check;
+void arch_board_destroy(struct arch_board *b);
+/* Console input; returns how many bytes the device took. */
+size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len);
+
+/* Linux boot. */
+struct arch_linux_boot {
+	const uint8_t *kernel;
+	size_t kernel_size;
+	const uint8_t *initrd;
+	size_t initrd_size;
+	const char *cmdline;
+};
+struct arch_boot_state {
+	uint64_t entry;
+	uint64_t boot_params;
+};
+/* -EINVAL with a sentence in err if the kernel image is damaged or foreign. */
+int arch_linux_check(const uint8_t *kernel, size_t size, char *err, size_t errlen) __must_check;
+/* Places kernel, initrd, command line and tables; -ENOSPC/-E2BIG/-EINVAL with err on bad config. */
+int arch_linux_load(struct gmem *gm, const struct arch_linux_boot *b, unsigned int nr_cpus,
+		    struct arch_boot_state *st, char *err, size_t errlen) __must_check;
+int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigned int index)
+	__must_check;
+/* ACPI tables for nr_cpus at their fixed place; *rsdp gets the RSDP's address. */
+int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, uint64_t *rsdp) __must_check;
+
+/* The memory map the guest is told about. */
+#define ARCH_E820_MAX 16
+struct arch_e820_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;
+};
+struct arch_e820 {
+	unsigned int nr;
+	struct arch_e820_entry e[ARCH_E820_MAX];
+};
+void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t);
 
 /* Register dump for diagnostics, one line per group. */
 void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len);

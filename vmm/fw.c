@@ -1,12 +1,11 @@
 /* Firmware payloads: lookup, placement plan, boot info with coherence probes, result check. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "fw.h"
 #include "fw_blobs.h"
 #include "log.h"
@@ -29,44 +28,11 @@ const char *fw_builtin_names(void)
 	return "selftest";
 }
 
-static int fw_read_file(const char *path, struct fw_image *img, char *err, size_t errlen)
-{
-	struct stat st;
-	ssize_t n;
-	int fd, ret = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
-		return -ENOENT;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    (uint64_t)st.st_size > FW_MAX_FILE_SIZE) {
-		snprintf(err, errlen, "not a regular file of 1 byte to 64 MiB");
-		ret = -EINVAL;
-		goto out;
-	}
-	img->owned = malloc((size_t)st.st_size);
-	if (!img->owned) {
-		ret = -ENOMEM;
-		goto out;
-	}
-	n = pread(fd, img->owned, (size_t)st.st_size, 0);
-	if (n != st.st_size) {
-		snprintf(err, errlen, "short read");
-		ret = -EIO;
-		goto out;
-	}
-	img->data = img->owned;
-	img->size = (size_t)st.st_size;
-out:
-	close(fd);
-	return ret;
-}
-
 int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, size_t errlen)
 {
 	unsigned int i;
+	uint8_t *buf;
+	int ret;
 
 	memset(img, 0, sizeof(*img));
 	snprintf(img->name, sizeof(img->name), "%s", name_or_path);
@@ -83,7 +49,12 @@ int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, siz
 			 fw_builtin_names());
 		return -ENOENT;
 	}
-	return fw_read_file(name_or_path, img, err, errlen);
+	ret = file_read_all(name_or_path, FW_MAX_FILE_SIZE, &buf, &img->size, err, errlen);
+	if (ret)
+		return ret == -EINVAL ? ret : -ENOENT;
+	img->owned = buf;
+	img->data = buf;
+	return 0;
 }
 
 void fw_image_close(struct fw_image *img)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "file.h"
 #include "fw.h"
 #include "kvm_uapi.h"
 #include "log.h"
@@ -20,6 +21,8 @@
 #endif
 
 #define DEFAULT_MEM (64ULL << 20)
+#define KERNEL_MAX_SIZE (256ULL << 20)
+#define INITRD_MAX_SIZE (2ULL << 30)
 
 static const char usage_main[] =
 	"usage: veil <command> [options]\n"
@@ -41,20 +44,30 @@ static const char usage_main[] =
 static const char usage_run[] =
 	"usage: veil run [options]\n"
 	"\n"
-	"Runs a firmware guest on every vCPU, its RAM all guest_memfd.\n"
+	"Runs a guest whose RAM is all guest_memfd: a firmware payload on every\n"
+	"vCPU, or a Linux kernel.\n"
 	"\n"
 	"options:\n"
 	"  -f, --firmware NAME|PATH  built-in firmware (selftest) or a flat x86-64 image\n"
 	"                            loaded at 1 MiB; default: selftest\n"
+	"  -k, --kernel PATH         boot a Linux bzImage (boot protocol 2.12+) or ELF vmlinux\n"
+	"  -i, --initrd PATH         initramfs for --kernel\n"
+	"  -a, --cmdline STR         kernel command line; default: console=ttyS0\n"
 	"  -c, --cpus N              number of vCPUs, 1 to KVM's maximum; default: 1\n"
 	"  -m, --mem SIZE            guest RAM in bytes, with optional K, M or G suffix;\n"
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
+	"  -t, --timing              report the time to the first KVM_RUN and serial byte\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
 	"\n"
-	"exit codes: 0 the guest stopped cleanly, 1 the guest or the VM failed,\n"
-	"2 bad usage or configuration, 3 the guest reset, 128+N stopped by signal N.\n";
+	"\n"
+	"The console is the guest's ttyS0 (COM1): veil's stdin and stdout.  On a\n"
+	"terminal, keys go to the guest raw; Ctrl-A x quits veil.\n"
+	"\n"
+	"exit codes: 0 the guest stopped cleanly (poweroff), 1 the guest or the VM\n"
+	"failed, 2 bad usage or configuration, 3 the guest reset (reboot, triple\n"
+	"fault, panic with panic=-1), 128+N stopped by signal N.\n";
 
 static const char usage_caps[] =
 	"usage: veil caps [--json]\n"
@@ -70,6 +83,11 @@ static const char usage_caps[] =
 
 struct run_opts {
 	const char *firmware;
+	const char *kernel;
+	const char *initrd;
+	const char *cmdline;
+	bool timing;
+	uint64_t t0_ns;
 	unsigned int nr_cpus;
 	uint64_t mem_size;
 	bool quiet;
@@ -133,6 +151,10 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "firmware", required_argument, NULL, 'f' },
+		{ "kernel", required_argument, NULL, 'k' },
+		{ "initrd", required_argument, NULL, 'i' },
+		{ "cmdline", required_argument, NULL, 'a' },
+		{ "timing", no_argument, NULL, 't' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -141,12 +163,17 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ 0 },
 	};
 	int c, verbose = 0;
+	uint64_t t0 = o->t0_ns;
 
-	*o = (struct run_opts){ .firmware = "selftest", .nr_cpus = 1, .mem_size = DEFAULT_MEM };
+	*o = (struct run_opts){ .nr_cpus = 1, .mem_size = DEFAULT_MEM, .t0_ns = t0 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:f:c:m:qvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:k:i:a:tc:m:qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o->firmware = optarg; break;
+		case 'k': o->kernel = optarg; break;
+		case 'i': o->initrd = optarg; break;
+		case 'a': o->cmdline = optarg; break;
+		case 't': o->timing = true; break;
 		case 'c': o->nr_cpus = opt_cpus(optarg); break;
 		case 'm': o->mem_size = opt_mem(optarg); break;
 		case 'q': o->quiet = true; break;
@@ -158,6 +185,14 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 	}
 	if (optind < argc)
 		die_usage("run", "unexpected argument '%s' (see veil run --help)", argv[optind]);
+	if (o->kernel && o->firmware)
+		die_usage("run", "--kernel and --firmware '%s' exclude each other", o->firmware);
+	if (!o->kernel && (o->initrd || o->cmdline))
+		die_usage("run", "%s needs --kernel", o->initrd ? "--initrd" : "--cmdline");
+	if (!o->kernel && !o->firmware)
+		o->firmware = "selftest";
+	if (o->kernel && !o->cmdline)
+		o->cmdline = "console=ttyS0";
 	log_set_level(verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN);
 }
 
@@ -170,12 +205,96 @@ static uint64_t boot_seed(void)
 	return seed;
 }
 
+/* What the guest boots: a firmware image, or a Linux kernel with its initrd. */
+struct boot_src {
+	struct fw_image img;
+	uint8_t *kernel;
+	uint8_t *initrd;
+	struct arch_linux_boot lb;
+};
+
+static void boot_src_free(struct boot_src *b)
+{
+	fw_image_close(&b->img);
+	free(b->kernel);
+	free(b->initrd);
+}
+
+/* Reads and checks everything the guest boots, before any KVM work; bad input exits 2. */
+static void boot_src_load(const struct run_opts *o, struct boot_src *b)
+{
+	char err[200] = "";
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	if (!o->kernel) {
+		ret = fw_image_open(o->firmware, &b->img, err, sizeof(err));
+		if (ret)
+			die_usage("run", "--firmware '%s': %s", o->firmware, err[0] ? err : strerror(-ret));
+		return;
+	}
+	if (file_read_all(o->kernel, KERNEL_MAX_SIZE, &b->kernel, &b->lb.kernel_size, err, sizeof(err)))
+		die_usage("run", "--kernel '%s': %s", o->kernel, err);
+	if (arch_linux_check(b->kernel, b->lb.kernel_size, err, sizeof(err)))
+		die_usage("run", "--kernel '%s': %s", o->kernel, err);
+	if (o->initrd && file_read_all(o->initrd, INITRD_MAX_SIZE, &b->initrd, &b->lb.initrd_size,
+				       err, sizeof(err)))
+		die_usage("run", "--initrd '%s': %s", o->initrd, err);
+	b->lb.kernel = b->kernel;
+	b->lb.initrd = b->initrd;
+	b->lb.cmdline = o->cmdline;
+}
+
+static void boot_src_check_mem(const struct run_opts *o, const struct boot_src *b)
+{
+	struct gmem_layout layout;
+	struct fw_plan plan;
+
+	if (o->kernel)
+		return; /* the kernel's needs are checked against the layout when it is placed */
+	if (gmem_layout_compute(arch_mem_map(), o->mem_size, &layout) ||
+	    fw_plan_compute(&layout, o->nr_cpus, b->img.size, &plan))
+		die_usage("run", "--mem %llu MiB is too small for firmware '%s' (%zu bytes) on %u vCPUs: "
+			  "needs at least %llu MiB", (unsigned long long)(o->mem_size >> 20), o->firmware,
+			  b->img.size, o->nr_cpus,
+			  (unsigned long long)(fw_plan_min_mem(o->nr_cpus, b->img.size) >> 20));
+}
+
+/* Puts the guest in memory and sets every vCPU's entry state; an exit code on failure. */
+static int boot_guest(struct vm *vm, const struct run_opts *o, struct boot_src *b, struct fw_boot *fb)
+{
+	struct arch_boot_state st;
+	char err[200] = "";
+	unsigned int i;
+	int ret;
+
+	if (!o->kernel) {
+		ret = fw_boot(vm, &b->img, boot_seed(), fb);
+		if (ret)
+			fprintf(stderr, "veil run: loading firmware '%s': %s\n", o->firmware, strerror(-ret));
+		return ret ? VM_EXIT_FAILURE : 0;
+	}
+	ret = arch_linux_load(vm->gmem, &b->lb, vm->nr_vcpus, &st, err, sizeof(err));
+	if (ret) {
+		fprintf(stderr, "veil run: --kernel '%s': %s\n", o->kernel, err);
+		return ret == -ENOMEM || ret == -EFAULT ? VM_EXIT_FAILURE : VM_EXIT_USAGE;
+	}
+	for (i = 0; i < vm->nr_vcpus && !ret; i++)
+		ret = arch_linux_vcpu_entry(vm->vcpus[i].fd, &st, i);
+	if (ret)
+		fprintf(stderr, "veil run: setting up vCPU entry: %s\n", strerror(-ret));
+	return ret ? VM_EXIT_FAILURE : 0;
+}
+
 static void print_summary(struct vm *vm, const struct run_opts *o, const char *verdict)
 {
 	struct gmem_stats gs;
 	uint64_t exits = 0, io = 0;
 	unsigned int i;
 
+	if (o->timing)
+		fprintf(stderr, "veil: timing: first KVM_RUN %.3f ms, first serial byte %.3f ms "
+			"after veil started\n", vm->t_first_run_ns / 1e6, vm->t_first_byte_ns / 1e6);
 	if (o->quiet)
 		return;
 	gmem_get_stats(vm->gmem, &gs);
@@ -184,24 +303,39 @@ static void print_summary(struct vm *vm, const struct run_opts *o, const char *v
 		io += vm->vcpus[i].stats.io;
 	}
 	fprintf(stderr,
-		"veil: %u vCPUs, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), firmware '%s'\n"
+		"veil: %u vCPUs, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), %s '%s'\n"
 		"veil: stopped: %s (exit code %d)\n"
 		"veil: %llu exits (%llu port I/O), %llu unhandled device accesses, "
 		"%llu refused private accesses\n",
-		vm->nr_vcpus, (unsigned long long)(o->mem_size >> 20), o->firmware,
+		vm->nr_vcpus, (unsigned long long)(o->mem_size >> 20),
+		o->kernel ? "kernel" : "firmware", o->kernel ? o->kernel : o->firmware,
 		vm->stop_reason, vm->exit_code, (unsigned long long)exits, (unsigned long long)io,
 		(unsigned long long)vm->stats.unhandled_io, (unsigned long long)gs.refused_private);
 	if (verdict)
 		fprintf(stderr, "veil: %s\n", verdict);
 }
 
-static int run_vm(const struct run_opts *o, const struct fw_image *img)
+static int selftest_verdict(struct vm *vm, const struct fw_boot *fb, char *verdict, size_t len)
+{
+	char why[256];
+
+	if (fw_selftest_verify(vm, fb, why, sizeof(why))) {
+		snprintf(verdict, len, "selftest host check FAILED: %s", why);
+		return VM_EXIT_FAILURE;
+	}
+	snprintf(verdict, len, "selftest host check passed: %u result pages of 4 KiB match, read "
+		 "back through the guest_memfd mapping", vm->nr_vcpus);
+	return VM_EXIT_POWEROFF;
+}
+
+static int run_vm(const struct run_opts *o, struct boot_src *b)
 {
 	struct vm_config cfg = {
 		.nr_cpus = o->nr_cpus, .mem_size = o->mem_size, .vm_type = KVM_X86_DEFAULT_VM,
-		.console_fd = STDOUT_FILENO, .handle_signals = true,
+		.console_fd = STDOUT_FILENO, .console_in_fd = STDIN_FILENO, .handle_signals = true,
+		.t0_ns = o->t0_ns,
 	};
-	char verdict[320] = "", why[256];
+	char verdict[320] = "";
 	struct fw_boot fb;
 	struct vm *vm;
 	int ret, code;
@@ -211,23 +345,14 @@ static int run_vm(const struct run_opts *o, const struct fw_image *img)
 		fprintf(stderr, "veil run: could not create the VM: %s\n", strerror(-ret));
 		return VM_EXIT_FAILURE;
 	}
-	ret = fw_boot(vm, img, boot_seed(), &fb);
-	if (ret) {
-		fprintf(stderr, "veil run: loading firmware '%s': %s\n", o->firmware, strerror(-ret));
+	code = boot_guest(vm, o, b, &fb);
+	if (code) {
 		vm_destroy(vm);
-		return VM_EXIT_FAILURE;
+		return code;
 	}
 	code = vm_run(vm);
-	if (code == VM_EXIT_POWEROFF && img->selftest) {
-		if (fw_selftest_verify(vm, &fb, why, sizeof(why))) {
-			snprintf(verdict, sizeof(verdict), "selftest host check FAILED: %s", why);
-			code = VM_EXIT_FAILURE;
-		} else {
-			snprintf(verdict, sizeof(verdict),
-				 "selftest host check passed: %u result pages of 4 KiB match, read back "
-				 "through the guest_memfd mapping", vm->nr_vcpus);
-		}
-	}
+	if (code == VM_EXIT_POWEROFF && !o->kernel && b->img.selftest)
+		code = selftest_verdict(vm, &fb, verdict, sizeof(verdict));
 	print_summary(vm, o, verdict[0] ? verdict : NULL);
 	if (code != VM_EXIT_POWEROFF && o->quiet)
 		fprintf(stderr, "veil: stopped: %s\n", vm->stop_reason);
@@ -235,37 +360,27 @@ static int run_vm(const struct run_opts *o, const struct fw_image *img)
 	return code;
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 {
 	unsigned int max_vcpus;
-	struct gmem_layout layout;
-	struct fw_plan plan;
-	struct run_opts o;
-	struct fw_image img;
-	char err[160] = "";
+	struct boot_src b;
+	struct run_opts o = { .t0_ns = t0_ns };
 	int kvm_fd, ret;
 
 	parse_run(argc, argv, &o);
-	ret = fw_image_open(o.firmware, &img, err, sizeof(err));
-	if (ret)
-		die_usage("run", "--firmware '%s': %s", o.firmware, err[0] ? err : strerror(-ret));
-	if (gmem_layout_compute(arch_mem_map(), o.mem_size, &layout) ||
-	    fw_plan_compute(&layout, o.nr_cpus, img.size, &plan))
-		die_usage("run", "--mem %llu MiB is too small for firmware '%s' (%zu bytes) on %u vCPUs: "
-			  "needs at least %llu MiB", (unsigned long long)(o.mem_size >> 20), o.firmware,
-			  img.size, o.nr_cpus,
-			  (unsigned long long)(fw_plan_min_mem(o.nr_cpus, img.size) >> 20));
+	boot_src_load(&o, &b);
+	boot_src_check_mem(&o, &b);
 	ret = kvm_open(&kvm_fd, &max_vcpus);
 	if (ret) {
 		fprintf(stderr, "veil run: cannot use /dev/kvm: %s\n", strerror(-ret));
-		fw_image_close(&img);
+		boot_src_free(&b);
 		return VM_EXIT_FAILURE;
 	}
 	close(kvm_fd);
 	if (o.nr_cpus > max_vcpus)
 		die_usage("run", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
-	ret = run_vm(&o, &img);
-	fw_image_close(&img);
+	ret = run_vm(&o, &b);
+	boot_src_free(&b);
 	return ret;
 }
 
@@ -306,6 +421,7 @@ static int cmd_caps(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+	uint64_t t0_ns = vm_now_ns();
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -322,7 +438,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 1, argv + 1);
+		return cmd_run(argc - 1, argv + 1, t0_ns);
 	if (!strcmp(cmd, "caps"))
 		return cmd_caps(argc - 1, argv + 1);
 	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);

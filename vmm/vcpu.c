@@ -80,6 +80,7 @@ static void vcpu_loop(struct vcpu *vcpu)
 	struct vm *vm = vcpu->vm;
 	enum vcpu_action action;
 
+	vm_mark_time(vm, &vm->t_first_run_ns);
 	while (!vm_stopping(vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)

@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "veil_boot.h"
 #include "kvm_uapi.h"
 #include "log.h"
 #include "vm.h"
@@ -39,6 +38,24 @@ int kvm_open(int *kvm_fd, unsigned int *max_vcpus)
 	*max_vcpus = max > 0 ? (unsigned int)max : 4;
 	*kvm_fd = fd;
 	return 0;
+}
+
+uint64_t vm_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+void vm_mark_time(struct vm *vm, uint64_t *slot)
+{
+	uint64_t zero = 0, t;
+
+	if (__atomic_load_n(slot, __ATOMIC_RELAXED))
+		return;
+	t = vm_now_ns() - vm->cfg.t0_ns;
+	__atomic_compare_exchange_n(slot, &zero, t ? t : 1, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
 }
 
 bool vm_stopping(struct vm *vm)
@@ -103,45 +120,27 @@ static void vm_console_tx(void *opaque, uint8_t byte)
 {
 	struct vm *vm = opaque;
 
+	vm_mark_time(vm, &vm->t_first_byte_ns);
 	vm->console_buf[vm->console_len++] = (char)byte;
 	if (byte == '\n' || vm->console_len == sizeof(vm->console_buf))
 		vm_console_flush(vm);
 }
 
-static void vm_uart_irq(void *opaque, int level)
+static void vm_board_stop(void *opaque, int exit_code, const char *why)
 {
-	struct vm *vm = opaque;
-
-	if (arch_vm_irq_line(vm->arch, 4, level))
-		pr_warn("raising the UART interrupt: %s", strerror(errno));
-}
-
-static void vm_debug_exit(void *opaque, uint32_t status)
-{
-	struct vm *vm = opaque;
-
-	if (status == 0)
-		vm_request_stop(vm, VM_EXIT_POWEROFF, "guest wrote status 0 to the debug-exit port");
-	else
-		vm_request_stop(vm, VM_EXIT_FAILURE,
-				"guest wrote failure status %u to the debug-exit port", status);
+	vm_request_stop(opaque, exit_code, "%s", why);
 }
 
 static int vm_create_devices(struct vm *vm)
 {
-	struct uart8250_config uc = { .tx = vm_console_tx, .set_irq = vm_uart_irq, .opaque = vm };
+	struct arch_board_ops ops = {
+		.console_tx = vm_console_tx, .stop = vm_board_stop, .opaque = vm,
+	};
 	int ret;
 
 	ret = bus_create(&vm->bus);
 	if (!ret)
-		ret = uart8250_create(&uc, &vm->uart);
-	if (!ret)
-		ret = bus_register(vm->bus, BUS_PIO, VEIL_PORT_UART, UART8250_NR_REGS,
-				   &uart8250_bus_ops, vm->uart, "uart8250");
-	vm->debug_exit = (struct debug_exit){ .exit = vm_debug_exit, .opaque = vm };
-	if (!ret)
-		ret = bus_register(vm->bus, BUS_PIO, VEIL_PORT_DEBUG_EXIT, 4, &debug_exit_bus_ops,
-				   &vm->debug_exit, "debug-exit");
+		ret = arch_board_create(vm->arch, vm->bus, &ops, &vm->board);
 	return ret;
 }
 
@@ -201,6 +200,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		return -ENOMEM;
 	vm->cfg = *cfg;
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->console_in.fd = -1;
+	if (!vm->cfg.t0_ns)
+		vm->cfg.t0_ns = vm_now_ns();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
 	ret = kvm_open(&vm->kvm_fd, &max_vcpus);
@@ -253,8 +255,8 @@ void vm_destroy(struct vm *vm)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
+	arch_board_destroy(vm->board);
 	bus_destroy(vm->bus);
-	uart8250_destroy(vm->uart);
 	arch_vm_destroy(vm->arch);
 	gmem_destroy(vm->gmem);
 	if (vm->stop_efd >= 0)
@@ -304,17 +306,38 @@ static int vm_join_vcpus(struct vm *vm)
 	return 0;
 }
 
+static size_t vm_console_rx(void *opaque, const uint8_t *buf, size_t len)
+{
+	struct vm *vm = opaque;
+
+	return arch_board_console_rx(vm->board, buf, len);
+}
+
+static void vm_console_input(struct vm *vm, bool readable)
+{
+	if (readable && !console_in_read(&vm->console_in)) {
+		vm_request_stop(vm, VM_EXIT_POWEROFF, "quit from the console (Ctrl-A x)");
+		return;
+	}
+	console_in_flush(&vm->console_in, vm_console_rx, vm);
+}
+
 /* Serves events until a stop is requested.  sfd < 0: signals are not ours to handle. */
 static void vm_event_loop(struct vm *vm, int sfd)
 {
-	struct pollfd pfd[2] = {
+	struct pollfd pfd[3] = {
 		{ .fd = vm->stop_efd, .events = POLLIN },
 		{ .fd = sfd, .events = POLLIN },
+		{ .fd = -1, .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
+	int timeout;
 
 	while (!vm_stopping(vm)) {
-		if (poll(pfd, sfd >= 0 ? 2 : 1, -1) < 0) {
+		/* While the UART's FIFO is full, retry every 10 ms instead of reading more. */
+		pfd[2].fd = console_in_poll_fd(&vm->console_in);
+		timeout = pfd[2].fd < 0 && vm->console_in.off < vm->console_in.len ? 10 : -1;
+		if (poll(pfd, 3, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			vm_request_stop(vm, VM_EXIT_FAILURE, "event loop: poll: %s", strerror(errno));
@@ -323,6 +346,7 @@ static void vm_event_loop(struct vm *vm, int sfd)
 		if (sfd >= 0 && (pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
 			vm_request_stop(vm, 128 + (int)si.ssi_signo, "stopped by %s",
 					strsignal((int)si.ssi_signo));
+		vm_console_input(vm, pfd[2].fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)));
 	}
 }
 
@@ -355,7 +379,9 @@ int vm_run(struct vm *vm)
 	}
 	if (!vm->cfg.handle_signals)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	console_in_open(&vm->console_in, vm->cfg.console_in_fd);
 	vm_event_loop(vm, sfd);
+	console_in_close(&vm->console_in);
 	vm_join_vcpus(vm);
 	if (sfd >= 0)
 		close(sfd);

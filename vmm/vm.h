@@ -11,9 +11,8 @@
 #include "arch.h"
 #include "bus.h"
 #include "compiler.h"
-#include "debug_exit.h"
+#include "console.h"
 #include "gmem.h"
-#include "uart8250.h"
 
 #define VM_KICK_SIGNAL SIGUSR1
 
@@ -30,6 +29,8 @@ struct vm_config {
 	uint64_t mem_size;
 	unsigned long vm_type;
 	int console_fd;      /* the UART's output */
+	int console_in_fd;   /* the UART's input, or -1 */
+	uint64_t t0_ns;      /* CLOCK_MONOTONIC when veil started, for timing */
 	bool handle_signals; /* SIGINT/SIGTERM stop the VM while vm_run() runs */
 };
 
@@ -62,8 +63,7 @@ struct vm {
 	struct arch_vm *arch;
 	struct gmem *gmem;
 	struct bus *bus;
-	struct uart8250 *uart;
-	struct debug_exit debug_exit;
+	struct arch_board *board;
 	struct vcpu *vcpus;
 	unsigned int nr_vcpus;
 
@@ -76,6 +76,9 @@ struct vm {
 	int stop_efd;
 	bool threads_stuck;
 
+	struct console_in console_in;
+	uint64_t t_first_run_ns;  /* first KVM_RUN, since cfg.t0_ns; 0 before */
+	uint64_t t_first_byte_ns; /* first console byte, since cfg.t0_ns; 0 before */
 	char console_buf[256];
 	size_t console_len;
 	struct vm_stats stats;
@@ -93,6 +96,11 @@ int vm_run(struct vm *vm);
 /* Asks the VM to stop with an exit code; only the first request counts. Thread-safe. */
 void vm_request_stop(struct vm *vm, int exit_code, const char *fmt, ...) __printf(3, 4);
 bool vm_stopping(struct vm *vm);
+
+/* Nanoseconds of CLOCK_MONOTONIC. */
+uint64_t vm_now_ns(void);
+/* Records *slot = now - t0 once, the first time it is called for that slot. */
+void vm_mark_time(struct vm *vm, uint64_t *slot);
 
 /* Logs a guest-caused problem, counted always, printed only the first few times. */
 void vm_guest_fault(struct vm *vm, const char *fmt, ...) __printf(2, 3);

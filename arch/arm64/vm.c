@@ -65,3 +65,54 @@ void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len)
 	(void)vcpu_fd;
 	snprintf(buf, len, "(arm64 register dump not implemented)");
 }
+
+int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,
+		      struct arch_board **out)
+{
+	(void)avm, (void)bus, (void)ops, (void)out;
+	return -EOPNOTSUPP;
+}
+
+void arch_board_destroy(struct arch_board *b)
+{
+	(void)b;
+}
+
+size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len)
+{
+	(void)b, (void)buf, (void)len;
+	return 0;
+}
+
+int arch_linux_check(const uint8_t *kernel, size_t size, char *err, size_t errlen)
+{
+	(void)kernel, (void)size;
+	snprintf(err, errlen, "booting Linux is not implemented on arm64 yet");
+	return -EOPNOTSUPP;
+}
+
+int arch_linux_load(struct gmem *gm, const struct arch_linux_boot *b, unsigned int nr_cpus,
+		    struct arch_boot_state *st, char *err, size_t errlen)
+{
+	(void)gm, (void)b, (void)nr_cpus, (void)st;
+	snprintf(err, errlen, "booting Linux is not implemented on arm64 yet");
+	return -EOPNOTSUPP;
+}
+
+int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigned int index)
+{
+	(void)vcpu_fd, (void)st, (void)index;
+	return -EOPNOTSUPP;
+}
+
+int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, uint64_t *rsdp)
+{
+	(void)gm, (void)nr_cpus, (void)rsdp;
+	return -EOPNOTSUPP;
+}
+
+void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t)
+{
+	(void)l;
+	t->nr = 0;
+}

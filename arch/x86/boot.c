@@ -6,6 +6,7 @@
 
 #include "arch.h"
 #include "kvm_uapi.h"
+#include "x86.h"
 
 #define X86_GDT_GPA 0x1000ULL
 #define X86_PML4_GPA 0x10000ULL
@@ -62,10 +63,12 @@ static int x86_page_tables(struct gmem *gm, uint64_t mapped_top)
 
 int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot)
 {
+	/* The selectors Linux's 64-bit boot protocol wants: __BOOT_CS 0x10, __BOOT_DS 0x18. */
 	static const uint64_t gdt[] = {
 		0,
-		0x00af9b000000ffffULL, /* 0x08: 64-bit code */
-		0x00cf93000000ffffULL, /* 0x10: data */
+		0,
+		0x00af9b000000ffffULL, /* 0x10: 64-bit code */
+		0x00cf93000000ffffULL, /* 0x18: data */
 	};
 	uint64_t top = ALIGN_UP(ram_top(gm), SZ_1G);
 	int ret;
@@ -95,11 +98,11 @@ static int x86_long_mode_sregs(int vcpu_fd)
 	ret = xioctl(vcpu_fd, KVM_GET_SREGS, &s);
 	if (ret)
 		return ret;
-	x86_seg(&s.cs, 0x08, 11, 1);
-	x86_seg(&s.ds, 0x10, 3, 0);
+	x86_seg(&s.cs, 0x10, 11, 1);
+	x86_seg(&s.ds, 0x18, 3, 0);
 	s.es = s.fs = s.gs = s.ss = s.ds;
 	s.gdt.base = X86_GDT_GPA;
-	s.gdt.limit = 3 * 8 - 1;
+	s.gdt.limit = 4 * 8 - 1;
 	s.idt.base = 0;
 	s.idt.limit = 0;
 	s.cr0 = CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG;
@@ -109,13 +112,10 @@ static int x86_long_mode_sregs(int vcpu_fd)
 	return xioctl(vcpu_fd, KVM_SET_SREGS, &s);
 }
 
-int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned int index,
-		       uint64_t stack_top)
+/* Long mode at rip with rsi and rdi as given: the shared tail of firmware and Linux entry. */
+int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rsp, uint64_t rdi, uint64_t rsi)
 {
-	struct kvm_regs r = {
-		.rip = boot->entry, .rsp = stack_top, .rdi = index,
-		.rsi = boot->boot_info_gpa, .rflags = 0x2,
-	};
+	struct kvm_regs r = { .rip = rip, .rsp = rsp, .rdi = rdi, .rsi = rsi, .rflags = 0x2 };
 	struct kvm_fpu fpu = { .fcw = 0x37f, .mxcsr = 0x1f80 };
 	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
 	int ret;
@@ -129,6 +129,12 @@ int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned in
 	if (!ret)
 		ret = xioctl(vcpu_fd, KVM_SET_REGS, &r);
 	return ret;
+}
+
+int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned int index,
+		       uint64_t stack_top)
+{
+	return x86_enter_long_mode(vcpu_fd, boot->entry, stack_top, index, boot->boot_info_gpa);
 }
 
 int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p)

@@ -147,10 +147,41 @@ static void x86_cpuid_topology(struct kvm_cpuid_entry2 *e, unsigned int index, u
 	}
 }
 
+#define KVM_CPUID_SIGNATURE 0x40000000u
+#define CPUID_TIMING_LEAF 0x40000010u /* EAX: TSC kHz, EBX: local APIC bus kHz */
+
+/* Tells the guest the TSC frequency, so it need not calibrate against the PIT. */
+static void x86_cpuid_tsc_leaf(struct kvm_cpuid2 *c, int vcpu_fd)
+{
+	int khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	unsigned int i;
+	bool have_sig = false;
+
+	if (khz <= 0)
+		return;
+	for (i = 0; i < c->nent; i++) {
+		struct kvm_cpuid_entry2 *e = &c->entries[i];
+
+		if (e->function == KVM_CPUID_SIGNATURE) {
+			have_sig = true;
+			if (e->eax < CPUID_TIMING_LEAF)
+				e->eax = CPUID_TIMING_LEAF;
+		}
+		if (e->function == CPUID_TIMING_LEAF)
+			return;
+	}
+	if (!have_sig)
+		return;
+	/* KVM's local APIC timer counts at 1 GHz. */
+	c->entries[c->nent++] = (struct kvm_cpuid_entry2){
+		.function = CPUID_TIMING_LEAF, .eax = (uint32_t)khz, .ebx = 1000000,
+	};
+}
+
 static int x86_vcpu_cpuid(struct arch_vm *avm, int vcpu_fd, unsigned int index)
 {
 	size_t size = sizeof(*avm->cpuid) + avm->cpuid->nent * sizeof(avm->cpuid->entries[0]);
-	struct kvm_cpuid2 *c = malloc(size);
+	struct kvm_cpuid2 *c = malloc(size + sizeof(c->entries[0]));
 	unsigned int i;
 	int ret;
 
@@ -159,6 +190,7 @@ static int x86_vcpu_cpuid(struct arch_vm *avm, int vcpu_fd, unsigned int index)
 	memcpy(c, avm->cpuid, size);
 	for (i = 0; i < c->nent; i++)
 		x86_cpuid_topology(&c->entries[i], index, avm->nr_cpus);
+	x86_cpuid_tsc_leaf(c, vcpu_fd);
 	ret = xioctl(vcpu_fd, KVM_SET_CPUID2, c);
 	free(c);
 	return ret;

@@ -1,0 +1,141 @@
+/* The x86 PC board: which devices sit at which ports, and how they reach the VMM. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acpi_pm.h"
+#include "arch.h"
+#include "debug_exit.h"
+#include "pc_reset.h"
+#include "rtc_cmos.h"
+#include "uart8250.h"
+#include "veil_boot.h"
+#include "x86.h"
+
+struct arch_board {
+	struct arch_board_ops ops;
+	struct arch_vm *avm;
+	struct uart8250 *uart;
+	struct rtc_cmos *rtc;
+	struct acpi_pm *pm;
+	struct debug_exit debug_exit;
+	struct pc_reset reset;
+};
+
+static void board_uart_irq(void *opaque, int level)
+{
+	struct arch_board *b = opaque;
+
+	if (arch_vm_irq_line(b->avm, X86_UART_IRQ, level))
+		b->ops.stop(b->ops.opaque, 1, "raising the UART interrupt failed");
+}
+
+static void board_console_tx(void *opaque, uint8_t byte)
+{
+	struct arch_board *b = opaque;
+
+	b->ops.console_tx(b->ops.opaque, byte);
+}
+
+static void board_poweroff(void *opaque)
+{
+	struct arch_board *b = opaque;
+
+	b->ops.stop(b->ops.opaque, 0, "guest powered off (ACPI S5)");
+}
+
+static void board_reset(void *opaque, const char *how)
+{
+	struct arch_board *b = opaque;
+	char why[96];
+
+	snprintf(why, sizeof(why), "guest reset (%s)", how);
+	b->ops.stop(b->ops.opaque, 3, why);
+}
+
+static void board_debug_exit(void *opaque, uint32_t status)
+{
+	struct arch_board *b = opaque;
+	char why[96];
+
+	if (status == 0) {
+		b->ops.stop(b->ops.opaque, 0, "guest wrote status 0 to the debug-exit port");
+		return;
+	}
+	snprintf(why, sizeof(why), "guest wrote failure status %u to the debug-exit port", status);
+	b->ops.stop(b->ops.opaque, 1, why);
+}
+
+static int board_create_devices(struct arch_board *b)
+{
+	struct uart8250_config uc = { .tx = board_console_tx, .set_irq = board_uart_irq, .opaque = b };
+	struct acpi_pm_config pc = { .poweroff = board_poweroff, .opaque = b };
+	int ret;
+
+	ret = uart8250_create(&uc, &b->uart);
+	if (!ret)
+		ret = rtc_cmos_create(NULL, &b->rtc);
+	if (!ret)
+		ret = acpi_pm_create(&pc, &b->pm);
+	b->debug_exit = (struct debug_exit){ .exit = board_debug_exit, .opaque = b };
+	b->reset = (struct pc_reset){ .reset = board_reset, .opaque = b };
+	return ret;
+}
+
+static int board_register(struct arch_board *b, struct bus *bus)
+{
+	int ret;
+
+	ret = bus_register(bus, BUS_PIO, VEIL_PORT_UART, UART8250_NR_REGS, &uart8250_bus_ops,
+			   b->uart, "uart8250");
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, VEIL_PORT_DEBUG_EXIT, 4, &debug_exit_bus_ops,
+				   &b->debug_exit, "debug-exit");
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, X86_PORT_RTC, 2, &rtc_cmos_bus_ops, b->rtc, "rtc-cmos");
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, X86_PORT_ACPI_PM, ACPI_PM_SIZE, &acpi_pm_bus_ops,
+				   b->pm, "acpi-pm");
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, X86_PORT_I8042, 5, &i8042_bus_ops, &b->reset, "i8042");
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, X86_PORT_RESET, 1, &cf9_bus_ops, &b->reset, "reset-cf9");
+	return ret;
+}
+
+int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,
+		      struct arch_board **out)
+{
+	struct arch_board *b = calloc(1, sizeof(*b));
+	int ret;
+
+	if (!b)
+		return -ENOMEM;
+	b->ops = *ops;
+	b->avm = avm;
+	ret = board_create_devices(b);
+	if (!ret)
+		ret = board_register(b, bus);
+	if (ret) {
+		arch_board_destroy(b);
+		return ret;
+	}
+	*out = b;
+	return 0;
+}
+
+void arch_board_destroy(struct arch_board *b)
+{
+	if (!b)
+		return;
+	uart8250_destroy(b->uart);
+	rtc_cmos_destroy(b->rtc);
+	acpi_pm_destroy(b->pm);
+	free(b);
+}
+
+size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len)
+{
+	return uart8250_rx(b->uart, buf, len);
+}

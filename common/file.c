@@ -1,0 +1,65 @@
+/* Reading a whole user-supplied file, with a size limit and a readable error. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "file.h"
+
+static int read_fully(int fd, uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		ssize_t n = pread(fd, buf + off, len - off, (off_t)off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO; /* shrank under us */
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+int file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, char *err,
+		  size_t errlen)
+{
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s", strerror(-ret));
+		return ret;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+	    (uint64_t)st.st_size > max) {
+		snprintf(err, errlen, "not a regular file of 1 byte to %zu MiB", max >> 20);
+		ret = -EINVAL;
+		goto out;
+	}
+	*buf = malloc((size_t)st.st_size);
+	if (!*buf) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	ret = read_fully(fd, *buf, (size_t)st.st_size);
+	if (ret) {
+		snprintf(err, errlen, "reading: %s", strerror(-ret));
+		free(*buf);
+		*buf = NULL;
+		goto out;
+	}
+	*len = (size_t)st.st_size;
+out:
+	close(fd);
+	return ret;
+}

@@ -1,0 +1,18 @@
+/* Reading a whole user-supplied file, with a size limit and a readable error. */
+#ifndef VEIL_FILE_H
+#define VEIL_FILE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compiler.h"
+
+/*
+ * Reads a regular file of 1 to max bytes into a new buffer.  -ENOENT/-EACCES
+ * etc. when it cannot be opened, -EINVAL when it is empty, too large or not a
+ * regular file; err says which in words.
+ */
+int file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, char *err,
+		  size_t errlen) __must_check;
+
+#endif
