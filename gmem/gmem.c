@@ -1,5 +1,4 @@
 /* gmem: guest_memfd regions, their memslots and host mappings, checked accessors, attribute map. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>

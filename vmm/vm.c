@@ -1,5 +1,4 @@
 /* The VM: creation, devices, the event loop that waits for a stop, and a stop that never hangs. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>

@@ -8,7 +8,7 @@ out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 cd "$src"
 for f in common/*.c gmem/*.c devices/*.c arch/arm64/*.c; do
-	$cc -std=gnu11 -Wall -Wextra -Werror -I"$src/common" -I"$src/gmem" \
+	$cc -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -I"$src/common" -I"$src/gmem" \
 		-I"$src/devices" -I"$src/arch" -I"$src/firmware/include" \
 		-c "$f" -o "$out/$(basename "$f").o"
 done

@@ -1,0 +1,191 @@
+/* unit: the x86 ACPI tables and the e820 map, checked field by field. */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "acpi.h"
+#include "arch.h"
+#include "test.h"
+
+#define BASE 0xe0000ULL
+#define LEN 0x20000
+
+static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t get32(const uint8_t *p) { return get16(p) | (uint32_t)get16(p + 2) << 16; }
+static uint64_t get64(const uint8_t *p) { return get32(p) | (uint64_t)get32(p + 4) << 32; }
+
+static uint8_t sum(const uint8_t *p, size_t len)
+{
+	uint8_t s = 0;
+
+	while (len--)
+		s = (uint8_t)(s + *p++);
+	return s;
+}
+
+static const uint8_t *at(const uint8_t *buf, uint64_t gpa)
+{
+	CHECK(gpa >= BASE && gpa < BASE + LEN);
+	return buf + (gpa - BASE);
+}
+
+/* A table at gpa with signature sig and a valid checksum. */
+static const uint8_t *table(const uint8_t *buf, uint64_t gpa, const char *sig)
+{
+	const uint8_t *t = at(buf, gpa);
+
+	CHECK(memcmp(t, sig, 4) == 0);
+	CHECK_EQ(sum(t, get32(t + 4)), 0);
+	return t;
+}
+
+static void check_fadt(const uint8_t *buf, const uint8_t *f)
+{
+	const uint8_t *dsdt;
+
+	CHECK_EQ(get32(f + 4), 244);
+	CHECK_EQ(f[8], 3);
+	CHECK_EQ(get16(f + 46), 9);        /* SCI */
+	CHECK_EQ(get32(f + 48), 0);        /* no SMI_CMD */
+	CHECK_EQ(get32(f + 56), 0x600);    /* PM1a_EVT */
+	CHECK_EQ(get32(f + 64), 0x604);    /* PM1a_CNT */
+	CHECK_EQ(f[88], 4);
+	CHECK_EQ(f[89], 2);
+	CHECK(get32(f + 112) & (1u << 10)); /* RESET_REG_SUP */
+	CHECK_EQ(f[116], 1);               /* reset register in system I/O */
+	CHECK_EQ(get64(f + 120), 0xcf9);
+	CHECK_EQ(f[128], 6);
+	CHECK_EQ(get64(f + 140), get32(f + 40)); /* X_DSDT == DSDT */
+	CHECK_EQ(get64(f + 132), get32(f + 36)); /* X_FIRMWARE_CTRL == FACS */
+	CHECK_EQ(get64(f + 152), 0x600);   /* X_PM1a_EVT address */
+	CHECK_EQ(get64(f + 176), 0x604);   /* X_PM1a_CNT address */
+	CHECK(memcmp(at(buf, get32(f + 36)), "FACS", 4) == 0);
+	dsdt = table(buf, get32(f + 40), "DSDT");
+	CHECK(memmem(dsdt + 36, get32(dsdt + 4) - 36, "_S5_", 4) != NULL);
+}
+
+static void check_madt(const uint8_t *m, unsigned int nr_cpus)
+{
+	const uint8_t *e = m + 44, *end = m + get32(m + 4);
+	unsigned int cpus = 0, ioapics = 0, isos = 0, nmis = 0;
+
+	CHECK_EQ(get32(m + 36), 0xfee00000);
+	for (; e < end; e += e[1]) {
+		CHECK(e[1] >= 2);
+		if (e[1] < 2)
+			break;
+		if (e[0] == 0) {
+			CHECK_EQ(e[3], cpus); /* APIC IDs are the vCPU indexes */
+			CHECK_EQ(get32(e + 4), 1);
+			cpus++;
+		} else if (e[0] == 1) {
+			CHECK_EQ(get32(e + 4), 0xfec00000);
+			CHECK_EQ(get32(e + 8), 0);
+			ioapics++;
+		} else if (e[0] == 2) {
+			isos++;
+			if (e[3] == 0)
+				CHECK_EQ(get32(e + 4), 2); /* PIT to GSI 2 */
+			else
+				CHECK_EQ(get16(e + 8), 0x0d); /* SCI level, active high */
+		} else if (e[0] == 4) {
+			CHECK_EQ(e[5], 1); /* LINT1 */
+			nmis++;
+		}
+	}
+	CHECK(e == end);
+	CHECK_EQ(cpus, nr_cpus);
+	CHECK_EQ(ioapics, 1);
+	CHECK_EQ(isos, 2);
+	CHECK_EQ(nmis, 1);
+}
+
+static void test_tables(unsigned int nr_cpus)
+{
+	struct x86_acpi_config cfg = {
+		.nr_cpus = nr_cpus, .pm_port = 0x600, .sci_irq = 9, .reset_port = 0xcf9,
+		.reset_value = 6,
+	};
+	uint8_t *buf = calloc(1, LEN);
+	const uint8_t *x, *found_fadt = NULL, *found_madt = NULL;
+	long n = x86_acpi_build(&cfg, BASE, buf, LEN);
+	unsigned int i;
+
+	CHECK(n > 0 && n <= LEN);
+	CHECK(memcmp(buf, "RSD PTR ", 8) == 0);
+	CHECK_EQ(sum(buf, 20), 0);
+	CHECK_EQ(sum(buf, 36), 0);
+	CHECK_EQ(buf[15], 2);
+	CHECK_EQ(get32(buf + 20), 36);
+	x = table(buf, get64(buf + 24), "XSDT");
+	for (i = 0; i < (get32(x + 4) - 36) / 8; i++) {
+		const uint8_t *t = at(buf, get64(x + 36 + 8 * i));
+
+		if (!memcmp(t, "FACP", 4))
+			found_fadt = table(buf, get64(x + 36 + 8 * i), "FACP");
+		if (!memcmp(t, "APIC", 4))
+			found_madt = table(buf, get64(x + 36 + 8 * i), "APIC");
+	}
+	CHECK(found_fadt && found_madt);
+	if (found_fadt)
+		check_fadt(buf, found_fadt);
+	if (found_madt)
+		check_madt(found_madt, nr_cpus);
+	free(buf);
+}
+
+static void test_bad_config(void)
+{
+	struct x86_acpi_config cfg = { .nr_cpus = 2, .pm_port = 0x600, .sci_irq = 9 };
+	uint8_t buf[64];
+
+	CHECK_EQ(x86_acpi_build(&cfg, BASE, buf, sizeof(buf)), -ENOSPC);
+	CHECK_EQ(x86_acpi_build(&cfg, BASE + 4, buf, sizeof(buf)), -EINVAL);
+	cfg.nr_cpus = 0;
+	CHECK_EQ(x86_acpi_build(&cfg, BASE, buf, sizeof(buf)), -EINVAL);
+	cfg.nr_cpus = 256;
+	CHECK_EQ(x86_acpi_build(&cfg, BASE, buf, sizeof(buf)), -EINVAL);
+}
+
+static void test_e820(void)
+{
+	struct gmem_layout l;
+	struct arch_e820 t;
+	unsigned int i;
+
+	CHECK_EQ(gmem_layout_compute(arch_mem_map(), 64ULL << 20, &l), 0);
+	arch_e820_build(&l, &t);
+	CHECK_EQ(t.nr, 4);
+	CHECK_EQ(t.e[0].addr, 0);
+	CHECK_EQ(t.e[0].size, 0x9fc00);
+	CHECK_EQ(t.e[0].type, 1);
+	CHECK_EQ(t.e[1].addr, 0x9fc00);
+	CHECK_EQ(t.e[1].type, 2);
+	CHECK_EQ(t.e[2].addr, 0x100000);
+	CHECK_EQ(t.e[2].size, (64ULL << 20) - 0x100000);
+	CHECK_EQ(t.e[2].type, 1);
+	CHECK_EQ(t.e[3].addr, 0xfec00000);
+	CHECK_EQ(t.e[3].size, 0x1400000);
+	CHECK_EQ(t.e[3].type, 2);
+	/* 5 GiB: 3 GiB low, the reserved top of the hole, 2 GiB above 4 GiB; sorted. */
+	CHECK_EQ(gmem_layout_compute(arch_mem_map(), 5ULL << 30, &l), 0);
+	arch_e820_build(&l, &t);
+	CHECK_EQ(t.nr, 5);
+	CHECK_EQ(t.e[2].addr + t.e[2].size, 3ULL << 30);
+	CHECK_EQ(t.e[4].addr, 4ULL << 30);
+	CHECK_EQ(t.e[4].size, 2ULL << 30);
+	CHECK_EQ(t.e[4].type, 1);
+	for (i = 1; i < t.nr; i++)
+		CHECK(t.e[i].addr >= t.e[i - 1].addr + t.e[i - 1].size);
+}
+
+int main(void)
+{
+	test_tables(1);
+	test_tables(2);
+	test_tables(255);
+	test_bad_config();
+	test_e820();
+	return test_done("acpi");
+}

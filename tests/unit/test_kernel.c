@@ -1,0 +1,195 @@
+/* unit: the x86 boot-image parser against bzImage headers and ELF files built here, good and damaged. */
+#include <elf.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernel.h"
+#include "test.h"
+
+#define IMG_SIZE (64 * 1024)
+#define SETUP_SECTS 4
+
+static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); }
+static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
+static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
+
+/* A well-formed, relocatable 64-bit bzImage header over IMG_SIZE bytes. */
+static uint8_t *good_bzimage(void)
+{
+	uint8_t *img = calloc(1, IMG_SIZE);
+	size_t setup = (SETUP_SECTS + 1) * 512;
+
+	img[BP_SETUP_SECTS] = SETUP_SECTS;
+	put32(img + BP_SYSSIZE, (uint32_t)((IMG_SIZE - setup) / 16));
+	put16(img + BP_BOOT_FLAG, 0xaa55);
+	img[BP_JUMP] = 0xeb;
+	img[BP_JUMP + 1] = 0x66; /* header ends at 0x268 */
+	put32(img + BP_HEADER, HDRS_MAGIC);
+	put16(img + BP_VERSION, 0x020f);
+	img[BP_LOADFLAGS] = LOADFLAG_LOADED_HIGH;
+	put32(img + BP_CODE32_START, 0x100000);
+	put32(img + BP_INITRD_ADDR_MAX, 0x7fffffff);
+	put32(img + BP_KERNEL_ALIGNMENT, 0x200000);
+	img[BP_RELOCATABLE] = 1;
+	put16(img + BP_XLOADFLAGS, XLF_KERNEL_64 | XLF_CAN_BE_LOADED_ABOVE_4G);
+	put32(img + BP_CMDLINE_SIZE, 2047);
+	put64(img + BP_PREF_ADDRESS, 0x1000000);
+	put32(img + BP_INIT_SIZE, 0x800000);
+	return img;
+}
+
+static int parse(const uint8_t *img, size_t len, struct x86_kernel *k, char *err)
+{
+	err[0] = 0;
+	return x86_kernel_parse(img, len, k, err, 200);
+}
+
+static void test_good_bzimage(void)
+{
+	uint8_t *img = good_bzimage();
+	struct x86_kernel k;
+	char err[200];
+
+	CHECK_EQ(parse(img, IMG_SIZE, &k, err), 0);
+	CHECK_EQ(k.kind, X86_KERNEL_BZIMAGE);
+	CHECK_EQ(k.version, 0x020f);
+	CHECK_EQ(k.load_addr, 0x1000000);
+	CHECK_EQ(k.entry, 0x1000200);
+	CHECK_EQ(k.init_size, 0x800000);
+	CHECK_EQ(k.cmdline_size, 2047);
+	CHECK_EQ(k.initrd_addr_max, 0x7fffffff);
+	CHECK_EQ(k.hdr_len, 0x268 - 0x1f1);
+	CHECK_EQ(k.nr_segs, 1);
+	CHECK_EQ(k.segs[0].filesz, IMG_SIZE - (SETUP_SECTS + 1) * 512);
+	CHECK(k.segs[0].data == img + (SETUP_SECTS + 1) * 512);
+	/* pref_address is honoured up to kernel_alignment. */
+	put64(img + BP_PREF_ADDRESS, 0x1100000);
+	CHECK_EQ(parse(img, IMG_SIZE, &k, err), 0);
+	CHECK_EQ(k.load_addr, 0x1200000);
+	/* A non-relocatable kernel goes where it asks. */
+	img[BP_RELOCATABLE] = 0;
+	put64(img + BP_PREF_ADDRESS, 0);
+	CHECK_EQ(parse(img, IMG_SIZE, &k, err), 0);
+	CHECK_EQ(k.load_addr, 0x100000);
+	/* setup_sects 0 means 4. */
+	img[BP_SETUP_SECTS] = 0;
+	CHECK_EQ(parse(img, IMG_SIZE, &k, err), 0);
+	CHECK_EQ(k.segs[0].filesz, IMG_SIZE - 5 * 512);
+	free(img);
+}
+
+/* Damages one field and expects -EINVAL with a message containing want. */
+static void expect_bad(void (*damage)(uint8_t *img), size_t len, const char *want)
+{
+	uint8_t *img = good_bzimage();
+	struct x86_kernel k;
+	char err[200];
+
+	damage(img);
+	CHECK_EQ(parse(img, len, &k, err), -EINVAL);
+	CHECK_STR_CONTAINS(err, want);
+	free(img);
+}
+
+static void no_damage(uint8_t *img) { (void)img; }
+static void bad_magic(uint8_t *img) { img[BP_HEADER] = 'X'; }
+static void bad_flag(uint8_t *img) { put16(img + BP_BOOT_FLAG, 0); }
+static void old_version(uint8_t *img) { put16(img + BP_VERSION, 0x020b); }
+static void no_64bit(uint8_t *img) { put16(img + BP_XLOADFLAGS, 0); }
+static void zimage(uint8_t *img) { img[BP_LOADFLAGS] = 0; }
+static void huge_syssize(uint8_t *img) { put32(img + BP_SYSSIZE, 0x10000000); }
+static void zero_syssize(uint8_t *img) { put32(img + BP_SYSSIZE, 0); }
+static void huge_setup(uint8_t *img) { img[BP_SETUP_SECTS] = 200; }
+static void bad_align(uint8_t *img) { put32(img + BP_KERNEL_ALIGNMENT, 0x3000); }
+static void small_init(uint8_t *img) { put32(img + BP_INIT_SIZE, 0x1000); }
+static void high_load(uint8_t *img) { put64(img + BP_PREF_ADDRESS, 0x100000000ULL); }
+
+static void test_bad_bzimage(void)
+{
+	expect_bad(no_damage, IMG_SIZE / 2, "truncated");
+	expect_bad(no_damage, 0x100, "too short");
+	expect_bad(bad_magic, IMG_SIZE, "not a Linux kernel");
+	expect_bad(bad_flag, IMG_SIZE, "not a Linux kernel");
+	expect_bad(old_version, IMG_SIZE, "2.11 is too old");
+	expect_bad(no_64bit, IMG_SIZE, "64-bit");
+	expect_bad(zimage, IMG_SIZE, "zImage");
+	expect_bad(huge_syssize, IMG_SIZE, "truncated");
+	expect_bad(zero_syssize, IMG_SIZE, "truncated");
+	expect_bad(huge_setup, IMG_SIZE, "truncated: the setup code");
+	expect_bad(bad_align, IMG_SIZE, "kernel_alignment");
+	expect_bad(small_init, IMG_SIZE, "init_size");
+	expect_bad(high_load, IMG_SIZE, "outside");
+}
+
+/* An ELF vmlinux with one PT_LOAD at 16 MiB whose entry is given virtually. */
+static size_t make_elf(uint8_t *buf, uint64_t entry)
+{
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + sizeof(*eh));
+
+	memset(buf, 0, 8192);
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_X86_64;
+	eh->e_entry = entry;
+	eh->e_phoff = sizeof(*eh);
+	eh->e_phentsize = sizeof(*ph);
+	eh->e_phnum = 1;
+	ph->p_type = PT_LOAD;
+	ph->p_offset = 4096;
+	ph->p_vaddr = 0xffffffff81000000ULL;
+	ph->p_paddr = 0x1000000;
+	ph->p_filesz = 4096;
+	ph->p_memsz = 0x10000;
+	return 8192;
+}
+
+static void test_elf(void)
+{
+	uint8_t *buf = malloc(8192);
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + sizeof(*eh));
+	struct x86_kernel k;
+	char err[200];
+	size_t len;
+
+	len = make_elf(buf, 0xffffffff81000040ULL);
+	CHECK_EQ(parse(buf, len, &k, err), 0);
+	CHECK_EQ(k.kind, X86_KERNEL_ELF);
+	CHECK_EQ(k.entry, 0x1000040); /* virtual entry translated to physical */
+	CHECK_EQ(k.load_addr, 0x1000000);
+	CHECK_EQ(k.init_size, 0x10000);
+	len = make_elf(buf, 0x1000080);
+	CHECK_EQ(parse(buf, len, &k, err), 0);
+	CHECK_EQ(k.entry, 0x1000080);
+	make_elf(buf, 0x5000000);
+	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	CHECK_STR_CONTAINS(err, "entry point");
+	make_elf(buf, 0x1000000);
+	ph->p_filesz = 8192; /* runs past the end of the file */
+	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	CHECK_STR_CONTAINS(err, "truncated");
+	make_elf(buf, 0x1000000);
+	eh->e_machine = EM_AARCH64;
+	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	CHECK_STR_CONTAINS(err, "x86-64");
+	make_elf(buf, 0x1000000);
+	eh->e_phnum = 1000;
+	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	make_elf(buf, 0x1000000);
+	ph->p_paddr = 0xfffffffffffff000ULL; /* wraps */
+	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	free(buf);
+}
+
+int main(void)
+{
+	test_good_bzimage();
+	test_bad_bzimage();
+	test_elf();
+	return test_done("kernel");
+}
