@@ -1,7 +1,6 @@
 /* gmem: guest_memfd regions, their memslots and host mappings, checked accessors, attribute map. */
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -9,34 +8,21 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gmem.h"
+#include "gmem_internal.h"
 #include "kvm_uapi.h"
 #include "log.h"
 
-struct gmem_region {
-	uint64_t gpa;
-	uint64_t size;
-	uint8_t *hva;
-	int fd;
-	uint32_t slot;
-	bool bound;
-	uint8_t *private_map; /* one bit per page: set when private */
-};
-
-struct gmem {
-	int vm_fd;
-	uint64_t flags;
-	struct gmem_layout layout;
-	unsigned int nr;
-	struct gmem_region regions[GMEM_MAX_REGIONS];
-	/* Guards private_map; conversions (a later stage) will take range locks. */
-	pthread_mutex_t attr_lock;
-	struct gmem_stats stats;
-};
+#define GMEM_DEFAULT_DRAIN_NS 2000000000ULL
+#define GMEM_DEFAULT_RETRIES 16
 
 static int sys_ret(long ret)
 {
 	return ret < 0 ? -errno : (int)ret;
+}
+
+void gmem_stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
 int gmem_probe_flags(int vm_fd, uint64_t *flags)
@@ -51,28 +37,42 @@ int gmem_probe_flags(int vm_fd, uint64_t *flags)
 	return 0;
 }
 
+static int memfd_open(uint64_t size, int *out)
+{
+	int fd = memfd_create("veil-ram", MFD_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	if (ftruncate(fd, (off_t)size) < 0) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	*out = fd;
+	return 0;
+}
+
+/* The out-of-place model's private side is never mapped; the others map guest_memfd itself. */
+static uint64_t region_gmem_flags(const struct gmem *gm)
+{
+	if (gm->cfg.model == GMEM_MODEL_OUT_OF_PLACE)
+		return 0;
+	return GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+}
+
 static int region_open(struct gmem *gm, struct gmem_region *r)
 {
-	struct kvm_create_guest_memfd args = { .size = r->size, .flags = gm->flags };
+	struct kvm_create_guest_memfd args = { .size = r->size, .flags = region_gmem_flags(gm) };
 	int fd;
 
-	if (gm->vm_fd < 0) {
-		fd = memfd_create("veil-ram", MFD_CLOEXEC);
-		if (fd < 0)
-			return -errno;
-		if (ftruncate(fd, (off_t)r->size) < 0) {
-			int ret = -errno;
-
-			close(fd);
-			return ret;
-		}
-		r->fd = fd;
-		return 0;
-	}
-	fd = ioctl(gm->vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
+	if (gm->cfg.vm_fd < 0)
+		return memfd_open(r->size, &r->fd);
+	fd = ioctl(gm->cfg.vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
 	if (fd < 0)
 		return -errno;
 	r->fd = fd;
+	if (gm->cfg.model == GMEM_MODEL_OUT_OF_PLACE)
+		return memfd_open(r->size, &r->shared_fd);
 	return 0;
 }
 
@@ -108,7 +108,7 @@ static int region_bind(struct gmem *gm, struct gmem_region *r)
 	ret = region_check_binding(r, slot.guest_memfd_offset);
 	if (ret)
 		return ret;
-	ret = sys_ret(ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot));
+	ret = sys_ret(ioctl(gm->cfg.vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot));
 	if (ret)
 		return ret;
 	r->bound = true;
@@ -119,7 +119,7 @@ static void region_unbind(struct gmem *gm, struct gmem_region *r)
 {
 	struct kvm_userspace_memory_region2 slot = { .slot = r->slot };
 
-	if (r->bound && ioctl(gm->vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot) < 0)
+	if (r->bound && ioctl(gm->cfg.vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot) < 0)
 		pr_warn("deleting memslot %u: %s", r->slot, strerror(errno));
 	r->bound = false;
 }
@@ -131,34 +131,53 @@ static void region_close(struct gmem *gm, struct gmem_region *r)
 		munmap(r->hva, r->size);
 	if (r->fd >= 0)
 		close(r->fd);
+	if (r->shared_fd >= 0)
+		close(r->shared_fd);
 	free(r->private_map);
+	free(r->page_state);
 	r->hva = NULL;
-	r->fd = -1;
+	r->fd = r->shared_fd = -1;
 	r->private_map = NULL;
+	r->page_state = NULL;
 }
 
 static int region_setup(struct gmem *gm, struct gmem_region *r)
 {
+	uint64_t pages = r->size / GMEM_PAGE_SIZE;
 	void *hva;
 	int ret;
 
 	ret = region_open(gm, r);
 	if (ret)
 		return ret;
-	hva = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	hva = mmap(NULL, r->size, PROT_READ | PROT_WRITE, MAP_SHARED,
+		   r->shared_fd >= 0 ? r->shared_fd : r->fd, 0);
 	if (hva == MAP_FAILED)
 		return -errno;
 	r->hva = hva;
-	r->private_map = calloc(1, (r->size / GMEM_PAGE_SIZE + 7) / 8);
-	if (!r->private_map)
+	r->private_map = calloc(1, (pages + 7) / 8);
+	r->page_state = calloc(pages, sizeof(*r->page_state));
+	if (!r->private_map || !r->page_state)
 		return -ENOMEM;
-	if (gm->vm_fd >= 0)
+	if (gm->cfg.vm_fd >= 0)
 		return region_bind(gm, r);
 	return 0;
 }
 
-int gmem_create(int vm_fd, const struct gmem_layout *layout, uint64_t gmem_flags,
-		struct gmem **out)
+static void gmem_init_locks(struct gmem *gm)
+{
+	unsigned int i;
+
+	pthread_mutex_init(&gm->attr_lock, NULL);
+	pthread_mutex_init(&gm->wait_lock, NULL);
+	pthread_cond_init(&gm->wait_cond, NULL);
+	pthread_mutex_init(&gm->longterm_lock, NULL);
+	for (i = 0; i < GMEM_PIN_SHARDS; i++)
+		pthread_mutex_init(&gm->shards[i].lock, NULL);
+}
+
+int gmem_create_cfg(const struct gmem_config *cfg, const struct gmem_layout *layout,
+		    struct gmem **out)
 {
 	struct gmem *gm;
 	unsigned int i;
@@ -166,20 +185,21 @@ int gmem_create(int vm_fd, const struct gmem_layout *layout, uint64_t gmem_flags
 
 	if (layout->nr == 0 || layout->nr > GMEM_MAX_REGIONS)
 		return -EINVAL;
-	/* The VMM maps every region, so it needs MMAP; INIT_SHARED keeps default VMs usable. */
-	if (vm_fd >= 0 && (gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
-			  (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED))
-		return -EOPNOTSUPP;
 	gm = calloc(1, sizeof(*gm));
 	if (!gm)
 		return -ENOMEM;
-	gm->vm_fd = vm_fd;
-	gm->flags = gmem_flags;
+	gm->cfg = *cfg;
+	if (!gm->cfg.drain_timeout_ns)
+		gm->cfg.drain_timeout_ns = GMEM_DEFAULT_DRAIN_NS;
+	if (!gm->cfg.max_retries)
+		gm->cfg.max_retries = GMEM_DEFAULT_RETRIES;
 	gm->layout = *layout;
-	pthread_mutex_init(&gm->attr_lock, NULL);
+	gmem_init_locks(gm);
+	gmem_set_attrs2_fn(gm, NULL, NULL);
 	for (i = 0; i < layout->nr; i++) {
 		gm->regions[i] = (struct gmem_region){
-			.gpa = layout->r[i].gpa, .size = layout->r[i].size, .fd = -1, .slot = i,
+			.gpa = layout->r[i].gpa, .size = layout->r[i].size,
+			.fd = -1, .shared_fd = -1, .slot = i,
 		};
 	}
 	gm->nr = layout->nr;
@@ -199,6 +219,18 @@ err:
 	return ret;
 }
 
+int gmem_create(int vm_fd, const struct gmem_layout *layout, uint64_t gmem_flags,
+		struct gmem **out)
+{
+	struct gmem_config cfg = { .vm_fd = vm_fd, .model = GMEM_MODEL_HOST };
+	uint64_t need = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+
+	/* The VMM maps every region, so it needs MMAP; INIT_SHARED keeps default VMs usable. */
+	if (vm_fd >= 0 && (gmem_flags & need) != need)
+		return -EOPNOTSUPP;
+	return gmem_create_cfg(&cfg, layout, out);
+}
+
 void gmem_destroy(struct gmem *gm)
 {
 	unsigned int i;
@@ -207,12 +239,17 @@ void gmem_destroy(struct gmem *gm)
 		return;
 	for (i = 0; i < gm->nr; i++)
 		region_close(gm, &gm->regions[i]);
-	pthread_mutex_destroy(&gm->attr_lock);
+	while (gm->longterm) {
+		struct gmem_longterm *lt = gm->longterm;
+
+		gm->longterm = lt->next;
+		free(lt);
+	}
 	free(gm);
 }
 
 /* The region that holds all of [gpa, gpa+len), or NULL.  len may be 0. */
-static struct gmem_region *region_find(struct gmem *gm, uint64_t gpa, uint64_t len)
+struct gmem_region *gmem_region_find(struct gmem *gm, uint64_t gpa, uint64_t len)
 {
 	unsigned int i;
 	uint64_t end;
@@ -228,12 +265,19 @@ static struct gmem_region *region_find(struct gmem *gm, uint64_t gpa, uint64_t l
 	return NULL;
 }
 
+struct gmem_region *gmem_region_find_pages(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	if (!len || !IS_ALIGNED(gpa, GMEM_PAGE_SIZE) || !IS_ALIGNED(len, GMEM_PAGE_SIZE))
+		return NULL;
+	return gmem_region_find(gm, gpa, len);
+}
+
 static bool page_private(const struct gmem_region *r, uint64_t page)
 {
 	return r->private_map[page / 8] & (1u << (page % 8));
 }
 
-static bool range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len)
+bool gmem_range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len)
 {
 	uint64_t first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
 	uint64_t last = (gpa - r->gpa + (len ? len - 1 : 0)) / GMEM_PAGE_SIZE;
@@ -247,16 +291,33 @@ static bool range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t g
 	return found;
 }
 
+void gmem_attr_update(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n, bool private)
+{
+	uint64_t p;
+
+	pthread_mutex_lock(&gm->attr_lock);
+	for (p = first; p < first + n; p++) {
+		if (private) {
+			r->private_map[p / 8] |= (uint8_t)(1u << (p % 8));
+			__atomic_fetch_or(&r->page_state[p], PS_PRIVATE, __ATOMIC_RELEASE);
+		} else {
+			r->private_map[p / 8] &= (uint8_t)~(1u << (p % 8));
+			__atomic_fetch_and(&r->page_state[p], ~PS_PRIVATE, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&gm->attr_lock);
+}
+
 int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
 {
-	struct gmem_region *r = region_find(gm, gpa, len);
+	struct gmem_region *r = gmem_region_find(gm, gpa, len);
 
 	if (!r) {
-		__atomic_add_fetch(&gm->stats.out_of_range, 1, __ATOMIC_RELAXED);
+		gmem_stat_add(&gm->stats.out_of_range, 1);
 		return -EFAULT;
 	}
-	if (range_has_private(gm, r, gpa, len)) {
-		__atomic_add_fetch(&gm->stats.refused_private, 1, __ATOMIC_RELAXED);
+	if (gmem_range_has_private(gm, r, gpa, len)) {
+		gmem_stat_add(&gm->stats.refused_private, 1);
 		return -EACCES;
 	}
 	*hva = r->hva + (gpa - r->gpa);
@@ -265,49 +326,38 @@ int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
 
 int gmem_read(struct gmem *gm, uint64_t gpa, void *buf, uint64_t len)
 {
-	void *hva;
-	int ret = gmem_translate(gm, gpa, len, &hva);
+	struct gmem_pin pin;
+	int ret = gmem_pin(gm, gpa, len, "vmm", 0, &pin);
 
 	if (ret)
 		return ret;
-	memcpy(buf, hva, len);
+	memcpy(buf, pin.hva, len);
+	gmem_unpin(&pin);
 	return 0;
 }
 
 int gmem_write(struct gmem *gm, uint64_t gpa, const void *buf, uint64_t len)
 {
-	void *hva;
-	int ret = gmem_translate(gm, gpa, len, &hva);
+	struct gmem_pin pin;
+	int ret = gmem_pin(gm, gpa, len, "vmm", 0, &pin);
 
 	if (ret)
 		return ret;
-	memcpy(hva, buf, len);
+	memcpy(pin.hva, buf, len);
+	gmem_unpin(&pin);
 	return 0;
-}
-
-static struct gmem_region *region_find_pages(struct gmem *gm, uint64_t gpa, uint64_t len)
-{
-	if (!len || !IS_ALIGNED(gpa, GMEM_PAGE_SIZE) || !IS_ALIGNED(len, GMEM_PAGE_SIZE))
-		return NULL;
-	return region_find(gm, gpa, len);
 }
 
 int gmem_punch_hole(struct gmem *gm, uint64_t gpa, uint64_t len)
 {
-	struct gmem_region *r = region_find_pages(gm, gpa, len);
+	struct gmem_conv_result res;
 
-	if (!r)
-		return -EINVAL;
-	if (fallocate(r->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-		      (off_t)(gpa - r->gpa), (off_t)len) < 0)
-		return -errno;
-	__atomic_add_fetch(&gm->stats.punches, 1, __ATOMIC_RELAXED);
-	return 0;
+	return gmem_discard(gm, gpa, len, &res);
 }
 
 int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessible)
 {
-	struct gmem_region *r = region_find_pages(gm, gpa, len);
+	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
 
 	if (!r)
 		return -EINVAL;
@@ -319,27 +369,17 @@ int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessibl
 
 int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool private)
 {
-	struct gmem_region *r = region_find_pages(gm, gpa, len);
-	uint64_t p, first, last;
+	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
 
 	if (!r)
 		return -EINVAL;
-	first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
-	last = first + len / GMEM_PAGE_SIZE;
-	pthread_mutex_lock(&gm->attr_lock);
-	for (p = first; p < last; p++) {
-		if (private)
-			r->private_map[p / 8] |= (uint8_t)(1u << (p % 8));
-		else
-			r->private_map[p / 8] &= (uint8_t)~(1u << (p % 8));
-	}
-	pthread_mutex_unlock(&gm->attr_lock);
+	gmem_attr_update(gm, r, (gpa - r->gpa) / GMEM_PAGE_SIZE, len / GMEM_PAGE_SIZE, private);
 	return 0;
 }
 
 int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private)
 {
-	struct gmem_region *r = region_find(gm, gpa, 1);
+	struct gmem_region *r = gmem_region_find(gm, gpa, 1);
 
 	if (!r)
 		return -EFAULT;
@@ -351,7 +391,12 @@ int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private)
 
 uint64_t gmem_flags(const struct gmem *gm)
 {
-	return gm->flags;
+	return region_gmem_flags(gm);
+}
+
+enum gmem_model gmem_model(const struct gmem *gm)
+{
+	return gm->cfg.model;
 }
 
 uint64_t gmem_total_size(const struct gmem *gm)
@@ -371,9 +416,12 @@ const struct gmem_layout *gmem_get_layout(const struct gmem *gm)
 
 void gmem_get_stats(struct gmem *gm, struct gmem_stats *out)
 {
-	out->refused_private = __atomic_load_n(&gm->stats.refused_private, __ATOMIC_RELAXED);
-	out->out_of_range = __atomic_load_n(&gm->stats.out_of_range, __ATOMIC_RELAXED);
-	out->punches = __atomic_load_n(&gm->stats.punches, __ATOMIC_RELAXED);
+	const uint64_t *src = (const uint64_t *)&gm->stats;
+	uint64_t *dst = (uint64_t *)out;
+	size_t i;
+
+	for (i = 0; i < sizeof(*out) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 }
 
 /*

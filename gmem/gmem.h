@@ -34,10 +34,68 @@ int gmem_layout_compute(const struct gmem_arch_map *map, uint64_t mem_size,
 
 struct gmem;
 
+/* How private and shared memory are realised (DESIGN.md §2). */
+enum gmem_model {
+	GMEM_MODEL_HOST,        /* §2c: default VMs; veil keeps the map and enforces it */
+	GMEM_MODEL_OUT_OF_PLACE, /* §2a: VM attributes; private guest_memfd + shared memfd */
+	GMEM_MODEL_IN_PLACE,    /* §2b: per-guest_memfd attributes, contents kept */
+};
+
+struct gmem_config {
+	int vm_fd;               /* -1: detached, memfd-backed, no memslots (tests, tools) */
+	enum gmem_model model;
+	bool revoke_host_mapping; /* §2c: mprotect private ranges; only where that is safe */
+	bool destructive;         /* §2c: a conversion also punches, so the range reads zeros */
+	uint64_t drain_timeout_ns; /* bound on waiting for pins or a conversion; 0: 2 s */
+	unsigned int max_retries;  /* bound on kernel EAGAIN retries; 0: 16 */
+};
+
 struct gmem_stats {
 	uint64_t refused_private; /* host accesses refused because the page is private (I3) */
 	uint64_t out_of_range;    /* accesses refused because they left RAM */
 	uint64_t punches;
+	uint64_t conversions;
+	uint64_t conversion_errors;
+	uint64_t retries;         /* kernel EAGAIN and pin-drain retries */
+	uint64_t eagain;          /* EAGAIN from the kernel (§2b) */
+	uint64_t spec_retries;    /* pins that raced a conversion and were retried */
+	uint64_t pin_waits;       /* pins that waited for a conversion to finish */
+	uint64_t drain_waits;     /* conversions that waited for pins to drain */
+	uint64_t longterm_releases; /* long-term pins released for a conversion */
+};
+
+/* A pin: the caller's storage, valid from gmem_pin() to gmem_unpin(). */
+struct gmem_pin {
+	void *hva;
+	uint64_t gpa;
+	uint64_t len;
+	const char *owner; /* who holds it, for a stuck conversion's culprit */
+	uint64_t req;
+	uint64_t since_ns;
+	/* gmem's */
+	struct gmem *gm;
+	void *region;
+	struct gmem_pin *next, **pprev;
+	unsigned int shard;
+};
+
+/* The outcome of a conversion or punch, for the requester and the stats. */
+struct gmem_conv_result {
+	uint64_t retries;
+	uint64_t eagain;
+	uint64_t wait_ns;
+	char culprit[160]; /* set on failure: who still holds the range */
+};
+
+/*
+ * A long-term pin (an io_uring registered buffer): the kernel sees it, veil
+ * cannot drain it.  A conversion that needs its pages releases it, and
+ * restores it when the pages are shared again.
+ */
+struct gmem_longterm_ops {
+	int (*release)(void *opaque);
+	int (*restore)(void *opaque);
+	const char *name;
 };
 
 /*
@@ -55,14 +113,53 @@ int gmem_probe_inplace(int vm_fd, uint64_t gmem_flags) __must_check;
  */
 int gmem_create(int vm_fd, const struct gmem_layout *layout, uint64_t gmem_flags,
 		struct gmem **out) __must_check;
+/* As gmem_create, for a conversion model: the backing follows cfg->model. */
+int gmem_create_cfg(const struct gmem_config *cfg, const struct gmem_layout *layout,
+		    struct gmem **out) __must_check;
 void gmem_destroy(struct gmem *gm);
 
-/* Bounds- and attribute-checked GPA->HVA.  -EFAULT outside RAM, -EACCES if private. */
+/*
+ * Pins [gpa, gpa+len) for a device or the VMM: the range is shared and stays
+ * so, and unpunched, until gmem_unpin().  Waits (bounded) while a conversion
+ * of the range is under way.  -EFAULT outside RAM, -EACCES if private,
+ * -ETIMEDOUT if a conversion would not finish.
+ */
+int gmem_pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
+	     struct gmem_pin *pin) __must_check;
+void gmem_unpin(struct gmem_pin *pin);
+
+/*
+ * Converts [gpa, gpa+len) (page-aligned, one RAM range) to private or shared:
+ * waits for pins to drain, performs the kernel operation with bounded
+ * retries, then updates the attribute map and the generation.  All or
+ * nothing: on error nothing changed, and res->culprit names what held it.
+ */
+int gmem_convert(struct gmem *gm, uint64_t gpa, uint64_t len, bool to_private,
+		 struct gmem_conv_result *res) __must_check;
+/* Frees the pages' contents, synchronized with pins like a conversion (I1). */
+int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
+	__must_check;
+
+int gmem_longterm_register(struct gmem *gm, uint64_t gpa, uint64_t len,
+			   const struct gmem_longterm_ops *ops, void *opaque) __must_check;
+void gmem_longterm_unregister(struct gmem *gm, void *opaque);
+
+/* The §2b ioctl, replaceable for fault injection in tests (not a kernel test). */
+typedef int (*gmem_attrs2_fn)(int fd, uint64_t offset, uint64_t size, uint64_t attrs,
+			      uint64_t *error_offset, void *opaque);
+void gmem_set_attrs2_fn(struct gmem *gm, gmem_attrs2_fn fn, void *opaque);
+
+enum gmem_model gmem_model(const struct gmem *gm);
+const char *gmem_model_name(enum gmem_model m);
+/* What a conversion does to contents under this gmem's model, in words. */
+const char *gmem_content_semantics(const struct gmem *gm);
+
+/* Bounds- and attribute-checked GPA->HVA, unpinned: for boot-time setup only. */
 int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva) __must_check;
 int gmem_read(struct gmem *gm, uint64_t gpa, void *buf, uint64_t len) __must_check;
 int gmem_write(struct gmem *gm, uint64_t gpa, const void *buf, uint64_t len) __must_check;
 
-/* Frees the backing pages of [gpa, gpa+len); the next access reads zeros. */
+/* Frees the backing pages of [gpa, gpa+len); the next access reads zeros.  Synchronized. */
 int gmem_punch_hole(struct gmem *gm, uint64_t gpa, uint64_t len) __must_check;
 
 /* Revokes (accessible=false) or restores the VMM's mapping of a range. */
