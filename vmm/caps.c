@@ -104,7 +104,7 @@ static int probe_run(int vcpu_fd, struct kvm_run *run, const struct arch_mem_pro
 }
 
 /* Whether the guest survives the VMM revoking its mapping of guest_memfd: tried, not guessed. */
-static int caps_probe_revoke(int kvm_fd, char *detail, size_t len)
+int caps_probe_revoke(int kvm_fd, char *detail, size_t len)
 {
 	struct gmem_layout layout;
 	struct arch_mem_probe p;
@@ -144,16 +144,10 @@ out:
 	return ret;
 }
 
-static void caps_probe_type(int kvm_fd, struct caps_vm_type *t)
+void caps_probe_vm(int vm_fd, struct caps_vm_type *t)
 {
 	uint64_t flags = 0;
-	int vm_fd;
 
-	if (!t->supported)
-		return;
-	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, t->type);
-	if (vm_fd < 0)
-		return;
 	t->probed = true;
 	if (gmem_probe_flags(vm_fd, &flags) == 0)
 		t->gmem_flags = flags;
@@ -162,6 +156,18 @@ static void caps_probe_type(int kvm_fd, struct caps_vm_type *t)
 	if (t->type != KVM_X86_DEFAULT_VM)
 		t->inplace = gmem_probe_inplace(vm_fd, flags & GUEST_MEMFD_FLAG_MMAP ?
 					       GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED : 0);
+}
+
+static void caps_probe_type(int kvm_fd, struct caps_vm_type *t)
+{
+	int vm_fd;
+
+	if (!t->supported)
+		return;
+	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, t->type);
+	if (vm_fd < 0)
+		return;
+	caps_probe_vm(vm_fd, t);
 	close(vm_fd);
 }
 

@@ -41,6 +41,10 @@ struct caps {
 };
 
 int caps_probe(struct caps *c) __must_check;
+/* Probes one VM's guest_memfd flags and attributes into t (t->type must be set). */
+void caps_probe_vm(int vm_fd, struct caps_vm_type *t);
+/* 1 if a guest survives veil revoking its mapping of guest_memfd, 0 if not, -1 unknown. */
+int caps_probe_revoke(int kvm_fd, char *detail, size_t len);
 /* Decides the model for one VM type from what was probed: pure, unit-tested. */
 void caps_choose_model(struct caps_vm_type *t, int revoke_safe);
 const char *caps_model_name(enum caps_model m);

@@ -113,29 +113,104 @@ static enum vcpu_action exit_mmio(struct vcpu *vcpu)
 	return vm_stopping(vcpu->vm) ? VCPU_STOP : VCPU_CONTINUE;
 }
 
-/*
- * KVM_HC_MAP_GPA_RANGE reaches userspace only once KVM_CAP_EXIT_HYPERCALL is
- * enabled, which the conversion engine will do; until then any hypercall
- * that arrives is answered "not implemented" and the guest carries on.
- */
+#define MAP_GPA_RANGE_PAGE_SZ_MASK 0xfULL
+#define FAULT_REPEATS_MAX 4
+
+int vcpu_check_map_gpa_range(uint64_t gpa, uint64_t npages, uint64_t attrs, uint64_t *len)
+{
+	uint64_t psz = attrs & MAP_GPA_RANGE_PAGE_SZ_MASK, align, end;
+
+	if (attrs & ~(MAP_GPA_RANGE_PAGE_SZ_MASK | KVM_MAP_GPA_RANGE_ENCRYPTED))
+		return -EINVAL;
+	if (psz > KVM_MAP_GPA_RANGE_PAGE_SZ_1G || npages == 0 || npages > (UINT64_MAX >> 12))
+		return -EINVAL;
+	align = psz == KVM_MAP_GPA_RANGE_PAGE_SZ_1G ? SZ_1G :
+		psz == KVM_MAP_GPA_RANGE_PAGE_SZ_2M ? SZ_2M : SZ_4K;
+	*len = npages << 12;
+	if (!IS_ALIGNED(gpa, align) || !IS_ALIGNED(*len, align) ||
+	    __builtin_add_overflow(gpa, *len, &end))
+		return -EINVAL;
+	return 0;
+}
+
+/* The guest's error codes: what it can act on, not our internal reasons. */
+static uint64_t hypercall_errno(int err)
+{
+	switch (err) {
+	case -EINVAL:
+	case -EFAULT:
+		return (uint64_t)-KVM_EINVAL;
+	default:
+		return (uint64_t)-(int64_t)EAGAIN; /* transient: the guest may retry */
+	}
+}
+
+static enum vcpu_action exit_map_gpa_range(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+	uint64_t gpa = run->hypercall.args[0], len = 0;
+	bool to_private = run->hypercall.args[2] & KVM_MAP_GPA_RANGE_ENCRYPTED;
+	struct gmem_conv_result res = { .culprit = "" };
+	int ret;
+
+	ret = vcpu_check_map_gpa_range(gpa, run->hypercall.args[1], run->hypercall.args[2], &len);
+	if (!ret)
+		ret = gmem_convert(vcpu->vm->gmem, gpa, len, to_private, &res);
+	if (ret) {
+		vcpu->stats.conversion_fails++;
+		vm_guest_fault(vcpu->vm, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",
+			       vcpu->index, (unsigned long long)gpa,
+			       (unsigned long long)run->hypercall.args[1],
+			       (unsigned long long)run->hypercall.args[2], strerror(-ret),
+			       res.culprit[0] ? ": " : "", res.culprit);
+		run->hypercall.ret = hypercall_errno(ret);
+		return VCPU_CONTINUE;
+	}
+	vcpu->stats.conversions++;
+	run->hypercall.ret = 0;
+	return VCPU_CONTINUE;
+}
+
 static enum vcpu_action exit_hypercall(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
+	if (run->hypercall.nr == KVM_HC_MAP_GPA_RANGE && vcpu->vm->gmem)
+		return exit_map_gpa_range(vcpu);
 	vm_guest_fault(vcpu->vm, "vCPU %u: hypercall %llu is not implemented", vcpu->index,
 		       (unsigned long long)run->hypercall.nr);
 	run->hypercall.ret = (uint64_t)-KVM_ENOSYS;
 	return VCPU_CONTINUE;
 }
 
+/*
+ * An implicit conversion request: the guest touched a page whose attribute
+ * differs from the access.  Convert and let it retry; a fault that repeats
+ * at the same place means the memslot cannot serve it at all.
+ */
 static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 {
 	const struct veil_kvm_memory_fault *mf = (const void *)vcpu->run->padding;
+	bool to_private = mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE;
+	uint64_t gpa = ALIGN_DOWN(mf->gpa, SZ_4K), end = ALIGN_UP(mf->gpa + mf->size, SZ_4K);
+	struct gmem_conv_result res = { .culprit = "" };
+	int ret = -EFAULT;
 
+	vcpu->fault_repeats = vcpu->fault_gpa == mf->gpa ? vcpu->fault_repeats + 1 : 0;
+	vcpu->fault_gpa = mf->gpa;
+	if (vcpu->vm->gmem && vcpu->fault_repeats < FAULT_REPEATS_MAX && end > gpa)
+		ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, to_private, &res);
+	if (!ret) {
+		vcpu->stats.conversions++;
+		return VCPU_CONTINUE;
+	}
 	vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
-			"vCPU %u: memory fault at GPA 0x%llx, %llu bytes, guest wanted it %s",
+			"vCPU %u: memory fault at GPA 0x%llx, %llu bytes, guest wanted it %s: %s",
 			vcpu->index, (unsigned long long)mf->gpa, (unsigned long long)mf->size,
-			(mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE) ? "private" : "shared");
+			to_private ? "private" : "shared",
+			vcpu->fault_repeats >= FAULT_REPEATS_MAX ?
+				"it faulted again after conversion, so its memslot cannot serve that access" :
+			res.culprit[0] ? res.culprit : "the range is not guest RAM");
 	return VCPU_STOP_DUMP;
 }
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -56,6 +57,7 @@ static const char usage_run[] =
 	"  -c, --cpus N              number of vCPUs, 1 to KVM's maximum; default: 1\n"
 	"  -m, --mem SIZE            guest RAM in bytes, with optional K, M or G suffix;\n"
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
+	"  -T, --vm-type TYPE        default or sw-protected; default: default\n"
 	"  -t, --timing              report the time to the first KVM_RUN and serial byte\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
@@ -88,6 +90,7 @@ struct run_opts {
 	const char *cmdline;
 	bool timing;
 	uint64_t t0_ns;
+	unsigned long vm_type;
 	unsigned int nr_cpus;
 	uint64_t mem_size;
 	bool quiet;
@@ -147,6 +150,27 @@ static unsigned int opt_cpus(const char *arg)
 	return (unsigned int)v;
 }
 
+static unsigned long opt_vm_type(const char *arg)
+{
+	if (!strcmp(arg, "default"))
+		return KVM_X86_DEFAULT_VM;
+	if (!strcmp(arg, "sw-protected"))
+		return KVM_X86_SW_PROTECTED_VM;
+	die_usage("run", "--vm-type '%s': not default or sw-protected", arg);
+}
+
+/* Whether this KVM offers the VM type at all: a configuration question, so exit 2. */
+static void check_vm_type(int kvm_fd, unsigned long type)
+{
+	int types = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+
+	if (types <= 0)
+		types = 1 << KVM_X86_DEFAULT_VM;
+	if (!(types & (1 << type)))
+		die_usage("run", "--vm-type sw-protected: this KVM offers only VM types 0x%x "
+			  "(KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
+}
+
 static void parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -155,6 +179,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "initrd", required_argument, NULL, 'i' },
 		{ "cmdline", required_argument, NULL, 'a' },
 		{ "timing", no_argument, NULL, 't' },
+		{ "vm-type", required_argument, NULL, 'T' },
 		{ "cpus", required_argument, NULL, 'c' },
 		{ "mem", required_argument, NULL, 'm' },
 		{ "quiet", no_argument, NULL, 'q' },
@@ -167,13 +192,14 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 
 	*o = (struct run_opts){ .nr_cpus = 1, .mem_size = DEFAULT_MEM, .t0_ns = t0 };
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:f:k:i:a:tc:m:qvh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:f:k:i:a:tT:c:m:qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f': o->firmware = optarg; break;
 		case 'k': o->kernel = optarg; break;
 		case 'i': o->initrd = optarg; break;
 		case 'a': o->cmdline = optarg; break;
 		case 't': o->timing = true; break;
+		case 'T': o->vm_type = opt_vm_type(optarg); break;
 		case 'c': o->nr_cpus = opt_cpus(optarg); break;
 		case 'm': o->mem_size = opt_mem(optarg); break;
 		case 'q': o->quiet = true; break;
@@ -304,11 +330,13 @@ static void print_summary(struct vm *vm, const struct run_opts *o, const char *v
 	}
 	fprintf(stderr,
 		"veil: %u vCPUs, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), %s '%s'\n"
+		"veil: memory model: %s; conversions: contents %s\n"
 		"veil: stopped: %s (exit code %d)\n"
 		"veil: %llu exits (%llu port I/O), %llu unhandled device accesses, "
 		"%llu refused private accesses\n",
 		vm->nr_vcpus, (unsigned long long)(o->mem_size >> 20),
 		o->kernel ? "kernel" : "firmware", o->kernel ? o->kernel : o->firmware,
+		gmem_model_name(gmem_model(vm->gmem)), gmem_content_semantics(vm->gmem),
 		vm->stop_reason, vm->exit_code, (unsigned long long)exits, (unsigned long long)io,
 		(unsigned long long)vm->stats.unhandled_io, (unsigned long long)gs.refused_private);
 	if (verdict)
@@ -331,7 +359,7 @@ static int selftest_verdict(struct vm *vm, const struct fw_boot *fb, char *verdi
 static int run_vm(const struct run_opts *o, struct boot_src *b)
 {
 	struct vm_config cfg = {
-		.nr_cpus = o->nr_cpus, .mem_size = o->mem_size, .vm_type = KVM_X86_DEFAULT_VM,
+		.nr_cpus = o->nr_cpus, .mem_size = o->mem_size, .vm_type = o->vm_type,
 		.console_fd = STDOUT_FILENO, .console_in_fd = STDIN_FILENO, .handle_signals = true,
 		.t0_ns = o->t0_ns,
 	};
@@ -376,6 +404,7 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 		boot_src_free(&b);
 		return VM_EXIT_FAILURE;
 	}
+	check_vm_type(kvm_fd, o.vm_type);
 	close(kvm_fd);
 	if (o.nr_cpus > max_vcpus)
 		die_usage("run", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "kvm_uapi.h"
+#include "caps.h"
 #include "log.h"
 #include "vm.h"
 
@@ -143,9 +144,46 @@ static int vm_create_devices(struct vm *vm)
 	return ret;
 }
 
+/* The strongest conversion model this VM's kernel offers (DESIGN.md §2), and why. */
+static int vm_choose_model(struct vm *vm, struct gmem_config *gc)
+{
+	struct caps_vm_type t = { .type = vm->cfg.vm_type, .supported = true };
+	char detail[200] = "";
+	int revoke = -1;
+
+	caps_probe_vm(vm->vm_fd, &t);
+	if (t.type == KVM_X86_DEFAULT_VM)
+		revoke = caps_probe_revoke(vm->kvm_fd, detail, sizeof(detail));
+	caps_choose_model(&t, revoke);
+	snprintf(vm->model_why, sizeof(vm->model_why), "%s", t.why);
+	*gc = (struct gmem_config){ .vm_fd = vm->vm_fd, .destructive = vm->cfg.destructive };
+	switch (t.model) {
+	case CAPS_MODEL_HOST_ENFORCED:
+		gc->model = GMEM_MODEL_HOST;
+		gc->revoke_host_mapping = revoke == 1;
+		if ((t.gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
+		    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) {
+			pr_err("guest_memfd flags 0x%llx lack MMAP|INIT_SHARED, which default VMs need",
+			       (unsigned long long)t.gmem_flags);
+			return -EOPNOTSUPP;
+		}
+		return 0;
+	case CAPS_MODEL_IN_PLACE:
+		gc->model = GMEM_MODEL_IN_PLACE;
+		return 0;
+	case CAPS_MODEL_OUT_OF_PLACE:
+		gc->model = GMEM_MODEL_OUT_OF_PLACE;
+		return 0;
+	default:
+		pr_err("VM type %lu: %s", vm->cfg.vm_type, t.why);
+		return -EOPNOTSUPP;
+	}
+}
+
 static int vm_create_memory(struct vm *vm)
 {
 	struct gmem_layout layout;
+	struct gmem_config gc;
 	uint64_t flags;
 	int ret;
 
@@ -154,17 +192,28 @@ static int vm_create_memory(struct vm *vm)
 		pr_err("this kernel's KVM has no guest_memfd (KVM_CAP_GUEST_MEMFD)");
 		return ret;
 	}
-	if ((flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
-	    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) {
-		pr_err("guest_memfd flags 0x%llx lack MMAP|INIT_SHARED, which default VMs need",
-		       (unsigned long long)flags);
-		return -EOPNOTSUPP;
-	}
-	ret = gmem_layout_compute(arch_mem_map(), vm->cfg.mem_size, &layout);
-	if (ret)
-		return ret;
-	return gmem_create(vm->vm_fd, &layout,
-			   GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED, &vm->gmem);
+	ret = vm_choose_model(vm, &gc);
+	if (!ret)
+		ret = gmem_layout_compute(arch_mem_map(), vm->cfg.mem_size, &layout);
+	if (!ret)
+		ret = gmem_create_cfg(&gc, &layout, &vm->gmem);
+	if (!ret)
+		pr_info("memory model: %s (%s)", gmem_model_name(gc.model), vm->model_why);
+	return ret;
+}
+
+/* Guests ask for conversions with KVM_HC_MAP_GPA_RANGE; KVM passes it on only if asked to. */
+static void vm_enable_hypercall_exit(struct vm *vm)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
+	};
+	int have = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL);
+
+	if (have > 0 && (have & (1 << KVM_HC_MAP_GPA_RANGE)) && ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+		vm->map_gpa_range_exits = true;
+	else
+		pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");
 }
 
 static int vm_create_vcpus(struct vm *vm)
@@ -225,6 +274,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		goto err;
 	}
 	ret = vm_create_memory(vm);
+	if (!ret)
+		vm_enable_hypercall_exit(vm);
 	if (!ret)
 		ret = arch_vm_create(vm->kvm_fd, vm->vm_fd, cfg->nr_cpus, &vm->arch);
 	if (!ret)

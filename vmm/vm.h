@@ -32,12 +32,15 @@ struct vm_config {
 	int console_in_fd;   /* the UART's input, or -1 */
 	uint64_t t0_ns;      /* CLOCK_MONOTONIC when veil started, for timing */
 	bool handle_signals; /* SIGINT/SIGTERM stop the VM while vm_run() runs */
+	bool destructive;    /* default VMs: conversions punch, so contents read as zeros */
 };
 
 struct vcpu_stats {
 	uint64_t exits;
 	uint64_t io;
 	uint64_t mmio;
+	uint64_t conversions;      /* guest-requested, by hypercall or memory fault */
+	uint64_t conversion_fails;
 };
 
 struct vcpu {
@@ -49,6 +52,8 @@ struct vcpu {
 	pthread_t thread;
 	bool started;
 	struct vcpu_stats stats;
+	uint64_t fault_gpa;      /* the last memory fault, to stop a loop of them */
+	unsigned int fault_repeats;
 };
 
 struct vm_stats {
@@ -75,6 +80,8 @@ struct vm {
 	char stop_reason[256];
 	int stop_efd;
 	bool threads_stuck;
+	bool map_gpa_range_exits; /* KVM_HC_MAP_GPA_RANGE reaches vcpu_handle_exit() */
+	char model_why[200];
 
 	struct console_in console_in;
 	uint64_t t_first_run_ns;  /* first KVM_RUN, since cfg.t0_ns; 0 before */
@@ -120,6 +127,9 @@ int vcpu_start(struct vcpu *vcpu) __must_check;
 void vcpu_kick(struct vcpu *vcpu);
 /* Handles the exit in vcpu->run; pure but for the bus and vm_request_stop(). */
 enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu);
+/* Checks KVM_HC_MAP_GPA_RANGE's arguments; 0 with *len, or -EINVAL. */
+int vcpu_check_map_gpa_range(uint64_t gpa, uint64_t npages, uint64_t attrs, uint64_t *len)
+	__must_check;
 const char *kvm_exit_reason_name(uint32_t reason);
 
 #endif
