@@ -1,0 +1,409 @@
+/*
+ * unit: gmem's pin registry and conversions on detached (memfd) memory:
+ * draining, bounded waits with a named culprit, disjoint ranges, the §2b
+ * backend against a fault-injection seam (not a kernel test), long-term
+ * pins, and a threaded race of pins against conversions (run under TSan too).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "gmem.h"
+#include "kvm_uapi.h"
+#include "test.h"
+#include "vm.h"
+
+#define MEM (4ULL << 20)
+#define PAGE 4096ULL
+
+static struct gmem *make(enum gmem_model model, bool destructive, uint64_t drain_ms)
+{
+	struct gmem_config cfg = {
+		.vm_fd = -1, .model = model, .destructive = destructive,
+		.drain_timeout_ns = drain_ms * 1000000ULL, .max_retries = 4,
+	};
+	struct gmem_layout l = { .nr = 1, .r = { { 0, MEM } } };
+	struct gmem *gm = NULL;
+
+	CHECK_EQ(gmem_create_cfg(&cfg, &l, &gm), 0);
+	return gm;
+}
+
+static uint64_t ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)((t.tv_sec - t0->tv_sec) * 1000 + (t.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+static void sleep_ms(unsigned int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static void test_private_refused_and_preserved(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_HOST, false, 200);
+	struct gmem_conv_result res;
+	struct gmem_stats st;
+	struct gmem_pin pin;
+	uint64_t v = 0x1234, got = 0;
+
+	CHECK_EQ(gmem_write(gm, 0x5000, &v, 8), 0);
+	CHECK_EQ(gmem_convert(gm, 0x5000, PAGE, true, &res), 0);
+	CHECK_EQ(gmem_read(gm, 0x5000, &got, 8), -EACCES);
+	CHECK_EQ(gmem_pin(gm, 0x5ff0, 0x20, "dev", 1, &pin), -EACCES); /* straddles into it */
+	CHECK_EQ(gmem_read(gm, 0x6000, &got, 8), 0);                    /* the neighbour is fine */
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.refused_private, 2);
+	CHECK_EQ(st.conversions, 1);
+	CHECK_EQ(gmem_convert(gm, 0x5000, PAGE, false, &res), 0);
+	CHECK_EQ(gmem_read(gm, 0x5000, &got, 8), 0);
+	CHECK_EQ(got, 0x1234); /* host-enforced, not destructive: contents kept */
+	CHECK_EQ(gmem_convert(gm, 0x5001, PAGE, true, &res), -EINVAL);
+	CHECK_EQ(gmem_convert(gm, MEM, PAGE, true, &res), -EINVAL);
+	gmem_destroy(gm);
+}
+
+static void test_destructive_zeroes(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_HOST, true, 200);
+	struct gmem_conv_result res;
+	uint64_t v = 0x5678, got = 1;
+
+	CHECK_EQ(gmem_write(gm, 0x8000, &v, 8), 0);
+	CHECK_EQ(gmem_convert(gm, 0x8000, PAGE, true, &res), 0);
+	CHECK_EQ(gmem_convert(gm, 0x8000, PAGE, false, &res), 0);
+	CHECK_EQ(gmem_read(gm, 0x8000, &got, 8), 0);
+	CHECK_EQ(got, 0);
+	gmem_destroy(gm);
+}
+
+struct bg {
+	struct gmem *gm;
+	uint64_t gpa, len;
+	bool to_private, discard;
+	int ret;
+	struct gmem_conv_result res;
+	uint64_t ms;
+};
+
+static void *bg_convert(void *arg)
+{
+	struct bg *b = arg;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	b->ret = b->discard ? gmem_discard(b->gm, b->gpa, b->len, &b->res)
+			    : gmem_convert(b->gm, b->gpa, b->len, b->to_private, &b->res);
+	b->ms = ms_since(&t0);
+	return NULL;
+}
+
+static void test_drain_waits_for_pin(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_HOST, false, 2000);
+	struct bg b = { .gm = gm, .gpa = 0x10000, .len = 4 * PAGE, .discard = true };
+	struct gmem_stats st;
+	struct gmem_pin pin;
+	uint64_t v = 0xabcd;
+	pthread_t t;
+
+	CHECK_EQ(gmem_write(gm, 0x12000, &v, 8), 0);
+	CHECK_EQ(gmem_pin(gm, 0x12000, 8, "disk", 3, &pin), 0);
+	pthread_create(&t, NULL, bg_convert, &b);
+	sleep_ms(100);
+	/* The punch is still waiting: the pinned data is intact. */
+	CHECK_EQ(*(volatile uint64_t *)pin.hva, 0xabcd);
+	gmem_unpin(&pin);
+	pthread_join(t, NULL);
+	CHECK_EQ(b.ret, 0);
+	CHECK(b.ms >= 90);
+	CHECK(b.res.wait_ns >= 90000000ULL);
+	CHECK_EQ(gmem_read(gm, 0x12000, &v, 8), 0);
+	CHECK_EQ(v, 0); /* punched after the pin drained */
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.drain_waits, 1);
+	CHECK_EQ(st.punches, 1);
+	gmem_destroy(gm);
+}
+
+static void test_drain_timeout_names_culprit(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_HOST, false, 100);
+	struct gmem_conv_result res;
+	struct gmem_pin pin, pin2;
+	struct timespec t0;
+	bool private = true;
+
+	CHECK_EQ(gmem_pin(gm, 0x20000, PAGE, "virtio-blk", 7, &pin), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_EQ(gmem_convert(gm, 0x20000, PAGE, true, &res), -ETIMEDOUT);
+	CHECK(ms_since(&t0) >= 90 && ms_since(&t0) < 1000);
+	CHECK_STR_CONTAINS(res.culprit, "virtio-blk request 7 pins GPA 0x20000");
+	/* All or nothing: still shared, and pinnable. */
+	CHECK_EQ(gmem_attr_is_private(gm, 0x20000, &private), 0);
+	CHECK(!private);
+	CHECK_EQ(gmem_pin(gm, 0x20000, PAGE, "virtio-blk", 8, &pin2), 0);
+	gmem_unpin(&pin2);
+	gmem_unpin(&pin);
+	gmem_destroy(gm);
+}
+
+static void test_disjoint_never_wait(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_HOST, false, 2000);
+	struct gmem_conv_result res;
+	struct gmem_pin pin;
+	struct timespec t0;
+
+	CHECK_EQ(gmem_pin(gm, 0x30000, PAGE, "dev", 1, &pin), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	CHECK_EQ(gmem_convert(gm, 0x31000, PAGE, true, &res), 0);
+	CHECK_EQ(gmem_discard(gm, 0x2f000, PAGE, &res), 0);
+	CHECK(ms_since(&t0) < 50);
+	CHECK_EQ(res.wait_ns < 50000000ULL, 1);
+	gmem_unpin(&pin);
+	gmem_destroy(gm);
+}
+
+/* The §2b seam: EAGAIN at a given error_offset a number of times, then success. */
+struct fake_kernel {
+	unsigned int eagain_left;
+	uint64_t error_offset;
+	bool *longterm_held; /* if set, EAGAIN at error_offset while *longterm_held */
+	unsigned int calls;
+	unsigned int delay_ms;
+};
+
+static int fake_attrs2(int fd, uint64_t off, uint64_t size, uint64_t attrs, uint64_t *eoff,
+		       void *opaque)
+{
+	struct fake_kernel *k = opaque;
+
+	(void)fd, (void)attrs;
+	k->calls++;
+	if (k->delay_ms)
+		sleep_ms(k->delay_ms);
+	if (k->error_offset < off || k->error_offset >= off + size || !attrs)
+		return 0; /* to-shared is never refcount-checked */
+	if ((k->longterm_held && *k->longterm_held) || k->eagain_left) {
+		if (k->eagain_left)
+			k->eagain_left--;
+		*eoff = k->error_offset;
+		return -EAGAIN;
+	}
+	return 0;
+}
+
+static void test_inplace_seam_retries(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_IN_PLACE, false, 200);
+	struct fake_kernel k = { .eagain_left = 2, .error_offset = 0x3000 };
+	struct gmem_conv_result res;
+	struct gmem_stats st;
+	bool private = false;
+
+	gmem_set_attrs2_fn(gm, fake_attrs2, &k);
+	CHECK_EQ(gmem_convert(gm, 0x0, 0x10000, true, &res), 0);
+	CHECK_EQ(res.eagain, 2);
+	CHECK_EQ(res.retries, 2);
+	CHECK_EQ(k.calls, 3);
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.eagain, 2);
+	CHECK_EQ(st.retries, 2);
+	/* A reference that never goes: bounded, all or nothing, offset named. */
+	CHECK_EQ(gmem_convert(gm, 0x0, 0x10000, false, &res), 0);
+	k.eagain_left = 1000;
+	k.calls = 0;
+	CHECK_EQ(gmem_convert(gm, 0x0, 0x10000, true, &res), -EAGAIN);
+	CHECK_EQ(k.calls, 5); /* 1 + max_retries (4) */
+	CHECK_STR_CONTAINS(res.culprit, "guest_memfd offset 0x3000");
+	CHECK_EQ(gmem_attr_is_private(gm, 0x3000, &private), 0);
+	CHECK(!private);
+	gmem_destroy(gm);
+}
+
+struct lt_buf {
+	bool held;
+	unsigned int releases, restores;
+};
+
+static int lt_release(void *opaque)
+{
+	struct lt_buf *b = opaque;
+
+	b->held = false;
+	b->releases++;
+	return 0;
+}
+
+static int lt_restore(void *opaque)
+{
+	struct lt_buf *b = opaque;
+
+	b->held = true;
+	b->restores++;
+	return 0;
+}
+
+static const struct gmem_longterm_ops lt_ops = {
+	.release = lt_release, .restore = lt_restore, .name = "test-ring",
+};
+
+static void test_longterm_pin_released_and_restored(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_IN_PLACE, false, 200);
+	struct lt_buf buf = { .held = true };
+	struct fake_kernel k = { .error_offset = 0x3000, .longterm_held = &buf.held };
+	struct gmem_conv_result res;
+	struct gmem_stats st;
+
+	gmem_set_attrs2_fn(gm, fake_attrs2, &k);
+	CHECK_EQ(gmem_longterm_register(gm, 0x2000, 0x4000, &lt_ops, &buf), 0);
+	/* A conversion elsewhere leaves it alone. */
+	CHECK_EQ(gmem_convert(gm, 0x10000, PAGE, true, &res), 0);
+	CHECK_EQ(buf.releases, 0);
+	CHECK_EQ(gmem_convert(gm, 0x0, 0x8000, true, &res), 0);
+	CHECK_EQ(res.eagain, 1);
+	CHECK_EQ(buf.releases, 1);
+	CHECK_EQ(buf.restores, 0); /* its pages are private now */
+	CHECK_EQ(gmem_convert(gm, 0x0, 0x8000, false, &res), 0);
+	CHECK_EQ(buf.restores, 1);
+	CHECK(buf.held);
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.longterm_releases, 1);
+	gmem_longterm_unregister(gm, &buf);
+	gmem_destroy(gm);
+}
+
+struct pin_during {
+	struct gmem *gm;
+	int ret;
+	uint64_t ms;
+};
+
+static void *bg_pin(void *arg)
+{
+	struct pin_during *p = arg;
+	struct gmem_pin pin;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	p->ret = gmem_pin(p->gm, 0x40000, 8, "dma", 1, &pin);
+	p->ms = ms_since(&t0);
+	if (!p->ret)
+		gmem_unpin(&pin);
+	return NULL;
+}
+
+static void test_pin_waits_for_conversion(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_IN_PLACE, false, 2000);
+	struct fake_kernel k = { .error_offset = UINT64_MAX, .delay_ms = 150 };
+	struct bg b = { .gm = gm, .gpa = 0x40000, .len = PAGE, .to_private = true };
+	struct pin_during p = { .gm = gm };
+	struct gmem_stats st;
+	pthread_t tc, tp;
+
+	gmem_set_attrs2_fn(gm, fake_attrs2, &k);
+	pthread_create(&tc, NULL, bg_convert, &b);
+	sleep_ms(30);
+	pthread_create(&tp, NULL, bg_pin, &p);
+	pthread_join(tc, NULL);
+	pthread_join(tp, NULL);
+	CHECK_EQ(b.ret, 0);
+	CHECK_EQ(p.ret, -EACCES); /* it waited, then found the page private */
+	CHECK(p.ms >= 60);
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.pin_waits, 1);
+	gmem_destroy(gm);
+}
+
+/* Pins racing conversions of the same pages: a pin must never see a private page. */
+struct race {
+	struct gmem *gm;
+	volatile int stop;
+	uint64_t pins, bad;
+};
+
+static void *race_pinner(void *arg)
+{
+	struct race *r = arg;
+	struct gmem_pin pin;
+	bool private;
+
+	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
+		if (gmem_pin(r->gm, 0x50000, 2 * PAGE, "racer", r->pins, &pin))
+			continue;
+		r->pins++;
+		if (gmem_attr_is_private(r->gm, 0x50000, &private) || private)
+			r->bad++;
+		if (gmem_attr_is_private(r->gm, 0x51000, &private) || private)
+			r->bad++;
+		gmem_unpin(&pin);
+	}
+	return NULL;
+}
+
+static void test_race_pins_conversions(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_HOST, false, 2000);
+	struct race r = { .gm = gm };
+	struct gmem_conv_result res;
+	unsigned int i, ok = 0;
+	pthread_t t[2];
+
+	pthread_create(&t[0], NULL, race_pinner, &r);
+	pthread_create(&t[1], NULL, race_pinner, &r);
+	for (i = 0; i < 2000; i++) {
+		ok += gmem_convert(gm, 0x51000, PAGE, i % 2 == 0, &res) == 0;
+		ok += gmem_convert(gm, 0x50000, 2 * PAGE, false, &res) == 0;
+	}
+	__atomic_store_n(&r.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t[0], NULL);
+	pthread_join(t[1], NULL);
+	CHECK_EQ(ok, 4000);
+	CHECK_EQ(r.bad, 0);
+	CHECK(r.pins > 0);
+	gmem_destroy(gm);
+}
+
+static void test_map_gpa_range_args(void)
+{
+	uint64_t len = 0;
+
+	CHECK_EQ(vcpu_check_map_gpa_range(0x1000, 1, KVM_MAP_GPA_RANGE_ENCRYPTED, &len), 0);
+	CHECK_EQ(len, 0x1000);
+	CHECK_EQ(vcpu_check_map_gpa_range(0x200000, 512, 1 | KVM_MAP_GPA_RANGE_ENCRYPTED, &len), 0);
+	CHECK_EQ(len, 0x200000);
+	CHECK_EQ(vcpu_check_map_gpa_range(0x1000, 512, 1, &len), -EINVAL); /* 2M, misaligned */
+	CHECK_EQ(vcpu_check_map_gpa_range(0x200000, 1, 1, &len), -EINVAL); /* 2M, short */
+	CHECK_EQ(vcpu_check_map_gpa_range(0x1000, 0, 0, &len), -EINVAL);
+	CHECK_EQ(vcpu_check_map_gpa_range(0x1001, 1, 0, &len), -EINVAL);
+	CHECK_EQ(vcpu_check_map_gpa_range(0x1000, 1, 1 << 5, &len), -EINVAL); /* reserved bit */
+	CHECK_EQ(vcpu_check_map_gpa_range(0x1000, 1, 3, &len), -EINVAL);      /* page size 3 */
+	CHECK_EQ(vcpu_check_map_gpa_range(0xfffffffffffff000ULL, 2, 0, &len), -EINVAL);
+	CHECK_EQ(vcpu_check_map_gpa_range(0, UINT64_MAX, 0, &len), -EINVAL);
+}
+
+int main(void)
+{
+	test_private_refused_and_preserved();
+	test_destructive_zeroes();
+	test_drain_waits_for_pin();
+	test_drain_timeout_names_culprit();
+	test_disjoint_never_wait();
+	test_inplace_seam_retries();
+	test_longterm_pin_released_and_restored();
+	test_pin_waits_for_conversion();
+	test_race_pins_conversions();
+	test_map_gpa_range_args();
+	return test_done("convert");
+}
