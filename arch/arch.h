@@ -47,6 +47,9 @@ struct arch_mem_probe {
 	uint16_t port; /* the guest writes the word it read here, 16 bits */
 };
 int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p) __must_check;
+/* A tiny guest that makes one hypercall nr(a0, a1, a2), then halts. */
+int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint32_t a0,
+				 uint32_t a1, uint32_t a2) __must_check;
 
 /*
  * The board: the platform devices (console UART, clock, power and reset

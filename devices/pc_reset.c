@@ -4,7 +4,6 @@
 
 #include "pc_reset.h"
 
-#define I8042_CMD_OFFSET 4
 #define I8042_CMD_PULSE_RESET 0xfe
 #define CF9_RST_CPU 0x04
 
@@ -17,19 +16,29 @@ static int i8042_read(void *opaque, uint64_t offset, void *data, unsigned int le
 	return 0;
 }
 
-static int i8042_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+static int i8042_data_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+{
+	(void)opaque, (void)offset, (void)data, (void)len;
+	return 0; /* no keyboard to talk to */
+}
+
+static int i8042_cmd_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
 {
 	const struct pc_reset *r = opaque;
 
-	if (len == 1 && offset == I8042_CMD_OFFSET &&
-	    *(const uint8_t *)data == I8042_CMD_PULSE_RESET)
+	if (len == 1 && offset == 0 && *(const uint8_t *)data == I8042_CMD_PULSE_RESET)
 		r->reset(r->opaque, "i8042 reset");
 	return 0;
 }
 
 const struct bus_device_ops i8042_bus_ops = {
 	.read = i8042_read,
-	.write = i8042_write,
+	.write = i8042_data_write,
+};
+
+const struct bus_device_ops i8042_cmd_bus_ops = {
+	.read = i8042_read,
+	.write = i8042_cmd_write,
 };
 
 static int cf9_write(void *opaque, uint64_t offset, const void *data, unsigned int len)

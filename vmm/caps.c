@@ -11,9 +11,11 @@
 #include "caps.h"
 #include "gmem.h"
 #include "kvm_uapi.h"
+#include "probe.h"
 #include "vm.h"
 
 #define PROBE_MAGIC 0x5a17
+#define PROBE_TIMEOUT_MS 500
 
 const char *caps_model_name(enum caps_model m)
 {
@@ -64,15 +66,16 @@ static int64_t check_ext(int fd, long cap)
 }
 
 /* Runs the probe guest until its port write; describes what happened. */
-static int probe_run(int vcpu_fd, struct kvm_run *run, const struct arch_mem_probe *p,
-		     char *detail, size_t len)
+static int probe_run(struct probe_vm *pv, const struct arch_mem_probe *p, char *detail, size_t len)
 {
+	struct kvm_run *run = pv->run;
 	uint16_t got;
-	int i;
+	int i, ret;
 
 	for (i = 0; i < 4; i++) {
-		if (ioctl(vcpu_fd, KVM_RUN, 0) < 0) {
-			snprintf(detail, len, "KVM_RUN failed: %s", strerror(errno));
+		ret = probe_vm_run(pv, PROBE_TIMEOUT_MS);
+		if (ret) {
+			snprintf(detail, len, "KVM_RUN: %s", strerror(-ret));
 			return 0;
 		}
 		if (run->exit_reason == KVM_EXIT_IO && run->io.port == p->port && run->io.size == 2) {
@@ -106,41 +109,67 @@ static int probe_run(int vcpu_fd, struct kvm_run *run, const struct arch_mem_pro
 /* Whether the guest survives the VMM revoking its mapping of guest_memfd: tried, not guessed. */
 int caps_probe_revoke(int kvm_fd, char *detail, size_t len)
 {
-	struct gmem_layout layout;
 	struct arch_mem_probe p;
-	struct gmem *gm = NULL;
-	struct kvm_run *run = MAP_FAILED;
+	struct probe_vm pv;
 	uint16_t magic = PROBE_MAGIC;
-	int vm_fd, vcpu_fd = -1, run_size, ret = -1;
+	int ret;
 
-	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, KVM_X86_DEFAULT_VM);
-	if (vm_fd < 0) {
-		snprintf(detail, len, "KVM_CREATE_VM: %s", strerror(errno));
+	if (probe_vm_create(kvm_fd, &pv)) {
+		snprintf(detail, len, "could not create a probe VM with guest_memfd");
 		return -1;
 	}
-	if (gmem_layout_compute(arch_mem_map(), GMEM_MIN_SIZE, &layout) ||
-	    gmem_create(vm_fd, &layout, GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED, &gm)) {
-		snprintf(detail, len, "could not create an mmappable guest_memfd");
-		goto out;
-	}
-	vcpu_fd = ioctl(vm_fd, KVM_CREATE_VCPU, 0);
-	run_size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (vcpu_fd >= 0 && run_size > 0)
-		run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu_fd, 0);
-	if (run == MAP_FAILED || arch_mem_probe_prepare(gm, vcpu_fd, &p) ||
-	    gmem_write(gm, p.data_gpa, &magic, sizeof(magic)) ||
-	    gmem_host_access(gm, ALIGN_DOWN(p.data_gpa, GMEM_PAGE_SIZE), GMEM_PAGE_SIZE, false)) {
+	if (arch_mem_probe_prepare(pv.gm, pv.vcpu_fd, &p) ||
+	    gmem_write(pv.gm, p.data_gpa, &magic, sizeof(magic)) ||
+	    gmem_host_access(pv.gm, ALIGN_DOWN(p.data_gpa, GMEM_PAGE_SIZE), GMEM_PAGE_SIZE, false)) {
 		snprintf(detail, len, "could not set up the probe guest");
-		goto out;
+		probe_vm_destroy(&pv);
+		return -1;
 	}
-	ret = probe_run(vcpu_fd, run, &p, detail, len);
-out:
-	if (run != MAP_FAILED)
-		munmap(run, (size_t)run_size);
-	if (vcpu_fd >= 0)
-		close(vcpu_fd);
-	gmem_destroy(gm);
-	close(vm_fd);
+	ret = probe_run(&pv, &p, detail, len);
+	probe_vm_destroy(&pv);
+	return ret;
+}
+
+/*
+ * Whether a guest's KVM_HC_MAP_GPA_RANGE really reaches userspace once
+ * KVM_CAP_EXIT_HYPERCALL is enabled: the capability alone is not enough on
+ * every KVM, so a probe guest makes the call under a watchdog.
+ */
+int caps_probe_hypercall_exit(int kvm_fd, char *detail, size_t len)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
+	};
+	struct probe_vm pv;
+	int ret;
+
+	if (probe_vm_create(kvm_fd, &pv)) {
+		snprintf(detail, len, "could not create a probe VM");
+		return -1;
+	}
+	if (ioctl(pv.vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
+		snprintf(detail, len, "KVM_ENABLE_CAP(EXIT_HYPERCALL): %s", strerror(errno));
+		probe_vm_destroy(&pv);
+		return 0;
+	}
+	ret = arch_hypercall_probe_prepare(pv.gm, pv.vcpu_fd, KVM_HC_MAP_GPA_RANGE, 0x1000, 1,
+					   KVM_MAP_GPA_RANGE_ENCRYPTED);
+	if (!ret)
+		ret = probe_vm_run(&pv, PROBE_TIMEOUT_MS);
+	if (!ret && pv.run->exit_reason == KVM_EXIT_HYPERCALL &&
+	    pv.run->hypercall.nr == KVM_HC_MAP_GPA_RANGE && pv.run->hypercall.args[0] == 0x1000) {
+		snprintf(detail, len, "a guest's MAP_GPA_RANGE exited to userspace");
+		ret = 1;
+	} else if (ret == -ETIMEDOUT) {
+		snprintf(detail, len, "a guest's MAP_GPA_RANGE never left KVM_RUN (%u ms): this KVM "
+			 "re-enters the guest at the hypercall", PROBE_TIMEOUT_MS);
+		ret = 0;
+	} else {
+		snprintf(detail, len, "a guest's MAP_GPA_RANGE gave %s",
+			 ret ? strerror(-ret) : kvm_exit_reason_name(pv.run->exit_reason));
+		ret = 0;
+	}
+	probe_vm_destroy(&pv);
 	return ret;
 }
 
@@ -190,6 +219,10 @@ int caps_probe(struct caps *c)
 		c->vm_types = 1u << KVM_X86_DEFAULT_VM;
 	c->exit_hypercall = check_ext(kvm_fd, KVM_CAP_EXIT_HYPERCALL);
 	c->memory_fault_info = check_ext(kvm_fd, KVM_CAP_MEMORY_FAULT_INFO) > 0;
+	c->hypercall_exit = -1;
+	if (c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE))
+		c->hypercall_exit = caps_probe_hypercall_exit(kvm_fd, c->hypercall_detail,
+							      sizeof(c->hypercall_detail));
 	c->revoke_safe = c->guest_memfd ? caps_probe_revoke(kvm_fd, c->revoke_detail,
 							    sizeof(c->revoke_detail)) : -1;
 	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
@@ -246,6 +279,9 @@ void caps_print(const struct caps *c, FILE *out)
 	}
 	fprintf(out, "exit on hypercall:         0x%llx%s\n", (unsigned long long)c->exit_hypercall,
 		c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE) ? " (MAP_GPA_RANGE)" : "");
+	fprintf(out, "MAP_GPA_RANGE reaches veil: %s%s%s\n",
+		c->hypercall_exit == 1 ? "yes" : c->hypercall_exit == 0 ? "no" : "not probed",
+		c->hypercall_detail[0] ? ": " : "", c->hypercall_detail);
 	fprintf(out, "memory fault info:         %s\n", c->memory_fault_info ? "yes" : "no");
 	fprintf(out, "host mapping revocable:    %s: %s\n",
 		c->revoke_safe == 1 ? "yes" : c->revoke_safe == 0 ? "no" : "unknown",
@@ -263,11 +299,12 @@ void caps_print_json(const struct caps *c, FILE *out)
 
 	fprintf(out, "{\"api_version\":%d,\"max_vcpus\":%u,\"guest_memfd\":%s,"
 		"\"guest_memfd_flags\":%llu,\"user_memory2\":%s,\"vm_types\":%lld,"
-		"\"exit_hypercall\":%lld,\"memory_fault_info\":%s,\"revoke_safe\":%s,"
+		"\"exit_hypercall\":%lld,\"map_gpa_range_exits\":%s,\"memory_fault_info\":%s,\"revoke_safe\":%s,"
 		"\"revoke_detail\":\"%s\",\"vm\":{",
 		c->api_version, c->max_vcpus, c->guest_memfd ? "true" : "false",
 		(unsigned long long)c->types[0].gmem_flags, c->user_memory2 ? "true" : "false",
 		(long long)c->vm_types, (long long)c->exit_hypercall,
+		c->hypercall_exit == 1 ? "true" : c->hypercall_exit == 0 ? "false" : "null",
 		c->memory_fault_info ? "true" : "false",
 		c->revoke_safe == 1 ? "true" : c->revoke_safe == 0 ? "false" : "null",
 		c->revoke_detail);

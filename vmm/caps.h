@@ -37,6 +37,8 @@ struct caps {
 	bool memory_fault_info;
 	int revoke_safe;       /* 1 safe, 0 unsafe, -1 not probed */
 	char revoke_detail[200];
+	int hypercall_exit;    /* 1: MAP_GPA_RANGE reaches userspace; 0 no; -1 not probed */
+	char hypercall_detail[200];
 	struct caps_vm_type types[2];
 };
 
@@ -45,6 +47,8 @@ int caps_probe(struct caps *c) __must_check;
 void caps_probe_vm(int vm_fd, struct caps_vm_type *t);
 /* 1 if a guest survives veil revoking its mapping of guest_memfd, 0 if not, -1 unknown. */
 int caps_probe_revoke(int kvm_fd, char *detail, size_t len);
+/* 1 if a guest's KVM_HC_MAP_GPA_RANGE reaches userspace, 0 if not, -1 unknown. */
+int caps_probe_hypercall_exit(int kvm_fd, char *detail, size_t len);
 /* Decides the model for one VM type from what was probed: pure, unit-tested. */
 void caps_choose_model(struct caps_vm_type *t, int revoke_safe);
 const char *caps_model_name(enum caps_model m);

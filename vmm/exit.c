@@ -153,9 +153,13 @@ static enum vcpu_action exit_map_gpa_range(struct vcpu *vcpu)
 	struct gmem_conv_result res = { .culprit = "" };
 	int ret;
 
+	uint64_t t0 = vm_now_ns();
+
 	ret = vcpu_check_map_gpa_range(gpa, run->hypercall.args[1], run->hypercall.args[2], &len);
 	if (!ret)
 		ret = gmem_convert(vcpu->vm->gmem, gpa, len, to_private, &res);
+	if (!ret && vcpu->vm->guest_conv_lat)
+		lat_add(vcpu->vm->guest_conv_lat, vm_now_ns() - t0);
 	if (ret) {
 		vcpu->stats.conversion_fails++;
 		vm_guest_fault(vcpu->vm, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",

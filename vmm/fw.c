@@ -109,14 +109,15 @@ static void fw_add_probes(struct veil_boot_info *bi, uint64_t start, uint64_t en
 	}
 }
 
-static int fw_write_probes(struct gmem *gm, struct fw_boot *fb, unsigned int nr_cpus)
+static int fw_write_probes(struct gmem *gm, struct fw_boot *fb, unsigned int nr_cpus,
+			   uint64_t reserve)
 {
 	const struct gmem_layout *l = gmem_get_layout(gm);
 	struct veil_boot_info *bi = &fb->info;
 	unsigned int i;
 	int ret = 0;
 
-	fw_add_probes(bi, fb->plan.scratch_base + (uint64_t)nr_cpus * GMEM_PAGE_SIZE,
+	fw_add_probes(bi, fb->plan.scratch_base + (uint64_t)nr_cpus * GMEM_PAGE_SIZE + reserve,
 		      fb->plan.stacks_base, l->nr > 1 ? VEIL_MAX_PROBES / 2 : VEIL_MAX_PROBES);
 	for (i = 1; i < l->nr; i++) {
 		uint64_t end = l->r[i].gpa + l->r[i].size;
@@ -133,7 +134,8 @@ static int fw_write_probes(struct gmem *gm, struct fw_boot *fb, unsigned int nr_
 	return ret;
 }
 
-int fw_boot(struct vm *vm, const struct fw_image *img, uint64_t seed, struct fw_boot *fb)
+int fw_boot(struct vm *vm, const struct fw_image *img, const struct fw_boot_opts *opts,
+	    struct fw_boot *fb)
 {
 	unsigned int i;
 	int ret;
@@ -142,6 +144,8 @@ int fw_boot(struct vm *vm, const struct fw_image *img, uint64_t seed, struct fw_
 	ret = fw_plan_compute(gmem_get_layout(vm->gmem), vm->nr_vcpus, img->size, &fb->plan);
 	if (ret)
 		return ret;
+	if (opts->reserve + ((uint64_t)vm->nr_vcpus + 1) * GMEM_PAGE_SIZE > fb->plan.scratch_size)
+		return -ENOSPC;
 	fb->arch.entry = VEIL_FW_LOAD_GPA;
 	fb->arch.boot_info_gpa = VEIL_BOOT_INFO_GPA;
 	ret = gmem_write(vm->gmem, VEIL_FW_LOAD_GPA, img->data, img->size);
@@ -151,10 +155,12 @@ int fw_boot(struct vm *vm, const struct fw_image *img, uint64_t seed, struct fw_
 		return ret;
 	fb->info = (struct veil_boot_info){
 		.magic = VEIL_BOOT_MAGIC, .version = VEIL_BOOT_VERSION, .nr_cpus = vm->nr_vcpus,
-		.seed = seed, .mapped_top = fb->arch.mapped_top,
+		.seed = opts->seed, .mapped_top = fb->arch.mapped_top,
 		.scratch_base = fb->plan.scratch_base, .scratch_size = fb->plan.scratch_size,
 	};
-	ret = fw_write_probes(vm->gmem, fb, vm->nr_vcpus);
+	if (opts->fill)
+		opts->fill(&fb->info, &fb->plan, opts->opaque);
+	ret = fw_write_probes(vm->gmem, fb, vm->nr_vcpus, opts->reserve);
 	if (!ret)
 		ret = gmem_write(vm->gmem, VEIL_BOOT_INFO_GPA, &fb->info, sizeof(fb->info));
 	for (i = 0; i < vm->nr_vcpus && !ret; i++)

@@ -49,9 +49,18 @@ struct fw_boot {
 	struct veil_boot_info info;
 };
 
+struct fw_boot_opts {
+	uint64_t seed;
+	/* Bytes right after the result pages kept free of probes, for the caller's use. */
+	uint64_t reserve;
+	/* Called before the boot info is written, to add the caller's fields. */
+	void (*fill)(struct veil_boot_info *bi, const struct fw_plan *plan, void *opaque);
+	void *opaque;
+};
+
 /* Loads the image, writes boot info and probes, sets every vCPU's entry state. */
-int fw_boot(struct vm *vm, const struct fw_image *img, uint64_t seed, struct fw_boot *fb)
-	__must_check;
+int fw_boot(struct vm *vm, const struct fw_image *img, const struct fw_boot_opts *opts,
+	    struct fw_boot *fb) __must_check;
 /* After the VM stopped: checks every vCPU's result page through the host mapping. */
 int fw_selftest_verify(struct vm *vm, const struct fw_boot *fb, char *why, size_t len)
 	__must_check;

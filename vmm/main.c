@@ -15,6 +15,7 @@
 #include "kvm_uapi.h"
 #include "log.h"
 #include "parse.h"
+#include "stress.h"
 #include "vm.h"
 
 #ifndef VEIL_VERSION
@@ -33,6 +34,7 @@ static const char usage_main[] =
 	"\n"
 	"commands:\n"
 	"  run    run a guest (see veil run --help)\n"
+	"  stress run the conversion stress test (see veil stress --help)\n"
 	"  caps   show what this host's KVM offers (see veil caps --help)\n"
 	"\n"
 	"options:\n"
@@ -70,6 +72,28 @@ static const char usage_run[] =
 	"exit codes: 0 the guest stopped cleanly (poweroff), 1 the guest or the VM\n"
 	"failed, 2 bad usage or configuration, 3 the guest reset (reboot, triple\n"
 	"fault, panic with panic=-1), 128+N stopped by signal N.\n";
+
+static const char usage_stress[] =
+	"usage: veil stress [options]\n"
+	"\n"
+	"Runs the convert-stress firmware on every vCPU: each converts its own\n"
+	"pages and a shared pool between private and shared by hypercall and\n"
+	"checks their contents.  Meanwhile veil converts and punches random host\n"
+	"ranges, and a DMA device does real io_uring reads into guest pages, some\n"
+	"through a registered buffer.  Progress is printed each second; the report\n"
+	"gives conversions, retries, EAGAINs, latencies, lost writes and invariant\n"
+	"violations.  The exit code is 0 only if every invariant held.\n"
+	"\n"
+	"options:\n"
+	"  -c, --cpus N          vCPUs (at most 63); default: 2\n"
+	"  -m, --mem SIZE        guest RAM; default: 64M\n"
+	"  -s, --seconds S       how long to stress; default: 5\n"
+	"  -T, --vm-type TYPE    default or sw-protected; default: default\n"
+	"  -d, --destructive     default VMs: conversions punch, so contents read zeros\n"
+	"      --no-dma          no DMA device\n"
+	"  -j, --json            progress to stderr; the last line of stdout is a JSON report\n"
+	"  -v, --verbose         more log output\n"
+	"  -h, --help            show this help\n";
 
 static const char usage_caps[] =
 	"usage: veil caps [--json]\n"
@@ -295,7 +319,9 @@ static int boot_guest(struct vm *vm, const struct run_opts *o, struct boot_src *
 	int ret;
 
 	if (!o->kernel) {
-		ret = fw_boot(vm, &b->img, boot_seed(), fb);
+		struct fw_boot_opts opts = { .seed = boot_seed() };
+
+		ret = fw_boot(vm, &b->img, &opts, fb);
 		if (ret)
 			fprintf(stderr, "veil run: loading firmware '%s': %s\n", o->firmware, strerror(-ret));
 		return ret ? VM_EXIT_FAILURE : 0;
@@ -413,6 +439,74 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 	return ret;
 }
 
+static void parse_stress(int argc, char **argv, struct stress_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "cpus", required_argument, NULL, 'c' },
+		{ "mem", required_argument, NULL, 'm' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "vm-type", required_argument, NULL, 'T' },
+		{ "destructive", no_argument, NULL, 'd' },
+		{ "no-dma", no_argument, NULL, 'D' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t v;
+	int c;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+:c:m:s:T:djvh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'c': o->nr_cpus = opt_cpus(optarg); break;
+		case 'm': o->mem_size = opt_mem(optarg); break;
+		case 's':
+			if (parse_uint(optarg, &v) || v == 0 || v > 86400)
+				die_usage("stress", "--seconds '%s': not a number from 1 to 86400", optarg);
+			o->seconds = (unsigned int)v;
+			break;
+		case 'T': o->vm_type = opt_vm_type(optarg); break;
+		case 'd': o->destructive = true; break;
+		case 'D': o->no_dma = true; break;
+		case 'j': o->json = true; break;
+		case 'v': log_set_level(LOG_INFO); break;
+		case 'h': fputs(usage_stress, stdout); exit(0);
+		case ':': die_usage("stress", "option '%s' needs a value", argv[optind - 1]);
+		default: die_usage("stress", "unknown option '%s' (see veil stress --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die_usage("stress", "unexpected argument '%s'", argv[optind]);
+	if (o->nr_cpus > VEIL_STRESS_MAX_CPUS)
+		die_usage("stress", "--cpus '%u': the stress firmware runs on at most %u vCPUs",
+			  o->nr_cpus, VEIL_STRESS_MAX_CPUS);
+	if (o->destructive && o->vm_type != KVM_X86_DEFAULT_VM)
+		die_usage("stress", "--destructive applies to default VMs only");
+}
+
+static int cmd_stress(int argc, char **argv, uint64_t t0_ns)
+{
+	struct stress_opts o = { .nr_cpus = 2, .mem_size = DEFAULT_MEM, .seconds = 5, .t0_ns = t0_ns };
+	unsigned int max_vcpus;
+	int kvm_fd, ret;
+
+	parse_stress(argc, argv, &o);
+	o.seed = boot_seed();
+	ret = kvm_open(&kvm_fd, &max_vcpus);
+	if (ret) {
+		fprintf(stderr, "veil stress: cannot use /dev/kvm: %s\n", strerror(-ret));
+		return VM_EXIT_FAILURE;
+	}
+	check_vm_type(kvm_fd, o.vm_type);
+	close(kvm_fd);
+	if (o.nr_cpus > max_vcpus)
+		die_usage("stress", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
+	if (o.mem_size < 16ULL << 20)
+		die_usage("stress", "--mem: the stress needs at least 16M");
+	return stress_run(&o);
+}
+
 static int cmd_caps(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -468,6 +562,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "run"))
 		return cmd_run(argc - 1, argv + 1, t0_ns);
+	if (!strcmp(cmd, "stress"))
+		return cmd_stress(argc - 1, argv + 1, t0_ns);
 	if (!strcmp(cmd, "caps"))
 		return cmd_caps(argc - 1, argv + 1);
 	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);

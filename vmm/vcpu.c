@@ -83,8 +83,12 @@ static void vcpu_loop(struct vcpu *vcpu)
 	vm_mark_time(vm, &vm->t_first_run_ns);
 	while (!vm_stopping(vm)) {
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			if (errno == EINTR || errno == EAGAIN) {
+				/* Kicked out of a failing VM: show where this vCPU was. */
+				if (vm_stopping(vm) && vm->exit_code == VM_EXIT_FAILURE)
+					vcpu_dump(vcpu);
 				continue;
+			}
 			/* A memory fault is reported as EFAULT with the exit filled in. */
 			if (!(errno == EFAULT && vcpu->run->exit_reason == KVM_EXIT_MEMORY_FAULT)) {
 				vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: KVM_RUN: %s",

@@ -13,6 +13,7 @@
 #include "compiler.h"
 #include "console.h"
 #include "gmem.h"
+#include "lat.h"
 
 #define VM_KICK_SIGNAL SIGUSR1
 
@@ -82,6 +83,7 @@ struct vm {
 	bool threads_stuck;
 	bool map_gpa_range_exits; /* KVM_HC_MAP_GPA_RANGE reaches vcpu_handle_exit() */
 	char model_why[200];
+	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
 
 	struct console_in console_in;
 	uint64_t t_first_run_ns;  /* first KVM_RUN, since cfg.t0_ns; 0 before */

@@ -116,3 +116,10 @@ void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t)
 	(void)l;
 	t->nr = 0;
 }
+
+int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint32_t a0,
+				 uint32_t a1, uint32_t a2)
+{
+	(void)gm, (void)vcpu_fd, (void)nr, (void)a0, (void)a1, (void)a2;
+	return -EOPNOTSUPP;
+}

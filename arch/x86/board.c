@@ -98,7 +98,10 @@ static int board_register(struct arch_board *b, struct bus *bus)
 		ret = bus_register(bus, BUS_PIO, X86_PORT_ACPI_PM, ACPI_PM_SIZE, &acpi_pm_bus_ops,
 				   b->pm, "acpi-pm");
 	if (!ret)
-		ret = bus_register(bus, BUS_PIO, X86_PORT_I8042, 5, &i8042_bus_ops, &b->reset, "i8042");
+		ret = bus_register(bus, BUS_PIO, X86_PORT_I8042, 1, &i8042_bus_ops, &b->reset, "i8042");
+	if (!ret)
+		ret = bus_register(bus, BUS_PIO, X86_PORT_I8042 + 4, 1, &i8042_cmd_bus_ops, &b->reset,
+				   "i8042");
 	if (!ret)
 		ret = bus_register(bus, BUS_PIO, X86_PORT_RESET, 1, &cf9_bus_ops, &b->reset, "reset-cf9");
 	return ret;

@@ -137,20 +137,13 @@ int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned in
 	return x86_enter_long_mode(vcpu_fd, boot->entry, stack_top, index, boot->boot_info_gpa);
 }
 
-int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p)
+static int x86_real_mode_entry(int vcpu_fd, uint64_t rip)
 {
-	/* Real mode: mov ax, [0x2000]; out 0x10, ax; hlt */
-	static const uint8_t code[] = { 0xa1, 0x00, 0x20, 0xe7, 0x10, 0xf4 };
-	struct kvm_regs r = { .rip = 0x1000, .rflags = 0x2 };
+	struct kvm_regs r = { .rip = rip, .rflags = 0x2 };
 	struct kvm_sregs s;
 	int ret;
 
-	p->code_gpa = 0x1000;
-	p->data_gpa = 0x2000;
-	p->port = 0x10;
-	ret = gmem_write(gm, p->code_gpa, code, sizeof(code));
-	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_GET_SREGS, &s);
+	ret = xioctl(vcpu_fd, KVM_GET_SREGS, &s);
 	if (ret)
 		return ret;
 	s.cs.base = 0;
@@ -159,6 +152,48 @@ int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *
 	s.ds.selector = 0;
 	ret = xioctl(vcpu_fd, KVM_SET_SREGS, &s);
 	return ret ? ret : xioctl(vcpu_fd, KVM_SET_REGS, &r);
+}
+
+/* The host's vendor decides the instruction: VMMCALL on AMD and Hygon, VMCALL on Intel. */
+static bool x86_host_is_amd(void)
+{
+	uint32_t a = 0, b, c, d;
+
+	__asm__ volatile("cpuid" : "+a"(a), "=b"(b), "=c"(c), "=d"(d));
+	return b == 0x68747541 || b == 0x6f677948;
+}
+
+int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint32_t a0,
+				 uint32_t a1, uint32_t a2)
+{
+	/* Real mode: mov eax, nr; mov ebx, a0; mov ecx, a1; mov edx, a2; vmcall; hlt */
+	uint8_t code[] = {
+		0x66, 0xb8, 0, 0, 0, 0, 0x66, 0xbb, 0, 0, 0, 0, 0x66, 0xb9, 0, 0, 0, 0,
+		0x66, 0xba, 0, 0, 0, 0, 0x0f, 0x01, 0xc1, 0xf4,
+	};
+	int ret;
+
+	memcpy(code + 2, &nr, 4);
+	memcpy(code + 8, &a0, 4);
+	memcpy(code + 14, &a1, 4);
+	memcpy(code + 20, &a2, 4);
+	if (x86_host_is_amd())
+		code[26] = 0xd9;
+	ret = gmem_write(gm, 0x1000, code, sizeof(code));
+	return ret ? ret : x86_real_mode_entry(vcpu_fd, 0x1000);
+}
+
+int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p)
+{
+	/* Real mode: mov ax, [0x2000]; out 0x10, ax; hlt */
+	static const uint8_t code[] = { 0xa1, 0x00, 0x20, 0xe7, 0x10, 0xf4 };
+	int ret;
+
+	p->code_gpa = 0x1000;
+	p->data_gpa = 0x2000;
+	p->port = 0x10;
+	ret = gmem_write(gm, p->code_gpa, code, sizeof(code));
+	return ret ? ret : x86_real_mode_entry(vcpu_fd, p->code_gpa);
 }
 
 void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len)

@@ -17,7 +17,7 @@
 #define VEIL_PORT_DEBUG_EXIT 0x501 /* 32-bit write: the VM ends with this status */
 
 #define VEIL_BOOT_MAGIC 0x6c696576u /* "veil" */
-#define VEIL_BOOT_VERSION 1
+#define VEIL_BOOT_VERSION 2
 #define VEIL_MAX_PROBES 32
 
 struct veil_boot_info {
@@ -31,6 +31,34 @@ struct veil_boot_info {
 	uint64_t scratch_size;
 	/* Qwords veil wrote through its guest_memfd mapping before boot. */
 	uint64_t probes[VEIL_MAX_PROBES];
+	/* convert-stress only; zero otherwise. */
+	uint64_t ctl_gpa;     /* struct veil_stress_ctl, never converted */
+	uint64_t pool_gpa;    /* pages the vCPUs convert: own pages first, then the shared pool */
+	uint32_t pool_pages;
+	uint32_t own_pages;   /* per vCPU */
+	uint32_t semantics;   /* VEIL_CONTENT_*: what a conversion does to contents */
+	uint32_t pad;
+};
+
+#define VEIL_CONTENT_PRESERVED 0
+#define VEIL_CONTENT_ZEROED 1
+#define VEIL_STRESS_MAX_CPUS 63
+
+/* Per-vCPU counters the stress firmware keeps in the control page; veil reads them. */
+struct veil_stress_cpu {
+	uint64_t iterations;
+	uint64_t conversions;
+	uint64_t hc_errors;     /* hypercalls veil answered with an error */
+	uint64_t verify_errors; /* contents not as the semantics promise: a violation */
+	uint64_t last_error_gpa;
+	uint64_t done;
+	uint64_t pad[2];
+};
+
+struct veil_stress_ctl {
+	uint64_t stop; /* veil sets it when the time is up */
+	uint64_t pad[7];
+	struct veil_stress_cpu cpu[VEIL_STRESS_MAX_CPUS];
 };
 
 /* splitmix64's finalizer: cheap, and every bit of the input reaches the output. */

@@ -1,0 +1,383 @@
+/*
+ * `veil stress`: the convert-stress firmware converts pages by hypercall on
+ * every vCPU while, on the host, one thread converts and punches random
+ * ranges and another does real io_uring DMA into guest pages.  A monitor
+ * prints progress each second and stops the guest when the time is up.  The
+ * report counts conversions, retries, lost writes and invariant violations.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fw.h"
+#include "fw_blobs.h"
+#include "log.h"
+#include "stress.h"
+#include "stress_dma.h"
+#include "vm.h"
+
+#define OWN_PAGES 8
+#define SHARED_PAGES 32
+#define HOST_PAGES 256
+#define WIN_PAGES 16
+#define LAT_CAP (1u << 18)
+#define STOP_GRACE_S 30
+
+enum { LAT_GUEST, LAT_HOST, LAT_PUNCH, LAT_DMA, LAT_NR };
+static const char *const lat_names[LAT_NR] = { "guest_convert", "host_convert", "punch", "dma" };
+
+struct stress {
+	const struct stress_opts *o;
+	struct vm *vm;
+	struct fw_boot fb;
+	struct stress_dma *dma;
+	uint64_t ctl_gpa, pool_gpa, host_gpa;
+	uint32_t pool_pages;
+	struct lat lat[LAT_NR];
+	volatile bool stop;
+	/* host thread counters */
+	uint64_t host_conversions, host_punches, host_failures, violations;
+	char first_failure[200];
+	FILE *progress;
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static void inc(uint64_t *c)
+{
+	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
+}
+
+/* Places the control page, the guest's pool and the host's pages after the result pages. */
+static void stress_fill(struct veil_boot_info *bi, const struct fw_plan *plan, void *opaque)
+{
+	struct stress *s = opaque;
+	uint64_t base = plan->scratch_base + (uint64_t)s->vm->nr_vcpus * GMEM_PAGE_SIZE;
+
+	s->ctl_gpa = base;
+	s->pool_gpa = base + GMEM_PAGE_SIZE;
+	s->pool_pages = s->vm->nr_vcpus * OWN_PAGES + SHARED_PAGES;
+	s->host_gpa = s->pool_gpa + (uint64_t)s->pool_pages * GMEM_PAGE_SIZE;
+	bi->ctl_gpa = s->ctl_gpa;
+	bi->pool_gpa = s->pool_gpa;
+	bi->pool_pages = s->pool_pages;
+	bi->own_pages = OWN_PAGES;
+	bi->semantics = gmem_model(s->vm->gmem) == GMEM_MODEL_IN_PLACE ||
+			(gmem_model(s->vm->gmem) == GMEM_MODEL_HOST && !s->o->destructive) ?
+			VEIL_CONTENT_PRESERVED : VEIL_CONTENT_ZEROED;
+}
+
+static uint64_t stress_reserve(unsigned int nr_cpus)
+{
+	return (1 + (uint64_t)nr_cpus * OWN_PAGES + SHARED_PAGES + HOST_PAGES) * GMEM_PAGE_SIZE;
+}
+
+static void host_failure(struct stress *s, int ret, const struct gmem_conv_result *res, uint64_t gpa)
+{
+	if (__atomic_add_fetch(&s->host_failures, 1, __ATOMIC_RELAXED) == 1)
+		snprintf(s->first_failure, sizeof(s->first_failure), "GPA 0x%llx: %s%s%s",
+			 (unsigned long long)gpa, strerror(-ret), res->culprit[0] ? ": " : "",
+			 res->culprit);
+}
+
+/* One random host operation: convert a range either way, or punch it. */
+static void host_op(struct stress *s, uint64_t x)
+{
+	uint64_t n = 1 + x % 8, gpa = s->host_gpa + ((x >> 8) % (HOST_PAGES - n + 1)) * GMEM_PAGE_SIZE;
+	unsigned int op = (unsigned int)((x >> 32) % 3);
+	struct gmem_conv_result res;
+	uint64_t t0 = now_ns(), probe;
+	int ret;
+
+	if (op == 0) {
+		ret = gmem_discard(s->vm->gmem, gpa, n * GMEM_PAGE_SIZE, &res);
+		if (!ret) {
+			inc(&s->host_punches);
+			lat_add(&s->lat[LAT_PUNCH], now_ns() - t0);
+		}
+	} else {
+		ret = gmem_convert(s->vm->gmem, gpa, n * GMEM_PAGE_SIZE, op == 1, &res);
+		if (!ret) {
+			inc(&s->host_conversions);
+			lat_add(&s->lat[LAT_HOST], now_ns() - t0);
+		}
+		/* I3: the VMM itself must be refused a private page. */
+		if (!ret && op == 1 && gmem_read(s->vm->gmem, gpa, &probe, sizeof(probe)) != -EACCES)
+			inc(&s->violations);
+	}
+	if (ret)
+		host_failure(s, ret, &res, gpa);
+}
+
+static void *host_thread(void *arg)
+{
+	struct stress *s = arg;
+	uint64_t x = s->o->seed ^ 0x5bd1e995;
+
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		x = veil_mix64(x + 1);
+		host_op(s, x);
+	}
+	return NULL;
+}
+
+static void *dma_thread(void *arg)
+{
+	struct stress *s = arg;
+
+	stress_dma_run(s->dma, &s->stop);
+	return NULL;
+}
+
+static void guest_totals(struct stress *s, struct veil_stress_cpu *t)
+{
+	struct veil_stress_ctl ctl;
+	unsigned int i;
+
+	memset(t, 0, sizeof(*t));
+	if (gmem_read(s->vm->gmem, s->ctl_gpa, &ctl, sizeof(ctl)))
+		return;
+	for (i = 0; i < s->vm->nr_vcpus; i++) {
+		t->iterations += ctl.cpu[i].iterations;
+		t->conversions += ctl.cpu[i].conversions;
+		t->hc_errors += ctl.cpu[i].hc_errors;
+		t->verify_errors += ctl.cpu[i].verify_errors;
+	}
+}
+
+static void progress(struct stress *s, unsigned int sec)
+{
+	struct stress_dma_stats d = { 0 };
+	struct veil_stress_cpu g;
+
+	guest_totals(s, &g);
+	if (s->dma)
+		stress_dma_get_stats(s->dma, &d);
+	fprintf(s->progress, "stress: %3u s: guest %llu conversions (%llu refused), host %llu "
+		"conversions %llu punches, DMA %llu (%llu refused), lost %llu, violations %llu\n",
+		sec, (unsigned long long)g.conversions, (unsigned long long)g.hc_errors,
+		(unsigned long long)s->host_conversions, (unsigned long long)s->host_punches,
+		(unsigned long long)d.ops, (unsigned long long)d.refused,
+		(unsigned long long)d.lost_writes,
+		(unsigned long long)(s->violations + d.violations + g.verify_errors));
+	fflush(s->progress);
+}
+
+/* Progress each second; at the deadline, tells the firmware to stop; never waits forever. */
+static void *monitor_thread(void *arg)
+{
+	struct stress *s = arg;
+	uint64_t one = 1;
+	unsigned int sec;
+
+	for (sec = 1; !vm_stopping(s->vm) && sec <= s->o->seconds + STOP_GRACE_S; sec++) {
+		struct timespec ts = { 1, 0 };
+
+		nanosleep(&ts, NULL);
+		if (vm_stopping(s->vm))
+			break;
+		if (sec <= s->o->seconds)
+			progress(s, sec);
+		if (sec == s->o->seconds && gmem_write(s->vm->gmem, s->ctl_gpa, &one, sizeof(one)))
+			vm_request_stop(s->vm, VM_EXIT_FAILURE, "could not tell the firmware to stop");
+	}
+	if (!vm_stopping(s->vm))
+		vm_request_stop(s->vm, VM_EXIT_FAILURE, "the stress firmware did not stop within %u s",
+				STOP_GRACE_S);
+	return NULL;
+}
+
+static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* SIGINT and SIGTERM belong to vm_run()'s signalfd, not to these threads. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = -pthread_create(t, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return ret;
+}
+
+static int stress_setup(struct stress *s)
+{
+	struct vm_config cfg = {
+		.nr_cpus = s->o->nr_cpus, .mem_size = s->o->mem_size, .vm_type = s->o->vm_type,
+		.console_fd = s->o->json ? STDERR_FILENO : STDOUT_FILENO, .console_in_fd = -1,
+		.handle_signals = true, .destructive = s->o->destructive, .t0_ns = s->o->t0_ns,
+	};
+	struct fw_image img = { .name = "convert-stress" };
+	struct fw_boot_opts opts = {
+		.seed = s->o->seed, .reserve = stress_reserve(s->o->nr_cpus), .fill = stress_fill,
+		.opaque = s,
+	};
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < LAT_NR; i++)
+		if (lat_init(&s->lat[i], LAT_CAP))
+			return -ENOMEM;
+	ret = vm_create(&cfg, &s->vm);
+	if (ret) {
+		fprintf(stderr, "veil stress: could not create the VM: %s\n", strerror(-ret));
+		return ret;
+	}
+	if (!s->vm->map_gpa_range_exits) {
+		fprintf(stderr, "veil stress: this KVM does not pass KVM_HC_MAP_GPA_RANGE to userspace\n");
+		return -EOPNOTSUPP;
+	}
+	s->vm->guest_conv_lat = &s->lat[LAT_GUEST];
+	img.data = fw_blob_stress;
+	img.size = fw_blob_stress_size;
+	ret = fw_boot(s->vm, &img, &opts, &s->fb);
+	if (ret)
+		fprintf(stderr, "veil stress: loading the firmware: %s\n", strerror(-ret));
+	return ret;
+}
+
+static int stress_dma_setup(struct stress *s)
+{
+	struct stress_dma_config dc = {
+		.gm = s->vm->gmem, .host_gpa = s->host_gpa, .host_pages = HOST_PAGES,
+		.pool_gpa = s->pool_gpa, .pool_pages = s->pool_pages, .win_pages = WIN_PAGES,
+		.seed = s->o->seed, .lat = &s->lat[LAT_DMA],
+	};
+
+	if (s->o->no_dma)
+		return 0;
+	return stress_dma_create(&dc, &s->dma);
+}
+
+static void lat_json(FILE *f, const struct lat *l, const char *name, bool last)
+{
+	fprintf(f, "\"%s\":{\"p50\":%.1f,\"p99\":%.1f,\"n\":%llu}%s", name,
+		lat_percentile(l, 50) / 1e3, lat_percentile(l, 99) / 1e3,
+		(unsigned long long)lat_count(l), last ? "" : ",");
+}
+
+struct stress_totals {
+	struct veil_stress_cpu guest;
+	struct stress_dma_stats dma;
+	struct gmem_stats gm;
+	uint64_t violations;
+};
+
+static void report_text(struct stress *s, const struct stress_totals *t, FILE *f)
+{
+	unsigned int i;
+
+	fprintf(f, "stress report: %u vCPUs, %u s, %s VM, model %s (contents %s)\n",
+		s->vm->nr_vcpus, s->o->seconds, s->o->vm_type ? "sw-protected" : "default",
+		gmem_model_name(gmem_model(s->vm->gmem)), gmem_content_semantics(s->vm->gmem));
+	fprintf(f, "  conversions: %llu by the guest (%llu refused), %llu by the host, %llu punches\n",
+		(unsigned long long)t->guest.conversions, (unsigned long long)t->guest.hc_errors,
+		(unsigned long long)s->host_conversions, (unsigned long long)s->host_punches);
+	fprintf(f, "  retries %llu, EAGAIN %llu, speculative pin retries %llu, pin waits %llu, "
+		"drain waits %llu, long-term releases %llu, host failures %llu%s%s\n",
+		(unsigned long long)t->gm.retries, (unsigned long long)t->gm.eagain,
+		(unsigned long long)t->gm.spec_retries, (unsigned long long)t->gm.pin_waits,
+		(unsigned long long)t->gm.drain_waits, (unsigned long long)t->gm.longterm_releases,
+		(unsigned long long)s->host_failures, s->first_failure[0] ? " (first: " : "",
+		s->first_failure[0] ? s->first_failure : "");
+	if (s->first_failure[0])
+		fprintf(f, ")\n");
+	fprintf(f, "  DMA: %llu reads (%llu registered), %llu refused private (I3), %llu errors, "
+		"%llu pin timeouts\n", (unsigned long long)t->dma.ops,
+		(unsigned long long)t->dma.fixed_ops, (unsigned long long)t->dma.refused,
+		(unsigned long long)t->dma.io_errors, (unsigned long long)t->dma.pin_timeouts);
+	for (i = 0; i < LAT_NR; i++)
+		fprintf(f, "  latency %-13s p50 %8.1f us  p99 %8.1f us  (%llu)\n", lat_names[i],
+			lat_percentile(&s->lat[i], 50) / 1e3, lat_percentile(&s->lat[i], 99) / 1e3,
+			(unsigned long long)lat_count(&s->lat[i]));
+	fprintf(f, "  lost writes %llu, invariant violations %llu\n",
+		(unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
+}
+
+static void report_json(struct stress *s, const struct stress_totals *t)
+{
+	unsigned int i;
+
+	printf("{\"model\":\"%s\",\"vcpus\":%u,\"seconds\":%u,\"conversions\":%llu,"
+	       "\"guest_conversions\":%llu,\"host_conversions\":%llu,\"punches\":%llu,"
+	       "\"retries\":%llu,\"eagain\":%llu,\"spec_retries\":%llu,\"dma\":%llu,"
+	       "\"dma_refused_private\":%llu,\"lost_writes\":%llu,\"violations\":%llu,"
+	       "\"latency_us\":{", gmem_model_name(gmem_model(s->vm->gmem)), s->vm->nr_vcpus,
+	       s->o->seconds,
+	       (unsigned long long)(t->guest.conversions + s->host_conversions),
+	       (unsigned long long)t->guest.conversions, (unsigned long long)s->host_conversions,
+	       (unsigned long long)s->host_punches, (unsigned long long)t->gm.retries,
+	       (unsigned long long)t->gm.eagain, (unsigned long long)t->gm.spec_retries,
+	       (unsigned long long)t->dma.ops, (unsigned long long)t->dma.refused,
+	       (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
+	for (i = 0; i < LAT_NR; i++)
+		lat_json(stdout, &s->lat[i], lat_names[i], i == LAT_NR - 1);
+	printf("}}\n");
+}
+
+static int stress_report(struct stress *s, int code)
+{
+	struct stress_totals t = { 0 };
+
+	guest_totals(s, &t.guest);
+	if (s->dma)
+		stress_dma_get_stats(s->dma, &t.dma);
+	gmem_get_stats(s->vm->gmem, &t.gm);
+	t.violations = s->violations + t.dma.violations + t.guest.verify_errors;
+	report_text(s, &t, s->progress);
+	if (code == VM_EXIT_POWEROFF && t.dma.lost_writes + t.violations)
+		code = VM_EXIT_FAILURE;
+	if (code != VM_EXIT_POWEROFF)
+		fprintf(s->progress, "stress: FAILED: %s\n", s->vm->stop_reason);
+	if (s->o->json)
+		report_json(s, &t);
+	return code;
+}
+
+static void stress_free(struct stress *s)
+{
+	unsigned int i;
+
+	stress_dma_destroy(s->dma);
+	vm_destroy(s->vm);
+	for (i = 0; i < LAT_NR; i++)
+		lat_free(&s->lat[i]);
+}
+
+int stress_run(const struct stress_opts *o)
+{
+	struct stress s = { .o = o, .progress = o->json ? stderr : stdout };
+	pthread_t host, dma, mon;
+	bool have_dma = false;
+	int code;
+
+	if (stress_setup(&s) || stress_dma_setup(&s)) {
+		stress_free(&s);
+		return VM_EXIT_FAILURE;
+	}
+	if (start_thread(&host, host_thread, &s) || start_thread(&mon, monitor_thread, &s)) {
+		stress_free(&s);
+		return VM_EXIT_FAILURE;
+	}
+	have_dma = s.dma && !start_thread(&dma, dma_thread, &s);
+	code = vm_run(s.vm);
+	__atomic_store_n(&s.stop, true, __ATOMIC_RELEASE);
+	pthread_join(host, NULL);
+	pthread_join(mon, NULL);
+	if (have_dma)
+		pthread_join(dma, NULL);
+	code = stress_report(&s, code);
+	stress_free(&s);
+	return code;
+}

@@ -1,0 +1,23 @@
+/* `veil stress`: the convert-stress firmware on every vCPU, with host conversions, punches and DMA. */
+#ifndef VEIL_STRESS_H
+#define VEIL_STRESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct stress_opts {
+	unsigned int nr_cpus;
+	uint64_t mem_size;
+	unsigned int seconds;
+	unsigned long vm_type;
+	bool json;
+	bool destructive;
+	bool no_dma;
+	uint64_t seed;
+	uint64_t t0_ns;
+};
+
+/* Runs the stress and prints its report; returns veil's exit code (0: every invariant held). */
+int stress_run(const struct stress_opts *o);
+
+#endif
