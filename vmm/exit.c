@@ -145,33 +145,35 @@ static uint64_t hypercall_errno(int err)
 	}
 }
 
-static enum vcpu_action exit_map_gpa_range(struct vcpu *vcpu)
+uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, uint64_t attrs)
 {
-	struct kvm_run *run = vcpu->run;
-	uint64_t gpa = run->hypercall.args[0], len = 0;
-	bool to_private = run->hypercall.args[2] & KVM_MAP_GPA_RANGE_ENCRYPTED;
 	struct gmem_conv_result res = { .culprit = "" };
+	uint64_t len = 0, t0 = vm_now_ns();
 	int ret;
 
-	uint64_t t0 = vm_now_ns();
-
-	ret = vcpu_check_map_gpa_range(gpa, run->hypercall.args[1], run->hypercall.args[2], &len);
+	ret = vcpu_check_map_gpa_range(gpa, npages, attrs, &len);
 	if (!ret)
-		ret = gmem_convert(vcpu->vm->gmem, gpa, len, to_private, &res);
-	if (!ret && vcpu->vm->guest_conv_lat)
-		lat_add(vcpu->vm->guest_conv_lat, vm_now_ns() - t0);
+		ret = gmem_convert(vcpu->vm->gmem, gpa, len, attrs & KVM_MAP_GPA_RANGE_ENCRYPTED, &res);
 	if (ret) {
 		vcpu->stats.conversion_fails++;
 		vm_guest_fault(vcpu->vm, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",
-			       vcpu->index, (unsigned long long)gpa,
-			       (unsigned long long)run->hypercall.args[1],
-			       (unsigned long long)run->hypercall.args[2], strerror(-ret),
-			       res.culprit[0] ? ": " : "", res.culprit);
-		run->hypercall.ret = hypercall_errno(ret);
-		return VCPU_CONTINUE;
+			       vcpu->index, (unsigned long long)gpa, (unsigned long long)npages,
+			       (unsigned long long)attrs, strerror(-ret), res.culprit[0] ? ": " : "",
+			       res.culprit);
+		return hypercall_errno(ret);
 	}
+	if (vcpu->vm->guest_conv_lat)
+		lat_add(vcpu->vm->guest_conv_lat, vm_now_ns() - t0);
 	vcpu->stats.conversions++;
-	run->hypercall.ret = 0;
+	return 0;
+}
+
+static enum vcpu_action exit_map_gpa_range(struct vcpu *vcpu)
+{
+	struct kvm_run *run = vcpu->run;
+
+	run->hypercall.ret = vcpu_map_gpa_range(vcpu, run->hypercall.args[0],
+						run->hypercall.args[1], run->hypercall.args[2]);
 	return VCPU_CONTINUE;
 }
 

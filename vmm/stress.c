@@ -6,6 +6,7 @@
  * report counts conversions, retries, lost writes and invariant violations.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "caps.h"
 #include "fw.h"
 #include "fw_blobs.h"
 #include "log.h"
@@ -38,6 +40,8 @@ struct stress {
 	struct stress_dma *dma;
 	uint64_t ctl_gpa, pool_gpa, host_gpa;
 	uint32_t pool_pages;
+	uint32_t conv_port; /* 0: the guest converts by hypercall */
+	char conv_why[200];
 	struct lat lat[LAT_NR];
 	volatile bool stop;
 	/* host thread counters */
@@ -73,6 +77,7 @@ static void stress_fill(struct veil_boot_info *bi, const struct fw_plan *plan, v
 	bi->pool_gpa = s->pool_gpa;
 	bi->pool_pages = s->pool_pages;
 	bi->own_pages = OWN_PAGES;
+	bi->conv_port = s->conv_port;
 	bi->semantics = gmem_model(s->vm->gmem) == GMEM_MODEL_IN_PLACE ||
 			(gmem_model(s->vm->gmem) == GMEM_MODEL_HOST && !s->o->destructive) ?
 			VEIL_CONTENT_PRESERVED : VEIL_CONTENT_ZEROED;
@@ -211,6 +216,47 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	return ret;
 }
 
+/*
+ * Where KVM_HC_MAP_GPA_RANGE does not reach veil (probed), the firmware
+ * makes the same request through this port; both end in vcpu_map_gpa_range().
+ */
+static int conv_port_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+{
+	struct stress *s = opaque;
+	struct veil_stress_cpu slot;
+	uint64_t slot_gpa, ret;
+	uint32_t cpu;
+
+	if (len != 4 || offset != 0)
+		return -EINVAL;
+	memcpy(&cpu, data, sizeof(cpu));
+	if (cpu >= s->vm->nr_vcpus)
+		return -EINVAL;
+	slot_gpa = s->ctl_gpa + offsetof(struct veil_stress_ctl, cpu) + cpu * sizeof(slot);
+	if (gmem_read(s->vm->gmem, slot_gpa, &slot, sizeof(slot)))
+		return -EFAULT;
+	ret = vcpu_map_gpa_range(&s->vm->vcpus[cpu], slot.req_gpa, slot.req_args & 0xffffffffu,
+				 slot.req_args >> 32);
+	return gmem_write(s->vm->gmem, slot_gpa + offsetof(struct veil_stress_cpu, req_ret), &ret,
+			  sizeof(ret));
+}
+
+static const struct bus_device_ops conv_port_ops = { .write = conv_port_write };
+
+static int stress_conv_route(struct stress *s)
+{
+	if (s->vm->map_gpa_range_exits &&
+	    caps_probe_hypercall_exit(s->vm->kvm_fd, s->conv_why, sizeof(s->conv_why)) == 1)
+		return 0;
+	if (!s->vm->map_gpa_range_exits)
+		snprintf(s->conv_why, sizeof(s->conv_why), "KVM does not offer MAP_GPA_RANGE exits");
+	s->conv_port = VEIL_PORT_CONVERT;
+	fprintf(s->progress, "stress: the guest converts through port 0x%x: %s\n", s->conv_port,
+		s->conv_why);
+	return bus_register(s->vm->bus, BUS_PIO, VEIL_PORT_CONVERT, 4, &conv_port_ops, s,
+			    "stress-convert-port");
+}
+
 static int stress_setup(struct stress *s)
 {
 	struct vm_config cfg = {
@@ -234,10 +280,9 @@ static int stress_setup(struct stress *s)
 		fprintf(stderr, "veil stress: could not create the VM: %s\n", strerror(-ret));
 		return ret;
 	}
-	if (!s->vm->map_gpa_range_exits) {
-		fprintf(stderr, "veil stress: this KVM does not pass KVM_HC_MAP_GPA_RANGE to userspace\n");
-		return -EOPNOTSUPP;
-	}
+	ret = stress_conv_route(s);
+	if (ret)
+		return ret;
 	s->vm->guest_conv_lat = &s->lat[LAT_GUEST];
 	img.data = fw_blob_stress;
 	img.size = fw_blob_stress_size;

@@ -25,6 +25,7 @@ struct stress_dma {
 	struct io_uring ring;
 	bool ring_ok;
 	int src_fd;
+	int sink_fd;
 	bool registered;   /* the window is a registered buffer right now */
 	bool lt_registered; /* the window is known to gmem as a long-term pin */
 	uint64_t x;        /* PRNG state */
@@ -58,7 +59,8 @@ static int src_create(struct stress_dma *d)
 	uint64_t k;
 
 	d->src_fd = memfd_create("veil-dma-source", MFD_CLOEXEC);
-	if (d->src_fd < 0)
+	d->sink_fd = memfd_create("veil-dma-sink", MFD_CLOEXEC);
+	if (d->src_fd < 0 || d->sink_fd < 0)
 		return -errno;
 	for (k = 0; k < SRC_BLOCKS; k++) {
 		block_fill(d->cfg.seed, k, buf);
@@ -116,6 +118,7 @@ int stress_dma_create(const struct stress_dma_config *cfg, struct stress_dma **o
 		return -ENOMEM;
 	d->cfg = *cfg;
 	d->x = cfg->seed;
+	d->src_fd = d->sink_fd = -1;
 	ret = io_uring_queue_init(8, &d->ring, 0);
 	d->ring_ok = ret == 0;
 	if (!ret)
@@ -146,6 +149,8 @@ void stress_dma_destroy(struct stress_dma *d)
 		io_uring_queue_exit(&d->ring);
 	if (d->src_fd > 0)
 		close(d->src_fd);
+	if (d->sink_fd > 0)
+		close(d->sink_fd);
 	free(d);
 }
 
@@ -155,21 +160,11 @@ static uint64_t rnd(struct stress_dma *d)
 	return d->x;
 }
 
-/* One read of block k into the pinned page; returns the kernel's result. */
-static int dma_read(struct stress_dma *d, const struct gmem_pin *pin, uint64_t k, bool *fixed)
+static int dma_wait(struct stress_dma *d)
 {
-	struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
 	struct io_uring_cqe *cqe;
 	int ret;
 
-	if (!sqe)
-		return -EBUSY;
-	*fixed = pin->gpa < d->cfg.host_gpa + (uint64_t)d->cfg.win_pages * BLOCK &&
-		 pin->gpa >= d->cfg.host_gpa && __atomic_load_n(&d->registered, __ATOMIC_ACQUIRE);
-	if (*fixed)
-		io_uring_prep_read_fixed(sqe, d->src_fd, pin->hva, BLOCK, k * BLOCK, 0);
-	else
-		io_uring_prep_read(sqe, d->src_fd, pin->hva, BLOCK, k * BLOCK);
 	ret = io_uring_submit_and_wait(&d->ring, 1);
 	if (ret < 0)
 		return ret;
@@ -181,23 +176,47 @@ static int dma_read(struct stress_dma *d, const struct gmem_pin *pin, uint64_t k
 	return ret;
 }
 
-static uint64_t pick_gpa(struct stress_dma *d)
+/* One read of block k into the pinned page (device to guest); returns the kernel's result. */
+static int dma_read(struct stress_dma *d, const struct gmem_pin *pin, uint64_t k, bool *fixed)
 {
-	uint64_t r = rnd(d);
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
 
-	/* One request in five aims at the guest's pool, where private pages must be refused. */
-	if (d->cfg.pool_pages && r % 5 == 0)
-		return d->cfg.pool_gpa + ((r >> 8) % d->cfg.pool_pages) * BLOCK;
-	return d->cfg.host_gpa + ((r >> 8) % d->cfg.host_pages) * BLOCK;
+	if (!sqe)
+		return -EBUSY;
+	*fixed = pin->gpa < d->cfg.host_gpa + (uint64_t)d->cfg.win_pages * BLOCK &&
+		 pin->gpa >= d->cfg.host_gpa && __atomic_load_n(&d->registered, __ATOMIC_ACQUIRE);
+	if (*fixed)
+		io_uring_prep_read_fixed(sqe, d->src_fd, pin->hva, BLOCK, k * BLOCK, 0);
+	else
+		io_uring_prep_read(sqe, d->src_fd, pin->hva, BLOCK, k * BLOCK);
+	return dma_wait(d);
 }
 
+/* One write of the pinned page to the sink (guest to device): it must not change the page. */
+static int dma_write(struct stress_dma *d, const struct gmem_pin *pin)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_write(sqe, d->sink_fd, pin->hva, BLOCK, 0);
+	return dma_wait(d);
+}
+
+/*
+ * Requests aimed at the guest's pool only read guest memory (the guest owns
+ * those contents), and while a page is private they must be refused (I3).
+ * Requests into the host's pages write them and check the result (I1).
+ */
 static void dma_one(struct stress_dma *d, uint64_t req)
 {
-	uint64_t gpa = pick_gpa(d), k = rnd(d) % SRC_BLOCKS, want[BLOCK / 8], t0 = now_ns();
+	uint64_t r = rnd(d), k = rnd(d) % SRC_BLOCKS, want[BLOCK / 8], t0 = now_ns(), gpa;
+	bool to_pool = d->cfg.pool_pages && r % 5 == 0, private = false, fixed = false;
 	struct gmem_pin pin;
-	bool private = false, fixed;
 	int ret;
 
+	gpa = to_pool ? d->cfg.pool_gpa + ((r >> 8) % d->cfg.pool_pages) * BLOCK
+		      : d->cfg.host_gpa + ((r >> 8) % d->cfg.host_pages) * BLOCK;
 	ret = gmem_pin(d->cfg.gm, gpa, BLOCK, "stress-dma", req, &pin);
 	if (ret) {
 		inc(ret == -EACCES ? &d->st.refused : &d->st.pin_timeouts);
@@ -205,10 +224,10 @@ static void dma_one(struct stress_dma *d, uint64_t req)
 	}
 	if (gmem_attr_is_private(d->cfg.gm, gpa, &private) || private)
 		inc(&d->st.violations);
-	ret = dma_read(d, &pin, k, &fixed);
+	ret = to_pool ? dma_write(d, &pin) : dma_read(d, &pin, k, &fixed);
 	if (ret == BLOCK) {
 		block_fill(d->cfg.seed, k, want);
-		if (memcmp(pin.hva, want, BLOCK))
+		if (!to_pool && memcmp(pin.hva, want, BLOCK))
 			inc(&d->st.lost_writes);
 		inc(&d->st.ops);
 		if (fixed)

@@ -129,6 +129,8 @@ int vcpu_start(struct vcpu *vcpu) __must_check;
 void vcpu_kick(struct vcpu *vcpu);
 /* Handles the exit in vcpu->run; pure but for the bus and vm_request_stop(). */
 enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu);
+/* A guest's MAP_GPA_RANGE request, however it arrived; returns the guest's return value. */
+uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, uint64_t attrs);
 /* Checks KVM_HC_MAP_GPA_RANGE's arguments; 0 with *len, or -EINVAL. */
 int vcpu_check_map_gpa_range(uint64_t gpa, uint64_t npages, uint64_t attrs, uint64_t *len)
 	__must_check;

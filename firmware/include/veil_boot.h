@@ -15,6 +15,7 @@
 
 #define VEIL_PORT_UART 0x3f8
 #define VEIL_PORT_DEBUG_EXIT 0x501 /* 32-bit write: the VM ends with this status */
+#define VEIL_PORT_CONVERT 0x540    /* see veil_boot_info.conv_port */
 
 #define VEIL_BOOT_MAGIC 0x6c696576u /* "veil" */
 #define VEIL_BOOT_VERSION 2
@@ -37,7 +38,12 @@ struct veil_boot_info {
 	uint32_t pool_pages;
 	uint32_t own_pages;   /* per vCPU */
 	uint32_t semantics;   /* VEIL_CONTENT_*: what a conversion does to contents */
-	uint32_t pad;
+	/*
+	 * 0: convert with KVM_HC_MAP_GPA_RANGE.  Otherwise the port to use where
+	 * hypercalls do not reach veil: fill the vCPU's req_* fields, write the
+	 * vCPU index to the port (32 bits), and read req_ret.
+	 */
+	uint32_t conv_port;
 };
 
 #define VEIL_CONTENT_PRESERVED 0
@@ -50,9 +56,10 @@ struct veil_stress_cpu {
 	uint64_t conversions;
 	uint64_t hc_errors;     /* hypercalls veil answered with an error */
 	uint64_t verify_errors; /* contents not as the semantics promise: a violation */
-	uint64_t last_error_gpa;
 	uint64_t done;
-	uint64_t pad[2];
+	uint64_t req_gpa;       /* conversion by port: MAP_GPA_RANGE's arguments */
+	uint64_t req_args;      /* npages | attrs << 32 */
+	uint64_t req_ret;       /* what the hypercall would have returned */
 };
 
 struct veil_stress_ctl {

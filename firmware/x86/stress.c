@@ -26,6 +26,18 @@ static long hypercall3(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
 	return ret;
 }
 
+/* MAP_GPA_RANGE, by hypercall or, where that does not reach veil, by its port. */
+static long map_gpa_range(const struct veil_boot_info *bi, struct veil_stress_cpu *me, uint64_t cpu,
+			  uint64_t gpa, uint64_t attrs)
+{
+	if (!bi->conv_port)
+		return hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, 1, attrs);
+	me->req_gpa = gpa;
+	me->req_args = 1 | (attrs << 32);
+	outl((uint16_t)bi->conv_port, (uint32_t)cpu);
+	return (long)me->req_ret;
+}
+
 static void detect_vendor(void)
 {
 	uint32_t a, b, c, d;
@@ -63,31 +75,27 @@ static int check(volatile uint64_t *p, uint64_t seed, uint64_t gpa, uint64_t ite
 }
 
 /* Shared -> private -> shared on one page, checking contents at each step. */
-static void round_trip(const struct veil_boot_info *bi, struct veil_stress_cpu *me, uint64_t gpa,
-		       uint64_t iter)
+static void round_trip(const struct veil_boot_info *bi, struct veil_stress_cpu *me, uint64_t cpu,
+		       uint64_t gpa, uint64_t iter)
 {
 	volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)gpa;
 
 	fill(p, bi->seed, gpa, iter);
-	if (hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, 1, MAP_ENCRYPTED)) {
+	if (map_gpa_range(bi, me, cpu, gpa, MAP_ENCRYPTED)) {
 		me->hc_errors++;
 		return;
 	}
 	me->conversions++;
-	if (check(p, bi->seed, gpa, iter, bi->semantics)) {
+	if (check(p, bi->seed, gpa, iter, bi->semantics))
 		me->verify_errors++;
-		me->last_error_gpa = gpa;
-	}
 	fill(p, bi->seed, gpa, iter + 1);
-	if (hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, 1, 0)) {
+	if (map_gpa_range(bi, me, cpu, gpa, 0)) {
 		me->hc_errors++;
 		return;
 	}
 	me->conversions++;
-	if (check(p, bi->seed, gpa, iter + 1, bi->semantics)) {
+	if (check(p, bi->seed, gpa, iter + 1, bi->semantics))
 		me->verify_errors++;
-		me->last_error_gpa = gpa;
-	}
 }
 
 static void lock(volatile uint32_t *l)
@@ -113,12 +121,12 @@ static void stress_loop(uint64_t cpu, const struct veil_boot_info *bi, struct ve
 	for (iter = 0; !__atomic_load_n(&ctl->stop, __ATOMIC_ACQUIRE); iter += 2) {
 		x = veil_mix64(x + iter);
 		if ((iter & 2) || !nshared) {
-			round_trip(bi, me, own + (x % bi->own_pages) * 4096ULL, iter);
+			round_trip(bi, me, cpu, own + (x % bi->own_pages) * 4096ULL, iter);
 		} else {
 			uint64_t i = x % nshared;
 
 			lock(&pool_locks[i]);
-			round_trip(bi, me, shared + i * 4096ULL, iter);
+			round_trip(bi, me, cpu, shared + i * 4096ULL, iter);
 			unlock(&pool_locks[i]);
 		}
 		me->iterations++;
