@@ -133,11 +133,9 @@ static void region_close(struct gmem *gm, struct gmem_region *r)
 		close(r->fd);
 	if (r->shared_fd >= 0)
 		close(r->shared_fd);
-	free(r->private_map);
 	free(r->page_state);
 	r->hva = NULL;
 	r->fd = r->shared_fd = -1;
-	r->private_map = NULL;
 	r->page_state = NULL;
 }
 
@@ -155,9 +153,8 @@ static int region_setup(struct gmem *gm, struct gmem_region *r)
 	if (hva == MAP_FAILED)
 		return -errno;
 	r->hva = hva;
-	r->private_map = calloc(1, (pages + 7) / 8);
 	r->page_state = calloc(pages, sizeof(*r->page_state));
-	if (!r->private_map || !r->page_state)
+	if (!r->page_state)
 		return -ENOMEM;
 	if (gm->cfg.vm_fd >= 0)
 		return region_bind(gm, r);
@@ -168,7 +165,6 @@ static void gmem_init_locks(struct gmem *gm)
 {
 	unsigned int i;
 
-	pthread_mutex_init(&gm->attr_lock, NULL);
 	pthread_mutex_init(&gm->wait_lock, NULL);
 	pthread_cond_init(&gm->wait_cond, NULL);
 	pthread_mutex_init(&gm->longterm_lock, NULL);
@@ -272,40 +268,37 @@ struct gmem_region *gmem_region_find_pages(struct gmem *gm, uint64_t gpa, uint64
 	return gmem_region_find(gm, gpa, len);
 }
 
+/* The attribute map is the private bit of each page's state word: one source of truth. */
 static bool page_private(const struct gmem_region *r, uint64_t page)
 {
-	return r->private_map[page / 8] & (1u << (page % 8));
+	return __atomic_load_n(&r->page_state[page], __ATOMIC_ACQUIRE) & PS_PRIVATE;
 }
 
 bool gmem_range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len)
 {
 	uint64_t first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
 	uint64_t last = (gpa - r->gpa + (len ? len - 1 : 0)) / GMEM_PAGE_SIZE;
-	bool found = false;
 	uint64_t p;
 
-	pthread_mutex_lock(&gm->attr_lock);
-	for (p = first; p <= last && !found; p++)
-		found = page_private(r, p);
-	pthread_mutex_unlock(&gm->attr_lock);
-	return found;
+	(void)gm;
+	for (p = first; p <= last; p++)
+		if (page_private(r, p))
+			return true;
+	return false;
 }
 
+/* Only a converter, holding the pages' converting bit, changes their private bit. */
 void gmem_attr_update(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n, bool private)
 {
 	uint64_t p;
 
-	pthread_mutex_lock(&gm->attr_lock);
+	(void)gm;
 	for (p = first; p < first + n; p++) {
-		if (private) {
-			r->private_map[p / 8] |= (uint8_t)(1u << (p % 8));
+		if (private)
 			__atomic_fetch_or(&r->page_state[p], PS_PRIVATE, __ATOMIC_RELEASE);
-		} else {
-			r->private_map[p / 8] &= (uint8_t)~(1u << (p % 8));
+		else
 			__atomic_fetch_and(&r->page_state[p], ~PS_PRIVATE, __ATOMIC_RELEASE);
-		}
 	}
-	pthread_mutex_unlock(&gm->attr_lock);
 }
 
 int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
@@ -383,9 +376,7 @@ int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private)
 
 	if (!r)
 		return -EFAULT;
-	pthread_mutex_lock(&gm->attr_lock);
 	*private = page_private(r, (gpa - r->gpa) / GMEM_PAGE_SIZE);
-	pthread_mutex_unlock(&gm->attr_lock);
 	return 0;
 }
 

@@ -12,7 +12,7 @@
 /*
  * Per-page state, one 64-bit word so that a pin is a single compare-and-swap:
  * [63:32] generation, bumped when a conversion or punch of the page completes;
- * [31] converting; [30] private (mirrors private_map); [29:0] pins.
+ * [31] converting; [30] private (the attribute map); [29:0] pins.
  */
 #define PS_PINS_MASK 0x3fffffffULL
 #define PS_PRIVATE (1ULL << 30)
@@ -27,7 +27,6 @@ struct gmem_region {
 	int shared_fd;         /* out-of-place model: the memfd behind hva; else -1 */
 	uint32_t slot;
 	bool bound;
-	uint8_t *private_map;  /* one bit per page: set when private */
 	uint64_t *page_state;  /* see PS_* */
 };
 
@@ -50,7 +49,6 @@ struct gmem {
 	struct gmem_layout layout;
 	unsigned int nr;
 	struct gmem_region regions[GMEM_MAX_REGIONS];
-	pthread_mutex_t attr_lock;   /* guards private_map */
 	/* Converters wait here for pins to drain; pinners for conversions to finish. */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cond;
