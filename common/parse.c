@@ -23,11 +23,15 @@ static int parse_digits(const char **sp, uint64_t *out)
 
 int parse_uint(const char *s, uint64_t *out)
 {
-	int ret = parse_digits(&s, out);
+	uint64_t v;
+	int ret = parse_digits(&s, &v);
 
 	if (ret)
 		return ret;
-	return *s ? -EINVAL : 0;
+	if (*s)
+		return -EINVAL;
+	*out = v;
+	return 0;
 }
 
 int parse_size(const char *s, uint64_t *out)

@@ -106,7 +106,8 @@ size_t uart8250_rx(struct uart8250 *u, const uint8_t *buf, size_t len)
 	size_t n = 0;
 
 	pthread_mutex_lock(&u->lock);
-	while (n < len && fifo_push(u, buf[n]))
+	/* Take only what fits: the caller keeps the rest, so nothing is overrun. */
+	while (n < len && u->count < UART8250_FIFO_SIZE && fifo_push(u, buf[n]))
 		n++;
 	uart_update_irq(u);
 	pthread_mutex_unlock(&u->lock);

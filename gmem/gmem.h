@@ -162,7 +162,11 @@ int gmem_write(struct gmem *gm, uint64_t gpa, const void *buf, uint64_t len) __m
 /* Frees the backing pages of [gpa, gpa+len); the next access reads zeros.  Synchronized. */
 int gmem_punch_hole(struct gmem *gm, uint64_t gpa, uint64_t len) __must_check;
 
-/* Revokes (accessible=false) or restores the VMM's mapping of a range. */
+/*
+ * Revokes (accessible=false) or restores the VMM's mapping of a range, for
+ * probes only: nothing refuses later accesses, so the caller must not touch
+ * the range until it restores it.  Conversions revoke through their backend.
+ */
 int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessible) __must_check;
 
 /* The attribute map: veil's record of which pages are private. */

@@ -21,6 +21,13 @@ int gmem_layout_compute(const struct gmem_arch_map *map, uint64_t mem_size,
 		return -EINVAL;
 	if (__builtin_add_overflow(map->ram_base, mem_size, &end))
 		return -ERANGE;
+	if (map->ram_base >= map->hole_start && map->ram_base < map->hole_end) {
+		/* RAM that would start inside the hole starts after it. */
+		if (__builtin_add_overflow(map->hole_end, mem_size, &end))
+			return -ERANGE;
+		layout_add(out, map->hole_end, mem_size);
+		return 0;
+	}
 	if (map->hole_end <= map->hole_start || end <= map->hole_start ||
 	    map->ram_base >= map->hole_end) {
 		layout_add(out, map->ram_base, mem_size);

@@ -99,6 +99,33 @@ static void test_bounds_hole(void)
 	gmem_destroy(gm);
 }
 
+/*
+ * The range above the hole is its own memfd: what gmem_write puts at a GPA
+ * there must be what a punch of that GPA (an fd offset) takes away.
+ */
+static void test_above_hole_backing(void)
+{
+	struct gmem *gm = make_gmem(5 * GiB);
+	uint64_t v = 0x0102030405060708ULL, r = 0;
+	uint8_t *hva = NULL;
+
+	CHECK_EQ(gmem_write(gm, HOLE_END + 0x3000, &v, sizeof(v)), 0);
+	CHECK_EQ(gmem_write(gm, 0x3000, &v, sizeof(v)), 0);
+	CHECK_EQ(gmem_punch_hole(gm, HOLE_END + 0x3000, PAGE), 0);
+	CHECK_EQ(gmem_read(gm, HOLE_END + 0x3000, &r, sizeof(r)), 0);
+	CHECK(r == 0);
+	/* The same offset in the range below the hole is another page. */
+	CHECK_EQ(gmem_read(gm, 0x3000, &r, sizeof(r)), 0);
+	CHECK(r == v);
+	CHECK_EQ(gmem_translate(gm, 6 * GiB - PAGE, PAGE, (void **)&hva), 0);
+	if (hva) {
+		hva[PAGE - 1] = 0x77;
+		CHECK_EQ(gmem_read(gm, 6 * GiB - 1, &r, 1), 0);
+		CHECK_EQ(r & 0xff, 0x77);
+	}
+	gmem_destroy(gm);
+}
+
 static void test_read_write(void)
 {
 	struct gmem *gm = make_gmem(4 * MiB);
@@ -280,6 +307,7 @@ int main(void)
 	test_create_invalid();
 	test_bounds_small();
 	test_bounds_hole();
+	test_above_hole_backing();
 	test_read_write();
 	test_attr_map();
 	test_attr_ranges();

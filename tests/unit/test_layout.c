@@ -74,6 +74,21 @@ static void test_bad_sizes(void)
 	expect_layout_err(&flat_map, 1 * MiB, -EINVAL);
 }
 
+/* An empty hole splits nothing; RAM that would start inside the hole starts after it. */
+static void test_odd_holes(void)
+{
+	const struct gmem_arch_map empty = {
+		.ram_base = 0, .hole_start = 0x80000000ULL, .hole_end = 0x80000000ULL,
+	};
+	const struct gmem_arch_map at_hole = {
+		.ram_base = 0x80000000ULL, .hole_start = 0x80000000ULL, .hole_end = 0x90000000ULL,
+	};
+
+	expect_layout(&empty, 4 * GiB, 1, (struct gmem_range[]){ { 0, 4 * GiB } });
+	expect_layout(&at_hole, 64 * MiB, 1,
+		      (struct gmem_range[]){ { 0x90000000ULL, 64 * MiB } });
+}
+
 /* A map without a hole, as arm64's: one range at ram_base, whatever the size. */
 static void test_no_hole(void)
 {
@@ -166,6 +181,7 @@ int main(void)
 	test_x86_split();
 	test_bad_sizes();
 	test_no_hole();
+	test_odd_holes();
 	test_fw_plan_fits();
 	test_fw_plan_too_small();
 	test_fw_plan_min_mem();
