@@ -91,6 +91,9 @@ static const char usage_stress[] =
 	"  -T, --vm-type TYPE    default or sw-protected; default: default\n"
 	"  -d, --destructive     default VMs: conversions punch, so contents read zeros\n"
 	"      --no-dma          no DMA device\n"
+	"      --foreign-pin     check that a pin veil does not hold (the kernel's GUP_TEST)\n"
+	"                        makes a conversion fail cleanly, naming the offset\n"
+	"                        (in-place model with CONFIG_GUP_TEST only)\n"
 	"  -j, --json            progress to stderr; the last line of stdout is a JSON report\n"
 	"  -v, --verbose         more log output\n"
 	"  -h, --help            show this help\n";
@@ -448,6 +451,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		{ "vm-type", required_argument, NULL, 'T' },
 		{ "destructive", no_argument, NULL, 'd' },
 		{ "no-dma", no_argument, NULL, 'D' },
+		{ "foreign-pin", no_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -469,6 +473,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		case 'T': o->vm_type = opt_vm_type(optarg); break;
 		case 'd': o->destructive = true; break;
 		case 'D': o->no_dma = true; break;
+		case 'F': o->foreign_pin = true; break;
 		case 'j': o->json = true; break;
 		case 'v': log_set_level(LOG_INFO); break;
 		case 'h': fputs(usage_stress, stdout); exit(0);

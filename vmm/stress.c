@@ -6,6 +6,8 @@
  * report counts conversions, retries, lost writes and invariant violations.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -27,6 +29,18 @@
 #define SHARED_PAGES 32
 #define HOST_PAGES 256
 #define WIN_PAGES 16
+#define FOREIGN_PAGES 4 /* the last host pages: the foreign-pin check's, nobody else's */
+#define HOST_RANDOM_PAGES (HOST_PAGES - FOREIGN_PAGES)
+
+/* The kernel's GUP_TEST long-term pin (mm/gup_test.h), a reference veil does not hold. */
+struct pin_longterm_test {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t flags;
+};
+#define PIN_LONGTERM_TEST_START _IOW('g', 7, struct pin_longterm_test)
+#define PIN_LONGTERM_TEST_STOP _IO('g', 8)
+#define PIN_LONGTERM_TEST_FLAG_USE_WRITE 1
 #define LAT_CAP (1u << 18)
 #define STOP_GRACE_S 30
 
@@ -48,6 +62,8 @@ struct stress {
 	uint64_t host_conversions, host_punches, host_failures, violations;
 	char first_failure[200];
 	FILE *progress;
+	char foreign[320];       /* what the foreign-pin check saw */
+	bool foreign_ok;
 };
 
 static uint64_t now_ns(void)
@@ -99,7 +115,8 @@ static void host_failure(struct stress *s, int ret, const struct gmem_conv_resul
 /* One random host operation: convert a range either way, or punch it. */
 static void host_op(struct stress *s, uint64_t x)
 {
-	uint64_t n = 1 + x % 8, gpa = s->host_gpa + ((x >> 8) % (HOST_PAGES - n + 1)) * GMEM_PAGE_SIZE;
+	uint64_t n = 1 + x % 8;
+	uint64_t gpa = s->host_gpa + ((x >> 8) % (HOST_RANDOM_PAGES - n + 1)) * GMEM_PAGE_SIZE;
 	unsigned int op = (unsigned int)((x >> 32) % 3);
 	struct gmem_conv_result res;
 	uint64_t t0 = now_ns(), probe;
@@ -179,6 +196,79 @@ static void progress(struct stress *s, unsigned int sec)
 	fflush(s->progress);
 }
 
+static int gup_pin(int fd, void *hva)
+{
+	struct pin_longterm_test t = {
+		.addr = (uint64_t)(uintptr_t)hva, .size = GMEM_PAGE_SIZE,
+		.flags = PIN_LONGTERM_TEST_FLAG_USE_WRITE,
+	};
+
+	return ioctl(fd, PIN_LONGTERM_TEST_START, &t) ? -errno : 0;
+}
+
+static bool range_shared(struct gmem *gm, uint64_t gpa, unsigned int pages)
+{
+	bool private = true;
+	unsigned int i;
+
+	for (i = 0; i < pages; i++)
+		if (gmem_attr_is_private(gm, gpa + i * GMEM_PAGE_SIZE, &private) || private)
+			return false;
+	return true;
+}
+
+/*
+ * I6 with a reference veil does not hold: GUP_TEST pins the second of four
+ * pages.  Converting the four to private must fail after the bounded
+ * retries, naming that page's offset, and convert nothing; once unpinned it
+ * must succeed.  Only the in-place kernel sees such a pin.
+ */
+static void foreign_pin_check(struct stress *s)
+{
+	uint64_t gpa = s->host_gpa + (uint64_t)HOST_RANDOM_PAGES * GMEM_PAGE_SIZE, pinned;
+	struct gmem *gm = s->vm->gmem;
+	struct gmem_conv_result res;
+	void *hva;
+	int fd, ret;
+
+	pinned = gpa + GMEM_PAGE_SIZE;
+	fd = open("/sys/kernel/debug/gup_test", O_RDWR | O_CLOEXEC);
+	if (gmem_model(gm) != GMEM_MODEL_IN_PLACE || fd < 0) {
+		snprintf(s->foreign, sizeof(s->foreign), "skipped: %s",
+			 fd < 0 ? "no /sys/kernel/debug/gup_test" : "needs the in-place model");
+		s->foreign_ok = true;
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	ret = gmem_translate(gm, pinned, GMEM_PAGE_SIZE, &hva);
+	if (!ret)
+		ret = gup_pin(fd, hva);
+	if (ret) {
+		snprintf(s->foreign, sizeof(s->foreign), "FAILED: could not pin: %s", strerror(-ret));
+		close(fd);
+		return;
+	}
+	ret = gmem_convert(gm, gpa, FOREIGN_PAGES * GMEM_PAGE_SIZE, true, &res);
+	s->foreign_ok = ret == -EAGAIN && range_shared(gm, gpa, FOREIGN_PAGES) &&
+			strstr(res.culprit, "GPA 0x") && res.eagain > 0;
+	snprintf(s->foreign, sizeof(s->foreign), "%s: %s after %llu EAGAINs: %s%s",
+		 s->foreign_ok ? "refused" : "FAILED", ret ? strerror(-ret) : "converted",
+		 (unsigned long long)res.eagain, res.culprit,
+		 range_shared(gm, gpa, FOREIGN_PAGES) ? "; nothing converted" : "; HALF CONVERTED");
+	if (ioctl(fd, PIN_LONGTERM_TEST_STOP))
+		s->foreign_ok = false;
+	close(fd);
+	if (gmem_convert(gm, gpa, FOREIGN_PAGES * GMEM_PAGE_SIZE, true, &res) ||
+	    gmem_convert(gm, gpa, FOREIGN_PAGES * GMEM_PAGE_SIZE, false, &res)) {
+		s->foreign_ok = false;
+		strncat(s->foreign, "; still refused after unpinning", sizeof(s->foreign) -
+			strlen(s->foreign) - 1);
+	}
+	if (!s->foreign_ok)
+		inc(&s->violations);
+}
+
 /* Progress each second; at the deadline, tells the firmware to stop; never waits forever. */
 static void *monitor_thread(void *arg)
 {
@@ -194,6 +284,8 @@ static void *monitor_thread(void *arg)
 			break;
 		if (sec <= s->o->seconds)
 			progress(s, sec);
+		if (sec == 1 && s->o->foreign_pin)
+			foreign_pin_check(s);
 		if (sec == s->o->seconds && gmem_write(s->vm->gmem, s->ctl_gpa, &one, sizeof(one)))
 			vm_request_stop(s->vm, VM_EXIT_FAILURE, "could not tell the firmware to stop");
 	}
@@ -295,7 +387,7 @@ static int stress_setup(struct stress *s)
 static int stress_dma_setup(struct stress *s)
 {
 	struct stress_dma_config dc = {
-		.gm = s->vm->gmem, .host_gpa = s->host_gpa, .host_pages = HOST_PAGES,
+		.gm = s->vm->gmem, .host_gpa = s->host_gpa, .host_pages = HOST_RANDOM_PAGES,
 		.pool_gpa = s->pool_gpa, .pool_pages = s->pool_pages, .win_pages = WIN_PAGES,
 		.seed = s->o->seed, .lat = &s->lat[LAT_DMA],
 	};
@@ -346,6 +438,8 @@ static void report_text(struct stress *s, const struct stress_totals *t, FILE *f
 		fprintf(f, "  latency %-13s p50 %8.1f us  p99 %8.1f us  (%llu)\n", lat_names[i],
 			lat_percentile(&s->lat[i], 50) / 1e3, lat_percentile(&s->lat[i], 99) / 1e3,
 			(unsigned long long)lat_count(&s->lat[i]));
+	if (s->foreign[0])
+		fprintf(f, "  foreign pin: %s\n", s->foreign);
 	fprintf(f, "  lost writes %llu, invariant violations %llu\n",
 		(unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
 }
@@ -358,6 +452,7 @@ static void report_json(struct stress *s, const struct stress_totals *t)
 	       "\"guest_conversions\":%llu,\"host_conversions\":%llu,\"punches\":%llu,"
 	       "\"retries\":%llu,\"eagain\":%llu,\"spec_retries\":%llu,\"dma\":%llu,"
 	       "\"dma_refused_private\":%llu,\"lost_writes\":%llu,\"violations\":%llu,"
+	       "\"foreign_pin\":\"%s\","
 	       "\"latency_us\":{", gmem_model_name(gmem_model(s->vm->gmem)), s->vm->nr_vcpus,
 	       s->o->seconds,
 	       (unsigned long long)(t->guest.conversions + s->host_conversions),
@@ -365,7 +460,9 @@ static void report_json(struct stress *s, const struct stress_totals *t)
 	       (unsigned long long)s->host_punches, (unsigned long long)t->gm.retries,
 	       (unsigned long long)t->gm.eagain, (unsigned long long)t->gm.spec_retries,
 	       (unsigned long long)t->dma.ops, (unsigned long long)t->dma.refused,
-	       (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
+	       (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations,
+	       !s->o->foreign_pin ? "not run" : !s->foreign[0] ? "did not run" :
+	       strncmp(s->foreign, "skipped", 7) == 0 ? "skipped" : s->foreign_ok ? "refused" : "failed");
 	for (i = 0; i < LAT_NR; i++)
 		lat_json(stdout, &s->lat[i], lat_names[i], i == LAT_NR - 1);
 	printf("}}\n");

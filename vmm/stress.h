@@ -13,6 +13,7 @@ struct stress_opts {
 	bool json;
 	bool destructive;
 	bool no_dma;
+	bool foreign_pin; /* check I6 with a GUP_TEST pin veil does not hold */
 	uint64_t seed;
 	uint64_t t0_ns;
 };
