@@ -100,7 +100,25 @@ static bool longterm_release(struct gmem *gm, uint64_t gpa, uint64_t len, struct
 	return any;
 }
 
-/* Restores released long-term pins whose pages are all shared again. */
+/* True if a page of the range is private or being converted or punched. */
+static bool range_unsettled(struct gmem_region *r, uint64_t gpa, uint64_t len)
+{
+	uint64_t p, first = (gpa - r->gpa) / GMEM_PAGE_SIZE, n = len / GMEM_PAGE_SIZE;
+
+	for (p = first; p < first + n; p++)
+		if (__atomic_load_n(&r->page_state[p], __ATOMIC_ACQUIRE) & (PS_PRIVATE | PS_CONVERTING))
+			return true;
+	return false;
+}
+
+/*
+ * Restores released long-term pins whose pages are all shared and settled.
+ * Any thread's conversion may call this, so it must not re-pin a range that
+ * another conversion is still working on: that converter releases under
+ * longterm_lock only after marking its pages converting, so checking for
+ * converting pages under the same lock closes the window in which a restore
+ * would pin pages that are about to be punched.
+ */
 static void longterm_restore(struct gmem *gm)
 {
 	struct gmem_longterm *lt;
@@ -109,7 +127,7 @@ static void longterm_restore(struct gmem *gm)
 	for (lt = gm->longterm; lt; lt = lt->next) {
 		struct gmem_region *r = gmem_region_find(gm, lt->gpa, lt->len);
 
-		if (!lt->released || !r || gmem_range_has_private(gm, r, lt->gpa, lt->len))
+		if (!lt->released || !r || range_unsettled(r, lt->gpa, lt->len))
 			continue;
 		if (lt->ops->restore(lt->opaque) == 0)
 			lt->released = false;

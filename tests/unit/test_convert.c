@@ -181,6 +181,7 @@ struct fake_kernel {
 	bool *longterm_held; /* if set, EAGAIN at error_offset while *longterm_held */
 	unsigned int calls;
 	unsigned int delay_ms;
+	unsigned int slow_call; /* if set, only this call (1-based) is delayed, by delay_ms */
 };
 
 static int fake_attrs2(int fd, uint64_t off, uint64_t size, uint64_t attrs, uint64_t *eoff,
@@ -188,9 +189,10 @@ static int fake_attrs2(int fd, uint64_t off, uint64_t size, uint64_t attrs, uint
 {
 	struct fake_kernel *k = opaque;
 
+	unsigned int call = __atomic_add_fetch(&k->calls, 1, __ATOMIC_RELAXED);
+
 	(void)fd, (void)attrs;
-	k->calls++;
-	if (k->delay_ms)
+	if (k->delay_ms && (!k->slow_call || k->slow_call == call))
 		sleep_ms(k->delay_ms);
 	if (k->error_offset < off || k->error_offset >= off + size || !attrs)
 		return 0; /* to-shared is never refcount-checked */
@@ -280,6 +282,36 @@ static void test_longterm_pin_released_and_restored(void)
 	CHECK(buf.held);
 	gmem_get_stats(gm, &st);
 	CHECK_EQ(st.longterm_releases, 1);
+	gmem_longterm_unregister(gm, &buf);
+	gmem_destroy(gm);
+}
+
+/*
+ * Found by veil stress: a conversion elsewhere must not restore a long-term
+ * pin while another conversion is still working on the pin's pages, or the
+ * restored registration would pin pages that are about to change.
+ */
+static void test_longterm_not_restored_mid_conversion(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_IN_PLACE, false, 2000);
+	struct lt_buf buf = { .held = true };
+	struct fake_kernel k = {
+		.eagain_left = 1, .error_offset = 0x3000, .delay_ms = 300, .slow_call = 2,
+	};
+	struct bg a = { .gm = gm, .gpa = 0x0, .len = 0x8000, .to_private = true };
+	struct gmem_conv_result res;
+	pthread_t t;
+
+	gmem_set_attrs2_fn(gm, fake_attrs2, &k);
+	CHECK_EQ(gmem_longterm_register(gm, 0x2000, 0x4000, &lt_ops, &buf), 0);
+	pthread_create(&t, NULL, bg_convert, &a); /* EAGAIN, release, then a slow retry */
+	sleep_ms(100);
+	CHECK_EQ(buf.releases, 1);
+	CHECK_EQ(gmem_convert(gm, 0x20000, PAGE, false, &res), 0); /* elsewhere, meanwhile */
+	CHECK_EQ(buf.restores, 0);
+	pthread_join(t, NULL);
+	CHECK_EQ(a.ret, 0);
+	CHECK_EQ(buf.restores, 0); /* the pages are private now: still released */
 	gmem_longterm_unregister(gm, &buf);
 	gmem_destroy(gm);
 }
@@ -410,6 +442,7 @@ int main(void)
 	test_inplace_seam_retries();
 	test_longterm_pin_released_and_restored();
 	test_pin_waits_for_conversion();
+	test_longterm_not_restored_mid_conversion();
 	test_race_pins_conversions();
 	test_map_gpa_range_args();
 	return test_done("convert");
