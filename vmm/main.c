@@ -143,58 +143,58 @@ static uint64_t host_mem_bytes(void)
 	return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
 }
 
-static uint64_t opt_mem(const char *arg)
+static uint64_t opt_mem(const char *cmd, const char *arg)
 {
 	uint64_t v;
 	int ret = parse_size(arg, &v);
 
 	if (ret == -ERANGE)
-		die_usage("run", "--mem '%s': too large", arg);
+		die_usage(cmd, "--mem '%s': too large", arg);
 	if (ret)
-		die_usage("run", "--mem '%s': not a size (bytes, or a number with K, M or G)", arg);
+		die_usage(cmd, "--mem '%s': not a size (bytes, or a number with K, M or G)", arg);
 	if (v == 0)
-		die_usage("run", "--mem '%s': must not be zero", arg);
+		die_usage(cmd, "--mem '%s': must not be zero", arg);
 	if (v % GMEM_PAGE_SIZE)
-		die_usage("run", "--mem '%s': not a multiple of 4K", arg);
+		die_usage(cmd, "--mem '%s': not a multiple of 4K", arg);
 	if (v < GMEM_MIN_SIZE)
-		die_usage("run", "--mem '%s': must be at least 2M", arg);
+		die_usage(cmd, "--mem '%s': must be at least 2M", arg);
 	if (v > host_mem_bytes())
-		die_usage("run", "--mem '%s': more than this host's %llu MiB of memory", arg,
+		die_usage(cmd, "--mem '%s': more than this host's %llu MiB of memory", arg,
 			  (unsigned long long)(host_mem_bytes() >> 20));
 	return v;
 }
 
-static unsigned int opt_cpus(const char *arg)
+static unsigned int opt_cpus(const char *cmd, const char *arg)
 {
 	uint64_t v;
 
 	if (parse_uint(arg, &v))
-		die_usage("run", "--cpus '%s': not a number", arg);
+		die_usage(cmd, "--cpus '%s': not a number", arg);
 	if (v == 0)
-		die_usage("run", "--cpus '%s': a VM needs at least 1 vCPU", arg);
+		die_usage(cmd, "--cpus '%s': a VM needs at least 1 vCPU", arg);
 	if (v > 65536)
-		die_usage("run", "--cpus '%s': too many", arg);
+		die_usage(cmd, "--cpus '%s': too many", arg);
 	return (unsigned int)v;
 }
 
-static unsigned long opt_vm_type(const char *arg)
+static unsigned long opt_vm_type(const char *cmd, const char *arg)
 {
 	if (!strcmp(arg, "default"))
 		return KVM_X86_DEFAULT_VM;
 	if (!strcmp(arg, "sw-protected"))
 		return KVM_X86_SW_PROTECTED_VM;
-	die_usage("run", "--vm-type '%s': not default or sw-protected", arg);
+	die_usage(cmd, "--vm-type '%s': not default or sw-protected", arg);
 }
 
 /* Whether this KVM offers the VM type at all: a configuration question, so exit 2. */
-static void check_vm_type(int kvm_fd, unsigned long type)
+static void check_vm_type(const char *cmd, int kvm_fd, unsigned long type)
 {
 	int types = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
 
 	if (types <= 0)
 		types = 1 << KVM_X86_DEFAULT_VM;
 	if (!(types & (1 << type)))
-		die_usage("run", "--vm-type sw-protected: this KVM offers only VM types 0x%x "
+		die_usage(cmd, "--vm-type sw-protected: this KVM offers only VM types 0x%x "
 			  "(KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
 }
 
@@ -226,9 +226,9 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case 'i': o->initrd = optarg; break;
 		case 'a': o->cmdline = optarg; break;
 		case 't': o->timing = true; break;
-		case 'T': o->vm_type = opt_vm_type(optarg); break;
-		case 'c': o->nr_cpus = opt_cpus(optarg); break;
-		case 'm': o->mem_size = opt_mem(optarg); break;
+		case 'T': o->vm_type = opt_vm_type("run", optarg); break;
+		case 'c': o->nr_cpus = opt_cpus("run", optarg); break;
+		case 'm': o->mem_size = opt_mem("run", optarg); break;
 		case 'q': o->quiet = true; break;
 		case 'v': verbose++; break;
 		case 'h': fputs(usage_run, stdout); exit(0);
@@ -433,7 +433,7 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 		boot_src_free(&b);
 		return VM_EXIT_FAILURE;
 	}
-	check_vm_type(kvm_fd, o.vm_type);
+	check_vm_type("run", kvm_fd, o.vm_type);
 	close(kvm_fd);
 	if (o.nr_cpus > max_vcpus)
 		die_usage("run", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
@@ -463,14 +463,14 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+:c:m:s:T:djvh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'c': o->nr_cpus = opt_cpus(optarg); break;
-		case 'm': o->mem_size = opt_mem(optarg); break;
+		case 'c': o->nr_cpus = opt_cpus("stress", optarg); break;
+		case 'm': o->mem_size = opt_mem("stress", optarg); break;
 		case 's':
 			if (parse_uint(optarg, &v) || v == 0 || v > 86400)
 				die_usage("stress", "--seconds '%s': not a number from 1 to 86400", optarg);
 			o->seconds = (unsigned int)v;
 			break;
-		case 'T': o->vm_type = opt_vm_type(optarg); break;
+		case 'T': o->vm_type = opt_vm_type("stress", optarg); break;
 		case 'd': o->destructive = true; break;
 		case 'D': o->no_dma = true; break;
 		case 'F': o->foreign_pin = true; break;
@@ -503,7 +503,7 @@ static int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 		fprintf(stderr, "veil stress: cannot use /dev/kvm: %s\n", strerror(-ret));
 		return VM_EXIT_FAILURE;
 	}
-	check_vm_type(kvm_fd, o.vm_type);
+	check_vm_type("stress", kvm_fd, o.vm_type);
 	close(kvm_fd);
 	if (o.nr_cpus > max_vcpus)
 		die_usage("stress", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);

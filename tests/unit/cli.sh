@@ -31,6 +31,18 @@ expect 2 "--mem '99999999999G': too large" -- run --mem 99999999999G
 expect 2 "--mem '4096G': more than this host's [0-9]+ MiB" -- run --mem 4096G
 expect 2 "--mem 2 MiB is too small for firmware 'selftest' .* on 200 vCPUs: needs at least [0-9]+ MiB" -- run --mem 2M --cpus 200
 expect 2 "unknown option '--frob'" -- caps --frob
+expect 2 "veil stress: --cpus '0': a VM needs at least 1 vCPU" -- stress --cpus 0
+expect 2 "veil stress: --mem '3K': not a multiple of 4K" -- stress --mem 3K
+expect 2 "veil stress: --seconds 'x'" -- stress --seconds x
+expect 2 "veil stress: unknown option '--frob'" -- stress --frob
+expect 2 "veil run: --vm-type 'tdx': not default or sw-protected" -- run --vm-type tdx
+expect 2 "--kernel and --firmware 'selftest' exclude each other" -- run --kernel /x --firmware selftest
+expect 2 "--initrd needs --kernel" -- run --initrd /x
+expect 2 "--cmdline needs --kernel" -- run --cmdline x
+expect 2 "--kernel '/nonexistent': No such file" -- run --kernel /nonexistent
+expect 2 "--kernel '$TMP/empty.bin': not a regular file" -- run --kernel "$TMP/empty.bin"
+head -c 8192 /dev/urandom >"$TMP/random.bin"
+expect 2 "--kernel '$TMP/random.bin': not a Linux kernel" -- run --kernel "$TMP/random.bin"
 
 # Help and version name every option.
 expect 0 "--firmware.*" -- run --help
@@ -38,6 +50,14 @@ for opt in --firmware --cpus --mem --quiet --verbose --help "exit codes"; do
 	grep -q -- "$opt" "$TMP/out" || fail "veil run --help does not mention $opt"
 done
 expect 0 "--json" -- caps --help
+expect 0 "--seconds" -- stress --help
+for opt in --cpus --mem --seconds --vm-type --destructive --no-dma --foreign-pin --json; do
+	grep -q -- "$opt" "$TMP/out" || fail "veil stress --help does not mention $opt"
+done
+expect 0 "--kernel" -- run --help
+for opt in --kernel --initrd --cmdline --vm-type --timing; do
+	grep -q -- "$opt" "$TMP/out" || fail "veil run --help does not mention $opt"
+done
 expect 0 "commands:" -- --help
 expect 0 "^veil [0-9]+\.[0-9]+" -- --version
 finish
