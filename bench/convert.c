@@ -126,8 +126,7 @@ int main(int argc, char **argv)
 	}
 	caps_probe_vm(cfg.vm_fd, &t);
 	caps_choose_model(&t, 0);
-	cfg.model = t.model == CAPS_MODEL_IN_PLACE ? GMEM_MODEL_IN_PLACE :
-		    t.model == CAPS_MODEL_OUT_OF_PLACE ? GMEM_MODEL_OUT_OF_PLACE : GMEM_MODEL_HOST;
+	cfg.model = caps_gmem_model(t.model);
 	r.model = cfg.model;
 	if (t.model == CAPS_MODEL_NONE || raw_setup(&r, kvm_fd, type) || gmem_create_cfg(&cfg, &l, &gm)) {
 		fprintf(stderr, "bench: cannot set up VM type %lu: %s\n", type, t.why);

@@ -227,14 +227,26 @@ static int run_backend(struct gmem *gm, struct gmem_region *r, uint64_t off, uin
 	}
 }
 
-static void account(struct gmem *gm, int ret, const struct gmem_conv_result *res, uint64_t *ok)
+static int discard_backend(struct gmem_region *r, uint64_t off, uint64_t len,
+			   struct gmem_conv_result *res)
 {
-	gmem_stat_add(ret ? &gm->stats.conversion_errors : ok, 1);
-	gmem_stat_add(&gm->stats.retries, res->retries);
+	int ret = punch(r->fd, off, len);
+
+	if (!ret && r->shared_fd >= 0)
+		ret = punch(r->shared_fd, off, len);
+	if (ret)
+		snprintf(res->culprit, sizeof(res->culprit), "PUNCH_HOLE: %s", strerror(-ret));
+	return ret;
 }
 
-int gmem_convert(struct gmem *gm, uint64_t gpa, uint64_t len, bool to_private,
-		 struct gmem_conv_result *res)
+/*
+ * The one shape of every conversion and punch: mark and drain, get
+ * long-term pins out of the way where the kernel cannot see them (and
+ * always before a punch: a write through one would land in the orphaned
+ * page, DESIGN.md §3), run the backend, record the result, settle.
+ */
+static int range_op(struct gmem *gm, uint64_t gpa, uint64_t len, bool discard, bool to_private,
+		    struct gmem_conv_result *res)
 {
 	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
 	uint64_t first, n;
@@ -247,53 +259,30 @@ int gmem_convert(struct gmem *gm, uint64_t gpa, uint64_t len, bool to_private,
 	n = len / GMEM_PAGE_SIZE;
 	ret = gmem_range_begin(gm, r, first, n, res);
 	if (!ret) {
-		/* Only the in-place kernel sees long-term pins; elsewhere they must go first. */
-		if (gm->cfg.model != GMEM_MODEL_IN_PLACE)
+		if (discard || gm->cfg.model != GMEM_MODEL_IN_PLACE)
 			longterm_release(gm, gpa, len, res);
-		ret = run_backend(gm, r, gpa - r->gpa, len, to_private, res);
-		if (!ret)
+		ret = discard ? discard_backend(r, gpa - r->gpa, len, res)
+			      : run_backend(gm, r, gpa - r->gpa, len, to_private, res);
+		if (!ret && !discard)
 			gmem_attr_update(gm, r, first, n, to_private);
 		gmem_range_end(gm, r, first, n, ret == 0);
 		longterm_restore(gm);
 	}
-	account(gm, ret, res, &gm->stats.conversions);
+	gmem_stat_add(ret ? &gm->stats.conversion_errors :
+		      discard ? &gm->stats.punches : &gm->stats.conversions, 1);
+	gmem_stat_add(&gm->stats.retries, res->retries);
 	return ret;
 }
 
-static int discard_backend(struct gmem_region *r, uint64_t off, uint64_t len)
+int gmem_convert(struct gmem *gm, uint64_t gpa, uint64_t len, bool to_private,
+		 struct gmem_conv_result *res)
 {
-	int ret = punch(r->fd, off, len);
-
-	if (!ret && r->shared_fd >= 0)
-		ret = punch(r->shared_fd, off, len);
-	return ret;
+	return range_op(gm, gpa, len, false, to_private, res);
 }
 
 int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
 {
-	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
-	uint64_t first, n;
-	int ret;
-
-	memset(res, 0, sizeof(*res));
-	if (!r)
-		return -EINVAL;
-	first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
-	n = len / GMEM_PAGE_SIZE;
-	ret = gmem_range_begin(gm, r, first, n, res);
-	if (ret) {
-		account(gm, ret, res, &gm->stats.punches);
-		return ret;
-	}
-	/* A write through a long-term pin would land in the orphaned page (DESIGN.md §3). */
-	longterm_release(gm, gpa, len, res);
-	ret = discard_backend(r, gpa - r->gpa, len);
-	if (ret)
-		snprintf(res->culprit, sizeof(res->culprit), "PUNCH_HOLE: %s", strerror(-ret));
-	gmem_range_end(gm, r, first, n, ret == 0);
-	longterm_restore(gm);
-	account(gm, ret, res, &gm->stats.punches);
-	return ret;
+	return range_op(gm, gpa, len, true, false, res);
 }
 
 int gmem_longterm_register(struct gmem *gm, uint64_t gpa, uint64_t len,

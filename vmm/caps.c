@@ -17,18 +17,21 @@
 #define PROBE_MAGIC 0x5a17
 #define PROBE_TIMEOUT_MS 500
 
-const char *caps_model_name(enum caps_model m)
+enum gmem_model caps_gmem_model(enum caps_model m)
 {
 	switch (m) {
-	case CAPS_MODEL_HOST_ENFORCED:
-		return "host-enforced";
 	case CAPS_MODEL_OUT_OF_PLACE:
-		return "out-of-place";
+		return GMEM_MODEL_OUT_OF_PLACE;
 	case CAPS_MODEL_IN_PLACE:
-		return "in-place";
+		return GMEM_MODEL_IN_PLACE;
 	default:
-		return "none";
+		return GMEM_MODEL_HOST;
 	}
+}
+
+const char *caps_model_name(enum caps_model m)
+{
+	return m == CAPS_MODEL_NONE ? "none" : gmem_model_name(caps_gmem_model(m));
 }
 
 void caps_choose_model(struct caps_vm_type *t, int revoke_safe)

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "compiler.h"
+#include "gmem.h"
 
 enum caps_model {
 	CAPS_MODEL_NONE,
@@ -52,6 +53,8 @@ int caps_probe_hypercall_exit(int kvm_fd, char *detail, size_t len);
 /* Decides the model for one VM type from what was probed: pure, unit-tested. */
 void caps_choose_model(struct caps_vm_type *t, int revoke_safe);
 const char *caps_model_name(enum caps_model m);
+/* The gmem model that implements m (m must not be CAPS_MODEL_NONE). */
+enum gmem_model caps_gmem_model(enum caps_model m);
 void caps_print(const struct caps *c, FILE *out);
 void caps_print_json(const struct caps *c, FILE *out);
 

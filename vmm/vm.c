@@ -157,27 +157,20 @@ static int vm_choose_model(struct vm *vm, struct gmem_config *gc)
 	caps_choose_model(&t, revoke);
 	snprintf(vm->model_why, sizeof(vm->model_why), "%s", t.why);
 	*gc = (struct gmem_config){ .vm_fd = vm->vm_fd, .destructive = vm->cfg.destructive };
-	switch (t.model) {
-	case CAPS_MODEL_HOST_ENFORCED:
-		gc->model = GMEM_MODEL_HOST;
-		gc->revoke_host_mapping = revoke == 1;
-		if ((t.gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
-		    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) {
-			pr_err("guest_memfd flags 0x%llx lack MMAP|INIT_SHARED, which default VMs need",
-			       (unsigned long long)t.gmem_flags);
-			return -EOPNOTSUPP;
-		}
-		return 0;
-	case CAPS_MODEL_IN_PLACE:
-		gc->model = GMEM_MODEL_IN_PLACE;
-		return 0;
-	case CAPS_MODEL_OUT_OF_PLACE:
-		gc->model = GMEM_MODEL_OUT_OF_PLACE;
-		return 0;
-	default:
+	if (t.model == CAPS_MODEL_NONE) {
 		pr_err("VM type %lu: %s", vm->cfg.vm_type, t.why);
 		return -EOPNOTSUPP;
 	}
+	gc->model = caps_gmem_model(t.model);
+	gc->revoke_host_mapping = t.model == CAPS_MODEL_HOST_ENFORCED && revoke == 1;
+	if (t.model == CAPS_MODEL_HOST_ENFORCED &&
+	    (t.gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
+	    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) {
+		pr_err("guest_memfd flags 0x%llx lack MMAP|INIT_SHARED, which default VMs need",
+		       (unsigned long long)t.gmem_flags);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 static int vm_create_memory(struct vm *vm)

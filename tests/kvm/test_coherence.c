@@ -152,7 +152,7 @@ int main(void)
 	dev.vm = vm;
 	CHECK_EQ(bus_register(vm->bus, BUS_PIO, PEEK_PORT_OP, PEEK_PORT_VAL_HI + 4 - PEEK_PORT_OP,
 			      &peek_ops, &dev, "peek"), 0);
-	CHECK_EQ(fw_boot(vm, &img, 42, &fb), 0);
+	CHECK_EQ(fw_boot(vm, &img, &(struct fw_boot_opts){ .seed = 42 }, &fb), 0);
 	CHECK_EQ(vm_run(vm), VM_EXIT_POWEROFF);
 	fprintf(stderr, "stop: %s\n", vm->stop_reason);
 	/* Every guest step ran, DONE included. */
