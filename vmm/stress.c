@@ -79,6 +79,11 @@ static void inc(uint64_t *c)
 	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
 }
 
+static unsigned long long rd(const uint64_t *c)
+{
+	return __atomic_load_n(c, __ATOMIC_RELAXED);
+}
+
 /* Places the control page, the guest's pool and the host's pages after the result pages. */
 static void stress_fill(struct veil_boot_info *bi, const struct fw_plan *plan, void *opaque)
 {
@@ -189,10 +194,9 @@ static void progress(struct stress *s, unsigned int sec)
 	fprintf(s->progress, "stress: %3u s: guest %llu conversions (%llu refused), host %llu "
 		"conversions %llu punches, DMA %llu (%llu refused), lost %llu, violations %llu\n",
 		sec, (unsigned long long)g.conversions, (unsigned long long)g.hc_errors,
-		(unsigned long long)s->host_conversions, (unsigned long long)s->host_punches,
+		rd(&s->host_conversions), rd(&s->host_punches),
 		(unsigned long long)d.ops, (unsigned long long)d.refused,
-		(unsigned long long)d.lost_writes,
-		(unsigned long long)(s->violations + d.violations + g.verify_errors));
+		(unsigned long long)d.lost_writes, rd(&s->violations) + d.violations + g.verify_errors);
 	fflush(s->progress);
 }
 

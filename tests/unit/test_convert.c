@@ -196,7 +196,8 @@ static int fake_attrs2(int fd, uint64_t off, uint64_t size, uint64_t attrs, uint
 		sleep_ms(k->delay_ms);
 	if (k->error_offset < off || k->error_offset >= off + size || !attrs)
 		return 0; /* to-shared is never refcount-checked */
-	if ((k->longterm_held && *k->longterm_held) || k->eagain_left) {
+	if ((k->longterm_held && __atomic_load_n(k->longterm_held, __ATOMIC_ACQUIRE)) ||
+	    k->eagain_left) {
 		if (k->eagain_left)
 			k->eagain_left--;
 		*eoff = k->error_offset;
@@ -238,12 +239,13 @@ struct lt_buf {
 	unsigned int releases, restores;
 };
 
+/* Counted atomically: conversions run on other threads than the checks. */
 static int lt_release(void *opaque)
 {
 	struct lt_buf *b = opaque;
 
-	b->held = false;
-	b->releases++;
+	__atomic_store_n(&b->held, false, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&b->releases, 1, __ATOMIC_ACQ_REL);
 	return 0;
 }
 
@@ -251,9 +253,14 @@ static int lt_restore(void *opaque)
 {
 	struct lt_buf *b = opaque;
 
-	b->held = true;
-	b->restores++;
+	__atomic_store_n(&b->held, true, __ATOMIC_RELEASE);
+	__atomic_add_fetch(&b->restores, 1, __ATOMIC_ACQ_REL);
 	return 0;
+}
+
+static unsigned int lt_count(const unsigned int *c)
+{
+	return __atomic_load_n(c, __ATOMIC_ACQUIRE);
 }
 
 static const struct gmem_longterm_ops lt_ops = {
@@ -306,9 +313,9 @@ static void test_longterm_not_restored_mid_conversion(void)
 	CHECK_EQ(gmem_longterm_register(gm, 0x2000, 0x4000, &lt_ops, &buf), 0);
 	pthread_create(&t, NULL, bg_convert, &a); /* EAGAIN, release, then a slow retry */
 	sleep_ms(100);
-	CHECK_EQ(buf.releases, 1);
+	CHECK_EQ(lt_count(&buf.releases), 1);
 	CHECK_EQ(gmem_convert(gm, 0x20000, PAGE, false, &res), 0); /* elsewhere, meanwhile */
-	CHECK_EQ(buf.restores, 0);
+	CHECK_EQ(lt_count(&buf.restores), 0);
 	pthread_join(t, NULL);
 	CHECK_EQ(a.ret, 0);
 	CHECK_EQ(buf.restores, 0); /* the pages are private now: still released */
@@ -370,16 +377,17 @@ static void *race_pinner(void *arg)
 {
 	struct race *r = arg;
 	struct gmem_pin pin;
+	uint64_t req = 0;
 	bool private;
 
 	while (!__atomic_load_n(&r->stop, __ATOMIC_ACQUIRE)) {
-		if (gmem_pin(r->gm, 0x50000, 2 * PAGE, "racer", r->pins, &pin))
+		if (gmem_pin(r->gm, 0x50000, 2 * PAGE, "racer", ++req, &pin))
 			continue;
 		__atomic_add_fetch(&r->pins, 1, __ATOMIC_RELAXED);
 		if (gmem_attr_is_private(r->gm, 0x50000, &private) || private)
-			r->bad++;
+			__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
 		if (gmem_attr_is_private(r->gm, 0x51000, &private) || private)
-			r->bad++;
+			__atomic_add_fetch(&r->bad, 1, __ATOMIC_RELAXED);
 		gmem_unpin(&pin);
 	}
 	return NULL;
