@@ -6,6 +6,7 @@
 #include <linux/kvm_para.h>
 
 #include "kvm_uapi.h"
+#include "log.h"
 #include "vm.h"
 
 const char *kvm_exit_reason_name(uint32_t reason)
@@ -54,10 +55,19 @@ static void exit_unhandled_io(struct vcpu *vcpu, const char *space, uint64_t add
 {
 	struct vm *vm = vcpu->vm;
 
+	/*
+	 * Guests probe for hardware that is not there (PCI config space, the
+	 * floppy, VGA): that is normal, so it is counted and only logged at
+	 * debug level.  A device refusing an access is a guest fault.
+	 */
 	__atomic_add_fetch(&vm->stats.unhandled_io, 1, __ATOMIC_RELAXED);
-	vm_guest_fault(vm, "vCPU %u: %s %s of %u bytes at 0x%llx %s", vcpu->index, space,
-		       is_write ? "write" : "read", len, (unsigned long long)addr,
-		       err == -ENOENT ? "has no device" : "was refused by its device");
+	if (err == -ENOENT)
+		pr_debug("vCPU %u: %s %s of %u bytes at 0x%llx has no device", vcpu->index, space,
+			 is_write ? "write" : "read", len, (unsigned long long)addr);
+	else
+		vm_guest_fault(vm, "vCPU %u: %s %s of %u bytes at 0x%llx was refused by its device",
+			       vcpu->index, space, is_write ? "write" : "read", len,
+			       (unsigned long long)addr);
 }
 
 static enum vcpu_action exit_io(struct vcpu *vcpu)
