@@ -118,7 +118,11 @@ static unsigned int order_base_2(unsigned int n)
 	return order;
 }
 
-/* One core per vCPU, one package; the APIC ID is the vCPU index. */
+/*
+ * One core per vCPU, one package; the APIC ID is the vCPU index.  Every
+ * leaf a kernel may derive topology from says the same, on Intel and AMD
+ * alike, or the guest builds a topology that disagrees with the MADT.
+ */
 static void x86_cpuid_topology(struct kvm_cpuid_entry2 *e, unsigned int index, unsigned int nr)
 {
 	switch (e->function) {
@@ -142,6 +146,18 @@ static void x86_cpuid_topology(struct kvm_cpuid_entry2 *e, unsigned int index, u
 			e->eax = e->ebx = 0;
 			e->ecx = e->index;
 		}
+		break;
+	case 4: /* Intel deterministic cache parameters: cores per package */
+		if (e->eax & 0x1f)
+			e->eax = (e->eax & 0x03ffffffu) | (((1u << order_base_2(nr)) - 1) << 26);
+		break;
+	case 0x80000008: /* AMD: NC (cores - 1) and the APIC ID bits they use */
+		e->ecx = (e->ecx & ~0xf0ffu) | (order_base_2(nr) << 12) | ((nr - 1) & 0xff);
+		break;
+	case 0x8000001e: /* AMD: extended APIC ID, core ID, one thread per core, node 0 */
+		e->eax = index;
+		e->ebx = index & 0xff;
+		e->ecx = 0;
 		break;
 	default:
 		break;
