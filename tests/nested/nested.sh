@@ -650,12 +650,76 @@ test_linux_panic() {
 	check "veil exits 3 (guest reset) after a panic under panic=-1" exit_is linux 3
 }
 
+# The conversion engine on real KVM (issue 5).  The stress JSON is the last line of the step.
+stress_step() { # STEP ARGS...
+	local step=$1
+	shift
+	# shellcheck disable=SC2086
+	add_step "$step" 180 /bin/veil stress --cpus 2 --seconds 5 --json "$@" ${NESTED_VEIL_ARGS:-}
+}
+json_has() { step_output "$1" | grep -a '^{"model"' | grep -aEq -- "$2"; }
+no_port_fallback() { ! step_output "$1" | grep -aq 'converts through port'; }
+
+stress_checks() { # STEP MODEL
+	check "veil stress exits 0 (every invariant held)" exit_is "$1" 0
+	check "the model is $2" json_has "$1" "\"model\":\"$2\""
+	check "the guest converted pages" json_has "$1" '"guest_conversions":[1-9]'
+	check "the host converted pages" json_has "$1" '"host_conversions":[1-9]'
+	check "DMA ran" json_has "$1" '"dma":[1-9]'
+	check "0 lost writes" json_has "$1" '"lost_writes":0,'
+	check "0 invariant violations" json_has "$1" '"violations":0,'
+	check "the stress firmware passed" output_has "$1" '^stress: pass'
+}
+
+# Default VM on real KVM: host-enforced, and here revoking the host mapping is safe, so
+# conversions mprotect private pages while the guest keeps using them.
+test_stress_default() {
+	add_step caps 60 /bin/veil caps
+	stress_step stress
+	stress_step destructive --destructive
+	run_l1 stress-default || return 1
+	check "veil caps: the guest's MAP_GPA_RANGE reaches veil" \
+		output_has caps '^MAP_GPA_RANGE reaches veil: yes'
+	stress_checks stress host-enforced
+	stress_checks destructive host-enforced
+	check "the guest converted by hypercall, not the port fallback" no_port_fallback stress
+}
+
+# SW_PROTECTED VM on the swprot kernel: VM attributes, out-of-place (DESIGN.md §2a).
+test_stress_swprot() {
+	add_step caps 60 /bin/veil caps
+	stress_step stress --vm-type sw-protected
+	run_l1 stress-swprot || return 1
+	check "veil caps: sw-protected gets the out-of-place model" \
+		output_has caps '^ +sw-protected +out-of-place'
+	stress_checks stress out-of-place
+}
+
+# SW_PROTECTED VM on the in-place kernel (DESIGN.md §2b), with a pin veil does not hold.
+test_stress_inplace() {
+	add_step caps 60 /bin/veil caps
+	stress_step stress --vm-type sw-protected --foreign-pin
+	run_l1 stress-inplace || return 1
+	check "veil caps: sw-protected gets the in-place model" output_has caps '^ +sw-protected +in-place'
+	stress_checks stress in-place
+	check "a GUP_TEST pin made the conversion fail, offset named, nothing converted" \
+		json_has stress '"foreign_pin":"refused"'
+	check "the kernel answered EAGAIN" json_has stress '"eagain":[1-9]'
+}
+
 run_test() {
 	local name=${1:?run-test needs a test name}
 	case $name in
-	selftest | linux-stock | linux-panic) ;;
-	linux-swprot) [ -f "$SWPROT" ] || skip "no L2 kernel $SWPROT (the shared folder is absent)" ;;
-	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic)" ;;
+	selftest | linux-stock | linux-panic | stress-default) ;;
+	linux-swprot | stress-swprot) [ -f "$SWPROT" ] || skip "no kernel $SWPROT (the shared folder is absent)" ;;
+	stress-inplace)
+		[ -f "$INPLACE" ] || skip "no kernel $INPLACE (the shared folder is absent)"
+		export VEIL_NESTED_L1=inplace
+		export NESTED_L1_CMDLINE_EXTRA="${NESTED_L1_CMDLINE_EXTRA:-} kvm.gmem_in_place_conversion=1"
+		L1_CHOICE=inplace
+		L1_CMDLINE+=" kvm.gmem_in_place_conversion=1"
+		;;
+	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace)" ;;
 	esac
 	prepare
 	local attempt
@@ -667,6 +731,9 @@ run_test() {
 		linux-stock) test_linux linux-stock stock || true ;;
 		linux-swprot) test_linux linux-swprot swprot || true ;;
 		linux-panic) test_linux_panic || true ;;
+		stress-default) test_stress_default || true ;;
+		stress-swprot) test_stress_swprot || true ;;
+		stress-inplace) test_stress_inplace || true ;;
 		esac
 		if report "$name"; then
 			if [ "$attempt" -eq 1 ]; then say "nested-$name: pass"; else say "nested-$name: pass (on the second attempt)"; fi
