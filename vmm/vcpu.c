@@ -60,8 +60,11 @@ static void vcpu_dump(struct vcpu *vcpu)
 	char regs[1024];
 
 	arch_vcpu_dump(vcpu->fd, regs, sizeof(regs));
-	pr_err("vCPU %u registers at exit %s:\n%s", vcpu->index,
-	       kvm_exit_reason_name(vcpu->run->exit_reason), regs);
+	/* On AMD, KVM reinitializes the VMCB on a shutdown, so these may be the reset state. */
+	pr_err("vCPU %u registers at exit %s%s:\n%s", vcpu->index,
+	       kvm_exit_reason_name(vcpu->run->exit_reason),
+	       vcpu->run->exit_reason == KVM_EXIT_SHUTDOWN ?
+		       " (after a triple fault KVM may have reset them already)" : "", regs);
 }
 
 /* Waits until the VM stops: for a vCPU that can never run again. */
