@@ -285,6 +285,18 @@ int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_r
 	return range_op(gm, gpa, len, true, false, res);
 }
 
+int gmem_allocate(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
+
+	if (!r)
+		return -EINVAL;
+	/* Allocation keeps contents, so it needs no drain: nobody can observe it. */
+	if (fallocate(r->fd, FALLOC_FL_KEEP_SIZE, (off_t)(gpa - r->gpa), (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
 int gmem_longterm_register(struct gmem *gm, uint64_t gpa, uint64_t len,
 			   const struct gmem_longterm_ops *ops, void *opaque)
 {

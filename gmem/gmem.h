@@ -140,6 +140,11 @@ int gmem_convert(struct gmem *gm, uint64_t gpa, uint64_t len, bool to_private,
 int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
 	__must_check;
 
+/*
+ * Allocates the guest_memfd backing of [gpa, gpa+len) (page-aligned, one
+ * RAM range) ahead of use (fallocate(2) with KEEP_SIZE); contents are unchanged.
+ */
+int gmem_allocate(struct gmem *gm, uint64_t gpa, uint64_t len) __must_check;
 int gmem_longterm_register(struct gmem *gm, uint64_t gpa, uint64_t len,
 			   const struct gmem_longterm_ops *ops, void *opaque) __must_check;
 void gmem_longterm_unregister(struct gmem *gm, void *opaque);

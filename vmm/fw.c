@@ -19,13 +19,15 @@ static const struct {
 	const uint8_t *data;
 	const size_t *size;
 	bool selftest;
+	bool conversions;
 } fw_builtins[] = {
-	{ "selftest", fw_blob_selftest, &fw_blob_selftest_size, true },
+	{ "selftest", fw_blob_selftest, &fw_blob_selftest_size, true, false },
+	{ "conversions", fw_blob_conversions, &fw_blob_conversions_size, false, true },
 };
 
 const char *fw_builtin_names(void)
 {
-	return "selftest";
+	return "selftest conversions";
 }
 
 int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, size_t errlen)
@@ -41,6 +43,7 @@ int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, siz
 			img->data = fw_builtins[i].data;
 			img->size = *fw_builtins[i].size;
 			img->selftest = fw_builtins[i].selftest;
+			img->conversions = fw_builtins[i].conversions;
 			return 0;
 		}
 	}

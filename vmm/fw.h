@@ -18,6 +18,7 @@ struct fw_image {
 	const uint8_t *data;
 	size_t size;
 	bool selftest; /* veil checks the selftest's result pages after the VM stops */
+	bool conversions; /* needs the conversions service (fwsvc.h) */
 	void *owned;   /* file contents, when loaded from a file */
 };
 

@@ -15,6 +15,7 @@
 #include "kvm_uapi.h"
 #include "log.h"
 #include "parse.h"
+#include "fwsvc.h"
 #include "stress.h"
 #include "vm.h"
 
@@ -23,6 +24,7 @@
 #endif
 
 #define DEFAULT_MEM (64ULL << 20)
+#define OPT_CHECK_STRIDE 1000 /* long-only options */
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -51,8 +53,9 @@ static const char usage_run[] =
 	"vCPU, or a Linux kernel.\n"
 	"\n"
 	"options:\n"
-	"  -f, --firmware NAME|PATH  built-in firmware (selftest) or a flat x86-64 image\n"
-	"                            loaded at 1 MiB; default: selftest\n"
+	"  -f, --firmware NAME|PATH  built-in firmware (selftest, or conversions: the stages\n"
+	"                            of the kernel's private_mem_conversions_test) or a\n"
+	"                            flat x86-64 image loaded at 1 MiB; default: selftest\n"
 	"  -k, --kernel PATH         boot a Linux bzImage (boot protocol 2.12+) or ELF vmlinux\n"
 	"  -i, --initrd PATH         initramfs for --kernel\n"
 	"  -a, --cmdline STR         kernel command line; default: console=ttyS0\n"
@@ -61,6 +64,8 @@ static const char usage_run[] =
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
 	"  -T, --vm-type TYPE        default or sw-protected; default: default\n"
 	"  -t, --timing              report the time to the first KVM_RUN and serial byte\n"
+	"      --check-stride N      conversions firmware: check one qword in N, 1 to 512;\n"
+	"                            default: 1 (every byte); for slow, emulating KVMs\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
@@ -121,6 +126,7 @@ struct run_opts {
 	unsigned int nr_cpus;
 	uint64_t mem_size;
 	bool quiet;
+	unsigned int check_stride;
 };
 
 __attribute__((noreturn, format(printf, 2, 3))) static void die_usage(const char *cmd,
@@ -212,6 +218,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "check-stride", required_argument, NULL, OPT_CHECK_STRIDE },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -231,6 +238,14 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case 'm': o->mem_size = opt_mem("run", optarg); break;
 		case 'q': o->quiet = true; break;
 		case 'v': verbose++; break;
+		case OPT_CHECK_STRIDE: {
+			uint64_t v;
+
+			if (parse_uint(optarg, &v) || v < 1 || v > 512)
+				die_usage("run", "--check-stride '%s': not a number from 1 to 512", optarg);
+			o->check_stride = (unsigned int)v;
+			break;
+		}
 		case 'h': fputs(usage_run, stdout); exit(0);
 		case ':': die_usage("run", "option '%s' needs a value", argv[optind - 1]);
 		default: die_usage("run", "unknown option '%s' (see veil run --help)", argv[optind - 1]);
@@ -244,6 +259,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		die_usage("run", "%s needs --kernel", o->initrd ? "--initrd" : "--cmdline");
 	if (!o->kernel && !o->firmware)
 		o->firmware = "selftest";
+	if (o->check_stride && strcmp(o->firmware ? o->firmware : "", "conversions"))
+		die_usage("run", "--check-stride applies to --firmware conversions only");
 	if (o->kernel && !o->cmdline)
 		o->cmdline = "console=ttyS0";
 	log_set_level(verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN);
@@ -305,6 +322,9 @@ static void boot_src_check_mem(const struct run_opts *o, const struct boot_src *
 
 	if (o->kernel)
 		return; /* the kernel's needs are checked against the layout when it is placed */
+	if (b->img.conversions && o->mem_size < (16ULL << 20))
+		die_usage("run", "--mem %llu MiB is too small for firmware 'conversions': needs at "
+			  "least 16 MiB", (unsigned long long)(o->mem_size >> 20));
 	if (gmem_layout_compute(arch_mem_map(), o->mem_size, &layout) ||
 	    fw_plan_compute(&layout, o->nr_cpus, b->img.size, &plan))
 		die_usage("run", "--mem %llu MiB is too small for firmware '%s' (%zu bytes) on %u vCPUs: "
@@ -314,7 +334,8 @@ static void boot_src_check_mem(const struct run_opts *o, const struct boot_src *
 }
 
 /* Puts the guest in memory and sets every vCPU's entry state; an exit code on failure. */
-static int boot_guest(struct vm *vm, const struct run_opts *o, struct boot_src *b, struct fw_boot *fb)
+static int boot_guest(struct vm *vm, const struct run_opts *o, struct boot_src *b, struct fw_boot *fb,
+		      struct fwsvc *svc)
 {
 	struct arch_boot_state st;
 	char err[200] = "";
@@ -324,7 +345,9 @@ static int boot_guest(struct vm *vm, const struct run_opts *o, struct boot_src *
 	if (!o->kernel) {
 		struct fw_boot_opts opts = { .seed = boot_seed() };
 
-		ret = fw_boot(vm, &b->img, &opts, fb);
+		ret = b->img.conversions ? fwsvc_prepare(svc, vm, o->check_stride, &opts) : 0;
+		if (!ret)
+			ret = fw_boot(vm, &b->img, &opts, fb);
 		if (ret)
 			fprintf(stderr, "veil run: loading firmware '%s': %s\n", o->firmware, strerror(-ret));
 		return ret ? VM_EXIT_FAILURE : 0;
@@ -394,6 +417,7 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 	};
 	char verdict[320] = "";
 	struct fw_boot fb;
+	struct fwsvc svc;
 	struct vm *vm;
 	int ret, code;
 
@@ -402,7 +426,7 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 		fprintf(stderr, "veil run: could not create the VM: %s\n", strerror(-ret));
 		return VM_EXIT_FAILURE;
 	}
-	code = boot_guest(vm, o, b, &fb);
+	code = boot_guest(vm, o, b, &fb, &svc);
 	if (code) {
 		vm_destroy(vm);
 		return code;

@@ -16,6 +16,7 @@
 #define VEIL_PORT_UART 0x3f8
 #define VEIL_PORT_DEBUG_EXIT 0x501 /* 32-bit write: the VM ends with this status */
 #define VEIL_PORT_CONVERT 0x540    /* see veil_boot_info.conv_port */
+#define VEIL_PORT_SERVICE 0x548    /* conversions firmware: host-side actions, see veil_svc_req */
 
 #define VEIL_BOOT_MAGIC 0x6c696576u /* "veil" */
 #define VEIL_BOOT_VERSION 2
@@ -32,8 +33,12 @@ struct veil_boot_info {
 	uint64_t scratch_size;
 	/* Qwords veil wrote through its guest_memfd mapping before boot. */
 	uint64_t probes[VEIL_MAX_PROBES];
-	/* convert-stress only; zero otherwise. */
-	uint64_t ctl_gpa;     /* struct veil_stress_ctl, never converted */
+	/*
+	 * convert-stress and conversions only; zero otherwise.  convert-stress:
+	 * ctl_gpa holds struct veil_stress_ctl.  conversions: ctl_gpa holds one
+	 * struct veil_svc_req per vCPU, pool_gpa is 2 MiB aligned.
+	 */
+	uint64_t ctl_gpa;     /* never converted */
 	uint64_t pool_gpa;    /* pages the vCPUs convert: own pages first, then the shared pool */
 	uint32_t pool_pages;
 	uint32_t own_pages;   /* per vCPU */
@@ -44,6 +49,8 @@ struct veil_boot_info {
 	 * vCPU index to the port (32 bits), and read req_ret.
 	 */
 	uint32_t conv_port;
+	/* conversions: check one qword in check_stride (1: all); for slow, emulating KVMs. */
+	uint32_t check_stride;
 };
 
 #define VEIL_CONTENT_PRESERVED 0
@@ -66,6 +73,31 @@ struct veil_stress_ctl {
 	uint64_t stop; /* veil sets it when the time is up */
 	uint64_t pad[7];
 	struct veil_stress_cpu cpu[VEIL_STRESS_MAX_CPUS];
+};
+
+/*
+ * The conversions firmware asks veil to act on guest memory as the host, the
+ * way the kernel's private_mem_conversions_test has its host side act
+ * between guest steps: fill the vCPU's request, write the vCPU index to
+ * VEIL_PORT_SERVICE (32 bits), read ret (0 or -errno; VEIL_SVC_HOST_CHECK
+ * answers 1 on a mismatch, with its offset in out).
+ */
+enum veil_svc_op {
+	VEIL_SVC_HOST_WRITE = 1, /* gmem_write: len bytes of the byte arg at gpa */
+	VEIL_SVC_HOST_CHECK,     /* gmem_read: do len bytes at gpa all hold the byte arg & 0xff?
+				  * arg >> 8: check only the qwords the guest samples (stride) */
+	VEIL_SVC_PUNCH,          /* gmem_discard(gpa, len) */
+	VEIL_SVC_ALLOCATE,       /* gmem_allocate(gpa, len): fallocate the backing */
+	VEIL_SVC_MAP_GPA_RANGE,  /* KVM_HC_MAP_GPA_RANGE(gpa, len = npages, arg = attrs) */
+};
+
+struct veil_svc_req {
+	uint64_t op;
+	uint64_t gpa;
+	uint64_t len;
+	uint64_t arg;
+	int64_t ret;
+	uint64_t out;
 };
 
 /* splitmix64's finalizer: cheap, and every bit of the input reaches the output. */

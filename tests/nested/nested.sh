@@ -29,6 +29,7 @@
 #   NESTED_L2_VERBOSE=1          drop `quiet` from the L2 command line
 #   NESTED_SWPROT_NOXSAVE=0      do not add `noxsave` to the swprot L2's command line (see
 #                                l2_cmdline: a workaround for this platform's CPUID leaf 0xD)
+#   NESTED_TCG_THREAD            multi (default) or single: QEMU's TCG threading for L1
 #   NESTED_L1_CMDLINE_EXTRA      extra words for the L1 kernel command line
 #   NESTED_T_L2_INIT             seconds from veil's start to the L2 init marker (default 120)
 #   NESTED_KVM_HOLD=0            do not hold a KVM VM open in L1 (see kvm-hold.c)
@@ -58,7 +59,7 @@ export NESTED_SRC=$SRC NESTED_BUILD=$BUILD NESTED_SHARED=$SHARED VEIL_NESTED_L1=
 
 # QEMU for L1 (PLATFORM.md §B).
 # shellcheck disable=SC2054
-L1_QEMU=(qemu-system-x86_64 -accel tcg,thread=multi -cpu max -smp 3 -m 3072 -nographic -no-reboot)
+L1_QEMU=(qemu-system-x86_64 -accel tcg,thread=${NESTED_TCG_THREAD:-multi} -cpu max -smp 3 -m 3072 -nographic -no-reboot)
 L1_CMDLINE="console=ttyS0 panic=-1 quiet ${NESTED_L1_CMDLINE_EXTRA:-}"
 [ "${NESTED_KVM_HOLD:-1}" != 0 ] || L1_CMDLINE+=" veilnested.hold=0"
 
@@ -336,8 +337,9 @@ fn_veil_build() {
 		meson setup --buildtype=release -Dstatic=true -Db_sanitize=none "$VEILB" "$SRC"
 		echo "$SRC" >"$VEILB/.nested-src"
 	fi
-	ninja -C "$VEILB" vmm/veil
+	ninja -C "$VEILB" vmm/veil tests/test_memfault
 	file_is_static "$VEILB/vmm/veil"
+	file_is_static "$VEILB/tests/test_memfault"
 }
 
 file_is_static() {
@@ -391,6 +393,7 @@ fn_l1_initramfs() {
 	cp "$HERE/l1-init" "$root/init"
 	chmod 755 "$root/init"
 	cp "$VEILB/vmm/veil" "$root/bin/veil"
+	cp "$VEILB/tests/test_memfault" "$root/bin/test_memfault"
 	cp "$WORK/kvm-hold" "$root/bin/kvm-hold"
 	if [ -d "$WORK/l1/modules" ]; then cp "$WORK/l1/modules"/* "$root/lib/modules/"; fi
 	mkdir -p "$root/l2"
@@ -660,6 +663,25 @@ stress_step() { # STEP ARGS...
 json_has() { step_output "$1" | grep -a '^{"model"' | grep -aEq -- "$2"; }
 no_port_fallback() { ! step_output "$1" | grep -aq 'converts through port'; }
 
+# The stages of the kernel's private_mem_conversions_test in veil's conversions firmware, at
+# full density (every qword); SEMANTICS is what the model does to contents.
+conversions_step() { # STEP ARGS...
+	local step=$1
+	shift
+	# shellcheck disable=SC2086
+	add_step "$step" 120 /bin/veil run --firmware conversions --mem 64M "$@" ${NESTED_VEIL_ARGS:-}
+}
+conversions_checks() { # STEP SEMANTICS
+	local t
+	check "the conversions firmware exits 0" exit_is "$1" 0
+	check "contents are $2 on conversion, as announced" output_has "$1" "contents $2 on conversion"
+	check "the guest converted by hypercall" output_has "$1" 'by hypercall, guest checks 1 qword in 1[^0-9]*$'
+	for t in "explicit conversion" "explicit conversion, backing allocated first" \
+		"punch hole, precise" "punch hole, whole area"; do
+		check "conversions: $t: 5 stages pass" output_has "$1" "^conversions: $t: 5 stages pass"
+	done
+}
+
 stress_checks() { # STEP MODEL
 	check "veil stress exits 0 (every invariant held)" exit_is "$1" 0
 	check "the model is $2" json_has "$1" "\"model\":\"$2\""
@@ -677,34 +699,44 @@ test_stress_default() {
 	add_step caps 60 /bin/veil caps
 	stress_step stress
 	stress_step destructive --destructive
+	conversions_step conversions
 	run_l1 stress-default || return 1
 	check "veil caps: the guest's MAP_GPA_RANGE reaches veil" \
 		output_has caps '^MAP_GPA_RANGE reaches veil: yes'
 	stress_checks stress host-enforced
 	stress_checks destructive host-enforced
 	check "the guest converted by hypercall, not the port fallback" no_port_fallback stress
+	conversions_checks conversions preserved
 }
 
 # SW_PROTECTED VM on the swprot kernel: VM attributes, out-of-place (DESIGN.md §2a).
 test_stress_swprot() {
 	add_step caps 60 /bin/veil caps
 	stress_step stress --vm-type sw-protected
+	conversions_step conversions --vm-type sw-protected
+	add_step memfault 60 /bin/test_memfault
 	run_l1 stress-swprot || return 1
 	check "veil caps: sw-protected gets the out-of-place model" \
 		output_has caps '^ +sw-protected +out-of-place'
 	stress_checks stress out-of-place
+	conversions_checks conversions zeroed
+	check "KVM_EXIT_MEMORY_FAULT (private_mem_kvm_exits_test's two cases) stops veil with its GPA" \
+		output_has memfault '^memfault: all checks passed'
+	check "the memfault test ran, not skipped" exit_is memfault 0
 }
 
 # SW_PROTECTED VM on the in-place kernel (DESIGN.md §2b), with a pin veil does not hold.
 test_stress_inplace() {
 	add_step caps 60 /bin/veil caps
 	stress_step stress --vm-type sw-protected --foreign-pin
+	conversions_step conversions --vm-type sw-protected
 	run_l1 stress-inplace || return 1
 	check "veil caps: sw-protected gets the in-place model" output_has caps '^ +sw-protected +in-place'
 	stress_checks stress in-place
 	check "a GUP_TEST pin made the conversion fail, offset named, nothing converted" \
 		json_has stress '"foreign_pin":"refused"'
 	check "the kernel answered EAGAIN" json_has stress '"eagain":[1-9]'
+	conversions_checks conversions preserved
 }
 
 run_test() {

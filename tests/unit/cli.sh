@@ -16,6 +16,10 @@ expect 2 "--firmware '/nonexistent/fw.bin': No such file" -- run --firmware /non
 expect 2 "--firmware '$TMP/empty.bin': not a regular file of 1 byte" -- run --firmware "$TMP/empty.bin"
 expect 2 "--firmware '$TMP/dir': not a regular file" -- run --firmware "$TMP/dir"
 expect 2 "--cpus '0': a VM needs at least 1 vCPU" -- run --cpus 0
+expect 2 "--check-stride '0': not a number from 1 to 512" -- run --firmware conversions --check-stride 0
+expect 2 "--check-stride '513': not a number from 1 to 512" -- run --firmware conversions --check-stride 513
+expect 2 "--check-stride applies to --firmware conversions only" -- run --check-stride 4
+expect 2 "--mem 8 MiB is too small for firmware 'conversions'" -- run --firmware conversions --mem 8M
 expect 2 "--cpus 'two': not a number" -- run --cpus two
 expect 2 "--cpus '-1': not a number" -- run --cpus -1
 expect 2 "--cpus '99999999999999999999999': not a number" -- run --cpus 99999999999999999999999

@@ -1,0 +1,148 @@
+/* The conversions firmware's host side: checked guest-memory actions on request. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "caps.h"
+#include "fwsvc.h"
+#include "log.h"
+#include "vm.h"
+
+#define SVC_DATA_SIZE ((2ULL << 20) + GMEM_PAGE_SIZE)
+#define SVC_ALIGN (2ULL << 20)
+#define SVC_MAX_LEN (8ULL << 20) /* a host write or check buffers at most this much */
+
+/* Writes or checks len bytes of one value, all or nothing. */
+static int64_t host_bytes(struct gmem *gm, const struct veil_svc_req *rq, bool write,
+			  uint64_t *where)
+{
+	uint8_t want = (uint8_t)rq->arg;
+	uint64_t stride = (rq->arg >> 8) & 0xffff;
+	uint8_t *buf;
+	uint64_t i;
+	int ret;
+
+	if (!rq->len || rq->len > SVC_MAX_LEN)
+		return -EINVAL;
+	if (!stride)
+		stride = 1;
+	buf = malloc(rq->len);
+	if (!buf)
+		return -ENOMEM;
+	if (write) {
+		memset(buf, want, rq->len);
+		ret = gmem_write(gm, rq->gpa, buf, rq->len);
+	} else {
+		ret = gmem_read(gm, rq->gpa, buf, rq->len);
+		for (i = 0; !ret && i < rq->len; i++) {
+			/* Only the qwords the guest wrote, when it samples (see the firmware). */
+			uint64_t q = (i % GMEM_PAGE_SIZE) / 8;
+
+			if ((q % stride && q != 511) || buf[i] == want)
+				continue;
+			*where = i;
+			ret = 1;
+		}
+	}
+	free(buf);
+	return ret;
+}
+
+int fwsvc_serve(struct fwsvc *s, uint32_t cpu)
+{
+	uint64_t slot = s->ctl_gpa + (uint64_t)cpu * sizeof(struct veil_svc_req);
+	struct gmem *gm = s->vm->gmem;
+	struct gmem_conv_result res;
+	struct veil_svc_req rq;
+	int64_t ret;
+	int err;
+
+	if (cpu >= s->vm->nr_vcpus)
+		return -EINVAL;
+	err = gmem_read(gm, slot, &rq, sizeof(rq));
+	if (err)
+		return err;
+	rq.out = 0;
+	switch (rq.op) {
+	case VEIL_SVC_HOST_WRITE:
+		ret = host_bytes(gm, &rq, true, &rq.out);
+		break;
+	case VEIL_SVC_HOST_CHECK:
+		ret = host_bytes(gm, &rq, false, &rq.out);
+		break;
+	case VEIL_SVC_PUNCH:
+		ret = gmem_discard(gm, rq.gpa, rq.len, &res);
+		if (ret && res.culprit[0])
+			pr_warn("conversions service: punch of GPA 0x%llx: %s",
+				(unsigned long long)rq.gpa, res.culprit);
+		break;
+	case VEIL_SVC_ALLOCATE:
+		ret = gmem_allocate(gm, rq.gpa, rq.len);
+		break;
+	case VEIL_SVC_MAP_GPA_RANGE:
+		ret = (int64_t)vcpu_map_gpa_range(&s->vm->vcpus[cpu], rq.gpa, rq.len, rq.arg);
+		break;
+	default:
+		ret = -EINVAL;
+		break;
+	}
+	__atomic_add_fetch(&s->requests, 1, __ATOMIC_RELAXED);
+	if (ret < 0)
+		__atomic_add_fetch(&s->refused, 1, __ATOMIC_RELAXED);
+	rq.ret = ret;
+	return gmem_write(gm, slot + offsetof(struct veil_svc_req, ret), &rq.ret,
+			  sizeof(rq.ret) + sizeof(rq.out));
+}
+
+static int svc_port_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+{
+	uint32_t cpu;
+
+	if (len != 4 || offset != 0)
+		return -EINVAL;
+	memcpy(&cpu, data, sizeof(cpu));
+	return fwsvc_serve(opaque, cpu);
+}
+
+static const struct bus_device_ops svc_port_ops = { .write = svc_port_write };
+
+static void svc_fill(struct veil_boot_info *bi, const struct fw_plan *plan, void *opaque)
+{
+	struct fwsvc *s = opaque;
+
+	s->ctl_gpa = plan->scratch_base + (uint64_t)s->vm->nr_vcpus * GMEM_PAGE_SIZE;
+	s->data_gpa = ALIGN_UP(s->ctl_gpa + GMEM_PAGE_SIZE, SVC_ALIGN);
+	bi->ctl_gpa = s->ctl_gpa;
+	bi->pool_gpa = s->data_gpa;
+	bi->pool_pages = SVC_DATA_SIZE / GMEM_PAGE_SIZE;
+	bi->conv_port = s->conv_port;
+	bi->check_stride = s->check_stride;
+	bi->semantics = gmem_model(s->vm->gmem) == GMEM_MODEL_OUT_OF_PLACE ?
+			VEIL_CONTENT_ZEROED : VEIL_CONTENT_PRESERVED;
+}
+
+int fwsvc_prepare(struct fwsvc *s, struct vm *vm, uint32_t check_stride,
+		  struct fw_boot_opts *opts)
+{
+	char why[160] = "";
+
+	_Static_assert(VEIL_STRESS_MAX_CPUS * sizeof(struct veil_svc_req) <= GMEM_PAGE_SIZE,
+		       "one control page holds every vCPU's request");
+	memset(s, 0, sizeof(*s));
+	s->vm = vm;
+	s->check_stride = check_stride ? check_stride : 1;
+	if (vm->nr_vcpus > VEIL_STRESS_MAX_CPUS)
+		return -EINVAL;
+	if (!vm->map_gpa_range_exits || caps_probe_hypercall_exit(vm->kvm_fd, why, sizeof(why)) != 1) {
+		s->conv_port = VEIL_PORT_SERVICE;
+		pr_info("conversions: the guest converts through port 0x%x: %s", s->conv_port,
+			vm->map_gpa_range_exits ? why : "KVM does not offer MAP_GPA_RANGE exits");
+	}
+	/* The control page, then up to 2 MiB of alignment, then the data area. */
+	opts->reserve = GMEM_PAGE_SIZE + SVC_ALIGN + SVC_DATA_SIZE;
+	opts->fill = svc_fill;
+	opts->opaque = s;
+	return bus_register(vm->bus, BUS_PIO, VEIL_PORT_SERVICE, 4, &svc_port_ops, s,
+			    "conversions-service");
+}
