@@ -68,12 +68,24 @@ void arch_board_destroy(struct arch_board *b);
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len);
 
 /* Linux boot. */
+/* A virtio-mmio device the firmware tables declare (x86: ACPI DSDT, LNRO0005). */
+#define ARCH_MAX_MMIO_DEVS 8
+struct arch_mmio_dev {
+	uint64_t base;
+	uint64_t size;
+	unsigned int irq; /* GSI, level-triggered */
+};
+/* Where virtio-mmio devices go: ARCH_MMIO_BASE + n * ARCH_MMIO_STRIDE, GSI ARCH_MMIO_IRQ + n. */
+int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d) __must_check;
+
 struct arch_linux_boot {
 	const uint8_t *kernel;
 	size_t kernel_size;
 	const uint8_t *initrd;
 	size_t initrd_size;
 	const char *cmdline;
+	const struct arch_mmio_dev *mmio_devs;
+	unsigned int nr_mmio_devs;
 };
 struct arch_boot_state {
 	uint64_t entry;
@@ -87,7 +99,8 @@ int arch_linux_load(struct gmem *gm, const struct arch_linux_boot *b, unsigned i
 int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigned int index)
 	__must_check;
 /* ACPI tables for nr_cpus at their fixed place; *rsdp gets the RSDP's address. */
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, uint64_t *rsdp) __must_check;
+int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
+		    unsigned int nr_mmio_devs, uint64_t *rsdp) __must_check;
 
 /* The memory map the guest is told about. */
 #define ARCH_E820_MAX 16

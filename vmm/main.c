@@ -16,6 +16,7 @@
 #include "log.h"
 #include "parse.h"
 #include "fwsvc.h"
+#include "virtio_devs.h"
 #include "stress.h"
 #include "vm.h"
 
@@ -25,6 +26,7 @@
 
 #define DEFAULT_MEM (64ULL << 20)
 #define OPT_CHECK_STRIDE 1000 /* long-only options */
+#define OPT_DISK 1001
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -64,6 +66,10 @@ static const char usage_run[] =
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
 	"  -T, --vm-type TYPE        default or sw-protected; default: default\n"
 	"  -t, --timing              report the time to the first KVM_RUN and serial byte\n"
+	"      --disk PATH[,ro][,direct]\n"
+	"                            a virtio-blk disk (virtio-mmio, declared in ACPI) backed\n"
+	"                            by a file or block device through io_uring; ro refuses\n"
+	"                            writes, direct opens it O_DIRECT; up to 4\n"
 	"      --check-stride N      conversions firmware: check one qword in N, 1 to 512;\n"
 	"                            default: 1 (every byte); for slow, emulating KVMs\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
@@ -127,6 +133,8 @@ struct run_opts {
 	uint64_t mem_size;
 	bool quiet;
 	unsigned int check_stride;
+	unsigned int nr_disks;
+	struct vm_disk_cfg disks[VM_MAX_DISKS];
 };
 
 __attribute__((noreturn, format(printf, 2, 3))) static void die_usage(const char *cmd,
@@ -219,6 +227,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "check-stride", required_argument, NULL, OPT_CHECK_STRIDE },
+		{ "disk", required_argument, NULL, OPT_DISK },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -238,6 +247,21 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case 'm': o->mem_size = opt_mem("run", optarg); break;
 		case 'q': o->quiet = true; break;
 		case 'v': verbose++; break;
+		case OPT_DISK: {
+			char err[160];
+
+			if (o->nr_disks == VM_MAX_DISKS)
+				die_usage("run", "--disk: at most %u disks", VM_MAX_DISKS);
+			/* The copy lives as long as the options: the path points into it. */
+			char *spec = strdup(optarg);
+
+			if (!spec)
+				die_usage("run", "--disk: out of memory");
+			if (vm_disk_parse(spec, &o->disks[o->nr_disks], err, sizeof(err)))
+				die_usage("run", "--disk '%s': %s", optarg, err);
+			o->nr_disks++;
+			break;
+		}
 		case OPT_CHECK_STRIDE: {
 			uint64_t v;
 
@@ -391,6 +415,7 @@ static void print_summary(struct vm *vm, const struct run_opts *o, const char *v
 		gmem_model_name(gmem_model(vm->gmem)), gmem_content_semantics(vm->gmem),
 		vm->stop_reason, vm->exit_code, (unsigned long long)exits, (unsigned long long)io,
 		(unsigned long long)vm->stats.unhandled_io, (unsigned long long)gs.refused_private);
+	vm_virtio_summary(vm, stderr);
 	if (verdict)
 		fprintf(stderr, "veil: %s\n", verdict);
 }
@@ -426,6 +451,17 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 		fprintf(stderr, "veil run: could not create the VM: %s\n", strerror(-ret));
 		return VM_EXIT_FAILURE;
 	}
+	for (unsigned int i = 0; i < o->nr_disks; i++) {
+		char err[200] = "";
+
+		ret = vm_add_disk(vm, &o->disks[i], err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "veil run: --disk '%s': %s\n", o->disks[i].path, err);
+			vm_destroy(vm);
+			return ret == -ENOMEM ? VM_EXIT_FAILURE : VM_EXIT_USAGE;
+		}
+	}
+	b->lb.mmio_devs = vm_mmio_devs(vm, &b->lb.nr_mmio_devs);
 	code = boot_guest(vm, o, b, &fb, &svc);
 	if (code) {
 		vm_destroy(vm);
@@ -463,6 +499,8 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 		die_usage("run", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
 	ret = run_vm(&o, &b);
 	boot_src_free(&b);
+	for (unsigned int i = 0; i < o.nr_disks; i++)
+		free((char *)o.disks[i].path); /* the strdup'd --disk spec starts with its path */
 	return ret;
 }
 

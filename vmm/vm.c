@@ -15,6 +15,7 @@
 #include "kvm_uapi.h"
 #include "caps.h"
 #include "log.h"
+#include "virtio_devs.h"
 #include "vm.h"
 
 #define VM_GUEST_FAULTS_LOGGED 10
@@ -298,6 +299,7 @@ void vm_destroy(struct vm *vm)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
+	vm_virtio_destroy(vm); /* before gmem: in-flight I/O targets guest memory */
 	arch_board_destroy(vm->board);
 	bus_destroy(vm->bus);
 	arch_vm_destroy(vm->arch);
@@ -416,6 +418,8 @@ int vm_run(struct vm *vm)
 			pr_warn("signalfd: %s; SIGINT and SIGTERM will not stop the VM cleanly",
 				strerror(errno));
 	}
+	if (vm_virtio_start(vm))
+		vm_request_stop(vm, VM_EXIT_FAILURE, "could not start the I/O thread");
 	for (i = 0; i < vm->nr_vcpus && !vm_stopping(vm); i++) {
 		if (vcpu_start(&vm->vcpus[i]))
 			vm_request_stop(vm, VM_EXIT_FAILURE, "could not start vCPU %u", i);
@@ -426,6 +430,8 @@ int vm_run(struct vm *vm)
 	vm_event_loop(vm, sfd);
 	console_in_close(&vm->console_in);
 	vm_join_vcpus(vm);
+	if (!vm->threads_stuck)
+		vm_virtio_stop(vm);
 	if (sfd >= 0)
 		close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -85,6 +85,7 @@ struct vm {
 	char model_why[200];
 	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
 
+	struct vm_virtio *virtio;  /* virtio devices and their I/O thread; NULL without any */
 	struct console_in console_in;
 	uint64_t t_first_run_ns;  /* first KVM_RUN, since cfg.t0_ns; 0 before */
 	uint64_t t_first_byte_ns; /* first console byte, since cfg.t0_ns; 0 before */

@@ -105,10 +105,17 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 	return -EOPNOTSUPP;
 }
 
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, uint64_t *rsdp)
+int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
+		    unsigned int nr_mmio_devs, uint64_t *rsdp)
 {
-	(void)gm, (void)nr_cpus, (void)rsdp;
+	(void)gm, (void)nr_cpus, (void)mmio_devs, (void)nr_mmio_devs, (void)rsdp;
 	return -EOPNOTSUPP;
+}
+
+int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d)
+{
+	(void)n, (void)d;
+	return -EOPNOTSUPP; /* arm64 will declare virtio-mmio in its device tree */
 }
 
 void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t)

@@ -78,15 +78,107 @@ static const uint8_t dsdt_aml[] = {
 	0x08, '_', 'S', '5', '_', 0x12, 0x08, 0x04, 0x0a, 0x05, 0x0a, 0x05, 0x00, 0x00,
 };
 
-static int acpi_dsdt(struct acpi_buf *b, uint64_t *gpa)
+/* AML PkgLength for a package whose contents (after the PkgLength) are n bytes; n < 4096. */
+static size_t aml_pkglen(uint8_t *p, size_t n)
 {
-	uint32_t len = ACPI_HDR_LEN + sizeof(dsdt_aml);
-	uint8_t *p = acpi_alloc(b, len, gpa);
+	if (n + 1 < 64) {
+		p[0] = (uint8_t)(n + 1);
+		return 1;
+	}
+	n += 2;
+	p[0] = (uint8_t)(0x40 | (n & 0xf));
+	p[1] = (uint8_t)(n >> 4);
+	return 2;
+}
 
+/*
+ * Device (VRnn) { Name (_HID, "LNRO0005") Name (_UID, n) Name (_CRS, ResourceTemplate () {
+ *   Memory32Fixed (ReadWrite, base, size) Interrupt (ResourceConsumer, Level, ActiveHigh,
+ *   Exclusive) { irq } }) }
+ * written at p; returns its length.  At most 80 bytes.
+ */
+static size_t aml_virtio_mmio(uint8_t *p, unsigned int n, const struct x86_acpi_mmio_dev *d)
+{
+	uint8_t body[80], crs[32];
+	size_t b = 0, c = 0, len = 0;
+
+	/* The resource template. */
+	crs[c++] = 0x86; /* Memory32Fixed */
+	put16(crs + c, 9);
+	c += 2;
+	crs[c++] = 1; /* read-write */
+	put32(crs + c, d->base);
+	put32(crs + c + 4, d->size);
+	c += 8;
+	crs[c++] = 0x89; /* Extended Interrupt */
+	put16(crs + c, 6);
+	c += 2;
+	crs[c++] = 0x01; /* consumer, level, active high, exclusive */
+	crs[c++] = 1;
+	put32(crs + c, d->irq);
+	c += 4;
+	crs[c++] = 0x79; /* end tag, checksum 0 */
+	crs[c++] = 0;
+
+	body[b++] = 'V';
+	body[b++] = 'R';
+	body[b++] = (uint8_t)('0' + n / 10);
+	body[b++] = (uint8_t)('0' + n % 10);
+	body[b++] = 0x08; /* Name (_HID, "LNRO0005") */
+	memcpy(body + b, "_HID", 4);
+	b += 4;
+	body[b++] = 0x0d;
+	memcpy(body + b, "LNRO0005", 9);
+	b += 9;
+	body[b++] = 0x08; /* Name (_UID, n) */
+	memcpy(body + b, "_UID", 4);
+	b += 4;
+	body[b++] = 0x0a;
+	body[b++] = (uint8_t)n;
+	body[b++] = 0x08; /* Name (_CRS, Buffer (c) { ... }) */
+	memcpy(body + b, "_CRS", 4);
+	b += 4;
+	body[b++] = 0x11;
+	b += aml_pkglen(body + b, 2 + c);
+	body[b++] = 0x0a;
+	body[b++] = (uint8_t)c;
+	memcpy(body + b, crs, c);
+	b += c;
+
+	p[len++] = 0x5b; /* DeviceOp */
+	p[len++] = 0x82;
+	len += aml_pkglen(p + len, b);
+	memcpy(p + len, body, b);
+	return len + b;
+}
+
+static int acpi_dsdt(struct acpi_buf *b, const struct x86_acpi_config *cfg, uint64_t *gpa)
+{
+	uint8_t devs[X86_ACPI_MAX_MMIO_DEVS * 80], scope[8 + sizeof(devs)];
+	size_t nd = 0, ns = 0;
+	unsigned int i;
+	uint32_t len;
+	uint8_t *p;
+
+	if (cfg->nr_mmio_devs > X86_ACPI_MAX_MMIO_DEVS)
+		return -EINVAL;
+	for (i = 0; i < cfg->nr_mmio_devs; i++)
+		nd += aml_virtio_mmio(devs + nd, i, &cfg->mmio_devs[i]);
+	if (nd) { /* Scope (\_SB) { devices } */
+		scope[ns++] = 0x10;
+		ns += aml_pkglen(scope + ns, 5 + nd);
+		memcpy(scope + ns, "\\_SB_", 5);
+		ns += 5;
+		memcpy(scope + ns, devs, nd);
+		ns += nd;
+	}
+	len = ACPI_HDR_LEN + sizeof(dsdt_aml) + ns;
+	p = acpi_alloc(b, len, gpa);
 	if (!p)
 		return -ENOSPC;
 	acpi_header(p, "DSDT", len, 2);
 	memcpy(p + ACPI_HDR_LEN, dsdt_aml, sizeof(dsdt_aml));
+	memcpy(p + ACPI_HDR_LEN + sizeof(dsdt_aml), scope, ns);
 	acpi_finish(p, len);
 	return 0;
 }
@@ -134,7 +226,7 @@ static int acpi_fadt(struct acpi_buf *b, const struct x86_acpi_config *cfg, uint
 
 	ret = acpi_facs(b, &facs);
 	if (!ret)
-		ret = acpi_dsdt(b, &dsdt);
+		ret = acpi_dsdt(b, cfg, &dsdt);
 	if (ret)
 		return ret;
 	p = acpi_alloc(b, FADT_LEN, gpa);

@@ -8,8 +8,19 @@
 #define X86_LAPIC_GPA 0xfee00000ULL
 #define X86_IOAPIC_GPA 0xfec00000ULL
 
+#define X86_ACPI_MAX_MMIO_DEVS 8
+
+/* A virtio-mmio device, declared in the DSDT as LNRO0005 (Linux's virtio_mmio matches it). */
+struct x86_acpi_mmio_dev {
+	uint32_t base;
+	uint32_t size;
+	uint8_t irq; /* level-triggered, active high */
+};
+
 struct x86_acpi_config {
 	unsigned int nr_cpus;
+	unsigned int nr_mmio_devs;
+	struct x86_acpi_mmio_dev mmio_devs[X86_ACPI_MAX_MMIO_DEVS];
 	uint16_t pm_port;    /* PM1a_EVT (4 bytes) then PM1a_CNT (2 bytes) */
 	uint8_t sci_irq;
 	uint16_t reset_port; /* FADT RESET_REG, system I/O */

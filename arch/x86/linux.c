@@ -149,16 +149,42 @@ static int linux_copy_kernel(struct gmem *gm, const struct x86_kernel *k)
 	return ret;
 }
 
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, uint64_t *rsdp)
+/* virtio-mmio devices: in the MMIO hole, on IOAPIC pins 16-23 that no ISA device uses. */
+#define MMIO_DEV_BASE 0xd0000000ULL
+#define MMIO_DEV_STRIDE 0x1000ULL
+#define MMIO_DEV_IRQ 16
+
+int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d)
+{
+	if (n >= ARCH_MAX_MMIO_DEVS)
+		return -ENOSPC;
+	d->base = MMIO_DEV_BASE + n * MMIO_DEV_STRIDE;
+	d->size = 0x200;
+	d->irq = MMIO_DEV_IRQ + n;
+	return 0;
+}
+
+int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
+		    unsigned int nr_mmio_devs, uint64_t *rsdp)
 {
 	struct x86_acpi_config cfg = {
 		.nr_cpus = nr_cpus, .pm_port = X86_PORT_ACPI_PM, .sci_irq = X86_ACPI_SCI_IRQ,
 		.reset_port = X86_PORT_RESET, .reset_value = 0x06,
 	};
-	uint8_t *buf = calloc(1, ACPI_MAX);
+	unsigned int i;
+	uint8_t *buf;
 	long n;
 	int ret;
 
+	if (nr_mmio_devs > X86_ACPI_MAX_MMIO_DEVS)
+		return -EINVAL;
+	for (i = 0; i < nr_mmio_devs; i++)
+		cfg.mmio_devs[i] = (struct x86_acpi_mmio_dev){
+			.base = (uint32_t)mmio_devs[i].base, .size = (uint32_t)mmio_devs[i].size,
+			.irq = (uint8_t)mmio_devs[i].irq,
+		};
+	cfg.nr_mmio_devs = nr_mmio_devs;
+	buf = calloc(1, ACPI_MAX);
 	if (!buf)
 		return -ENOMEM;
 	n = x86_acpi_build(&cfg, ACPI_GPA, buf, ACPI_MAX);
@@ -184,7 +210,7 @@ static int linux_write(struct gmem *gm, const struct x86_kernel *k, const struct
 	if (!ret)
 		ret = gmem_write(gm, CMDLINE_GPA, b->cmdline, strlen(b->cmdline) + 1);
 	if (!ret)
-		ret = arch_acpi_write(gm, nr_cpus, &rsdp);
+		ret = arch_acpi_write(gm, nr_cpus, b->mmio_devs, b->nr_mmio_devs, &rsdp);
 	if (!ret)
 		ret = arch_fw_prepare(gm, &tables); /* GDT and identity page tables */
 	if (!ret) {

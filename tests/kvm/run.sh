@@ -14,6 +14,15 @@ grep -q "host check passed: 2 result pages" "$TMP/out" || fail "2 vCPUs: host ch
 # RAM above the 4 GiB hole is guest_memfd too, and probed by the selftest.
 expect 0 "selftest: pass" -- run --cpus 1 --mem 4100M -q
 
+# Disks that cannot back a virtio-blk device: exit 2, naming the file and the reason.
+printf 'x%.0s' $(seq 1000) >"$TMP/odd.img"
+expect 2 "--disk '$TMP/nosuch.img': No such file or directory" -- run --disk "$TMP/nosuch.img"
+expect 2 "--disk '$TMP/odd.img': its size, 1000 bytes, is not a positive multiple of 512" -- run --disk "$TMP/odd.img"
+expect 2 "--disk '$TMP': Is a directory" -- run --disk "$TMP"
+expect 2 "--disk '/dev/null': not a regular file or block device" -- run --disk /dev/null
+truncate -s 1M "$TMP/ok.img"
+expect 0 "virtio-blk1: 0 reads" -- run --firmware selftest --disk "$TMP/ok.img" --disk "$TMP/ok.img,ro"
+
 max=$("$VEIL" caps --json | sed -n 's/.*"max_vcpus":\([0-9]*\).*/\1/p')
 [ -n "$max" ] || fail "caps --json has no max_vcpus"
 expect 2 "--cpus '$((max + 1))': this KVM allows at most $max vCPUs" -- run --cpus $((max + 1)) --mem 64M

@@ -135,6 +135,79 @@ static void test_tables(unsigned int nr_cpus)
 	free(buf);
 }
 
+/* An AML PkgLength at p: the package's length (itself included); *n gets its own size. */
+static uint32_t pkglen(const uint8_t *p, unsigned int *n)
+{
+	unsigned int extra = p[0] >> 6, i;
+	uint32_t len = extra ? p[0] & 0xf : p[0] & 0x3f;
+
+	for (i = 0; i < extra; i++)
+		len |= (uint32_t)p[1 + i] << (4 + 8 * i);
+	*n = 1 + extra;
+	return len;
+}
+
+/* The DSDT declares each virtio-mmio device as LNRO0005, packages nested exactly. */
+static void test_virtio_mmio_dsdt(void)
+{
+	struct x86_acpi_config cfg = {
+		.nr_cpus = 1, .pm_port = 0x600, .sci_irq = 9, .reset_port = 0xcf9, .reset_value = 6,
+		.nr_mmio_devs = 3,
+		.mmio_devs = { { 0xd0000000, 0x200, 16 }, { 0xd0001000, 0x200, 17 },
+			       { 0xd0002000, 0x200, 18 } },
+	};
+	uint8_t *buf = calloc(1, LEN);
+	const uint8_t *x, *fadt = NULL, *d, *scope, *dev, *end;
+	long n = x86_acpi_build(&cfg, BASE, buf, LEN);
+	unsigned int i, k, found = 0;
+	uint32_t len, slen;
+
+	CHECK(n > 0);
+	x = table(buf, get64(buf + 24), "XSDT");
+	for (i = 0; i < (get32(x + 4) - 36) / 8; i++)
+		if (!memcmp(at(buf, get64(x + 36 + 8 * i)), "FACP", 4))
+			fadt = at(buf, get64(x + 36 + 8 * i));
+	CHECK(fadt != NULL);
+	if (!fadt)
+		goto out;
+	d = table(buf, get64(fadt + 140), "DSDT");
+	len = get32(d + 4);
+	end = d + len;
+	/* Name (_S5 ...) is 14 bytes; then Scope (\_SB) { Device ... } to the end. */
+	scope = d + 36 + 14;
+	CHECK_EQ(scope[0], 0x10);
+	slen = pkglen(scope + 1, &k);
+	CHECK(scope + 1 + slen == end);
+	CHECK(memcmp(scope + 1 + k, "\\_SB_", 5) == 0);
+	for (dev = scope + 1 + k + 5; dev < end; dev += 2 + len) {
+		CHECK(dev[0] == 0x5b && dev[1] == 0x82);
+		len = pkglen(dev + 2, &k);
+		CHECK(dev + 2 + len <= end);
+		CHECK(memcmp(dev + 2 + k, "VR0", 3) == 0);
+		CHECK(memmem(dev, 2 + len, "LNRO0005", 9) != NULL);
+		/* Memory32Fixed with this device's base, and its GSI in the interrupt descriptor. */
+		{
+			const uint8_t *m = memmem(dev, 2 + len, "\x86\x09\x00\x01", 4);
+
+			CHECK(m != NULL);
+			if (m) {
+				CHECK_EQ(get32(m + 4), cfg.mmio_devs[found].base);
+				CHECK_EQ(get32(m + 8), 0x200);
+				CHECK_EQ(m[12], 0x89);
+				CHECK_EQ(get32(m + 17), cfg.mmio_devs[found].irq);
+			}
+		}
+		found++;
+		if (found > 3)
+			break;
+	}
+	CHECK_EQ(found, 3);
+	cfg.nr_mmio_devs = X86_ACPI_MAX_MMIO_DEVS + 1;
+	CHECK_EQ(x86_acpi_build(&cfg, BASE, buf, LEN), -EINVAL);
+out:
+	free(buf);
+}
+
 static void test_bad_config(void)
 {
 	struct x86_acpi_config cfg = { .nr_cpus = 2, .pm_port = 0x600, .sci_irq = 9 };
@@ -185,6 +258,7 @@ int main(void)
 	test_tables(1);
 	test_tables(2);
 	test_tables(255);
+	test_virtio_mmio_dsdt();
 	test_bad_config();
 	test_e820();
 	return test_done("acpi");

@@ -1,0 +1,123 @@
+/*
+ * virtio-blk (virtio 1.2 §5.2): one request queue, requests parsed and
+ * validated here, I/O done by a backend the owner provides (vmm/: io_uring
+ * on the I/O thread).  A request's buffers stay pinned from parse to
+ * completion, so a conversion or punch of them waits (DESIGN.md I1).
+ */
+#ifndef VEIL_VIRTIO_BLK_H
+#define VEIL_VIRTIO_BLK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "virtio.h"
+
+#define VIRTIO_BLK_T_IN 0
+#define VIRTIO_BLK_T_OUT 1
+#define VIRTIO_BLK_T_FLUSH 4
+#define VIRTIO_BLK_T_GET_ID 8
+#define VIRTIO_BLK_T_DISCARD 11
+#define VIRTIO_BLK_T_WRITE_ZEROES 13
+
+#define VIRTIO_BLK_S_OK 0
+#define VIRTIO_BLK_S_IOERR 1
+#define VIRTIO_BLK_S_UNSUPP 2
+
+#define VIRTIO_BLK_F_SIZE_MAX 1
+#define VIRTIO_BLK_F_SEG_MAX 2
+#define VIRTIO_BLK_F_RO 5
+#define VIRTIO_BLK_F_BLK_SIZE 6
+#define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_DISCARD 13
+#define VIRTIO_BLK_F_WRITE_ZEROES 14
+
+#define BLK_SECTOR 512ULL
+#define BLK_SEG_MAX 128
+#define BLK_ID_BYTES 20
+#define BLK_QUEUE_SIZE 256
+#define BLK_MAX_INFLIGHT BLK_QUEUE_SIZE
+
+enum blk_op { BLK_OP_READ, BLK_OP_WRITE, BLK_OP_FLUSH, BLK_OP_DISCARD, BLK_OP_WRITE_ZEROES };
+
+/* A parsed request, pure data: what blk_parse() found in a chain. */
+struct blk_parsed {
+	uint32_t type;
+	uint64_t sector;
+	uint8_t status;         /* VIRTIO_BLK_S_OK, or why the request fails without I/O */
+	enum blk_op op;
+	uint64_t offset, len;   /* bytes, for read/write/discard/write-zeroes */
+	unsigned int niov;      /* data buffers (read/write) */
+	struct iovec iov[BLK_SEG_MAX];
+	uint8_t *status_byte;   /* the last writable byte of the chain */
+	uint64_t written;       /* bytes the device writes into the chain, status included */
+	const char *error;      /* what was malformed, when status != OK */
+};
+
+/*
+ * Parses and validates a popped, pinned chain against a disk of capacity
+ * sectors.  Returns 0 with p->status OK when the request needs I/O or a
+ * local answer (GET_ID), 0 with p->status an error code when it fails
+ * cleanly (p->status_byte set), or -EINVAL when the chain has no room for a
+ * status byte at all (the caller returns it with 0 bytes written).
+ */
+int blk_parse(const struct vq_req *req, uint64_t capacity, bool read_only, struct blk_parsed *p)
+	__must_check;
+
+struct virtio_blk;
+
+/* One I/O in flight: the backend performs it and calls blk_io_done(). */
+struct blk_io {
+	struct virtio_blk *blk;
+	enum blk_op op;
+	uint64_t offset, len;
+	struct iovec *iov;
+	unsigned int niov;
+	int result;      /* the backend's: bytes done, or -errno */
+	/* the device's */
+	struct vq_req *req;
+	struct blk_parsed parsed;
+	bool busy;
+};
+
+struct blk_backend_ops {
+	/* Starts io; 0 if it will complete through blk_io_done(), -errno if it cannot start. */
+	int (*submit)(void *opaque, struct blk_io *io);
+};
+
+struct virtio_blk {
+	struct virtio_dev vdev;
+	pthread_mutex_t lock;  /* io slots, inflight, and the queue while popping or pushing */
+	pthread_cond_t idle;   /* inflight reached 0 */
+	uint64_t capacity;     /* sectors */
+	bool read_only;
+	char id[BLK_ID_BYTES];
+	const struct blk_backend_ops *backend;
+	void *backend_opaque;
+	/* Called when the guest kicks: the owner schedules blk_process() on its I/O thread. */
+	void (*kick)(void *opaque);
+	void *kick_opaque;
+	struct blk_io io[BLK_MAX_INFLIGHT];
+	unsigned int inflight;
+	struct {
+		uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
+		uint64_t bytes_read, bytes_written;
+		uint64_t errors;   /* requests answered IOERR or UNSUPP */
+		uint64_t malformed; /* chains refused by virtqueue or blk_parse */
+	} stats;
+};
+
+/*
+ * Sets up the device for a disk of size bytes (a multiple of 512).  The
+ * owner sets backend, kick and vdev.set_irq before the guest runs.
+ */
+int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, uint64_t size,
+		    bool read_only, const char *id) __must_check;
+void virtio_blk_destroy(struct virtio_blk *blk);
+
+/* Pops and starts every available request.  On the I/O thread. */
+void blk_process(struct virtio_blk *blk);
+/* A backend finished io: writes the status, completes the request, signals the guest. */
+void blk_io_done(struct blk_io *io);
+
+#endif

@@ -1,0 +1,129 @@
+/* virtio device core: status, features, interrupts, NEEDS_RESET. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "virtio.h"
+
+int virtio_dev_init(struct virtio_dev *vd, struct gmem *gm)
+{
+	unsigned int i;
+	int ret;
+
+	if (vd->nr_queues > VIRTIO_MAX_QUEUES || !vd->queue_max || vd->queue_max > VQ_MAX_SIZE ||
+	    (vd->queue_max & (vd->queue_max - 1)))
+		return -EINVAL;
+	ret = -pthread_mutex_init(&vd->lock, NULL);
+	if (ret)
+		return ret;
+	vd->features |= 1ULL << VIRTIO_F_VERSION_1;
+	vd->status = 0;
+	vd->isr = 0;
+	vd->driver_features = 0;
+	for (i = 0; i < vd->nr_queues; i++)
+		vq_init(&vd->vq[i], gm, vd->name);
+	return 0;
+}
+
+void virtio_dev_destroy(struct virtio_dev *vd)
+{
+	pthread_mutex_destroy(&vd->lock);
+}
+
+/* With vd->lock held. */
+static void update_irq(struct virtio_dev *vd)
+{
+	if (vd->set_irq)
+		vd->set_irq(vd->irq_opaque, vd->isr != 0);
+}
+
+void virtio_dev_notify_queue(struct virtio_dev *vd, unsigned int q)
+{
+	pthread_mutex_lock(&vd->lock);
+	if (q < vd->nr_queues && vq_should_interrupt(&vd->vq[q])) {
+		vd->isr |= VIRTIO_ISR_QUEUE;
+		update_irq(vd);
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->errors++;
+	snprintf(vd->last_error, sizeof(vd->last_error), "%s", why);
+	if (!(vd->status & VIRTIO_STATUS_NEEDS_RESET)) {
+		pr_warn("%s: the driver broke the device's rules, it needs a reset: %s", vd->name, why);
+		vd->status |= VIRTIO_STATUS_NEEDS_RESET;
+		vd->config_generation++;
+		vd->isr |= VIRTIO_ISR_CONFIG;
+		update_irq(vd);
+	}
+	pthread_mutex_unlock(&vd->lock);
+}
+
+bool virtio_dev_running(struct virtio_dev *vd)
+{
+	bool running;
+
+	pthread_mutex_lock(&vd->lock);
+	running = (vd->status & VIRTIO_STATUS_DRIVER_OK) &&
+		  !(vd->status & VIRTIO_STATUS_NEEDS_RESET);
+	pthread_mutex_unlock(&vd->lock);
+	return running;
+}
+
+/*
+ * Called without the lock.  The status goes to 0 first, so that the device
+ * starts no new work; then the device drops its in-flight work; then the
+ * queues go.
+ */
+static void reset(struct virtio_dev *vd)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&vd->lock);
+	vd->status = 0;
+	vd->isr = 0;
+	update_irq(vd);
+	pthread_mutex_unlock(&vd->lock);
+	if (vd->ops->reset)
+		vd->ops->reset(vd);
+	pthread_mutex_lock(&vd->lock);
+	for (i = 0; i < vd->nr_queues; i++)
+		vq_reset(&vd->vq[i]);
+	vd->driver_features = 0;
+	pthread_mutex_unlock(&vd->lock);
+}
+
+void virtio_dev_set_status(struct virtio_dev *vd, uint8_t status)
+{
+	uint8_t old;
+
+	if (status == 0) {
+		reset(vd);
+		return;
+	}
+	pthread_mutex_lock(&vd->lock);
+	old = vd->status;
+	/* FEATURES_OK only for a subset of what we offer, with VERSION_1 (no legacy). */
+	if ((status & VIRTIO_STATUS_FEATURES_OK) && !(old & VIRTIO_STATUS_FEATURES_OK) &&
+	    ((vd->driver_features & ~vd->features) ||
+	     !(vd->driver_features & (1ULL << VIRTIO_F_VERSION_1))))
+		status &= ~VIRTIO_STATUS_FEATURES_OK;
+	/* DRIVER_OK needs FEATURES_OK first. */
+	if ((status & VIRTIO_STATUS_DRIVER_OK) && !(status & VIRTIO_STATUS_FEATURES_OK))
+		status &= ~VIRTIO_STATUS_DRIVER_OK;
+	/* The driver cannot clear NEEDS_RESET except by resetting. */
+	vd->status = status | (old & VIRTIO_STATUS_NEEDS_RESET);
+	pthread_mutex_unlock(&vd->lock);
+}
+
+void virtio_dev_ack_isr(struct virtio_dev *vd, uint32_t bits)
+{
+	pthread_mutex_lock(&vd->lock);
+	vd->isr &= ~bits;
+	update_irq(vd);
+	pthread_mutex_unlock(&vd->lock);
+}

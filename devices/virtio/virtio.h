@@ -1,0 +1,91 @@
+/*
+ * virtio 1.x device core, shared by the transports (virtio-mmio now,
+ * virtio-pci next) and the device models.  A device is a state machine: the
+ * transport feeds it register accesses from vCPU threads, and it signals
+ * the guest through the set_irq callback its owner (vmm/) provides.
+ */
+#ifndef VEIL_VIRTIO_H
+#define VEIL_VIRTIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "virtqueue.h"
+
+/* Device status bits (virtio 1.2 §2.1). */
+#define VIRTIO_STATUS_ACKNOWLEDGE 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED 128
+
+#define VIRTIO_F_VERSION_1 32 /* feature bit numbers */
+#define VIRTIO_F_ACCESS_PLATFORM 33
+
+/* Interrupt status bits. */
+#define VIRTIO_ISR_QUEUE 1
+#define VIRTIO_ISR_CONFIG 2
+
+#define VIRTIO_MAX_QUEUES 4
+
+#define VIRTIO_ID_BLOCK 2
+#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_RNG 4
+#define VIRTIO_ID_BALLOON 5
+
+struct virtio_dev;
+
+struct virtio_dev_ops {
+	/* Device-specific configuration space, bounds already checked against config_size. */
+	void (*config_read)(struct virtio_dev *vd, uint32_t off, void *data, unsigned int len);
+	void (*config_write)(struct virtio_dev *vd, uint32_t off, const void *data,
+			     unsigned int len);
+	/* The driver kicked queue q (ready).  Called on a vCPU thread, dev lock not held. */
+	void (*queue_notify)(struct virtio_dev *vd, unsigned int q);
+	/* The driver reset the device: drop in-flight work (queues are reset after). */
+	void (*reset)(struct virtio_dev *vd);
+};
+
+struct virtio_dev {
+	const char *name;
+	uint32_t device_id;
+	uint64_t features;        /* offered, VIRTIO_F_VERSION_1 included */
+	uint32_t config_size;
+	unsigned int nr_queues;
+	uint16_t queue_max;       /* largest size offered per queue */
+	const struct virtio_dev_ops *ops;
+	void *opaque;             /* the device model's state */
+
+	/* Interrupt line: level while isr != 0 (virtio-mmio is level-triggered). */
+	void (*set_irq)(void *irq_opaque, bool level);
+	void *irq_opaque;
+
+	pthread_mutex_t lock;     /* the fields below */
+	uint8_t status;
+	uint32_t isr;
+	uint32_t config_generation;
+	uint64_t driver_features;
+	struct virtqueue vq[VIRTIO_MAX_QUEUES];
+	uint64_t errors;          /* guest mistakes seen (malformed rings, bad registers) */
+	char last_error[160];
+};
+
+/* Sets up the core; gm is where the queues live. */
+int virtio_dev_init(struct virtio_dev *vd, struct gmem *gm) __must_check;
+void virtio_dev_destroy(struct virtio_dev *vd);
+
+/* Raises the queue interrupt unless the driver suppressed it for queue q. */
+void virtio_dev_notify_queue(struct virtio_dev *vd, unsigned int q);
+/* Something is broken: NEEDS_RESET and a configuration interrupt (virtio 1.2 §2.1.2). */
+void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why);
+/* True once the driver set DRIVER_OK and the device needs no reset. */
+bool virtio_dev_running(struct virtio_dev *vd);
+
+/* Transport helpers: the logic both transports share. */
+void virtio_dev_set_status(struct virtio_dev *vd, uint8_t status);
+void virtio_dev_ack_isr(struct virtio_dev *vd, uint32_t bits);
+
+#endif

@@ -1,0 +1,380 @@
+/*
+ * virtio 1.x split virtqueues (virtio 1.2 §2.7) over gmem.
+ *
+ * The guest owns the rings and may change them at any moment, so every
+ * field is read once, into a local copy, and checked there; nothing is read
+ * twice and trusted the second time.  Ring accesses go through gmem_read and
+ * gmem_write, which refuse anything outside RAM or in private memory; data
+ * buffers are pinned for as long as the device holds the request.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "virtqueue.h"
+
+/* The rings are little-endian and so is every host veil runs on: fields are used as they are. */
+_Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "virtio rings are little-endian");
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+_Static_assert(sizeof(struct vring_desc) == 16, "virtq_desc is 16 bytes");
+_Static_assert(sizeof(struct vring_used_elem) == 8, "virtq_used_elem is 8 bytes");
+
+/* Offsets in the avail ring (flags, idx, ring[size], used_event) and the used ring. */
+#define AVAIL_FLAGS 0
+#define AVAIL_IDX 2
+#define AVAIL_RING 4
+#define USED_IDX 2
+#define USED_RING 4
+
+#define DESC_FLAGS_KNOWN (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE)
+
+/*
+ * The fences below order ring accesses against the guest's, which no
+ * sanitizer sees.  TSan does not model fences (GCC says so with -Wtsan); a
+ * test's driver thread is ordered for it by gmem's atomics on the page state.
+ */
+#ifdef __SANITIZE_THREAD__
+#pragma GCC diagnostic ignored "-Wtsan"
+#endif
+
+static __printf(3, 4) int vq_fail(struct virtqueue *vq, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(vq->error, sizeof(vq->error), fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static const char *access_error(int err)
+{
+	switch (err) {
+	case -EFAULT:
+		return "outside RAM";
+	case -EACCES:
+		return "in private memory";
+	case -ETIMEDOUT:
+		return "being converted, and the conversion did not finish";
+	default:
+		return strerror(-err);
+	}
+}
+
+void vq_init(struct virtqueue *vq, struct gmem *gm, const char *owner)
+{
+	*vq = (struct virtqueue){ .gm = gm, .owner = owner };
+}
+
+static int check_ring(struct virtqueue *vq, const char *name, uint64_t gpa, uint64_t align,
+		      uint64_t len)
+{
+	void *hva;
+	int ret;
+
+	if (!IS_ALIGNED(gpa, align))
+		return vq_fail(vq, -EINVAL, "%s ring at GPA 0x%llx is not %llu-byte aligned", name,
+			       (unsigned long long)gpa, (unsigned long long)align);
+	/* Only a check: rings are accessed through gmem each time, never through this hva. */
+	ret = gmem_translate(vq->gm, gpa, len, &hva);
+	if (ret)
+		return vq_fail(vq, -EINVAL, "%s ring at GPA 0x%llx+0x%llx is %s", name,
+			       (unsigned long long)gpa, (unsigned long long)len, access_error(ret));
+	return 0;
+}
+
+/* All or nothing: a rejected layout leaves the queue as it was, apart from vq->error. */
+int vq_configure(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa, uint64_t avail_gpa,
+		 uint64_t used_gpa)
+{
+	int ret;
+
+	if (!size || size > VQ_MAX_SIZE || (size & (size - 1)))
+		return vq_fail(vq, -EINVAL, "queue size %u is not a power of 2 from 1 to %u", size,
+			       VQ_MAX_SIZE);
+	ret = check_ring(vq, "descriptor", desc_gpa, 16, 16ULL * size);
+	if (!ret)
+		ret = check_ring(vq, "avail", avail_gpa, 2, 6 + 2ULL * size);
+	if (!ret)
+		ret = check_ring(vq, "used", used_gpa, 4, 6 + 8ULL * size);
+	if (ret)
+		return ret;
+	vq->size = size;
+	vq->desc_gpa = desc_gpa;
+	vq->avail_gpa = avail_gpa;
+	vq->used_gpa = used_gpa;
+	vq->last_avail = 0;
+	vq->used_idx = 0;
+	vq->error[0] = '\0';
+	vq->ready = true;
+	return 0;
+}
+
+void vq_reset(struct virtqueue *vq)
+{
+	/* req_seq keeps counting, so a pin's request id stays unique for the device's life. */
+	vq->ready = false;
+	vq->size = 0;
+	vq->desc_gpa = vq->avail_gpa = vq->used_gpa = 0;
+	vq->last_avail = vq->used_idx = 0;
+	vq->error[0] = '\0';
+}
+
+void vq_release(struct vq_req *req)
+{
+	while (req->nr_pins)
+		gmem_unpin(&req->pin[--req->nr_pins]);
+	/* The hvas are no longer the device's: copies through them must find nothing. */
+	req->nr_segs = req->nr_out = 0;
+	req->out_len = req->in_len = 0;
+}
+
+/* A chain error, named by the descriptor's index and its buffer. */
+static __printf(5, 6) int desc_fail(struct virtqueue *vq, int err, uint16_t i,
+				    const struct vring_desc *d, const char *fmt, ...)
+{
+	size_t n = (size_t)snprintf(vq->error, sizeof(vq->error), "desc %u (GPA 0x%llx+0x%x): ", i,
+				    (unsigned long long)d->addr, d->len);
+	va_list ap;
+
+	if (n >= sizeof(vq->error))
+		return err;
+	va_start(ap, fmt);
+	vsnprintf(vq->error + n, sizeof(vq->error) - n, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+/* Checks one descriptor as read from the table; writable: whether a writable one came before. */
+static int check_desc(struct virtqueue *vq, uint16_t i, const struct vring_desc *d, bool writable)
+{
+	if (d->flags & VIRTQ_DESC_F_INDIRECT)
+		return desc_fail(vq, -EINVAL, i, d, "INDIRECT, not offered");
+	if (d->flags & ~DESC_FLAGS_KNOWN)
+		return desc_fail(vq, -EINVAL, i, d, "unknown flags 0x%x",
+				 d->flags & ~DESC_FLAGS_KNOWN);
+	/* The device finds the request's output before its input; interleaving would break that. */
+	if (writable && !(d->flags & VIRTQ_DESC_F_WRITE))
+		return desc_fail(vq, -EINVAL, i, d, "device-readable after a writable one");
+	if (!d->len)
+		return desc_fail(vq, -EINVAL, i, d, "zero length");
+	if (d->len > VQ_MAX_SEG_LEN)
+		return desc_fail(vq, -E2BIG, i, d, "longer than %u bytes", VQ_MAX_SEG_LEN);
+	/* gmem would refuse it too, but as out of RAM: say what is really wrong. */
+	if (d->addr + d->len < d->addr)
+		return desc_fail(vq, -EFAULT, i, d, "wraps around the address space");
+	return 0;
+}
+
+/*
+ * Walks and pins the chain from req->head.  -EPROTO if the descriptor table
+ * cannot be read (the ring is broken, not this chain); any other error is
+ * this chain's.  Leaves what it pinned in req for the caller to release.
+ */
+static int walk_chain(struct virtqueue *vq, struct vq_req *req)
+{
+	/*
+	 * A loop is a descriptor seen twice: caught at once, whatever the queue
+	 * size, rather than reported as a chain that grew too long.
+	 */
+	uint64_t seen[VQ_MAX_SIZE / 64] = { 0 };
+	uint64_t req_id = ++vq->req_seq;
+	bool writable = false;
+	uint16_t i = req->head;
+	struct vring_desc d;
+	struct vq_seg *seg;
+	int ret;
+
+	for (;;) {
+		uint64_t at = vq->desc_gpa + 16ULL * i;
+
+		ret = gmem_read(vq->gm, at, &d, sizeof(d));
+		if (ret)
+			return vq_fail(vq, -EPROTO, "descriptor table at GPA 0x%llx is %s",
+				       (unsigned long long)at, access_error(ret));
+		if (seen[i / 64] & (1ULL << (i % 64)))
+			return desc_fail(vq, -ELOOP, i, &d,
+					 "seen twice: the chain from head %u loops", req->head);
+		seen[i / 64] |= 1ULL << (i % 64);
+		if (req->nr_segs == VQ_MAX_SEGS)
+			return desc_fail(vq, -E2BIG, i, &d,
+					 "the chain from head %u is over %u long", req->head,
+					 VQ_MAX_SEGS);
+		ret = check_desc(vq, i, &d, writable);
+		if (ret)
+			return ret;
+		ret = gmem_pin(vq->gm, d.addr, d.len, vq->owner, req_id, &req->pin[req->nr_pins]);
+		if (ret)
+			return desc_fail(vq, ret, i, &d, "buffer %s", access_error(ret));
+		writable = d.flags & VIRTQ_DESC_F_WRITE;
+		seg = &req->seg[req->nr_segs];
+		*seg = (struct vq_seg){
+			.hva = req->pin[req->nr_pins].hva, .gpa = d.addr, .len = d.len,
+			.write = writable,
+		};
+		req->nr_pins++;
+		req->nr_segs++;
+		if (writable) {
+			req->in_len += d.len;
+		} else {
+			req->out_len += d.len;
+			req->nr_out++;
+		}
+		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+			return 0;
+		if (d.next >= vq->size)
+			return desc_fail(vq, -EINVAL, i, &d, "next %u is outside the queue of %u",
+					 d.next, vq->size);
+		i = d.next;
+	}
+}
+
+int vq_pop(struct virtqueue *vq, struct vq_req *req)
+{
+	uint16_t avail_idx, pending, slot, head;
+	uint64_t at;
+	int ret;
+
+	/* Only the header: the seg and pin arrays are filled as far as nr_segs and nr_pins say. */
+	req->head = 0;
+	req->nr_segs = req->nr_out = req->nr_pins = 0;
+	req->out_len = req->in_len = 0;
+	if (!vq->ready)
+		return 0;
+	at = vq->avail_gpa + AVAIL_IDX;
+	ret = gmem_read(vq->gm, at, &avail_idx, sizeof(avail_idx));
+	if (ret)
+		return vq_fail(vq, -EPROTO, "avail idx at GPA 0x%llx is %s", (unsigned long long)at,
+			       access_error(ret));
+	/* The driver wrote the entries before the idx: read them only after it. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	pending = (uint16_t)(avail_idx - vq->last_avail);
+	if (!pending)
+		return 0;
+	if (pending > vq->size)
+		return vq_fail(vq, -EPROTO, "avail idx %u is %u ahead of the device's %u, size %u",
+			       avail_idx, pending, vq->last_avail, vq->size);
+	slot = vq->last_avail & (vq->size - 1);
+	at = vq->avail_gpa + AVAIL_RING + 2ULL * slot;
+	ret = gmem_read(vq->gm, at, &head, sizeof(head));
+	if (ret)
+		return vq_fail(vq, -EPROTO, "avail ring entry at GPA 0x%llx is %s",
+			       (unsigned long long)at, access_error(ret));
+	if (head >= vq->size)
+		return vq_fail(vq, -EPROTO, "avail ring entry %u (GPA 0x%llx): head %u, size %u",
+			       slot, (unsigned long long)at, head, vq->size);
+	req->head = head;
+	ret = walk_chain(vq, req);
+	if (ret) {
+		vq_release(req);
+		/* A broken ring consumes nothing: the device goes to NEEDS_RESET from here. */
+		if (ret == -EPROTO)
+			return ret;
+	}
+	/* Good or bad, the chain is consumed: a bad one goes back through the used ring. */
+	vq->last_avail++;
+	return ret ? ret : 1;
+}
+
+/*
+ * A push on a queue that is not ready (reset under a request) has no used
+ * ring to write: -EFAULT, and the buffers are released all the same.
+ */
+int vq_push(struct virtqueue *vq, struct vq_req *req, uint32_t written)
+{
+	struct vring_used_elem elem = { .id = req->head, .len = written };
+	uint16_t idx = (uint16_t)(vq->used_idx + 1);
+	uint64_t at;
+	int ret;
+
+	/* The driver trusts the length: never claim more than the writable buffers hold. */
+	if (elem.len > req->in_len)
+		elem.len = (uint32_t)req->in_len;
+	/* Once the used idx is out the driver may reuse or convert the pages: let them go first. */
+	vq_release(req);
+	if (!vq->ready)
+		return vq_fail(vq, -EFAULT, "head %u completed on a queue that is not ready",
+			       req->head);
+	at = vq->used_gpa + USED_RING + 8ULL * (vq->used_idx & (vq->size - 1));
+	ret = gmem_write(vq->gm, at, &elem, sizeof(elem));
+	if (ret)
+		return vq_fail(vq, -EFAULT, "used ring entry at GPA 0x%llx is %s",
+			       (unsigned long long)at, access_error(ret));
+	/* The element must be visible before the idx that hands it to the driver. */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	at = vq->used_gpa + USED_IDX;
+	ret = gmem_write(vq->gm, at, &idx, sizeof(idx));
+	if (ret)
+		return vq_fail(vq, -EFAULT, "used idx at GPA 0x%llx is %s", (unsigned long long)at,
+			       access_error(ret));
+	vq->used_idx = idx;
+	return 0;
+}
+
+bool vq_should_interrupt(struct virtqueue *vq)
+{
+	uint16_t flags;
+
+	if (!vq->ready)
+		return false;
+	/*
+	 * Store-load: the used idx just published must be visible before the
+	 * flags are read, or a driver that clears NO_INTERRUPT and then checks
+	 * the used idx could miss both the entry and the interrupt.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	/* Unreadable flags: interrupt; a spurious one is harmless, a lost one hangs the driver. */
+	if (gmem_read(vq->gm, vq->avail_gpa + AVAIL_FLAGS, &flags, sizeof(flags)))
+		return true;
+	return !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
+}
+
+/* Copies between segs[0..nr) (as one byte stream from offset off) and flat. */
+static uint64_t copy_segs(const struct vq_seg *segs, unsigned int nr, uint64_t off, uint8_t *flat,
+			  uint64_t len, bool to_segs)
+{
+	uint64_t done = 0, n;
+	unsigned int i;
+
+	for (i = 0; i < nr && done < len; i++) {
+		if (off >= segs[i].len) {
+			off -= segs[i].len;
+			continue;
+		}
+		n = segs[i].len - off;
+		if (n > len - done)
+			n = len - done;
+		if (to_segs)
+			memcpy((uint8_t *)segs[i].hva + off, flat + done, n);
+		else
+			memcpy(flat + done, (const uint8_t *)segs[i].hva + off, n);
+		done += n;
+		off = 0;
+	}
+	return done;
+}
+
+uint64_t vq_copy_from(const struct vq_req *req, uint64_t off, void *buf, uint64_t len)
+{
+	return copy_segs(req->seg, req->nr_out, off, buf, len, false);
+}
+
+uint64_t vq_copy_to(struct vq_req *req, uint64_t off, const void *buf, uint64_t len)
+{
+	/* buf is only read: to_segs copies from it. */
+	return copy_segs(req->seg + req->nr_out, req->nr_segs - req->nr_out, off, (uint8_t *)buf,
+			 len, true);
+}

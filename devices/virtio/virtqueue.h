@@ -1,0 +1,120 @@
+/*
+ * virtio 1.x split virtqueues over gmem (virtio spec 1.2, §2.7).
+ *
+ * The rings are read and written through gmem's checked accessors, one
+ * access at a time.  The buffers of a request are pinned (gmem_pin) when the
+ * request is popped and stay pinned until its completion is pushed: a
+ * conversion or punch of those pages waits for them (DESIGN.md I1, I4).
+ *
+ * Everything the guest wrote is validated: ring addresses and sizes, the
+ * avail index, every descriptor's address, length, flags and next index,
+ * chain length and loops, and the direction order (device-readable
+ * descriptors first, then device-writable).  No indirect descriptors and no
+ * event index are offered, so those flags are errors.
+ */
+#ifndef VEIL_VIRTQUEUE_H
+#define VEIL_VIRTQUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "compiler.h"
+#include "gmem.h"
+
+#define VQ_MAX_SIZE 1024 /* largest queue size a device offers */
+#define VQ_MAX_SEGS 130  /* longest chain accepted: seg_max 128 + header + status */
+#define VQ_MAX_SEG_LEN (1U << 20) /* longest single descriptor accepted */
+
+/* Descriptor flags (split ring). */
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+
+/* One descriptor's buffer, pinned. */
+struct vq_seg {
+	void *hva;
+	uint64_t gpa;
+	uint32_t len;
+	bool write; /* device-writable (VIRTQ_DESC_F_WRITE) */
+};
+
+/* A popped request: its chain, pinned.  Large: allocate, do not put on a small stack. */
+struct vq_req {
+	uint16_t head;        /* descriptor index to return in the used ring */
+	unsigned int nr_segs;
+	unsigned int nr_out;  /* the first nr_out segs are device-readable, the rest writable */
+	uint64_t out_len;     /* bytes in readable segs */
+	uint64_t in_len;      /* bytes in writable segs */
+	struct vq_seg seg[VQ_MAX_SEGS];
+	struct gmem_pin pin[VQ_MAX_SEGS];
+	unsigned int nr_pins;
+};
+
+struct virtqueue {
+	struct gmem *gm;
+	const char *owner;   /* pin owner, e.g. "virtio-blk0 q0": names the culprit of a stuck conversion */
+	uint16_t size;       /* queue size, a power of 2; 0 until configured */
+	uint64_t desc_gpa;
+	uint64_t avail_gpa;
+	uint64_t used_gpa;
+	bool ready;
+	uint16_t last_avail; /* next avail ring entry to consume */
+	uint16_t used_idx;   /* next used ring entry to fill (the used idx we publish) */
+	uint64_t req_seq;    /* pin request ids */
+	char error[160];     /* why the last pop or push failed */
+};
+
+/* An unconfigured queue. */
+void vq_init(struct virtqueue *vq, struct gmem *gm, const char *owner);
+
+/*
+ * Checks and takes the driver's ring layout: size a power of 2 from 1 to
+ * VQ_MAX_SIZE, desc 16-byte, avail 2-byte and used 4-byte aligned, each
+ * ring wholly inside RAM.  -EINVAL otherwise, with vq->error set.  Makes the
+ * queue ready and resets its indices.
+ */
+int vq_configure(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa, uint64_t avail_gpa,
+		 uint64_t used_gpa) __must_check;
+
+/* Back to unconfigured (device reset).  Requests still popped must be released first. */
+void vq_reset(struct virtqueue *vq);
+
+/*
+ * Pops the next available request into *req and pins its buffers.
+ *   1        a request, pinned;
+ *   0        nothing available;
+ *   -EPROTO  the ring itself is broken (avail idx ran more than size ahead,
+ *            a head out of range, rings unreadable): the device must go to
+ *            NEEDS_RESET; nothing is pinned;
+ *   other -errno: this chain is malformed (-EINVAL bad flags, next or
+ *            direction order, -ELOOP a loop, -E2BIG too long, -EFAULT a
+ *            buffer outside RAM, -EACCES a buffer in private memory):
+ *            nothing is pinned, req->head is set, and the caller returns it
+ *            with vq_push(vq, req, 0) after failing it as its device can.
+ * vq->error says what was wrong.
+ */
+int vq_pop(struct virtqueue *vq, struct vq_req *req) __must_check;
+
+/*
+ * Completes a request: unpins its buffers, then writes the used element
+ * (head, written) and publishes the used idx, in that order (release
+ * semantics for the guest).  -EFAULT if the used ring cannot be written.
+ */
+int vq_push(struct virtqueue *vq, struct vq_req *req, uint32_t written) __must_check;
+
+/* Unpins a popped request's buffers without completing it (reset, teardown). */
+void vq_release(struct vq_req *req);
+
+/* True unless the driver set VIRTQ_AVAIL_F_NO_INTERRUPT. */
+bool vq_should_interrupt(struct virtqueue *vq);
+
+/*
+ * Copies between a request's segments and a flat buffer, starting at byte
+ * offset off of the readable (vq_copy_from) or writable (vq_copy_to) part.
+ * Returns the bytes copied, at most len.
+ */
+uint64_t vq_copy_from(const struct vq_req *req, uint64_t off, void *buf, uint64_t len);
+uint64_t vq_copy_to(struct vq_req *req, uint64_t off, const void *buf, uint64_t len);
+
+#endif

@@ -1,0 +1,151 @@
+/* The I/O thread: io_uring for eventfd watches and device I/O. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "iothread.h"
+#include "log.h"
+
+static void watch_arm(struct io_watch *w)
+{
+	struct io_uring_sqe *sqe = iothread_sqe(w->t);
+
+	if (!sqe) {
+		pr_err("I/O thread: no room to watch fd %d; its device stalls", w->fd);
+		return;
+	}
+	io_uring_prep_poll_add(sqe, w->fd, POLLIN);
+	io_uring_sqe_set_data(sqe, &w->cb);
+}
+
+static void watch_fired(struct io_cb *cb, int res)
+{
+	struct io_watch *w = (struct io_watch *)cb;
+	uint64_t v;
+
+	if (res < 0 && res != -EINTR) {
+		pr_err("I/O thread: polling fd %d: %s", w->fd, strerror(-res));
+		return;
+	}
+	if (read(w->fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		pr_warn("I/O thread: reading eventfd %d: %s", w->fd, strerror(errno));
+	if (w->t->stop)
+		return;
+	w->handler(w->opaque);
+	watch_arm(w);
+}
+
+static void stop_handler(void *opaque)
+{
+	struct iothread *t = opaque;
+
+	t->stop = true;
+}
+
+int iothread_init(struct iothread *t, unsigned int entries)
+{
+	int ret;
+
+	memset(t, 0, sizeof(*t));
+	t->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (t->stop_efd < 0)
+		return -errno;
+	ret = io_uring_queue_init(entries, &t->ring, 0);
+	if (ret) {
+		close(t->stop_efd);
+		return ret;
+	}
+	ret = iothread_watch(t, t->stop_efd, stop_handler, t);
+	if (ret)
+		iothread_destroy(t);
+	return ret;
+}
+
+int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *opaque)
+{
+	struct io_watch *w;
+
+	if (t->started || t->nr_watches == IOTHREAD_MAX_WATCHES)
+		return -ENOSPC;
+	w = &t->watches[t->nr_watches++];
+	*w = (struct io_watch){ .cb.fn = watch_fired, .t = t, .fd = fd, .handler = handler,
+				.opaque = opaque };
+	return 0;
+}
+
+struct io_uring_sqe *iothread_sqe(struct iothread *t)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+
+	if (!sqe && io_uring_submit(&t->ring) >= 0)
+		sqe = io_uring_get_sqe(&t->ring);
+	return sqe;
+}
+
+static void *iothread_main(void *arg)
+{
+	struct iothread *t = arg;
+	unsigned int i;
+
+	for (i = 0; i < t->nr_watches; i++)
+		watch_arm(&t->watches[i]);
+	while (!t->stop) {
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_submit_and_wait(&t->ring, 1);
+
+		if (ret < 0 && ret != -EINTR && ret != -EBUSY) {
+			pr_err("I/O thread: io_uring_submit_and_wait: %s", strerror(-ret));
+			break;
+		}
+		while (!t->stop && io_uring_peek_cqe(&t->ring, &cqe) == 0) {
+			struct io_cb *cb = io_uring_cqe_get_data(cqe);
+			int res = cqe->res;
+
+			/* Seen before the callback runs: callbacks queue SQEs but never reap. */
+			io_uring_cqe_seen(&t->ring, cqe);
+			if (cb)
+				cb->fn(cb, res);
+			t->completions++;
+		}
+	}
+	return NULL;
+}
+
+int iothread_start(struct iothread *t)
+{
+	sigset_t all, old;
+	int ret;
+
+	/* Signals belong to vm_run()'s signalfd and the vCPU kick, not to this thread. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = -pthread_create(&t->thread, NULL, iothread_main, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	t->started = ret == 0;
+	return ret;
+}
+
+void iothread_stop(struct iothread *t)
+{
+	uint64_t one = 1;
+
+	if (!t->started)
+		return;
+	if (write(t->stop_efd, &one, sizeof(one)) < 0)
+		pr_warn("I/O thread: cannot signal the stop: %s", strerror(errno));
+	pthread_join(t->thread, NULL);
+	t->started = false;
+}
+
+void iothread_destroy(struct iothread *t)
+{
+	iothread_stop(t);
+	io_uring_queue_exit(&t->ring);
+	if (t->stop_efd >= 0)
+		close(t->stop_efd);
+	t->stop_efd = -1;
+}

@@ -1,0 +1,57 @@
+/*
+ * The I/O thread: one io_uring serves eventfds (guest kicks through
+ * ioeventfd, or through the bus when ioeventfd is unavailable) and the
+ * block I/O the virtio devices start.  Everything submitted to the ring is
+ * submitted from this thread, so the ring needs no lock.  No busy polling:
+ * the thread sleeps in io_uring_submit_and_wait().
+ */
+#ifndef VEIL_IOTHREAD_H
+#define VEIL_IOTHREAD_H
+
+#include <liburing.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "compiler.h"
+
+#define IOTHREAD_MAX_WATCHES 16
+
+/* A completion: what a CQE's user_data points at. */
+struct io_cb {
+	void (*fn)(struct io_cb *cb, int res);
+};
+
+struct io_watch {
+	struct io_cb cb;
+	struct iothread *t;
+	int fd;                     /* an eventfd */
+	void (*handler)(void *opaque);
+	void *opaque;
+};
+
+struct iothread {
+	struct io_uring ring;
+	pthread_t thread;
+	bool started;
+	bool stop;
+	int stop_efd;
+	struct io_watch watches[IOTHREAD_MAX_WATCHES];
+	unsigned int nr_watches;
+	uint64_t completions;
+};
+
+int iothread_init(struct iothread *t, unsigned int entries) __must_check;
+/*
+ * Calls handler(opaque) on the I/O thread each time eventfd fd becomes
+ * readable, after reading it.  Before iothread_start() only.
+ */
+int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *opaque) __must_check;
+int iothread_start(struct iothread *t) __must_check;
+/* Stops and joins the thread; in-flight I/O is waited for (bounded by the kernel). */
+void iothread_stop(struct iothread *t);
+void iothread_destroy(struct iothread *t);
+
+/* On the I/O thread: a free SQE, submitting queued ones first if the ring is full. */
+struct io_uring_sqe *iothread_sqe(struct iothread *t);
+
+#endif

@@ -1,0 +1,73 @@
+/* A VM's virtio devices: virtio-blk disks on virtio-mmio, served by the I/O thread. */
+#ifndef VEIL_VIRTIO_DEVS_H
+#define VEIL_VIRTIO_DEVS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "blk.h"
+#include "compiler.h"
+#include "iothread.h"
+#include "mmio.h"
+
+#define VM_MAX_DISKS 4
+
+struct vm;
+
+struct vm_disk_cfg {
+	const char *path;
+	bool read_only;
+	bool direct; /* O_DIRECT */
+};
+
+/* An I/O's completion, as the ring sees it. */
+struct blk_cb {
+	struct io_cb cb;
+	struct blk_io *io;
+};
+
+struct vm_blk {
+	struct vm *vm;
+	char name[24];
+	struct virtio_blk blk;
+	struct virtio_mmio mmio;
+	struct arch_mmio_dev slot;
+	int fd;
+	int kick_efd;
+	bool ioeventfd;
+	struct blk_cb cbs[BLK_MAX_INFLIGHT];
+};
+
+struct vm_virtio {
+	struct iothread io;
+	bool io_ready;
+	unsigned int nr_blk;
+	struct vm_blk *blk[VM_MAX_DISKS];
+	struct arch_mmio_dev mmio_devs[ARCH_MAX_MMIO_DEVS];
+	unsigned int nr_mmio;
+};
+
+/*
+ * Parses "PATH[,ro][,direct]".  -EINVAL with err set on a bad option.
+ * cfg->path points into spec.
+ */
+int vm_disk_parse(char *spec, struct vm_disk_cfg *cfg, char *err, size_t errlen) __must_check;
+/*
+ * Opens the disk and adds a virtio-blk device on the next virtio-mmio slot.
+ * -errno with err set: a missing or unusable file, a size not a multiple
+ * of 512, too many devices.
+ */
+int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t errlen)
+	__must_check;
+/* The devices the firmware tables must declare. */
+const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr);
+/* vm_run()'s: start the I/O thread before the vCPUs, stop it after they joined. */
+int vm_virtio_start(struct vm *vm) __must_check;
+void vm_virtio_stop(struct vm *vm);
+void vm_virtio_destroy(struct vm *vm);
+/* One line per device for the run summary. */
+void vm_virtio_summary(struct vm *vm, FILE *f);
+
+#endif
