@@ -285,6 +285,45 @@ int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_r
 	return range_op(gm, gpa, len, true, false, res);
 }
 
+int gmem_roundtrip(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
+{
+	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
+	uint64_t first, n;
+	int ret;
+
+	memset(res, 0, sizeof(*res));
+	if (!r)
+		return -EINVAL;
+	if (gm->cfg.model == GMEM_MODEL_OUT_OF_PLACE ||
+	    (gm->cfg.model == GMEM_MODEL_HOST && gm->cfg.destructive))
+		return -EOPNOTSUPP; /* contents would not survive: only for models that keep them */
+	first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
+	n = len / GMEM_PAGE_SIZE;
+	ret = gmem_range_begin(gm, r, first, n, res);
+	if (ret)
+		goto out;
+	if (gmem_range_has_private(gm, r, gpa, len)) {
+		ret = -EBUSY; /* the guest's own private memory: not ours to flip */
+		gmem_range_end(gm, r, first, n, false);
+		goto out;
+	}
+	if (gm->cfg.model != GMEM_MODEL_IN_PLACE)
+		longterm_release(gm, gpa, len, res);
+	ret = run_backend(gm, r, gpa - r->gpa, len, true, res);
+	if (!ret) {
+		ret = run_backend(gm, r, gpa - r->gpa, len, false, res);
+		/* Half done: the kernel has it private, and the map must say so (I5). */
+		if (ret)
+			gmem_attr_update(gm, r, first, n, true);
+	}
+	gmem_range_end(gm, r, first, n, ret == 0);
+	longterm_restore(gm);
+out:
+	gmem_stat_add(ret ? &gm->stats.conversion_errors : &gm->stats.conversions, ret ? 1 : 2);
+	gmem_stat_add(&gm->stats.retries, res->retries);
+	return ret;
+}
+
 int gmem_allocate(struct gmem *gm, uint64_t gpa, uint64_t len)
 {
 	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);

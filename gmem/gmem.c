@@ -317,6 +317,27 @@ int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
 	return 0;
 }
 
+int gmem_allocated_bytes(const struct gmem *gm, uint64_t *bytes)
+{
+	unsigned int i;
+	struct stat st;
+
+	*bytes = 0;
+	for (i = 0; i < gm->nr; i++) {
+		const struct gmem_region *r = &gm->regions[i];
+
+		if (fstat(r->fd, &st) < 0)
+			return -errno;
+		*bytes += (uint64_t)st.st_blocks * 512;
+		if (r->shared_fd >= 0) {
+			if (fstat(r->shared_fd, &st) < 0)
+				return -errno;
+			*bytes += (uint64_t)st.st_blocks * 512;
+		}
+	}
+	return 0;
+}
+
 int gmem_read(struct gmem *gm, uint64_t gpa, void *buf, uint64_t len)
 {
 	struct gmem_pin pin;

@@ -136,6 +136,16 @@ void gmem_unpin(struct gmem_pin *pin);
  */
 int gmem_convert(struct gmem *gm, uint64_t gpa, uint64_t len, bool to_private,
 		 struct gmem_conv_result *res) __must_check;
+/*
+ * Converts shared [gpa, gpa+len) to private and back to shared as one
+ * operation: the range stays marked converting throughout, so pins that
+ * arrive meanwhile wait (bounded) instead of finding it private.  For host
+ * stress of the models that keep contents (in-place, non-destructive
+ * host-enforced); -EOPNOTSUPP otherwise, -EBUSY if a page is private.  If
+ * the way back fails, the range stays private and the map says so (I5).
+ */
+int gmem_roundtrip(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
+	__must_check;
 /* Frees the pages' contents, synchronized with pins like a conversion (I1). */
 int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
 	__must_check;
@@ -180,6 +190,10 @@ int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private) __must_ch
 
 uint64_t gmem_flags(const struct gmem *gm);
 uint64_t gmem_total_size(const struct gmem *gm);
+/* True if [gpa, gpa+len) lies inside one range of the layout. */
+bool gmem_region_contains(const struct gmem_layout *l, uint64_t gpa, uint64_t len);
+/* Bytes of backing the kernel holds for guest memory (st_blocks of every fd); -errno. */
+int gmem_allocated_bytes(const struct gmem *gm, uint64_t *bytes) __must_check;
 const struct gmem_layout *gmem_get_layout(const struct gmem *gm);
 void gmem_get_stats(struct gmem *gm, struct gmem_stats *out);
 

@@ -11,6 +11,16 @@ static void layout_add(struct gmem_layout *l, uint64_t gpa, uint64_t size)
 	l->nr++;
 }
 
+bool gmem_region_contains(const struct gmem_layout *l, uint64_t gpa, uint64_t len)
+{
+	unsigned int i;
+
+	for (i = 0; i < l->nr; i++)
+		if (gpa >= l->r[i].gpa && len <= l->r[i].size && gpa - l->r[i].gpa <= l->r[i].size - len)
+			return true;
+	return false;
+}
+
 int gmem_layout_compute(const struct gmem_arch_map *map, uint64_t mem_size,
 			struct gmem_layout *out)
 {

@@ -15,6 +15,7 @@
 #include "kvm_uapi.h"
 #include "log.h"
 #include "parse.h"
+#include "convstress.h"
 #include "fwsvc.h"
 #include "virtio_devs.h"
 #include "stress.h"
@@ -27,6 +28,8 @@
 #define DEFAULT_MEM (64ULL << 20)
 #define OPT_CHECK_STRIDE 1000 /* long-only options */
 #define OPT_DISK 1001
+#define OPT_BALLOON 1002
+#define OPT_CONVERT_STRESS 1003
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -70,6 +73,11 @@ static const char usage_run[] =
 	"                            a virtio-blk disk (virtio-mmio, declared in ACPI) backed\n"
 	"                            by a file or block device through io_uring; ro refuses\n"
 	"                            writes, direct opens it O_DIRECT; up to 4\n"
+	"      --balloon             a virtio-balloon: pages the guest reports free (free\n"
+	"                            page reporting) are punched out of guest_memfd\n"
+	"      --convert-stress      while the guest runs, round-trip random ranges of its RAM\n"
+	"                            and its live disk buffers shared -> private -> shared\n"
+	"                            (models that keep contents only: in-place, host-enforced)\n"
 	"      --check-stride N      conversions firmware: check one qword in N, 1 to 512;\n"
 	"                            default: 1 (every byte); for slow, emulating KVMs\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
@@ -133,6 +141,8 @@ struct run_opts {
 	uint64_t mem_size;
 	bool quiet;
 	unsigned int check_stride;
+	bool balloon;
+	bool convert_stress;
 	unsigned int nr_disks;
 	struct vm_disk_cfg disks[VM_MAX_DISKS];
 };
@@ -228,6 +238,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ "check-stride", required_argument, NULL, OPT_CHECK_STRIDE },
 		{ "disk", required_argument, NULL, OPT_DISK },
+		{ "balloon", no_argument, NULL, OPT_BALLOON },
+		{ "convert-stress", no_argument, NULL, OPT_CONVERT_STRESS },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -247,6 +259,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case 'm': o->mem_size = opt_mem("run", optarg); break;
 		case 'q': o->quiet = true; break;
 		case 'v': verbose++; break;
+		case OPT_BALLOON: o->balloon = true; break;
+		case OPT_CONVERT_STRESS: o->convert_stress = true; break;
 		case OPT_DISK: {
 			char err[160];
 
@@ -442,6 +456,7 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 	};
 	char verdict[320] = "";
 	struct fw_boot fb;
+	struct convstress cs = { 0 };
 	struct fwsvc svc;
 	struct vm *vm;
 	int ret, code;
@@ -461,16 +476,41 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 			return ret == -ENOMEM ? VM_EXIT_FAILURE : VM_EXIT_USAGE;
 		}
 	}
+	if (o->balloon) {
+		char err[200] = "";
+
+		ret = vm_add_balloon(vm, err, sizeof(err));
+		if (ret) {
+			fprintf(stderr, "veil run: --balloon: %s\n", err);
+			vm_destroy(vm);
+			return VM_EXIT_FAILURE;
+		}
+	}
 	b->lb.mmio_devs = vm_mmio_devs(vm, &b->lb.nr_mmio_devs);
 	code = boot_guest(vm, o, b, &fb, &svc);
 	if (code) {
 		vm_destroy(vm);
 		return code;
 	}
+	if (o->convert_stress) {
+		ret = convstress_start(&cs, vm, boot_seed());
+		if (ret) {
+			fprintf(stderr, "veil run: --convert-stress: %s\n", ret == -EOPNOTSUPP ?
+				"the memory model does not keep contents across conversions "
+				"(out-of-place, or destructive)" : strerror(-ret));
+			vm_destroy(vm);
+			return ret == -EOPNOTSUPP ? VM_EXIT_USAGE : VM_EXIT_FAILURE;
+		}
+	}
 	code = vm_run(vm);
+	convstress_stop(&cs);
+	if (o->convert_stress && cs.failures && code == VM_EXIT_POWEROFF)
+		code = VM_EXIT_FAILURE; /* the guest survived, but an invariant was at risk */
 	if (code == VM_EXIT_POWEROFF && !o->kernel && b->img.selftest)
 		code = selftest_verdict(vm, &fb, verdict, sizeof(verdict));
 	print_summary(vm, o, verdict[0] ? verdict : NULL);
+	if (o->convert_stress)
+		convstress_summary(&cs, stderr);
 	if (code != VM_EXIT_POWEROFF && o->quiet)
 		fprintf(stderr, "veil: stopped: %s\n", vm->stop_reason);
 	vm_destroy(vm);

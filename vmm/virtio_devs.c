@@ -64,31 +64,83 @@ static int disk_size(int fd, uint64_t *size)
 	return 0;
 }
 
-/* The guest's interrupt line for this device: level, on the in-kernel IOAPIC. */
-static void blk_set_irq(void *opaque, bool level)
+/* The guest's interrupt line for a device: level, on the in-kernel IOAPIC. */
+static void vdev_set_irq(void *opaque, bool level)
 {
-	struct vm_blk *b = opaque;
-	struct kvm_irq_level irq = { .irq = b->slot.irq, .level = level };
+	struct vm_vdev *v = opaque;
+	struct kvm_irq_level irq = { .irq = v->slot.irq, .level = level };
 
-	if (ioctl(b->vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
-		pr_warn("%s: KVM_IRQ_LINE %u: %s", b->name, b->slot.irq, strerror(errno));
+	if (ioctl(v->vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		pr_warn("%s: KVM_IRQ_LINE %u: %s", v->name, v->slot.irq, strerror(errno));
 }
 
 /* A kick that came through the bus (no ioeventfd): wake the I/O thread. */
-static void blk_kick(void *opaque)
+static void vdev_kick(void *opaque)
 {
-	struct vm_blk *b = opaque;
+	struct vm_vdev *v = opaque;
 	uint64_t one = 1;
 
-	if (write(b->kick_efd, &one, sizeof(one)) < 0)
-		pr_warn("%s: kick: %s", b->name, strerror(errno));
+	if (write(v->kick_efd, &one, sizeof(one)) < 0)
+		pr_warn("%s: kick: %s", v->name, strerror(errno));
 }
 
-static void blk_kicked(void *opaque)
+static void vdev_kicked(void *opaque)
 {
-	struct vm_blk *b = opaque;
+	struct vm_vdev *v = opaque;
 
-	blk_process(&b->blk);
+	v->process(v);
+}
+
+/*
+ * Puts a device on the next virtio-mmio slot: bus, ioeventfd on QueueNotify
+ * (every queue: no datamatch), the I/O thread's watch, the interrupt line.
+ */
+static int vdev_attach(struct vm *vm, struct vm_vdev *v, struct virtio_dev *vd,
+		       void (*process)(struct vm_vdev *), char *err, size_t errlen)
+{
+	struct vm_virtio *vv = vm->virtio;
+	struct kvm_ioeventfd ev = { .len = 4 };
+	int ret;
+
+	v->vm = vm;
+	v->vd = vd;
+	v->process = process;
+	ret = arch_mmio_slot(vv->nr_mmio, &v->slot);
+	if (ret) {
+		snprintf(err, errlen, "no virtio-mmio slot left on this architecture");
+		return ret;
+	}
+	v->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->kick_efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	vd->set_irq = vdev_set_irq;
+	vd->irq_opaque = v;
+	virtio_mmio_init(&v->mmio, vd);
+	ret = bus_register(vm->bus, BUS_MMIO, v->slot.base, v->slot.size, &virtio_mmio_ops,
+			   &v->mmio, v->name);
+	if (!ret)
+		ret = iothread_watch(&vv->io, v->kick_efd, vdev_kicked, v);
+	if (ret) {
+		snprintf(err, errlen, "registering the device: %s", strerror(-ret));
+		return ret;
+	}
+	/* Without ioeventfd the kick still arrives, through a vCPU exit and the bus. */
+	ev.addr = v->slot.base + VIRTIO_MMIO_QUEUE_NOTIFY;
+	ev.fd = v->kick_efd;
+	v->ioeventfd = ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev) == 0;
+	if (!v->ioeventfd)
+		pr_info("%s: no ioeventfd (%s); kicks go through the bus", v->name, strerror(errno));
+	vv->mmio_devs[vv->nr_mmio++] = v->slot;
+	return 0;
+}
+
+static void vdev_close(struct vm_vdev *v)
+{
+	if (v->kick_efd >= 0)
+		close(v->kick_efd);
+	v->kick_efd = -1;
 }
 
 static void blk_io_cqe(struct io_cb *cb, int res)
@@ -102,9 +154,8 @@ static void blk_io_cqe(struct io_cb *cb, int res)
 static int blk_submit(void *opaque, struct blk_io *io)
 {
 	struct vm_blk *b = opaque;
-	struct io_uring_sqe *sqe = iothread_sqe(&b->vm->virtio->io);
-	size_t idx = (size_t)(io - b->blk.io);
-	struct blk_cb *cb = &b->cbs[idx];
+	struct io_uring_sqe *sqe = iothread_sqe(&b->v.vm->virtio->io);
+	struct blk_cb *cb = &b->cbs[io - b->blk.io];
 
 	if (!sqe)
 		return -EBUSY;
@@ -133,20 +184,14 @@ static int blk_submit(void *opaque, struct blk_io *io)
 
 static const struct blk_backend_ops uring_backend = { .submit = blk_submit };
 
-static int register_ioeventfd(struct vm_blk *b)
+static void blk_proc(struct vm_vdev *v)
 {
-	struct kvm_ioeventfd ev = {
-		.datamatch = 0, .addr = b->slot.base + VIRTIO_MMIO_QUEUE_NOTIFY, .len = 4,
-		.fd = b->kick_efd, .flags = KVM_IOEVENTFD_FLAG_DATAMATCH,
-	};
-
-	return ioctl(b->vm->vm_fd, KVM_IOEVENTFD, &ev) < 0 ? -errno : 0;
+	blk_process(&((struct vm_blk *)v)->blk);
 }
 
 static void blk_free(struct vm_blk *b)
 {
-	if (b->kick_efd >= 0)
-		close(b->kick_efd);
+	vdev_close(&b->v);
 	if (b->fd >= 0)
 		close(b->fd);
 	free(b);
@@ -163,16 +208,15 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
 		return -ENOMEM;
 	}
-	if (v->nr_blk == VM_MAX_DISKS || v->nr_mmio == ARCH_MAX_MMIO_DEVS) {
+	if (v->nr_blk == VM_MAX_DISKS) {
 		snprintf(err, errlen, "at most %u disks", VM_MAX_DISKS);
 		return -ENOSPC;
 	}
 	b = calloc(1, sizeof(*b));
 	if (!b)
 		return -ENOMEM;
-	b->vm = vm;
-	b->kick_efd = -1;
-	snprintf(b->name, sizeof(b->name), "virtio-blk%u", v->nr_blk);
+	b->v.kick_efd = -1;
+	snprintf(b->v.name, sizeof(b->v.name), "virtio-blk%u", v->nr_blk);
 	flags = (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (cfg->direct ? O_DIRECT : 0);
 	b->fd = open(cfg->path, flags);
 	if (b->fd < 0) {
@@ -188,51 +232,104 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 		ret = -EINVAL;
 		goto err;
 	}
-	ret = arch_mmio_slot(v->nr_mmio, &b->slot);
-	if (ret) {
-		snprintf(err, errlen, "no virtio-mmio slot left on this architecture");
-		goto err;
-	}
-	b->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->kick_efd < 0) {
-		ret = -errno;
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
-		goto err;
-	}
-	ret = virtio_blk_init(&b->blk, vm->gmem, b->name, size, cfg->read_only, b->name);
+	ret = virtio_blk_init(&b->blk, vm->gmem, b->v.name, size, cfg->read_only, b->v.name);
 	if (ret) {
 		snprintf(err, errlen, "virtio-blk: %s", strerror(-ret));
 		goto err;
 	}
 	b->blk.backend = &uring_backend;
 	b->blk.backend_opaque = b;
-	b->blk.kick = blk_kick;
-	b->blk.kick_opaque = b;
-	b->blk.vdev.set_irq = blk_set_irq;
-	b->blk.vdev.irq_opaque = b;
-	virtio_mmio_init(&b->mmio, &b->blk.vdev);
-	ret = bus_register(vm->bus, BUS_MMIO, b->slot.base, b->slot.size, &virtio_mmio_ops,
-			   &b->mmio, b->name);
-	if (!ret)
-		ret = iothread_watch(&v->io, b->kick_efd, blk_kicked, b);
+	b->blk.kick = vdev_kick;
+	b->blk.kick_opaque = &b->v;
+	ret = vdev_attach(vm, &b->v, &b->blk.vdev, blk_proc, err, errlen);
 	if (ret) {
-		snprintf(err, errlen, "registering the device: %s", strerror(-ret));
 		virtio_blk_destroy(&b->blk);
 		goto err;
 	}
-	/* Without ioeventfd the kick still arrives, through a vCPU exit and the bus. */
-	b->ioeventfd = register_ioeventfd(b) == 0;
-	if (!b->ioeventfd)
-		pr_info("%s: no ioeventfd (%s); kicks go through the bus", b->name, strerror(errno));
 	v->blk[v->nr_blk++] = b;
-	v->mmio_devs[v->nr_mmio++] = b->slot;
-	pr_info("%s: %s, %llu MiB%s%s, MMIO 0x%llx, GSI %u", b->name, cfg->path,
+	pr_info("%s: %s, %llu MiB%s%s, MMIO 0x%llx, GSI %u", b->v.name, cfg->path,
 		(unsigned long long)(size >> 20), cfg->read_only ? ", read-only" : "",
-		cfg->direct ? ", O_DIRECT" : "", (unsigned long long)b->slot.base, b->slot.irq);
+		cfg->direct ? ", O_DIRECT" : "", (unsigned long long)b->v.slot.base, b->v.slot.irq);
 	return 0;
 err:
 	blk_free(b);
 	return ret;
+}
+
+/* The host's MemFree in bytes, or 0 if /proc/meminfo cannot say. */
+static uint64_t host_memfree(void)
+{
+	unsigned long long kb = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "re");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "MemFree: %llu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return (uint64_t)kb * 1024;
+}
+
+/*
+ * Reports are served here, and measured two ways: guest_memfd's st_blocks
+ * (0 on kernels whose guest_memfd does not account blocks), and the host's
+ * MemFree around each batch (system-wide, so an upper bound on noise only).
+ */
+static void balloon_proc(struct vm_vdev *v)
+{
+	struct vm_balloon *b = (struct vm_balloon *)v;
+	uint64_t before, after, free0 = host_memfree(), free1;
+	bool measured = gmem_allocated_bytes(v->vm->gmem, &before) == 0;
+	uint64_t discarded = b->b.stats.discarded_bytes;
+
+	balloon_process(&b->b);
+	if (b->b.stats.discarded_bytes == discarded)
+		return; /* nothing punched: not a report batch worth measuring */
+	if (measured && gmem_allocated_bytes(v->vm->gmem, &after) == 0 && after < before)
+		b->alloc_drop += before - after;
+	free1 = host_memfree();
+	if (free0 && free1 > free0)
+		b->memfree_rise += free1 - free0;
+}
+
+int vm_add_balloon(struct vm *vm, char *err, size_t errlen)
+{
+	struct vm_virtio *v = virtio_of(vm);
+	struct vm_balloon *b;
+	int ret;
+
+	if (!v) {
+		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
+		return -ENOMEM;
+	}
+	if (v->balloon) {
+		snprintf(err, errlen, "one balloon only");
+		return -EEXIST;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->v.kick_efd = -1;
+	snprintf(b->v.name, sizeof(b->v.name), "virtio-balloon");
+	ret = virtio_balloon_init(&b->b, vm->gmem, b->v.name);
+	if (ret) {
+		snprintf(err, errlen, "virtio-balloon: %s", strerror(-ret));
+		free(b);
+		return ret;
+	}
+	b->b.kick = vdev_kick;
+	b->b.kick_opaque = &b->v;
+	ret = vdev_attach(vm, &b->v, &b->b.vdev, balloon_proc, err, errlen);
+	if (ret) {
+		virtio_balloon_destroy(&b->b);
+		vdev_close(&b->v);
+		free(b);
+		return ret;
+	}
+	v->balloon = b;
+	return 0;
 }
 
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
@@ -243,7 +340,7 @@ const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
 
 int vm_virtio_start(struct vm *vm)
 {
-	if (!vm->virtio || !vm->virtio->nr_blk)
+	if (!vm->virtio || !vm->virtio->nr_mmio)
 		return 0;
 	return iothread_start(&vm->virtio->io);
 }
@@ -268,6 +365,11 @@ void vm_virtio_destroy(struct vm *vm)
 		virtio_blk_destroy(&v->blk[i]->blk);
 		blk_free(v->blk[i]);
 	}
+	if (v->balloon) {
+		virtio_balloon_destroy(&v->balloon->b);
+		vdev_close(&v->balloon->v);
+		free(v->balloon);
+	}
 	free(v);
 	vm->virtio = NULL;
 }
@@ -281,13 +383,28 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 
 		fprintf(f, "veil: %s: %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, "
 			"%llu discards, %llu write-zeroes, %llu errors, %llu malformed%s\n",
-			vm->virtio->blk[i]->name, (unsigned long long)blk->stats.reads,
+			vm->virtio->blk[i]->v.name, (unsigned long long)blk->stats.reads,
 			(unsigned long long)(blk->stats.bytes_read >> 20),
 			(unsigned long long)blk->stats.writes,
 			(unsigned long long)(blk->stats.bytes_written >> 20),
 			(unsigned long long)blk->stats.flushes, (unsigned long long)blk->stats.discards,
 			(unsigned long long)blk->stats.write_zeroes, (unsigned long long)blk->stats.errors,
 			(unsigned long long)blk->stats.malformed,
-			vm->virtio->blk[i]->ioeventfd ? "" : " (kicks through the bus)");
+			vm->virtio->blk[i]->v.ioeventfd ? "" : " (kicks through the bus)");
+	}
+	if (vm->virtio && vm->virtio->balloon) {
+		struct vm_balloon *b = vm->virtio->balloon;
+
+		fprintf(f, "veil: virtio-balloon: %llu free page reports, %llu MiB reported, "
+			"%llu MiB punched, %llu refused, %llu inflated pages; across the reports "
+			"guest_memfd's st_blocks dropped by %llu MiB and the host's MemFree rose by "
+			"%llu MiB\n",
+			(unsigned long long)b->b.stats.reports,
+			(unsigned long long)(b->b.stats.reported_bytes >> 20),
+			(unsigned long long)(b->b.stats.discarded_bytes >> 20),
+			(unsigned long long)b->b.stats.discard_errors,
+			(unsigned long long)b->b.stats.inflated_pages,
+			(unsigned long long)(b->alloc_drop >> 20),
+			(unsigned long long)(b->memfree_rise >> 20));
 	}
 }

@@ -1,12 +1,17 @@
-/* A VM's virtio devices: virtio-blk disks on virtio-mmio, served by the I/O thread. */
+/*
+ * A VM's virtio devices on virtio-mmio: disks (virtio-blk), the balloon,
+ * and (as they land) rng and console, all served by one I/O thread.
+ */
 #ifndef VEIL_VIRTIO_DEVS_H
 #define VEIL_VIRTIO_DEVS_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "arch.h"
+#include "balloon.h"
 #include "blk.h"
 #include "compiler.h"
 #include "iothread.h"
@@ -22,6 +27,18 @@ struct vm_disk_cfg {
 	bool direct; /* O_DIRECT */
 };
 
+/* What every device has: its transport, slot, kick eventfd, and a process call. */
+struct vm_vdev {
+	struct vm *vm;
+	char name[24];
+	struct virtio_dev *vd;
+	struct virtio_mmio mmio;
+	struct arch_mmio_dev slot;
+	int kick_efd;
+	bool ioeventfd;
+	void (*process)(struct vm_vdev *v); /* on the I/O thread, after a kick */
+};
+
 /* An I/O's completion, as the ring sees it. */
 struct blk_cb {
 	struct io_cb cb;
@@ -29,15 +46,17 @@ struct blk_cb {
 };
 
 struct vm_blk {
-	struct vm *vm;
-	char name[24];
+	struct vm_vdev v;
 	struct virtio_blk blk;
-	struct virtio_mmio mmio;
-	struct arch_mmio_dev slot;
 	int fd;
-	int kick_efd;
-	bool ioeventfd;
 	struct blk_cb cbs[BLK_MAX_INFLIGHT];
+};
+
+struct vm_balloon {
+	struct vm_vdev v;
+	struct virtio_balloon b;
+	uint64_t alloc_drop;   /* guest_memfd bytes freed across report batches, by fstat */
+	uint64_t memfree_rise; /* the host's MemFree gain across report batches */
 };
 
 struct vm_virtio {
@@ -45,6 +64,7 @@ struct vm_virtio {
 	bool io_ready;
 	unsigned int nr_blk;
 	struct vm_blk *blk[VM_MAX_DISKS];
+	struct vm_balloon *balloon;
 	struct arch_mmio_dev mmio_devs[ARCH_MAX_MMIO_DEVS];
 	unsigned int nr_mmio;
 };
@@ -61,6 +81,8 @@ int vm_disk_parse(char *spec, struct vm_disk_cfg *cfg, char *err, size_t errlen)
  */
 int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t errlen)
 	__must_check;
+/* Adds a virtio-balloon whose free page reports punch guest_memfd (gmem_discard). */
+int vm_add_balloon(struct vm *vm, char *err, size_t errlen) __must_check;
 /* The devices the firmware tables must declare. */
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr);
 /* vm_run()'s: start the I/O thread before the vCPUs, stop it after they joined. */

@@ -264,6 +264,8 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		io_put(blk, io);
 		return;
 	}
+	__atomic_store_n(&blk->last_gpa, io->req->seg[io->req->nr_segs > 1 ? 1 : 0].gpa,
+			 __ATOMIC_RELAXED);
 	io->op = p->op;
 	io->offset = p->offset;
 	io->len = p->len;
@@ -277,6 +279,11 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		complete(blk, io->req, p);
 		io_put(blk, io);
 	}
+}
+
+uint64_t virtio_blk_last_gpa(struct virtio_blk *blk)
+{
+	return __atomic_load_n(&blk->last_gpa, __ATOMIC_RELAXED);
 }
 
 void blk_process(struct virtio_blk *blk)

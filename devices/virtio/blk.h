@@ -99,6 +99,7 @@ struct virtio_blk {
 	void *kick_opaque;
 	struct blk_io io[BLK_MAX_INFLIGHT];
 	unsigned int inflight;
+	uint64_t last_gpa;     /* a data buffer of the latest request started (atomic) */
 	struct {
 		uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
 		uint64_t bytes_read, bytes_written;
@@ -115,6 +116,8 @@ int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, u
 		    bool read_only, const char *id) __must_check;
 void virtio_blk_destroy(struct virtio_blk *blk);
 
+/* A guest buffer some recent request used, for host stress that aims at live I/O. */
+uint64_t virtio_blk_last_gpa(struct virtio_blk *blk);
 /* Pops and starts every available request.  On the I/O thread. */
 void blk_process(struct virtio_blk *blk);
 /* A backend finished io: writes the status, completes the request, signals the guest. */

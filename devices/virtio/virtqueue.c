@@ -159,7 +159,8 @@ static __printf(5, 6) int desc_fail(struct virtqueue *vq, int err, uint16_t i,
 }
 
 /* Checks one descriptor as read from the table; writable: whether a writable one came before. */
-static int check_desc(struct virtqueue *vq, uint16_t i, const struct vring_desc *d, bool writable)
+static int check_desc(struct virtqueue *vq, uint16_t i, const struct vring_desc *d, bool writable,
+		      bool pin)
 {
 	if (d->flags & VIRTQ_DESC_F_INDIRECT)
 		return desc_fail(vq, -EINVAL, i, d, "INDIRECT, not offered");
@@ -171,7 +172,8 @@ static int check_desc(struct virtqueue *vq, uint16_t i, const struct vring_desc 
 		return desc_fail(vq, -EINVAL, i, d, "device-readable after a writable one");
 	if (!d->len)
 		return desc_fail(vq, -EINVAL, i, d, "zero length");
-	if (d->len > VQ_MAX_SEG_LEN)
+	/* What the device will touch is bounded; a range it only discards need not be. */
+	if (pin && d->len > VQ_MAX_SEG_LEN)
 		return desc_fail(vq, -E2BIG, i, d, "longer than %u bytes", VQ_MAX_SEG_LEN);
 	/* gmem would refuse it too, but as out of RAM: say what is really wrong. */
 	if (d->addr + d->len < d->addr)
@@ -184,7 +186,7 @@ static int check_desc(struct virtqueue *vq, uint16_t i, const struct vring_desc 
  * cannot be read (the ring is broken, not this chain); any other error is
  * this chain's.  Leaves what it pinned in req for the caller to release.
  */
-static int walk_chain(struct virtqueue *vq, struct vq_req *req)
+static int walk_chain(struct virtqueue *vq, struct vq_req *req, bool pin)
 {
 	/*
 	 * A loop is a descriptor seen twice: caught at once, whatever the queue
@@ -213,19 +215,23 @@ static int walk_chain(struct virtqueue *vq, struct vq_req *req)
 			return desc_fail(vq, -E2BIG, i, &d,
 					 "the chain from head %u is over %u long", req->head,
 					 VQ_MAX_SEGS);
-		ret = check_desc(vq, i, &d, writable);
+		ret = check_desc(vq, i, &d, writable, pin);
 		if (ret)
 			return ret;
-		ret = gmem_pin(vq->gm, d.addr, d.len, vq->owner, req_id, &req->pin[req->nr_pins]);
-		if (ret)
-			return desc_fail(vq, ret, i, &d, "buffer %s", access_error(ret));
+		if (pin) {
+			ret = gmem_pin(vq->gm, d.addr, d.len, vq->owner, req_id,
+				       &req->pin[req->nr_pins]);
+			if (ret)
+				return desc_fail(vq, ret, i, &d, "buffer %s", access_error(ret));
+		}
 		writable = d.flags & VIRTQ_DESC_F_WRITE;
 		seg = &req->seg[req->nr_segs];
 		*seg = (struct vq_seg){
-			.hva = req->pin[req->nr_pins].hva, .gpa = d.addr, .len = d.len,
+			.hva = pin ? req->pin[req->nr_pins].hva : NULL, .gpa = d.addr, .len = d.len,
 			.write = writable,
 		};
-		req->nr_pins++;
+		if (pin)
+			req->nr_pins++;
 		req->nr_segs++;
 		if (writable) {
 			req->in_len += d.len;
@@ -242,7 +248,7 @@ static int walk_chain(struct virtqueue *vq, struct vq_req *req)
 	}
 }
 
-int vq_pop(struct virtqueue *vq, struct vq_req *req)
+static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
 {
 	uint16_t avail_idx, pending, slot, head;
 	uint64_t at;
@@ -277,7 +283,7 @@ int vq_pop(struct virtqueue *vq, struct vq_req *req)
 		return vq_fail(vq, -EPROTO, "avail ring entry %u (GPA 0x%llx): head %u, size %u",
 			       slot, (unsigned long long)at, head, vq->size);
 	req->head = head;
-	ret = walk_chain(vq, req);
+	ret = walk_chain(vq, req, pin);
 	if (ret) {
 		vq_release(req);
 		/* A broken ring consumes nothing: the device goes to NEEDS_RESET from here. */
@@ -287,6 +293,16 @@ int vq_pop(struct virtqueue *vq, struct vq_req *req)
 	/* Good or bad, the chain is consumed: a bad one goes back through the used ring. */
 	vq->last_avail++;
 	return ret ? ret : 1;
+}
+
+int vq_pop(struct virtqueue *vq, struct vq_req *req)
+{
+	return pop(vq, req, true);
+}
+
+int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req)
+{
+	return pop(vq, req, false);
 }
 
 /*

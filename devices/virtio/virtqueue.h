@@ -97,6 +97,15 @@ void vq_reset(struct virtqueue *vq);
 int vq_pop(struct virtqueue *vq, struct vq_req *req) __must_check;
 
 /*
+ * As vq_pop, but the buffers are not pinned and seg[].hva is NULL: for
+ * chains that only describe guest memory (the balloon's page reports),
+ * which the device then discards through gmem, synchronized there.  Only
+ * the descriptors are validated, without VQ_MAX_SEG_LEN (free page reports
+ * are 2 MiB and more); the ranges are the caller's to check.
+ */
+int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req) __must_check;
+
+/*
  * Completes a request: unpins its buffers, then writes the used element
  * (head, written) and publishes the used idx, in that order (release
  * semantics for the guest).  -EFAULT if the used ring cannot be written.

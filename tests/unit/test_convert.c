@@ -366,6 +366,77 @@ static void test_pin_waits_for_conversion(void)
 	gmem_destroy(gm);
 }
 
+struct bg_rt {
+	struct gmem *gm;
+	int ret;
+	struct gmem_conv_result res;
+};
+
+static void *bg_roundtrip(void *arg)
+{
+	struct bg_rt *b = arg;
+
+	b->ret = gmem_roundtrip(b->gm, 0x40000, PAGE, &b->res);
+	return NULL;
+}
+
+/*
+ * A round trip keeps the range converting from the first step to the last:
+ * a pin arriving in between waits and then succeeds on a shared page, where
+ * two separate conversions would have let it find the page private.
+ */
+static void test_roundtrip(void)
+{
+	struct gmem *gm = make(GMEM_MODEL_IN_PLACE, false, 2000);
+	struct fake_kernel k = { .error_offset = UINT64_MAX, .delay_ms = 100 };
+	struct bg_rt b = { .gm = gm };
+	struct pin_during p = { .gm = gm };
+	struct gmem_conv_result res;
+	uint64_t v = 0x1234, r = 0;
+	struct gmem_stats st;
+	pthread_t tc, tp;
+	bool private = true;
+
+	gmem_set_attrs2_fn(gm, fake_attrs2, &k);
+	CHECK_EQ(gmem_write(gm, 0x40000, &v, 8), 0);
+	pthread_create(&tc, NULL, bg_roundtrip, &b);
+	sleep_ms(30);
+	pthread_create(&tp, NULL, bg_pin, &p);
+	pthread_join(tc, NULL);
+	pthread_join(tp, NULL);
+	CHECK_EQ(b.ret, 0);
+	CHECK_EQ(k.calls, 2); /* to private, then to shared */
+	CHECK_EQ(p.ret, 0);   /* it waited through both steps and found the page shared */
+	CHECK(p.ms >= 100);
+	CHECK_EQ(gmem_read(gm, 0x40000, &r, 8), 0);
+	CHECK_EQ(r, v);
+	CHECK_EQ(gmem_attr_is_private(gm, 0x40000, &private), 0);
+	CHECK(!private);
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.conversions, 2);
+	/* A private page is the guest's: refused.  A pin that stays: bounded, culprit named. */
+	CHECK_EQ(gmem_convert(gm, 0x40000, PAGE, true, &res), 0);
+	CHECK_EQ(gmem_roundtrip(gm, 0x40000, PAGE, &res), -EBUSY);
+	CHECK_EQ(gmem_convert(gm, 0x40000, PAGE, false, &res), 0);
+	gmem_destroy(gm);
+
+	gm = make(GMEM_MODEL_HOST, false, 50);
+	{
+		struct gmem_pin pin;
+
+		CHECK_EQ(gmem_pin(gm, 0x41000, 8, "dma", 9, &pin), 0);
+		CHECK_EQ(gmem_roundtrip(gm, 0x40000, 2 * PAGE, &res), -ETIMEDOUT);
+		CHECK_STR_CONTAINS(res.culprit, "dma");
+		gmem_unpin(&pin);
+		CHECK_EQ(gmem_roundtrip(gm, 0x40000, 2 * PAGE, &res), 0);
+	}
+	gmem_destroy(gm);
+	/* Contents would not survive a destructive round trip: refused. */
+	gm = make(GMEM_MODEL_HOST, true, 50);
+	CHECK_EQ(gmem_roundtrip(gm, 0x40000, PAGE, &res), -EOPNOTSUPP);
+	gmem_destroy(gm);
+}
+
 /* Pins racing conversions of the same pages: a pin must never see a private page. */
 struct race {
 	struct gmem *gm;
@@ -452,6 +523,7 @@ int main(void)
 	test_pin_waits_for_conversion();
 	test_longterm_not_restored_mid_conversion();
 	test_race_pins_conversions();
+	test_roundtrip();
 	test_map_gpa_range_args();
 	return test_done("convert");
 }

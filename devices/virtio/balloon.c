@@ -1,0 +1,199 @@
+/* virtio-balloon: free page reporting and inflation discard guest pages through gmem. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "balloon.h"
+#include "log.h"
+
+#define PFN_SHIFT 12 /* the balloon's page frame numbers are 4 KiB, whatever the guest's */
+#define PFNS_PER_CHUNK 256
+
+struct balloon_config {
+	uint32_t num_pages;
+	uint32_t actual;
+	uint32_t free_page_hint_cmd_id;
+	uint32_t poison_val;
+};
+
+static struct virtio_balloon *to_balloon(struct virtio_dev *vd)
+{
+	return vd->opaque;
+}
+
+static void balloon_config_read(struct virtio_dev *vd, uint32_t off, void *data,
+				unsigned int len)
+{
+	struct virtio_balloon *b = to_balloon(vd);
+	struct balloon_config c = { .num_pages = 0, .actual = b->actual };
+
+	if (off < sizeof(c))
+		memcpy(data, (uint8_t *)&c + off, off + len <= sizeof(c) ? len : sizeof(c) - off);
+}
+
+static void balloon_config_write(struct virtio_dev *vd, uint32_t off, const void *data,
+				 unsigned int len)
+{
+	struct virtio_balloon *b = to_balloon(vd);
+
+	if (off == offsetof(struct balloon_config, actual) && len == 4)
+		memcpy(&b->actual, data, 4);
+}
+
+/* Discards [gpa, gpa+len) if it is whole pages; the guest gave them up. */
+static void discard(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
+{
+	struct gmem_conv_result res;
+	int ret;
+
+	if (!len || gpa % GMEM_PAGE_SIZE || len % GMEM_PAGE_SIZE || gpa + len < gpa) {
+		b->stats.discard_errors++;
+		return;
+	}
+	ret = gmem_discard(b->gm, gpa, len, &res);
+	if (ret) {
+		b->stats.discard_errors++;
+		pr_debug("%s: discarding GPA 0x%llx+0x%llx: %s%s%s", b->vdev.name,
+			 (unsigned long long)gpa, (unsigned long long)len, strerror(-ret),
+			 res.culprit[0] ? ": " : "", res.culprit);
+		return;
+	}
+	b->stats.discarded_bytes += len;
+}
+
+/* One report: each descriptor is a free range (Linux sends them device-writable). */
+static void report(struct virtio_balloon *b, const struct vq_req *req)
+{
+	unsigned int i;
+
+	b->stats.reports++;
+	for (i = 0; i < req->nr_segs; i++) {
+		b->stats.reported_bytes += req->seg[i].len;
+		discard(b, req->seg[i].gpa, req->seg[i].len);
+	}
+}
+
+/* Inflate: the readable buffers hold 32-bit PFNs of pages the guest gave up. */
+static void inflate(struct virtio_balloon *b, const struct vq_req *req)
+{
+	uint32_t pfn[PFNS_PER_CHUNK];
+	uint64_t off = 0, n, i;
+
+	while ((n = vq_copy_from(req, off, pfn, sizeof(pfn)) / 4) != 0) {
+		for (i = 0; i < n; i++)
+			discard(b, (uint64_t)pfn[i] << PFN_SHIFT, GMEM_PAGE_SIZE);
+		b->stats.inflated_pages += n;
+		off += n * 4;
+	}
+}
+
+static bool serve(struct virtio_balloon *b, unsigned int q)
+{
+	struct virtqueue *vq = &b->vdev.vq[q];
+	bool done = false;
+	int ret;
+
+	for (;;) {
+		/* A report's buffers are the free pages themselves: never pin what gets punched. */
+		ret = q == BALLOON_Q_REPORTING ? vq_pop_unpinned(vq, b->req) : vq_pop(vq, b->req);
+		if (ret == 0)
+			break;
+		if (ret == -EPROTO) {
+			b->stats.malformed++;
+			pthread_mutex_unlock(&b->lock);
+			virtio_dev_needs_reset(&b->vdev, vq->error);
+			pthread_mutex_lock(&b->lock);
+			break;
+		}
+		if (ret < 0)
+			b->stats.malformed++;
+		else if (q == BALLOON_Q_REPORTING)
+			report(b, b->req);
+		else if (q == BALLOON_Q_INFLATE)
+			inflate(b, b->req);
+		/* Deflate needs nothing: a discarded page comes back zeroed when touched. */
+		if (vq_push(vq, b->req, 0))
+			virtio_dev_needs_reset(&b->vdev, vq->error);
+		done = true;
+	}
+	return done;
+}
+
+void balloon_process(struct virtio_balloon *b)
+{
+	unsigned int q;
+
+	for (q = 0; q < b->vdev.nr_queues; q++) {
+		bool done;
+
+		pthread_mutex_lock(&b->lock);
+		done = virtio_dev_running(&b->vdev) && serve(b, q);
+		pthread_mutex_unlock(&b->lock);
+		if (done)
+			virtio_dev_notify_queue(&b->vdev, q);
+	}
+}
+
+static void balloon_notify(struct virtio_dev *vd, unsigned int q)
+{
+	struct virtio_balloon *b = to_balloon(vd);
+
+	(void)q;
+	if (b->kick)
+		b->kick(b->kick_opaque);
+}
+
+/* Requests complete synchronously: the lock orders a reset after any in progress. */
+static void balloon_reset(struct virtio_dev *vd)
+{
+	struct virtio_balloon *b = to_balloon(vd);
+
+	pthread_mutex_lock(&b->lock);
+	b->actual = 0;
+	pthread_mutex_unlock(&b->lock);
+}
+
+static const struct virtio_dev_ops balloon_ops = {
+	.config_read = balloon_config_read,
+	.config_write = balloon_config_write,
+	.queue_notify = balloon_notify,
+	.reset = balloon_reset,
+};
+
+int virtio_balloon_init(struct virtio_balloon *b, struct gmem *gm, const char *name)
+{
+	int ret;
+
+	memset(b, 0, sizeof(*b));
+	b->gm = gm;
+	b->req = malloc(sizeof(*b->req));
+	if (!b->req)
+		return -ENOMEM;
+	b->vdev.name = name;
+	b->vdev.device_id = VIRTIO_ID_BALLOON;
+	b->vdev.features = 1ULL << VIRTIO_BALLOON_F_REPORTING;
+	b->vdev.config_size = sizeof(struct balloon_config);
+	b->vdev.nr_queues = 3;
+	b->vdev.queue_max = 128;
+	b->vdev.ops = &balloon_ops;
+	b->vdev.opaque = b;
+	ret = -pthread_mutex_init(&b->lock, NULL);
+	if (ret)
+		goto err;
+	ret = virtio_dev_init(&b->vdev, gm);
+	if (ret) {
+		pthread_mutex_destroy(&b->lock);
+		goto err;
+	}
+	return 0;
+err:
+	free(b->req);
+	return ret;
+}
+
+void virtio_balloon_destroy(struct virtio_balloon *b)
+{
+	virtio_dev_destroy(&b->vdev);
+	pthread_mutex_destroy(&b->lock);
+	free(b->req);
+}

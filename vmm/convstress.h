@@ -1,0 +1,41 @@
+/*
+ * Host conversion stress for `veil run --convert-stress`: a thread that
+ * round-trips (shared -> private -> shared, gmem_roundtrip) small ranges of
+ * guest RAM as fast as it can while the guest runs, half of them over the
+ * buffers the guest's disk I/O is using at that moment.  Only for models
+ * that keep contents, so a correct guest never notices; the run's own
+ * checks (a disk's data, the guest's health) are the test.
+ */
+#ifndef VEIL_CONVSTRESS_H
+#define VEIL_CONVSTRESS_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "compiler.h"
+
+struct vm;
+
+struct convstress {
+	struct vm *vm;
+	pthread_t thread;
+	bool started;
+	uint64_t seed;
+	uint64_t roundtrips;  /* completed */
+	uint64_t over_io;     /* of those, over a buffer of the guest's disk I/O */
+	uint64_t waited;      /* round trips that waited for pins to drain */
+	uint64_t eagain;      /* kernel EAGAIN answers, retried */
+	uint64_t busy;        /* ranges the guest had made private: left alone */
+	uint64_t failures;    /* anything else: an invariant at risk */
+	char first_failure[200];
+};
+
+/* -EOPNOTSUPP if the VM's model does not keep contents across conversions. */
+int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed) __must_check;
+/* Joins the thread; call after vm_run() returned. */
+void convstress_stop(struct convstress *cs);
+void convstress_summary(const struct convstress *cs, FILE *f);
+
+#endif
