@@ -246,7 +246,7 @@ static int discard_backend(struct gmem_region *r, uint64_t off, uint64_t len,
  * page, DESIGN.md §3), run the backend, record the result, settle.
  */
 static int range_op(struct gmem *gm, uint64_t gpa, uint64_t len, bool discard, bool to_private,
-		    struct gmem_conv_result *res)
+		    bool wait, struct gmem_conv_result *res)
 {
 	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
 	uint64_t first, n;
@@ -257,7 +257,9 @@ static int range_op(struct gmem *gm, uint64_t gpa, uint64_t len, bool discard, b
 		return -EINVAL;
 	first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
 	n = len / GMEM_PAGE_SIZE;
-	ret = gmem_range_begin(gm, r, first, n, res);
+	ret = gmem_range_begin_within(gm, r, first, n, wait ? gm->cfg.drain_timeout_ns : 0, res);
+	if (ret == -ETIMEDOUT && !wait)
+		return -EAGAIN; /* busy now: the caller did not want to wait, nothing counted */
 	if (!ret) {
 		if (discard || gm->cfg.model != GMEM_MODEL_IN_PLACE)
 			longterm_release(gm, gpa, len, res);
@@ -277,12 +279,17 @@ static int range_op(struct gmem *gm, uint64_t gpa, uint64_t len, bool discard, b
 int gmem_convert(struct gmem *gm, uint64_t gpa, uint64_t len, bool to_private,
 		 struct gmem_conv_result *res)
 {
-	return range_op(gm, gpa, len, false, to_private, res);
+	return range_op(gm, gpa, len, false, to_private, true, res);
 }
 
 int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
 {
-	return range_op(gm, gpa, len, true, false, res);
+	return range_op(gm, gpa, len, true, false, true, res);
+}
+
+int gmem_discard_try(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
+{
+	return range_op(gm, gpa, len, true, false, false, res);
 }
 
 int gmem_roundtrip(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)

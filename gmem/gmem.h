@@ -126,6 +126,14 @@ void gmem_destroy(struct gmem *gm);
  */
 int gmem_pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
 	     struct gmem_pin *pin) __must_check;
+/*
+ * As gmem_pin, but never waits: -EAGAIN if a page is being converted or
+ * punched.  For threads that must not block on a conversion, because the
+ * conversion may be waiting for a pin only they can release (an I/O thread
+ * that also completes requests).
+ */
+int gmem_pin_try(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
+		 struct gmem_pin *pin) __must_check;
 void gmem_unpin(struct gmem_pin *pin);
 
 /*
@@ -148,6 +156,9 @@ int gmem_roundtrip(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv
 	__must_check;
 /* Frees the pages' contents, synchronized with pins like a conversion (I1). */
 int gmem_discard(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
+	__must_check;
+/* As gmem_discard, but never waits: -EAGAIN if a page is pinned or being converted. */
+int gmem_discard_try(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
 	__must_check;
 
 /*

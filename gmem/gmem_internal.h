@@ -69,6 +69,9 @@ void gmem_stat_add(uint64_t *counter, uint64_t n);
 /* pin.c: marking a range as converting and waiting for its pins to drain. */
 int gmem_range_begin(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 		     struct gmem_conv_result *res) __must_check;
+/* As gmem_range_begin, with its own bound (0: do not wait at all). */
+int gmem_range_begin_within(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
+			    uint64_t timeout_ns, struct gmem_conv_result *res) __must_check;
 void gmem_range_end(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n, bool bump);
 /* Names whoever pins a page of [gpa, gpa+len): a pin of ours, in res->culprit. */
 bool gmem_pins_culprit(struct gmem *gm, uint64_t gpa, uint64_t len, char *buf, size_t size);

@@ -81,7 +81,8 @@ static void unpin_pages(struct gmem *gm, struct gmem_region *r, uint64_t first, 
  * what it took (so it never blocks a converter while waiting for it), waits,
  * and starts over.
  */
-static int pin_pages(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n)
+static int pin_pages(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
+		     bool wait)
 {
 	uint64_t deadline = now_ns() + gm->cfg.drain_timeout_ns, p, s, gen;
 	int ret;
@@ -109,6 +110,8 @@ restart:
 			gmem_stat_add(&gm->stats.refused_private, 1);
 			return -EACCES;
 		}
+		if (!wait)
+			return -EAGAIN;
 		gmem_stat_add(&gm->stats.pin_waits, 1);
 		ret = wait_page_settled(gm, &r->page_state[p], deadline);
 		if (ret)
@@ -144,8 +147,8 @@ static void registry_del(struct gmem *gm, struct gmem_pin *pin)
 	pthread_mutex_unlock(&sh->lock);
 }
 
-int gmem_pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
-	     struct gmem_pin *pin)
+static int pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
+	       struct gmem_pin *pin, bool wait)
 {
 	struct gmem_region *r = gmem_region_find(gm, gpa, len);
 	uint64_t first, last;
@@ -157,7 +160,7 @@ int gmem_pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uin
 	}
 	first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
 	last = (gpa - r->gpa + len - 1) / GMEM_PAGE_SIZE;
-	ret = pin_pages(gm, r, first, last - first + 1);
+	ret = pin_pages(gm, r, first, last - first + 1, wait);
 	if (ret)
 		return ret;
 	*pin = (struct gmem_pin){
@@ -166,6 +169,18 @@ int gmem_pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uin
 	};
 	registry_add(gm, pin);
 	return 0;
+}
+
+int gmem_pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
+	     struct gmem_pin *p)
+{
+	return pin(gm, gpa, len, owner, req, p, true);
+}
+
+int gmem_pin_try(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
+		 struct gmem_pin *p)
+{
+	return pin(gm, gpa, len, owner, req, p, false);
 }
 
 void gmem_unpin(struct gmem_pin *pin)
@@ -279,7 +294,13 @@ static int drain_pins(struct gmem *gm, struct gmem_region *r, uint64_t first, ui
 int gmem_range_begin(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 		     struct gmem_conv_result *res)
 {
-	uint64_t start = now_ns(), deadline = start + gm->cfg.drain_timeout_ns, done;
+	return gmem_range_begin_within(gm, r, first, n, gm->cfg.drain_timeout_ns, res);
+}
+
+int gmem_range_begin_within(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
+			    uint64_t timeout_ns, struct gmem_conv_result *res)
+{
+	uint64_t start = now_ns(), deadline = start + timeout_ns, done;
 	uint64_t gpa = r->gpa + first * GMEM_PAGE_SIZE, len = n * GMEM_PAGE_SIZE;
 	int ret;
 

@@ -1,8 +1,9 @@
 /*
  * Host conversion stress for `veil run --convert-stress`: a thread that
  * round-trips (shared -> private -> shared, gmem_roundtrip) small ranges of
- * guest RAM as fast as it can while the guest runs, half of them over the
- * buffers the guest's disk I/O is using at that moment.  Only for models
+ * guest data pages as fast as it can while the guest runs: half over the
+ * buffer of the disk request started last (likely in flight), half over
+ * buffers of earlier requests.  It needs a disk to aim at.  Only for models
  * that keep contents, so a correct guest never notices; the run's own
  * checks (a disk's data, the guest's health) are the test.
  */
@@ -24,7 +25,7 @@ struct convstress {
 	bool started;
 	uint64_t seed;
 	uint64_t roundtrips;  /* completed */
-	uint64_t over_io;     /* of those, over a buffer of the guest's disk I/O */
+	uint64_t over_io;     /* of those, over the latest disk request's buffer */
 	uint64_t waited;      /* round trips that waited for pins to drain */
 	uint64_t eagain;      /* kernel EAGAIN answers, retried */
 	uint64_t busy;        /* ranges the guest had made private: left alone */

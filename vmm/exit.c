@@ -214,8 +214,24 @@ static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 
 	vcpu->fault_repeats = vcpu->fault_gpa == mf->gpa ? vcpu->fault_repeats + 1 : 0;
 	vcpu->fault_gpa = mf->gpa;
-	if (vcpu->vm->gmem && vcpu->fault_repeats < FAULT_REPEATS_MAX && end > gpa)
+	/*
+	 * Neither VM type we run lets a guest ask for private or shared by the
+	 * way it accesses memory (SNP's and TDX's do): for a default or
+	 * SW_PROTECTED VM the kernel decides from the attributes, so a fault
+	 * inside RAM means an attribute changed under the access, a host
+	 * conversion racing it.  Running again lets KVM look at the attributes
+	 * as they are now.  Converting would be wrong: the guest wanted nothing,
+	 * and a page left private breaks its devices' I/O.  A fault that repeats
+	 * is not a race: the VM stops.
+	 */
+	if (vcpu->vm->gmem && vcpu->fault_repeats < FAULT_REPEATS_MAX && end > gpa &&
+	    gmem_region_contains(gmem_get_layout(vcpu->vm->gmem), gpa, end - gpa)) {
+		if (!vcpu->vm->implicit_conversions) {
+			vcpu->stats.fault_retries++;
+			return VCPU_CONTINUE;
+		}
 		ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, to_private, &res);
+	}
 	if (!ret) {
 		vcpu->stats.conversions++;
 		return VCPU_CONTINUE;
@@ -225,7 +241,7 @@ static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 			vcpu->index, (unsigned long long)mf->gpa, (unsigned long long)mf->size,
 			to_private ? "private" : "shared",
 			vcpu->fault_repeats >= FAULT_REPEATS_MAX ?
-				"it faulted again after conversion, so its memslot cannot serve that access" :
+				"it faulted again at the same GPA, so its memslot cannot serve that access" :
 			res.culprit[0] ? res.culprit : "the range is not guest RAM");
 	return VCPU_STOP_DUMP;
 }

@@ -30,6 +30,8 @@
 #define OPT_DISK 1001
 #define OPT_BALLOON 1002
 #define OPT_CONVERT_STRESS 1003
+#define OPT_RNG 1004
+#define OPT_VCONSOLE 1005
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -75,9 +77,12 @@ static const char usage_run[] =
 	"                            writes, direct opens it O_DIRECT; up to 4\n"
 	"      --balloon             a virtio-balloon: pages the guest reports free (free\n"
 	"                            page reporting) are punched out of guest_memfd\n"
-	"      --convert-stress      while the guest runs, round-trip random ranges of its RAM\n"
-	"                            and its live disk buffers shared -> private -> shared\n"
-	"                            (models that keep contents only: in-place, host-enforced)\n"
+	"      --rng                 a virtio-rng fed by getrandom(2) (Linux: /dev/hwrng)\n"
+	"      --virtio-console      a virtio-console (Linux: hvc0) writing to stdout, beside\n"
+	"                            the UART; its input is not wired yet\n"
+	"      --convert-stress      while the guest runs, round-trip its disk buffers, in\n"
+	"                            flight and recent, shared -> private -> shared (needs\n"
+	"                            --disk; models that keep contents only)\n"
 	"      --check-stride N      conversions firmware: check one qword in N, 1 to 512;\n"
 	"                            default: 1 (every byte); for slow, emulating KVMs\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
@@ -143,6 +148,8 @@ struct run_opts {
 	unsigned int check_stride;
 	bool balloon;
 	bool convert_stress;
+	bool rng;
+	bool vconsole;
 	unsigned int nr_disks;
 	struct vm_disk_cfg disks[VM_MAX_DISKS];
 };
@@ -240,6 +247,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "disk", required_argument, NULL, OPT_DISK },
 		{ "balloon", no_argument, NULL, OPT_BALLOON },
 		{ "convert-stress", no_argument, NULL, OPT_CONVERT_STRESS },
+		{ "rng", no_argument, NULL, OPT_RNG },
+		{ "virtio-console", no_argument, NULL, OPT_VCONSOLE },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -261,6 +270,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case 'v': verbose++; break;
 		case OPT_BALLOON: o->balloon = true; break;
 		case OPT_CONVERT_STRESS: o->convert_stress = true; break;
+		case OPT_RNG: o->rng = true; break;
+		case OPT_VCONSOLE: o->vconsole = true; break;
 		case OPT_DISK: {
 			char err[160];
 
@@ -297,6 +308,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		die_usage("run", "%s needs --kernel", o->initrd ? "--initrd" : "--cmdline");
 	if (!o->kernel && !o->firmware)
 		o->firmware = "selftest";
+	if (o->convert_stress && !o->nr_disks)
+		die_usage("run", "--convert-stress needs a --disk: it round-trips the disk's buffers");
 	if (o->check_stride && strcmp(o->firmware ? o->firmware : "", "conversions"))
 		die_usage("run", "--check-stride applies to --firmware conversions only");
 	if (o->kernel && !o->cmdline)
@@ -476,12 +489,21 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 			return ret == -ENOMEM ? VM_EXIT_FAILURE : VM_EXIT_USAGE;
 		}
 	}
-	if (o->balloon) {
+	if (o->balloon || o->rng || o->vconsole) {
 		char err[200] = "";
+		const char *what = "--balloon";
 
-		ret = vm_add_balloon(vm, err, sizeof(err));
+		ret = o->balloon ? vm_add_balloon(vm, err, sizeof(err)) : 0;
+		if (!ret && o->rng) {
+			what = "--rng";
+			ret = vm_add_rng(vm, err, sizeof(err));
+		}
+		if (!ret && o->vconsole) {
+			what = "--virtio-console";
+			ret = vm_add_vconsole(vm, STDOUT_FILENO, err, sizeof(err));
+		}
 		if (ret) {
-			fprintf(stderr, "veil run: --balloon: %s\n", err);
+			fprintf(stderr, "veil run: %s: %s\n", what, err);
 			vm_destroy(vm);
 			return VM_EXIT_FAILURE;
 		}

@@ -1,5 +1,6 @@
 /* virtio-blk disks on virtio-mmio: files, the I/O thread, ioeventfd kicks, interrupts. */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <stdio.h>
@@ -84,11 +85,45 @@ static void vdev_kick(void *opaque)
 		pr_warn("%s: kick: %s", v->name, strerror(errno));
 }
 
-static void vdev_kicked(void *opaque)
+static void vdev_run(struct vm_vdev *v);
+
+static void vdev_retry_fired(struct io_cb *cb, int res)
 {
-	struct vm_vdev *v = opaque;
+	struct vm_vdev *v = (struct vm_vdev *)((char *)cb - offsetof(struct vm_vdev, retry_cb));
+
+	(void)res; /* -ETIME: the timeout expired, as meant */
+	v->retry_armed = false;
+	vdev_run(v);
+}
+
+/*
+ * Runs the device; if it met a buffer under conversion it asked to be run
+ * again, which a 1 ms timeout on the ring does, so the I/O thread keeps
+ * completing the requests that conversion may be waiting for.
+ */
+static void vdev_run(struct vm_vdev *v)
+{
+	struct io_uring_sqe *sqe;
 
 	v->process(v);
+	if (!virtio_dev_take_retry(v->vd) || v->retry_armed)
+		return;
+	sqe = iothread_sqe(&v->vm->virtio->io);
+	if (!sqe) {
+		pr_warn("%s: no room on the ring to retry; the next kick will", v->name);
+		return;
+	}
+	v->retry_ts = (struct __kernel_timespec){ .tv_sec = 0, .tv_nsec = 1000000 };
+	v->retry_cb.fn = vdev_retry_fired;
+	io_uring_prep_timeout(sqe, &v->retry_ts, 0, 0);
+	io_uring_sqe_set_data(sqe, &v->retry_cb);
+	v->retry_armed = true;
+	v->retries++;
+}
+
+static void vdev_kicked(void *opaque)
+{
+	vdev_run(opaque);
 }
 
 /*
@@ -332,6 +367,112 @@ int vm_add_balloon(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+static void rng_proc(struct vm_vdev *v)
+{
+	rng_process(&((struct vm_rng *)v)->r);
+}
+
+int vm_add_rng(struct vm *vm, char *err, size_t errlen)
+{
+	struct vm_virtio *v = virtio_of(vm);
+	struct vm_rng *r;
+	int ret;
+
+	if (!v) {
+		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
+		return -ENOMEM;
+	}
+	if (v->rng) {
+		snprintf(err, errlen, "one rng only");
+		return -EEXIST;
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->v.kick_efd = -1;
+	snprintf(r->v.name, sizeof(r->v.name), "virtio-rng");
+	ret = virtio_rng_init(&r->r, vm->gmem, r->v.name);
+	if (ret) {
+		snprintf(err, errlen, "virtio-rng: %s", strerror(-ret));
+		free(r);
+		return ret;
+	}
+	r->r.kick = vdev_kick;
+	r->r.kick_opaque = &r->v;
+	ret = vdev_attach(vm, &r->v, &r->r.vdev, rng_proc, err, errlen);
+	if (ret) {
+		virtio_rng_destroy(&r->r);
+		vdev_close(&r->v);
+		free(r);
+		return ret;
+	}
+	v->rng = r;
+	return 0;
+}
+
+static void vcon_output(void *opaque, const void *buf, size_t len)
+{
+	struct vm_vcon *c = opaque;
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(c->out_fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* the console is gone: the guest's output is dropped, as a UART's would be */
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void vcon_proc(struct vm_vdev *v)
+{
+	console_process_tx(&((struct vm_vcon *)v)->c);
+}
+
+int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
+{
+	struct vm_virtio *v = virtio_of(vm);
+	struct vm_vcon *c;
+	int ret;
+
+	if (!v) {
+		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
+		return -ENOMEM;
+	}
+	if (v->vcon) {
+		snprintf(err, errlen, "one virtio console only");
+		return -EEXIST;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->v.kick_efd = -1;
+	c->out_fd = out_fd;
+	snprintf(c->v.name, sizeof(c->v.name), "virtio-console");
+	ret = virtio_console_init(&c->c, vm->gmem, c->v.name);
+	if (ret) {
+		snprintf(err, errlen, "virtio-console: %s", strerror(-ret));
+		free(c);
+		return ret;
+	}
+	c->c.output = vcon_output;
+	c->c.output_opaque = c;
+	c->c.kick = vdev_kick;
+	c->c.kick_opaque = &c->v;
+	ret = vdev_attach(vm, &c->v, &c->c.vdev, vcon_proc, err, errlen);
+	if (ret) {
+		virtio_console_destroy(&c->c);
+		vdev_close(&c->v);
+		free(c);
+		return ret;
+	}
+	v->vcon = c;
+	return 0;
+}
+
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
 {
 	*nr = vm->virtio ? vm->virtio->nr_mmio : 0;
@@ -370,6 +511,16 @@ void vm_virtio_destroy(struct vm *vm)
 		vdev_close(&v->balloon->v);
 		free(v->balloon);
 	}
+	if (v->rng) {
+		virtio_rng_destroy(&v->rng->r);
+		vdev_close(&v->rng->v);
+		free(v->rng);
+	}
+	if (v->vcon) {
+		virtio_console_destroy(&v->vcon->c);
+		vdev_close(&v->vcon->v);
+		free(v->vcon);
+	}
 	free(v);
 	vm->virtio = NULL;
 }
@@ -382,7 +533,7 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 		struct virtio_blk *blk = &vm->virtio->blk[i]->blk;
 
 		fprintf(f, "veil: %s: %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, "
-			"%llu discards, %llu write-zeroes, %llu errors, %llu malformed%s\n",
+			"%llu discards, %llu write-zeroes, %llu errors, %llu malformed, %llu deferred%s\n",
 			vm->virtio->blk[i]->v.name, (unsigned long long)blk->stats.reads,
 			(unsigned long long)(blk->stats.bytes_read >> 20),
 			(unsigned long long)blk->stats.writes,
@@ -390,21 +541,31 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)blk->stats.flushes, (unsigned long long)blk->stats.discards,
 			(unsigned long long)blk->stats.write_zeroes, (unsigned long long)blk->stats.errors,
 			(unsigned long long)blk->stats.malformed,
+			(unsigned long long)vm->virtio->blk[i]->v.retries,
 			vm->virtio->blk[i]->v.ioeventfd ? "" : " (kicks through the bus)");
 	}
 	if (vm->virtio && vm->virtio->balloon) {
 		struct vm_balloon *b = vm->virtio->balloon;
 
 		fprintf(f, "veil: virtio-balloon: %llu free page reports, %llu MiB reported, "
-			"%llu MiB punched, %llu refused, %llu inflated pages; across the reports "
+			"%llu MiB punched, %llu refused, %llu busy, %llu inflated pages; across the reports "
 			"guest_memfd's st_blocks dropped by %llu MiB and the host's MemFree rose by "
 			"%llu MiB\n",
 			(unsigned long long)b->b.stats.reports,
 			(unsigned long long)(b->b.stats.reported_bytes >> 20),
 			(unsigned long long)(b->b.stats.discarded_bytes >> 20),
 			(unsigned long long)b->b.stats.discard_errors,
+			(unsigned long long)b->b.stats.discard_busy,
 			(unsigned long long)b->b.stats.inflated_pages,
 			(unsigned long long)(b->alloc_drop >> 20),
 			(unsigned long long)(b->memfree_rise >> 20));
 	}
+	if (vm->virtio && vm->virtio->rng)
+		fprintf(f, "veil: virtio-rng: %llu requests, %llu bytes of entropy, %llu errors\n",
+			(unsigned long long)vm->virtio->rng->r.stats.requests,
+			(unsigned long long)vm->virtio->rng->r.stats.bytes,
+			(unsigned long long)vm->virtio->rng->r.stats.errors);
+	if (vm->virtio && vm->virtio->vcon)
+		fprintf(f, "veil: virtio-console: %llu bytes from the guest\n",
+			(unsigned long long)vm->virtio->vcon->c.stats.tx_bytes);
 }

@@ -13,6 +13,8 @@
 #include "arch.h"
 #include "balloon.h"
 #include "blk.h"
+#include "rng.h"
+#include "virtio/console.h" /* not vmm's console.h */
 #include "compiler.h"
 #include "iothread.h"
 #include "mmio.h"
@@ -37,6 +39,11 @@ struct vm_vdev {
 	int kick_efd;
 	bool ioeventfd;
 	void (*process)(struct vm_vdev *v); /* on the I/O thread, after a kick */
+	/* A deferred retry (a buffer was under conversion): a 1 ms io_uring timeout. */
+	struct io_cb retry_cb;
+	struct __kernel_timespec retry_ts;
+	bool retry_armed;
+	uint64_t retries;
 };
 
 /* An I/O's completion, as the ring sees it. */
@@ -59,12 +66,25 @@ struct vm_balloon {
 	uint64_t memfree_rise; /* the host's MemFree gain across report batches */
 };
 
+struct vm_rng {
+	struct vm_vdev v;
+	struct virtio_rng r;
+};
+
+struct vm_vcon {
+	struct vm_vdev v;
+	struct virtio_console c;
+	int out_fd;
+};
+
 struct vm_virtio {
 	struct iothread io;
 	bool io_ready;
 	unsigned int nr_blk;
 	struct vm_blk *blk[VM_MAX_DISKS];
 	struct vm_balloon *balloon;
+	struct vm_rng *rng;
+	struct vm_vcon *vcon;
 	struct arch_mmio_dev mmio_devs[ARCH_MAX_MMIO_DEVS];
 	unsigned int nr_mmio;
 };
@@ -83,6 +103,10 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 	__must_check;
 /* Adds a virtio-balloon whose free page reports punch guest_memfd (gmem_discard). */
 int vm_add_balloon(struct vm *vm, char *err, size_t errlen) __must_check;
+/* Adds a virtio-rng fed by getrandom(2). */
+int vm_add_rng(struct vm *vm, char *err, size_t errlen) __must_check;
+/* Adds a virtio-console (hvc0 in Linux) whose output goes to out_fd; input is not wired. */
+int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen) __must_check;
 /* The devices the firmware tables must declare. */
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr);
 /* vm_run()'s: start the I/O thread before the vCPUs, stop it after they joined. */

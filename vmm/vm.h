@@ -42,6 +42,7 @@ struct vcpu_stats {
 	uint64_t mmio;
 	uint64_t conversions;      /* guest-requested, by hypercall or memory fault */
 	uint64_t conversion_fails;
+	uint64_t fault_retries;    /* memory faults that raced a host conversion: run again */
 };
 
 struct vcpu {
@@ -82,6 +83,12 @@ struct vm {
 	int stop_efd;
 	bool threads_stuck;
 	bool map_gpa_range_exits; /* KVM_HC_MAP_GPA_RANGE reaches vcpu_handle_exit() */
+	/*
+	 * The VM type lets a guest choose private or shared by how it accesses
+	 * memory, so a memory fault is a conversion request.  False for every
+	 * type veil runs today (default, SW_PROTECTED).
+	 */
+	bool implicit_conversions;
 	char model_why[200];
 	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
 

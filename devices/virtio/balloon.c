@@ -50,7 +50,16 @@ static void discard(struct virtio_balloon *b, uint64_t gpa, uint64_t len)
 		b->stats.discard_errors++;
 		return;
 	}
-	ret = gmem_discard(b->gm, gpa, len, &res);
+	/*
+	 * Never wait: this runs on the I/O thread, and a pin on these pages may
+	 * belong to I/O only this thread completes.  A busy range is not
+	 * punched (I1 holds); the report is advice, and the guest reports again.
+	 */
+	ret = gmem_discard_try(b->gm, gpa, len, &res);
+	if (ret == -EAGAIN) {
+		b->stats.discard_busy++;
+		return;
+	}
 	if (ret) {
 		b->stats.discard_errors++;
 		pr_debug("%s: discarding GPA 0x%llx+0x%llx: %s%s%s", b->vdev.name,
@@ -98,6 +107,10 @@ static bool serve(struct virtio_balloon *b, unsigned int q)
 		ret = q == BALLOON_Q_REPORTING ? vq_pop_unpinned(vq, b->req) : vq_pop(vq, b->req);
 		if (ret == 0)
 			break;
+		if (ret == -EAGAIN) {
+			virtio_dev_defer(&b->vdev);
+			break;
+		}
 		if (ret == -EPROTO) {
 			b->stats.malformed++;
 			pthread_mutex_unlock(&b->lock);

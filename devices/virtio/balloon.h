@@ -29,7 +29,8 @@ struct virtio_balloon {
 		uint64_t reports;         /* report chains completed */
 		uint64_t reported_bytes;  /* bytes the guest reported free */
 		uint64_t discarded_bytes; /* bytes punched */
-		uint64_t discard_errors;  /* ranges gmem refused: outside RAM, pinned too long */
+		uint64_t discard_errors;  /* ranges gmem refused: outside RAM, not whole pages */
+		uint64_t discard_busy;    /* ranges pinned or converting right then: not punched */
 		uint64_t inflated_pages;
 		uint64_t malformed;
 	} stats;

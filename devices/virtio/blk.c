@@ -264,8 +264,13 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		io_put(blk, io);
 		return;
 	}
-	__atomic_store_n(&blk->last_gpa, io->req->seg[io->req->nr_segs > 1 ? 1 : 0].gpa,
-			 __ATOMIC_RELAXED);
+	if (p->op == BLK_OP_READ || p->op == BLK_OP_WRITE) {
+		uint64_t gpa = (uint64_t)io->req->seg[io->req->nr_segs > 1 ? 1 : 0].gpa;
+
+		__atomic_store_n(&blk->last_gpa, gpa, __ATOMIC_RELAXED);
+		__atomic_store_n(&blk->recent_gpa[blk->recent_next++ % BLK_RECENT], gpa,
+				 __ATOMIC_RELAXED);
+	}
 	io->op = p->op;
 	io->offset = p->offset;
 	io->len = p->len;
@@ -286,6 +291,11 @@ uint64_t virtio_blk_last_gpa(struct virtio_blk *blk)
 	return __atomic_load_n(&blk->last_gpa, __ATOMIC_RELAXED);
 }
 
+uint64_t virtio_blk_recent_gpa(struct virtio_blk *blk, unsigned int i)
+{
+	return __atomic_load_n(&blk->recent_gpa[i % BLK_RECENT], __ATOMIC_RELAXED);
+}
+
 void blk_process(struct virtio_blk *blk)
 {
 	struct virtqueue *vq = &blk->vdev.vq[0];
@@ -301,6 +311,10 @@ void blk_process(struct virtio_blk *blk)
 		ret = vq_pop(vq, io->req);
 		if (ret == 0)
 			break;
+		if (ret == -EAGAIN) {
+			virtio_dev_defer(&blk->vdev);
+			break;
+		}
 		if (ret == -EPROTO) {
 			blk->stats.malformed++;
 			pthread_mutex_unlock(&blk->lock);

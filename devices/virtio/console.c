@@ -78,7 +78,8 @@ static void transmit(struct virtio_console *c, const struct vq_req *req)
 /*
  * With c->lock held, pops from queue q: 1 a chain to serve, 0 a chain to
  * return with 0 bytes (malformed), -ENOENT nothing available, -EPROTO the
- * ring is broken (the device now needs a reset).
+ * ring is broken (the device now needs a reset), -EAGAIN a buffer is under
+ * conversion (try again later; the owner is told through virtio_dev_defer).
  */
 static int pop(struct virtio_console *c, unsigned int q, struct vq_req *req)
 {
@@ -96,6 +97,10 @@ static int pop(struct virtio_console *c, unsigned int q, struct vq_req *req)
 	}
 	if (ret == 0)
 		return -ENOENT;
+	if (ret == -EAGAIN) {
+		virtio_dev_defer(&c->vdev);
+		return -EAGAIN;
+	}
 	c->stats.malformed++;
 	if (ret == -EPROTO) {
 		/* The ring itself is broken: nothing was consumed, nothing more will be. */

@@ -93,6 +93,10 @@ void rng_process(struct virtio_rng *r)
 
 		if (ret == 0)
 			break;
+		if (ret == -EAGAIN) {
+			virtio_dev_defer(&r->vdev);
+			break;
+		}
 		if (ret == -EPROTO) {
 			/* The ring itself is broken: nothing was consumed, nothing more will be. */
 			r->stats.malformed++;

@@ -70,6 +70,7 @@ struct virtio_dev {
 	uint64_t driver_features;
 	struct virtqueue vq[VIRTIO_MAX_QUEUES];
 	uint64_t errors;          /* guest mistakes seen (malformed rings, bad registers) */
+	bool retry;               /* a queue met a buffer under conversion: process again soon */
 	char last_error[160];
 };
 
@@ -81,6 +82,16 @@ void virtio_dev_destroy(struct virtio_dev *vd);
 void virtio_dev_notify_queue(struct virtio_dev *vd, unsigned int q);
 /* Something is broken: NEEDS_RESET and a configuration interrupt (virtio 1.2 §2.1.2). */
 void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why);
+/* A queue met a buffer under conversion (vq_pop -EAGAIN): the owner runs the device again. */
+static inline void virtio_dev_defer(struct virtio_dev *vd)
+{
+	__atomic_store_n(&vd->retry, true, __ATOMIC_RELAXED);
+}
+/* Takes the flag: true if the device asked to be run again. */
+static inline bool virtio_dev_take_retry(struct virtio_dev *vd)
+{
+	return __atomic_exchange_n(&vd->retry, false, __ATOMIC_RELAXED);
+}
 /* True once the driver set DRIVER_OK and the device needs no reset. */
 bool virtio_dev_running(struct virtio_dev *vd);
 

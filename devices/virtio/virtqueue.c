@@ -219,8 +219,12 @@ static int walk_chain(struct virtqueue *vq, struct vq_req *req, bool pin)
 		if (ret)
 			return ret;
 		if (pin) {
-			ret = gmem_pin(vq->gm, d.addr, d.len, vq->owner, req_id,
-				       &req->pin[req->nr_pins]);
+			/* Never wait here: see vq_pop's -EAGAIN. */
+			ret = gmem_pin_try(vq->gm, d.addr, d.len, vq->owner, req_id,
+					   &req->pin[req->nr_pins]);
+			if (ret == -EAGAIN)
+				return vq_fail(vq, -EAGAIN, "desc %u (GPA 0x%llx+0x%x): being converted",
+					       i, (unsigned long long)d.addr, d.len);
 			if (ret)
 				return desc_fail(vq, ret, i, &d, "buffer %s", access_error(ret));
 		}
@@ -286,8 +290,12 @@ static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
 	ret = walk_chain(vq, req, pin);
 	if (ret) {
 		vq_release(req);
-		/* A broken ring consumes nothing: the device goes to NEEDS_RESET from here. */
-		if (ret == -EPROTO)
+		/*
+		 * A broken ring consumes nothing: the device goes to NEEDS_RESET from
+		 * here.  A buffer under conversion consumes nothing either: the
+		 * device tries the same chain again later.
+		 */
+		if (ret == -EPROTO || ret == -EAGAIN)
 			return ret;
 	}
 	/* Good or bad, the chain is consumed: a bad one goes back through the used ring. */

@@ -87,6 +87,10 @@ void vq_reset(struct virtqueue *vq);
  *   -EPROTO  the ring itself is broken (avail idx ran more than size ahead,
  *            a head out of range, rings unreadable): the device must go to
  *            NEEDS_RESET; nothing is pinned;
+ *   -EAGAIN  a buffer is being converted or punched right now: nothing is
+ *            consumed or pinned; the device tries again later.  vq_pop never
+ *            waits for a conversion, because devices run on the thread that
+ *            also completes the I/O a conversion may be waiting for;
  *   other -errno: this chain is malformed (-EINVAL bad flags, next or
  *            direction order, -ELOOP a loop, -E2BIG too long, -EFAULT a
  *            buffer outside RAM, -EACCES a buffer in private memory):

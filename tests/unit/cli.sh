@@ -19,6 +19,7 @@ expect 2 "--cpus '0': a VM needs at least 1 vCPU" -- run --cpus 0
 expect 2 "--disk 'x.img,rw': unknown option 'rw' \(ro, direct\)" -- run --disk x.img,rw
 expect 2 "--disk ',ro': no file name" -- run --disk ,ro
 expect 2 "--disk: at most 4 disks" -- run --disk a --disk b --disk c --disk d --disk e
+expect 2 "--convert-stress needs a --disk" -- run --convert-stress
 expect 2 "--check-stride '0': not a number from 1 to 512" -- run --firmware conversions --check-stride 0
 expect 2 "--check-stride '513': not a number from 1 to 512" -- run --firmware conversions --check-stride 513
 expect 2 "--check-stride applies to --firmware conversions only" -- run --check-stride 4

@@ -431,6 +431,29 @@ static void test_roundtrip(void)
 		CHECK_EQ(gmem_roundtrip(gm, 0x40000, 2 * PAGE, &res), 0);
 	}
 	gmem_destroy(gm);
+	/* The non-waiting forms: busy now is -EAGAIN at once, whoever holds the range. */
+	gm = make(GMEM_MODEL_IN_PLACE, false, 2000);
+	{
+		struct fake_kernel k2 = { .error_offset = UINT64_MAX, .delay_ms = 150 };
+		struct bg_rt b2 = { .gm = gm };
+		struct gmem_pin pin;
+		struct timespec t0;
+
+		gmem_set_attrs2_fn(gm, fake_attrs2, &k2);
+		pthread_create(&tc, NULL, bg_roundtrip, &b2);
+		sleep_ms(30);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		CHECK_EQ(gmem_pin_try(gm, 0x40000, 8, "dma", 1, &pin), -EAGAIN);
+		CHECK_EQ(gmem_discard_try(gm, 0x40000, PAGE, &res), -EAGAIN);
+		CHECK(ms_since(&t0) < 50);
+		pthread_join(tc, NULL);
+		CHECK_EQ(b2.ret, 0);
+		CHECK_EQ(gmem_pin_try(gm, 0x40000, 8, "dma", 2, &pin), 0);
+		CHECK_EQ(gmem_discard_try(gm, 0x40000, PAGE, &res), -EAGAIN); /* pinned */
+		gmem_unpin(&pin);
+		CHECK_EQ(gmem_discard_try(gm, 0x40000, PAGE, &res), 0);
+	}
+	gmem_destroy(gm);
 	/* Contents would not survive a destructive round trip: refused. */
 	gm = make(GMEM_MODEL_HOST, true, 50);
 	CHECK_EQ(gmem_roundtrip(gm, 0x40000, PAGE, &res), -EOPNOTSUPP);

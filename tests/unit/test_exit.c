@@ -8,6 +8,7 @@
 #include "debug_exit.h"
 #include "kvm_uapi.h"
 #include "log.h"
+#include "gmem.h"
 #include "test.h"
 #include "vm.h"
 
@@ -454,6 +455,48 @@ static void test_memory_fault(void)
 	expect_stop(&r, VCPU_STOP_DUMP, VM_EXIT_FAILURE, "shared");
 }
 
+/*
+ * Inside RAM, on the VM types veil runs, a memory fault raced a host
+ * conversion: the vCPU runs again, nothing is converted, and only a fault
+ * that keeps coming back at the same GPA stops the VM.  Where the VM type
+ * makes faults requests (implicit_conversions), the range is converted.
+ */
+static void test_memory_fault_in_ram(void)
+{
+	struct gmem_layout l = { .nr = 1, .r = { { 0, 4ULL << 20 } } };
+	struct kvm_run r = { 0 };
+	bool private = false;
+	struct ctx c;
+	unsigned int i;
+
+	ctx_setup(&c);
+	CHECK_EQ(gmem_create(-1, &l, 0, &c.vm.gmem), 0);
+	set_memory_fault(&r, KVM_MEMORY_EXIT_FLAG_PRIVATE, 0x200000ULL, 0x1000);
+	for (i = 0; i < 4; i++) {
+		memcpy(c.run, &r, sizeof(r));
+		CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	}
+	CHECK_EQ(gmem_attr_is_private(c.vm.gmem, 0x200000ULL, &private), 0);
+	CHECK(!private);
+	CHECK_EQ(c.vcpu.stats.fault_retries, 4);
+	memcpy(c.run, &r, sizeof(r));
+	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP_DUMP);
+	expect_stopped(&c, VM_EXIT_FAILURE, "faulted again at the same GPA");
+	gmem_destroy(c.vm.gmem);
+	ctx_teardown(&c);
+
+	ctx_setup(&c);
+	CHECK_EQ(gmem_create(-1, &l, 0, &c.vm.gmem), 0);
+	c.vm.implicit_conversions = true;
+	memcpy(c.run, &r, sizeof(r));
+	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(gmem_attr_is_private(c.vm.gmem, 0x200000ULL, &private), 0);
+	CHECK(private);
+	CHECK_EQ(c.vcpu.stats.conversions, 1);
+	gmem_destroy(c.vm.gmem);
+	ctx_teardown(&c);
+}
+
 static void test_unknown_exit(void)
 {
 	struct kvm_run r = { .exit_reason = 9999 };
@@ -522,6 +565,7 @@ int main(void)
 	test_fail_entry();
 	test_hypercall();
 	test_memory_fault();
+	test_memory_fault_in_ram();
 	test_unknown_exit();
 	test_first_stop_wins();
 	test_stop_wakes_loop();
