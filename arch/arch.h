@@ -75,6 +75,12 @@ struct arch_mmio_dev {
 	uint64_t size;
 	unsigned int irq; /* GSI, level-triggered */
 };
+/*
+ * RAM the guest is told is reserved and never runs code from nor keeps
+ * page tables in (x86: the legacy hole at [640 KiB, 1 MiB), where veil puts
+ * only ACPI tables); -EOPNOTSUPP if there is none.  Host stress uses it.
+ */
+int arch_unused_ram(uint64_t *gpa, uint64_t *len) __must_check;
 /* Where virtio-mmio devices go: ARCH_MMIO_BASE + n * ARCH_MMIO_STRIDE, GSI ARCH_MMIO_IRQ + n. */
 int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d) __must_check;
 

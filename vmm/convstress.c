@@ -6,61 +6,62 @@
 #include <time.h>
 
 #include "convstress.h"
+#include "arch.h"
 #include "gmem.h"
 #include "log.h"
 #include "veil_boot.h"
 #include "virtio_devs.h"
 #include "vm.h"
 
-#define MAX_PAGES 16
 
-/*
- * A guest disk buffer, page-aligned: the latest request's (live) or an
- * earlier one's; 0 before any disk I/O.
- */
-static uint64_t io_gpa(struct vm *vm, uint64_t x, bool live)
+/* The pages of a disk request's buffer, likely in flight; false before any disk I/O. */
+static bool live_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pages)
 {
 	struct vm_virtio *v = vm->virtio;
-	struct virtio_blk *blk;
 
 	if (!v || !v->nr_blk)
-		return 0;
-	blk = &v->blk[x % v->nr_blk]->blk;
-	return (live ? virtio_blk_last_gpa(blk) : virtio_blk_recent_gpa(blk, (unsigned int)(x >> 8))) &
-	       ~(GMEM_PAGE_SIZE - 1);
+		return false;
+	return virtio_blk_last_buffer(&v->blk[x % v->nr_blk]->blk, gpa, pages);
 }
 
 /*
- * Only guest data pages, the disk's buffers, are round-tripped.  Code and
- * page tables must stay shared: KVM reads them through the host mapping
- * when it decodes an intercepted instruction (on the nested platform, with
- * no next-RIP help, even a CPUID), and a private page there made a Linux
- * guest die with "instruction emulation failed" in its decompressor.
+ * Two kinds of target.  Half the round trips go over the pages of the disk
+ * request started last, which are live I/O buffers while it is in flight
+ * (the round trip then waits for its pin).  The other half go over RAM the
+ * guest does not use, disjoint from any I/O (I4).  Nothing else: code and
+ * page tables must stay shared, because KVM reads them through the host
+ * mapping to decode an intercepted instruction.  On the nested platform even
+ * a CPUID needs that; a Linux guest whose RAM was round-tripped at random
+ * died in its decompressor with "instruction emulation failed", and one
+ * whose disk buffers' neighbouring pages were included died the same way
+ * in a user process.
  */
 static void *convstress_main(void *arg)
 {
 	struct convstress *cs = arg;
-	const struct gmem_layout *l = gmem_get_layout(cs->vm->gmem);
-	uint64_t x = cs->seed;
+	uint64_t x = cs->seed, spare = 0, spare_len = 0;
 
+	if (arch_unused_ram(&spare, &spare_len))
+		spare_len = 0;
 	while (!vm_stopping(cs->vm)) {
 		struct timespec idle = { 0, 1000000 };
 		struct gmem_conv_result res;
-		uint64_t pages, gpa;
+		uint64_t pages = 0, gpa = 0;
 		bool live;
 		int ret;
 
 		x = veil_mix64(x + 1);
-		live = x & 1;
-		pages = 1 + (x >> 40) % MAX_PAGES;
-		gpa = io_gpa(cs->vm, x >> 1, live);
-		if (!gpa) {
-			nanosleep(&idle, NULL); /* no disk I/O yet */
-			continue;
+		live = (x & 1) || !spare_len;
+		if (live) {
+			if (!live_buffer(cs->vm, x >> 1, &gpa, &pages)) {
+				nanosleep(&idle, NULL); /* no disk I/O yet */
+				continue;
+			}
+		} else {
+			pages = 1 + (x >> 40) % 8;
+			gpa = spare + ((x >> 8) % (spare_len / GMEM_PAGE_SIZE - pages + 1)) *
+				      GMEM_PAGE_SIZE;
 		}
-		/* Stay inside the RAM range the address came from. */
-		while (pages > 1 && !gmem_region_contains(l, gpa, pages * GMEM_PAGE_SIZE))
-			pages--;
 		ret = gmem_roundtrip(cs->vm->gmem, gpa, pages * GMEM_PAGE_SIZE, &res);
 		cs->eagain += res.eagain;
 		if (!ret) {

@@ -1,9 +1,9 @@
 /*
  * Host conversion stress for `veil run --convert-stress`: a thread that
  * round-trips (shared -> private -> shared, gmem_roundtrip) small ranges of
- * guest data pages as fast as it can while the guest runs: half over the
+ * guest memory as fast as it can while the guest runs: half over the
  * buffer of the disk request started last (likely in flight), half over
- * buffers of earlier requests.  It needs a disk to aim at.  Only for models
+ * reserved RAM the guest does not use.  It needs a disk to aim at.  Only for models
  * that keep contents, so a correct guest never notices; the run's own
  * checks (a disk's data, the guest's health) are the test.
  */

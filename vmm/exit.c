@@ -221,16 +221,31 @@ static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 	 * inside RAM means an attribute changed under the access, a host
 	 * conversion racing it.  Running again lets KVM look at the attributes
 	 * as they are now.  Converting would be wrong: the guest wanted nothing,
-	 * and a page left private breaks its devices' I/O.  A fault that repeats
-	 * is not a race: the VM stops.
+	 * and a page left private breaks its devices' I/O.  If the same fault
+	 * comes back, the kernel's attributes disagree with the map (I5), and
+	 * the map is the truth: veil applies the map's state to that range
+	 * again.  A fault that still repeats stops the VM.
 	 */
 	if (vcpu->vm->gmem && vcpu->fault_repeats < FAULT_REPEATS_MAX && end > gpa &&
 	    gmem_region_contains(gmem_get_layout(vcpu->vm->gmem), gpa, end - gpa)) {
-		if (!vcpu->vm->implicit_conversions) {
+		bool private = false;
+
+		if (vcpu->vm->implicit_conversions) {
+			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, to_private, &res);
+		} else if (vcpu->fault_repeats == 0) {
 			vcpu->stats.fault_retries++;
 			return VCPU_CONTINUE;
+		} else if (gmem_attr_is_private(vcpu->vm->gmem, gpa, &private) == 0) {
+			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, private, &res);
+			if (!ret) {
+				vcpu->stats.fault_resyncs++;
+				pr_warn("vCPU %u: KVM faulted GPA 0x%llx as %s while the map says %s; "
+					"the map's state was applied again", vcpu->index,
+					(unsigned long long)mf->gpa, to_private ? "private" : "shared",
+					private ? "private" : "shared");
+				return VCPU_CONTINUE;
+			}
 		}
-		ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, to_private, &res);
 	}
 	if (!ret) {
 		vcpu->stats.conversions++;

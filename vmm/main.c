@@ -80,9 +80,9 @@ static const char usage_run[] =
 	"      --rng                 a virtio-rng fed by getrandom(2) (Linux: /dev/hwrng)\n"
 	"      --virtio-console      a virtio-console (Linux: hvc0) writing to stdout, beside\n"
 	"                            the UART; its input is not wired yet\n"
-	"      --convert-stress      while the guest runs, round-trip its disk buffers, in\n"
-	"                            flight and recent, shared -> private -> shared (needs\n"
-	"                            --disk; models that keep contents only)\n"
+	"      --convert-stress      while the guest runs, round-trip its live disk buffers\n"
+	"                            and unused reserved RAM shared -> private -> shared\n"
+	"                            (needs --disk; models that keep contents only)\n"
 	"      --check-stride N      conversions firmware: check one qword in N, 1 to 512;\n"
 	"                            default: 1 (every byte); for slow, emulating KVMs\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
@@ -418,7 +418,7 @@ static int boot_guest(struct vm *vm, const struct run_opts *o, struct boot_src *
 static void print_summary(struct vm *vm, const struct run_opts *o, const char *verdict)
 {
 	struct gmem_stats gs;
-	uint64_t exits = 0, io = 0;
+	uint64_t exits = 0, io = 0, fretry = 0, fresync = 0;
 	unsigned int i;
 
 	if (o->timing)
@@ -430,6 +430,8 @@ static void print_summary(struct vm *vm, const struct run_opts *o, const char *v
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		exits += vm->vcpus[i].stats.exits;
 		io += vm->vcpus[i].stats.io;
+		fretry += vm->vcpus[i].stats.fault_retries;
+		fresync += vm->vcpus[i].stats.fault_resyncs;
 	}
 	fprintf(stderr,
 		"veil: %u vCPUs, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), %s '%s'\n"
@@ -442,6 +444,10 @@ static void print_summary(struct vm *vm, const struct run_opts *o, const char *v
 		gmem_model_name(gmem_model(vm->gmem)), gmem_content_semantics(vm->gmem),
 		vm->stop_reason, vm->exit_code, (unsigned long long)exits, (unsigned long long)io,
 		(unsigned long long)vm->stats.unhandled_io, (unsigned long long)gs.refused_private);
+	if (fretry || fresync)
+		fprintf(stderr, "veil: memory faults inside RAM: %llu run again, %llu with the map's "
+			"state applied again\n", (unsigned long long)fretry,
+			(unsigned long long)fresync);
 	vm_virtio_summary(vm, stderr);
 	if (verdict)
 		fprintf(stderr, "veil: %s\n", verdict);

@@ -43,6 +43,7 @@ struct vcpu_stats {
 	uint64_t conversions;      /* guest-requested, by hypercall or memory fault */
 	uint64_t conversion_fails;
 	uint64_t fault_retries;    /* memory faults that raced a host conversion: run again */
+	uint64_t fault_resyncs;    /* repeated ones: the map's state applied to the kernel again */
 };
 
 struct vcpu {

@@ -112,6 +112,12 @@ int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmi
 	return -EOPNOTSUPP;
 }
 
+int arch_unused_ram(uint64_t *gpa, uint64_t *len)
+{
+	(void)gpa, (void)len;
+	return -EOPNOTSUPP;
+}
+
 int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d)
 {
 	(void)n, (void)d;

@@ -154,6 +154,13 @@ static int linux_copy_kernel(struct gmem *gm, const struct x86_kernel *k)
 #define MMIO_DEV_STRIDE 0x1000ULL
 #define MMIO_DEV_IRQ 16
 
+int arch_unused_ram(uint64_t *gpa, uint64_t *len)
+{
+	*gpa = 0xa0000;
+	*len = 0x100000 - 0xa0000;
+	return 0;
+}
+
 int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d)
 {
 	if (n >= ARCH_MAX_MMIO_DEVS)

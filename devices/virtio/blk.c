@@ -264,11 +264,12 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		io_put(blk, io);
 		return;
 	}
-	if (p->op == BLK_OP_READ || p->op == BLK_OP_WRITE) {
-		uint64_t gpa = (uint64_t)io->req->seg[io->req->nr_segs > 1 ? 1 : 0].gpa;
+	if ((p->op == BLK_OP_READ || p->op == BLK_OP_WRITE) && io->req->nr_segs > 2) {
+		const struct vq_seg *s = &io->req->seg[1];
+		uint64_t first = s->gpa >> 12, last = (s->gpa + s->len - 1) >> 12;
 
-		__atomic_store_n(&blk->last_gpa, gpa, __ATOMIC_RELAXED);
-		__atomic_store_n(&blk->recent_gpa[blk->recent_next++ % BLK_RECENT], gpa,
+		/* One word, so a reader on another thread never mixes two requests. */
+		__atomic_store_n(&blk->last_buf, first << 12 | ((last - first) & 0xfff),
 				 __ATOMIC_RELAXED);
 	}
 	io->op = p->op;
@@ -286,14 +287,13 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 	}
 }
 
-uint64_t virtio_blk_last_gpa(struct virtio_blk *blk)
+bool virtio_blk_last_buffer(struct virtio_blk *blk, uint64_t *gpa, uint64_t *pages)
 {
-	return __atomic_load_n(&blk->last_gpa, __ATOMIC_RELAXED);
-}
+	uint64_t v = __atomic_load_n(&blk->last_buf, __ATOMIC_RELAXED);
 
-uint64_t virtio_blk_recent_gpa(struct virtio_blk *blk, unsigned int i)
-{
-	return __atomic_load_n(&blk->recent_gpa[i % BLK_RECENT], __ATOMIC_RELAXED);
+	*gpa = v & ~0xfffULL;
+	*pages = (v & 0xfff) + 1;
+	return v != 0;
 }
 
 void blk_process(struct virtio_blk *blk)

@@ -37,7 +37,6 @@
 #define BLK_ID_BYTES 20
 #define BLK_QUEUE_SIZE 256
 #define BLK_MAX_INFLIGHT BLK_QUEUE_SIZE
-#define BLK_RECENT 64
 
 enum blk_op { BLK_OP_READ, BLK_OP_WRITE, BLK_OP_FLUSH, BLK_OP_DISCARD, BLK_OP_WRITE_ZEROES };
 
@@ -100,9 +99,7 @@ struct virtio_blk {
 	void *kick_opaque;
 	struct blk_io io[BLK_MAX_INFLIGHT];
 	unsigned int inflight;
-	uint64_t last_gpa;     /* a data buffer of the latest request started (atomic) */
-	uint64_t recent_gpa[BLK_RECENT]; /* data buffers of earlier requests (atomic) */
-	unsigned int recent_next;
+	uint64_t last_buf;     /* the latest request's first data buffer: gpa << 12 | pages - 1 */
 	struct {
 		uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
 		uint64_t bytes_read, bytes_written;
@@ -120,12 +117,10 @@ int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, u
 void virtio_blk_destroy(struct virtio_blk *blk);
 
 /*
- * Guest data buffers of disk requests, for host stress that aims at them:
- * the latest request's (likely still in flight), or one of the last
- * BLK_RECENT (likely done).  0 before any I/O.
+ * The pages of the latest read or write request's first data buffer, for
+ * host stress that aims at live I/O: false before any.
  */
-uint64_t virtio_blk_last_gpa(struct virtio_blk *blk);
-uint64_t virtio_blk_recent_gpa(struct virtio_blk *blk, unsigned int i);
+bool virtio_blk_last_buffer(struct virtio_blk *blk, uint64_t *gpa, uint64_t *pages);
 /* Pops and starts every available request.  On the I/O thread. */
 void blk_process(struct virtio_blk *blk);
 /* A backend finished io: writes the status, completes the request, signals the guest. */
