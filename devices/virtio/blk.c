@@ -264,14 +264,6 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		io_put(blk, io);
 		return;
 	}
-	if ((p->op == BLK_OP_READ || p->op == BLK_OP_WRITE) && io->req->nr_segs > 2) {
-		const struct vq_seg *s = &io->req->seg[1];
-		uint64_t first = s->gpa >> 12, last = (s->gpa + s->len - 1) >> 12;
-
-		/* One word, so a reader on another thread never mixes two requests. */
-		__atomic_store_n(&blk->last_buf, first << 12 | ((last - first) & 0xfff),
-				 __ATOMIC_RELAXED);
-	}
 	io->op = p->op;
 	io->offset = p->offset;
 	io->len = p->len;
@@ -284,6 +276,17 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		p->error = "the backend could not start the I/O";
 		complete(blk, io->req, p);
 		io_put(blk, io);
+		return;
+	}
+	/* In flight now (its completion runs on this thread, later): publish its buffer. */
+	io->buf_word = 0;
+	if ((p->op == BLK_OP_READ || p->op == BLK_OP_WRITE) && io->req->nr_segs > 2) {
+		const struct vq_seg *s = &io->req->seg[1];
+		uint64_t first = s->gpa >> 12, last = (s->gpa + s->len - 1) >> 12;
+
+		/* One word, so a reader on another thread never mixes two requests. */
+		io->buf_word = first << 12 | ((last - first) & 0xfff);
+		__atomic_store_n(&blk->last_buf, io->buf_word, __ATOMIC_RELAXED);
 	}
 }
 
@@ -347,6 +350,13 @@ void blk_io_done(struct blk_io *io)
 	bool running;
 
 	pthread_mutex_lock(&blk->lock);
+	if (io->buf_word) {
+		uint64_t word = io->buf_word;
+
+		__atomic_compare_exchange_n(&blk->last_buf, &word, 0, false, __ATOMIC_RELAXED,
+					    __ATOMIC_RELAXED);
+		io->buf_word = 0;
+	}
 	running = virtio_dev_running(&blk->vdev);
 	count(blk, p);
 	/* Reads and writes must be whole: a short one is an error, not a retry the guest sees. */

@@ -78,6 +78,7 @@ struct blk_io {
 	struct vq_req *req;
 	struct blk_parsed parsed;
 	bool busy;
+	uint64_t buf_word; /* what this I/O put in last_buf */
 };
 
 struct blk_backend_ops {
@@ -99,7 +100,7 @@ struct virtio_blk {
 	void *kick_opaque;
 	struct blk_io io[BLK_MAX_INFLIGHT];
 	unsigned int inflight;
-	uint64_t last_buf;     /* the latest request's first data buffer: gpa << 12 | pages - 1 */
+	uint64_t last_buf;     /* an in-flight request's first data buffer: gpa | pages - 1; 0 if none */
 	struct {
 		uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
 		uint64_t bytes_read, bytes_written;
@@ -117,8 +118,10 @@ int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, u
 void virtio_blk_destroy(struct virtio_blk *blk);
 
 /*
- * The pages of the latest read or write request's first data buffer, for
- * host stress that aims at live I/O: false before any.
+ * The pages of an in-flight read or write request's first data buffer (the
+ * latest started), for host stress that aims at live I/O: false if none is
+ * in flight.  Cleared when that request completes, so the pages are never
+ * aimed at once the guest may reuse them.
  */
 bool virtio_blk_last_buffer(struct virtio_blk *blk, uint64_t *gpa, uint64_t *pages);
 /* Pops and starts every available request.  On the I/O thread. */
