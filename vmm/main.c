@@ -78,8 +78,9 @@ static const char usage_run[] =
 	"      --balloon             a virtio-balloon: pages the guest reports free (free\n"
 	"                            page reporting) are punched out of guest_memfd\n"
 	"      --rng                 a virtio-rng fed by getrandom(2) (Linux: /dev/hwrng)\n"
-	"      --virtio-console      a virtio-console (Linux: hvc0) writing to stdout, beside\n"
-	"                            the UART; its input is not wired yet\n"
+	"      --console serial|virtio  serial (default): the UART only; virtio: also a\n"
+	"                            virtio-console (Linux: hvc0) writing to stdout; the\n"
+	"                            UART keeps early boot output and all input\n"
 	"      --convert-stress      while the guest runs, round-trip its live disk buffers\n"
 	"                            and unused reserved RAM shared -> private -> shared\n"
 	"                            (needs --disk; models that keep contents only)\n"
@@ -248,7 +249,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "balloon", no_argument, NULL, OPT_BALLOON },
 		{ "convert-stress", no_argument, NULL, OPT_CONVERT_STRESS },
 		{ "rng", no_argument, NULL, OPT_RNG },
-		{ "virtio-console", no_argument, NULL, OPT_VCONSOLE },
+		{ "console", required_argument, NULL, OPT_VCONSOLE },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -271,7 +272,11 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case OPT_BALLOON: o->balloon = true; break;
 		case OPT_CONVERT_STRESS: o->convert_stress = true; break;
 		case OPT_RNG: o->rng = true; break;
-		case OPT_VCONSOLE: o->vconsole = true; break;
+		case OPT_VCONSOLE:
+			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio"))
+				die_usage("run", "--console '%s': serial or virtio", optarg);
+			o->vconsole = !strcmp(optarg, "virtio");
+			break;
 		case OPT_DISK: {
 			char err[160];
 
@@ -505,7 +510,7 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 			ret = vm_add_rng(vm, err, sizeof(err));
 		}
 		if (!ret && o->vconsole) {
-			what = "--virtio-console";
+			what = "--console virtio";
 			ret = vm_add_vconsole(vm, STDOUT_FILENO, err, sizeof(err));
 		}
 		if (ret) {

@@ -329,25 +329,45 @@ static void balloon_proc(struct vm_vdev *v)
 		b->memfree_rise += free1 - free0;
 }
 
+/*
+ * Allocates a device wrapper of size bytes, whose first member is its
+ * struct vm_vdev, for a one-of-a-kind device; NULL with *ret and err set.
+ */
+static void *vdev_alloc(struct vm *vm, size_t size, bool taken, const char *name, int *ret,
+			char *err, size_t errlen)
+{
+	struct vm_vdev *v;
+
+	if (!virtio_of(vm)) {
+		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	if (taken) {
+		snprintf(err, errlen, "one %s only", name);
+		*ret = -EEXIST;
+		return NULL;
+	}
+	v = calloc(1, size);
+	if (!v) {
+		snprintf(err, errlen, "out of memory");
+		*ret = -ENOMEM;
+		return NULL;
+	}
+	v->kick_efd = -1;
+	snprintf(v->name, sizeof(v->name), "%s", name);
+	return v;
+}
+
 int vm_add_balloon(struct vm *vm, char *err, size_t errlen)
 {
-	struct vm_virtio *v = virtio_of(vm);
 	struct vm_balloon *b;
-	int ret;
+	int ret = 0;
 
-	if (!v) {
-		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
-		return -ENOMEM;
-	}
-	if (v->balloon) {
-		snprintf(err, errlen, "one balloon only");
-		return -EEXIST;
-	}
-	b = calloc(1, sizeof(*b));
+	b = vdev_alloc(vm, sizeof(*b), vm->virtio && vm->virtio->balloon, "virtio-balloon", &ret,
+		       err, errlen);
 	if (!b)
-		return -ENOMEM;
-	b->v.kick_efd = -1;
-	snprintf(b->v.name, sizeof(b->v.name), "virtio-balloon");
+		return ret;
 	ret = virtio_balloon_init(&b->b, vm->gmem, b->v.name);
 	if (ret) {
 		snprintf(err, errlen, "virtio-balloon: %s", strerror(-ret));
@@ -363,7 +383,7 @@ int vm_add_balloon(struct vm *vm, char *err, size_t errlen)
 		free(b);
 		return ret;
 	}
-	v->balloon = b;
+	vm->virtio->balloon = b;
 	return 0;
 }
 
@@ -374,23 +394,13 @@ static void rng_proc(struct vm_vdev *v)
 
 int vm_add_rng(struct vm *vm, char *err, size_t errlen)
 {
-	struct vm_virtio *v = virtio_of(vm);
 	struct vm_rng *r;
-	int ret;
+	int ret = 0;
 
-	if (!v) {
-		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
-		return -ENOMEM;
-	}
-	if (v->rng) {
-		snprintf(err, errlen, "one rng only");
-		return -EEXIST;
-	}
-	r = calloc(1, sizeof(*r));
+	r = vdev_alloc(vm, sizeof(*r), vm->virtio && vm->virtio->rng, "virtio-rng", &ret, err,
+		       errlen);
 	if (!r)
-		return -ENOMEM;
-	r->v.kick_efd = -1;
-	snprintf(r->v.name, sizeof(r->v.name), "virtio-rng");
+		return ret;
 	ret = virtio_rng_init(&r->r, vm->gmem, r->v.name);
 	if (ret) {
 		snprintf(err, errlen, "virtio-rng: %s", strerror(-ret));
@@ -406,7 +416,7 @@ int vm_add_rng(struct vm *vm, char *err, size_t errlen)
 		free(r);
 		return ret;
 	}
-	v->rng = r;
+	vm->virtio->rng = r;
 	return 0;
 }
 
@@ -434,24 +444,14 @@ static void vcon_proc(struct vm_vdev *v)
 
 int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
 {
-	struct vm_virtio *v = virtio_of(vm);
 	struct vm_vcon *c;
-	int ret;
+	int ret = 0;
 
-	if (!v) {
-		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
-		return -ENOMEM;
-	}
-	if (v->vcon) {
-		snprintf(err, errlen, "one virtio console only");
-		return -EEXIST;
-	}
-	c = calloc(1, sizeof(*c));
+	c = vdev_alloc(vm, sizeof(*c), vm->virtio && vm->virtio->vcon, "virtio-console", &ret, err,
+		       errlen);
 	if (!c)
-		return -ENOMEM;
-	c->v.kick_efd = -1;
+		return ret;
 	c->out_fd = out_fd;
-	snprintf(c->v.name, sizeof(c->v.name), "virtio-console");
 	ret = virtio_console_init(&c->c, vm->gmem, c->v.name);
 	if (ret) {
 		snprintf(err, errlen, "virtio-console: %s", strerror(-ret));
@@ -469,7 +469,7 @@ int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
 		free(c);
 		return ret;
 	}
-	v->vcon = c;
+	vm->virtio->vcon = c;
 	return 0;
 }
 

@@ -712,7 +712,7 @@ seed_counts() {
 test_balloon() {
 	# shellcheck disable=SC2046,SC2086
 	add_step linux 300 /bin/veil run --kernel /l2/stock.bzImage --initrd /l2/initrd.cpio \
-		--cmdline "$(l2_cmdline balloon stock)" --cpus 2 --mem 256M --balloon --rng --virtio-console \
+		--cmdline "$(l2_cmdline balloon stock)" --cpus 2 --mem 256M --balloon --rng --console virtio \
 		$(veil_timing_arg) ${NESTED_VEIL_ARGS:-}
 	STEP_L2[linux]=$T_L2_INIT
 	run_l1 virtio-balloon || return 1

@@ -17,6 +17,7 @@
 #include "gmem.h"
 #include "mmio.h"
 #include "test.h"
+#include "virtio_drv.h"
 
 #define MiB (1ULL << 20)
 #define MEM (16 * MiB)
@@ -26,10 +27,6 @@
 #define USED(q) (0x30000ULL + (q) * 0x1000ULL)
 #define PFNS 0x40000ULL
 #define FREE (2 * MiB) /* where the reported ranges start */
-
-static const struct gmem_arch_map x86_map = {
-	.ram_base = 0, .hole_start = 0xc0000000ULL, .hole_end = 0x100000000ULL,
-};
 
 struct t {
 	struct gmem *gm;
@@ -45,23 +42,7 @@ static void set_irq(void *opaque, bool level)
 	*(bool *)opaque = level;
 }
 
-static uint32_t rd(struct t *t, uint64_t off)
-{
-	uint32_t v = 0;
-
-	CHECK_EQ(virtio_mmio_ops.read(&t->mmio, off, &v, 4), 0);
-	return v;
-}
-
-static void wr(struct t *t, uint64_t off, uint32_t v)
-{
-	CHECK_EQ(virtio_mmio_ops.write(&t->mmio, off, &v, 4), 0);
-}
-
-static void put(struct t *t, uint64_t gpa, const void *p, uint64_t len)
-{
-	CHECK_EQ(gmem_write(t->gm, gpa, p, len), 0);
-}
+VIRTIO_TEST_DRIVER(struct t)
 
 static uint64_t get64(struct t *t, uint64_t gpa)
 {
@@ -73,16 +54,11 @@ static uint64_t get64(struct t *t, uint64_t gpa)
 
 static void setup(struct t *t)
 {
-	struct gmem_config cfg = {
-		.vm_fd = -1, .model = GMEM_MODEL_HOST, .drain_timeout_ns = 20 * 1000000ULL,
-	};
 	static const uint8_t zero[0x30000];
-	struct gmem_layout l;
 	unsigned int q;
 
 	memset(t, 0, sizeof(*t));
-	if (gmem_layout_compute(&x86_map, MEM, &l) || gmem_create_cfg(&cfg, &l, &t->gm))
-		exit(1);
+	t->gm = test_gmem(MEM, 20);
 	CHECK_EQ(virtio_balloon_init(&t->b, t->gm, "virtio-balloon-test"), 0);
 	t->b.vdev.set_irq = set_irq;
 	t->b.vdev.irq_opaque = &t->irq;

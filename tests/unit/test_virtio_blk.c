@@ -20,6 +20,7 @@
 #include "gmem.h"
 #include "mmio.h"
 #include "test.h"
+#include "virtio_drv.h"
 
 #define MiB (1ULL << 20)
 #define MEM (8 * MiB)
@@ -31,10 +32,6 @@
 #define DATA 0x100000ULL  /* data buffers, 64 KiB per slot */
 #define STATUS 0x80000ULL /* status bytes, one per slot */
 #define DISK_SECTORS 2048 /* 1 MiB */
-
-static const struct gmem_arch_map x86_map = {
-	.ram_base = 0, .hole_start = 0xc0000000ULL, .hole_end = 0x100000000ULL,
-};
 
 /* The test backend: a RAM disk; I/O waits in a list until complete_all(). */
 struct backend {
@@ -110,23 +107,7 @@ static void kick(void *opaque)
 	t->kicks++;
 }
 
-static uint32_t rd(struct t *t, uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	CHECK_EQ(virtio_mmio_ops.read(&t->mmio, off, &v, 4), 0);
-	return v;
-}
-
-static void wr(struct t *t, uint64_t off, uint32_t v)
-{
-	CHECK_EQ(virtio_mmio_ops.write(&t->mmio, off, &v, 4), 0);
-}
-
-static void put(struct t *t, uint64_t gpa, const void *p, uint64_t len)
-{
-	CHECK_EQ(gmem_write(t->gm, gpa, p, len), 0);
-}
+VIRTIO_TEST_DRIVER(struct t)
 
 static uint8_t get8(struct t *t, uint64_t gpa)
 {
@@ -249,16 +230,8 @@ static uint8_t run(struct t *t, unsigned int s, uint16_t head, uint32_t want_len
 
 static void setup(struct t *t, bool ro)
 {
-	struct gmem_config cfg = {
-		.vm_fd = -1, .model = GMEM_MODEL_HOST, .drain_timeout_ns = 20 * 1000000ULL,
-	};
-	struct gmem_layout l;
-
 	memset(t, 0, sizeof(*t));
-	if (gmem_layout_compute(&x86_map, MEM, &l) || gmem_create_cfg(&cfg, &l, &t->gm)) {
-		fprintf(stderr, "cannot create a detached gmem\n");
-		exit(1);
-	}
+	t->gm = test_gmem(MEM, 20);
 	t->be = calloc(1, sizeof(*t->be));
 	if (!t->be)
 		exit(1);

@@ -21,6 +21,7 @@
 #include "mmio.h"
 #include "rng.h"
 #include "test.h"
+#include "virtio_drv.h"
 #include "virtio/console.h" /* not "console.h": vmm/ has one, earlier on the include path */
 
 #define MiB (1ULL << 20)
@@ -33,10 +34,6 @@
 #define USED(q) (RING(q) + 0x2000)
 #define DATA 0x100000ULL /* buffers */
 #define POISON 0xee
-
-static const struct gmem_arch_map x86_map = {
-	.ram_base = 0, .hole_start = 0xc0000000ULL, .hole_end = 0x100000000ULL,
-};
 
 struct irq {
 	bool level;
@@ -72,23 +69,7 @@ static void kick(void *opaque)
 	t->kicks++;
 }
 
-static uint32_t rd(struct t *t, uint64_t off)
-{
-	uint32_t v = 0xdeadbeef;
-
-	CHECK_EQ(virtio_mmio_ops.read(&t->mmio, off, &v, 4), 0);
-	return v;
-}
-
-static void wr(struct t *t, uint64_t off, uint32_t v)
-{
-	CHECK_EQ(virtio_mmio_ops.write(&t->mmio, off, &v, 4), 0);
-}
-
-static void put(struct t *t, uint64_t gpa, const void *p, uint64_t len)
-{
-	CHECK_EQ(gmem_write(t->gm, gpa, p, len), 0);
-}
+VIRTIO_TEST_DRIVER(struct t)
 
 static void get(struct t *t, uint64_t gpa, void *p, uint64_t len)
 {
@@ -108,16 +89,8 @@ static void poison(struct t *t, uint64_t gpa, uint64_t len)
 
 static void create_gmem(struct t *t)
 {
-	struct gmem_config cfg = {
-		.vm_fd = -1, .model = GMEM_MODEL_HOST, .drain_timeout_ns = 20 * 1000000ULL,
-	};
-	struct gmem_layout l;
-
 	memset(t, 0, sizeof(*t));
-	if (gmem_layout_compute(&x86_map, MEM, &l) || gmem_create_cfg(&cfg, &l, &t->gm)) {
-		fprintf(stderr, "cannot create a detached gmem\n");
-		exit(1);
-	}
+	t->gm = test_gmem(MEM, 20);
 }
 
 static void attach(struct t *t, struct virtio_dev *vd)
