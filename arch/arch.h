@@ -64,6 +64,9 @@ struct arch_board_ops {
 int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,
 		      struct arch_board **out) __must_check;
 void arch_board_destroy(struct arch_board *b);
+/* The board's PCI host bridge, or NULL without one. */
+struct pci_host;
+struct pci_host *arch_board_pci(struct arch_board *b);
 /* Console input; returns how many bytes the device took. */
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len);
 
@@ -92,6 +95,7 @@ struct arch_linux_boot {
 	const char *cmdline;
 	const struct arch_mmio_dev *mmio_devs;
 	unsigned int nr_mmio_devs;
+	bool pci; /* declare the PCI root bridge (arch_pci_window) */
 };
 struct arch_boot_state {
 	uint64_t entry;
@@ -106,7 +110,9 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 	__must_check;
 /* ACPI tables for nr_cpus at their fixed place; *rsdp gets the RSDP's address. */
 int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, uint64_t *rsdp) __must_check;
+		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp) __must_check;
+/* Where PCI BARs go (x86: a window in the MMIO hole); -EOPNOTSUPP without PCI. */
+int arch_pci_window(uint64_t *base, uint64_t *size) __must_check;
 
 /* The memory map the guest is told about. */
 #define ARCH_E820_MAX 16

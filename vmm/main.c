@@ -32,6 +32,7 @@
 #define OPT_CONVERT_STRESS 1003
 #define OPT_RNG 1004
 #define OPT_VCONSOLE 1005
+#define OPT_TRANSPORT 1006
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -77,6 +78,8 @@ static const char usage_run[] =
 	"                            writes, direct opens it O_DIRECT; up to 4\n"
 	"      --balloon             a virtio-balloon: pages the guest reports free (free\n"
 	"                            page reporting) are punched out of guest_memfd\n"
+	"      --transport mmio|pci  how virtio devices attach: virtio-mmio (default) or\n"
+	"                            virtio-pci (modern, MSI-X); both declared in ACPI\n"
 	"      --rng                 a virtio-rng fed by getrandom(2) (Linux: /dev/hwrng)\n"
 	"      --console serial|virtio  serial (default): the UART only; virtio: also a\n"
 	"                            virtio-console (Linux: hvc0) writing to stdout; the\n"
@@ -151,6 +154,7 @@ struct run_opts {
 	bool convert_stress;
 	bool rng;
 	bool vconsole;
+	bool pci;
 	unsigned int nr_disks;
 	struct vm_disk_cfg disks[VM_MAX_DISKS];
 };
@@ -250,6 +254,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "convert-stress", no_argument, NULL, OPT_CONVERT_STRESS },
 		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "console", required_argument, NULL, OPT_VCONSOLE },
+		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -272,6 +277,11 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case OPT_BALLOON: o->balloon = true; break;
 		case OPT_CONVERT_STRESS: o->convert_stress = true; break;
 		case OPT_RNG: o->rng = true; break;
+		case OPT_TRANSPORT:
+			if (strcmp(optarg, "mmio") && strcmp(optarg, "pci"))
+				die_usage("run", "--transport '%s': mmio or pci", optarg);
+			o->pci = !strcmp(optarg, "pci");
+			break;
 		case OPT_VCONSOLE:
 			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio"))
 				die_usage("run", "--console '%s': serial or virtio", optarg);
@@ -490,6 +500,11 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 		fprintf(stderr, "veil run: could not create the VM: %s\n", strerror(-ret));
 		return VM_EXIT_FAILURE;
 	}
+	if (o->pci && vm_virtio_transport(vm, true)) {
+		fprintf(stderr, "veil run: --transport pci: this architecture has no PCI host yet\n");
+		vm_destroy(vm);
+		return VM_EXIT_USAGE;
+	}
 	for (unsigned int i = 0; i < o->nr_disks; i++) {
 		char err[200] = "";
 
@@ -520,6 +535,7 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 		}
 	}
 	b->lb.mmio_devs = vm_mmio_devs(vm, &b->lb.nr_mmio_devs);
+	b->lb.pci = vm_virtio_has_pci(vm);
 	code = boot_guest(vm, o, b, &fb, &svc);
 	if (code) {
 		vm_destroy(vm);

@@ -126,9 +126,84 @@ static void vdev_kicked(void *opaque)
 	vdev_run(opaque);
 }
 
+/* An MSI from a virtio-pci device, to the in-kernel LAPICs. */
+static void vdev_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct vm_vdev *v = opaque;
+	struct kvm_msi msi = {
+		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data,
+	};
+
+	if (ioctl(v->vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
+		pr_warn("%s: KVM_SIGNAL_MSI: %s", v->name, strerror(errno));
+}
+
+int vm_virtio_transport(struct vm *vm, bool pci)
+{
+	struct vm_virtio *vv = virtio_of(vm);
+
+	if (!vv)
+		return -ENOMEM;
+	vv->pci = pci ? arch_board_pci(vm->board) : NULL;
+	if (pci && !vv->pci)
+		return -EOPNOTSUPP;
+	vv->use_pci = pci;
+	return 0;
+}
+
+bool vm_virtio_has_pci(struct vm *vm)
+{
+	return vm->virtio && vm->virtio->pci;
+}
+
+static uint32_t pci_class(uint32_t device_id)
+{
+	switch (device_id) {
+	case VIRTIO_ID_BLOCK: return 0x010000;   /* mass storage */
+	case VIRTIO_ID_CONSOLE: return 0x078000; /* communication, other */
+	default: return 0xff0000;                /* unassigned class */
+	}
+}
+
+/* virtio-pci: a function on the root bus, an ioeventfd per queue's notify register. */
+static int vdev_attach_pci(struct vm *vm, struct vm_vdev *v, char *err, size_t errlen)
+{
+	struct vm_virtio *vv = vm->virtio;
+	unsigned int slot, q;
+	int ret;
+
+	v->pci = true;
+	virtio_pci_init(&v->vp, v->vd, pci_class(v->vd->device_id));
+	v->vp.signal_msi = vdev_signal_msi;
+	v->vp.msi_opaque = v;
+	ret = pci_host_add(vv->pci, &v->vp.pci, &slot);
+	if (!ret)
+		ret = iothread_watch(&vv->io, v->kick_efd, vdev_kicked, v);
+	if (ret) {
+		snprintf(err, errlen, "registering the PCI function: %s", strerror(-ret));
+		return ret;
+	}
+	/* Linux writes a queue's index to its notify register, 16 bits wide. */
+	v->ioeventfd = true;
+	for (q = 0; q < v->vd->nr_queues; q++) {
+		struct kvm_ioeventfd ev = {
+			.addr = pci_bar_addr(&v->vp.pci, 0) + VPCI_NOTIFY + q * VPCI_NOTIFY_MULT,
+			.len = 2, .fd = v->kick_efd,
+		};
+
+		v->ioeventfd &= ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev) == 0;
+	}
+	if (!v->ioeventfd)
+		pr_info("%s: no ioeventfd (%s); kicks go through the bus", v->name, strerror(errno));
+	pr_info("%s: virtio-pci 00:%02x.0, BAR0 0x%llx", v->name, slot,
+		(unsigned long long)pci_bar_addr(&v->vp.pci, 0));
+	return 0;
+}
+
 /*
- * Puts a device on the next virtio-mmio slot: bus, ioeventfd on QueueNotify
- * (every queue: no datamatch), the I/O thread's watch, the interrupt line.
+ * Puts a device on the VM's transport: virtio-pci, or the next virtio-mmio
+ * slot with an ioeventfd on QueueNotify (every queue: no datamatch), the
+ * I/O thread's watch, and the interrupt line.
  */
 static int vdev_attach(struct vm *vm, struct vm_vdev *v, struct virtio_dev *vd,
 		       void (*process)(struct vm_vdev *), char *err, size_t errlen)
@@ -140,6 +215,14 @@ static int vdev_attach(struct vm *vm, struct vm_vdev *v, struct virtio_dev *vd,
 	v->vm = vm;
 	v->vd = vd;
 	v->process = process;
+	if (vv->use_pci) {
+		v->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (v->kick_efd < 0) {
+			snprintf(err, errlen, "eventfd: %s", strerror(errno));
+			return -errno;
+		}
+		return vdev_attach_pci(vm, v, err, errlen);
+	}
 	ret = arch_mmio_slot(vv->nr_mmio, &v->slot);
 	if (ret) {
 		snprintf(err, errlen, "no virtio-mmio slot left on this architecture");
@@ -168,6 +251,8 @@ static int vdev_attach(struct vm *vm, struct vm_vdev *v, struct virtio_dev *vd,
 	if (!v->ioeventfd)
 		pr_info("%s: no ioeventfd (%s); kicks go through the bus", v->name, strerror(errno));
 	vv->mmio_devs[vv->nr_mmio++] = v->slot;
+	pr_info("%s: virtio-mmio at 0x%llx, GSI %u", v->name, (unsigned long long)v->slot.base,
+		v->slot.irq);
 	return 0;
 }
 
@@ -282,9 +367,8 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 		goto err;
 	}
 	v->blk[v->nr_blk++] = b;
-	pr_info("%s: %s, %llu MiB%s%s, MMIO 0x%llx, GSI %u", b->v.name, cfg->path,
-		(unsigned long long)(size >> 20), cfg->read_only ? ", read-only" : "",
-		cfg->direct ? ", O_DIRECT" : "", (unsigned long long)b->v.slot.base, b->v.slot.irq);
+	pr_info("%s: %s, %llu MiB%s%s", b->v.name, cfg->path, (unsigned long long)(size >> 20),
+		cfg->read_only ? ", read-only" : "", cfg->direct ? ", O_DIRECT" : "");
 	return 0;
 err:
 	blk_free(b);
@@ -481,7 +565,9 @@ const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
 
 int vm_virtio_start(struct vm *vm)
 {
-	if (!vm->virtio || !vm->virtio->nr_mmio)
+	struct vm_virtio *v = vm->virtio;
+
+	if (!v || !(v->nr_blk || v->balloon || v->rng || v->vcon))
 		return 0;
 	return iothread_start(&vm->virtio->io);
 }
@@ -533,7 +619,7 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 		struct virtio_blk *blk = &vm->virtio->blk[i]->blk;
 
 		fprintf(f, "veil: %s: %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, "
-			"%llu discards, %llu write-zeroes, %llu errors, %llu malformed, %llu deferred%s\n",
+			"%llu discards, %llu write-zeroes, %llu errors, %llu malformed, %llu deferred%s%s\n",
 			vm->virtio->blk[i]->v.name, (unsigned long long)blk->stats.reads,
 			(unsigned long long)(blk->stats.bytes_read >> 20),
 			(unsigned long long)blk->stats.writes,
@@ -542,7 +628,8 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)blk->stats.write_zeroes, (unsigned long long)blk->stats.errors,
 			(unsigned long long)blk->stats.malformed,
 			(unsigned long long)vm->virtio->blk[i]->v.retries,
-			vm->virtio->blk[i]->v.ioeventfd ? "" : " (kicks through the bus)");
+			vm->virtio->blk[i]->v.ioeventfd ? "" : " (kicks through the bus)",
+			vm->virtio->blk[i]->v.pci ? "; on virtio-pci with MSI-X" : "");
 	}
 	if (vm->virtio && vm->virtio->balloon) {
 		struct vm_balloon *b = vm->virtio->balloon;

@@ -18,6 +18,8 @@
 #include "compiler.h"
 #include "iothread.h"
 #include "mmio.h"
+#include "pci.h"
+#include "vpci.h"
 
 #define VM_MAX_DISKS 4
 
@@ -35,7 +37,9 @@ struct vm_vdev {
 	char name[24];
 	struct virtio_dev *vd;
 	struct virtio_mmio mmio;
-	struct arch_mmio_dev slot;
+	struct arch_mmio_dev slot;  /* virtio-mmio */
+	struct virtio_pci vp;       /* virtio-pci */
+	bool pci;
 	int kick_efd;
 	bool ioeventfd;
 	void (*process)(struct vm_vdev *v); /* on the I/O thread, after a kick */
@@ -87,6 +91,8 @@ struct vm_virtio {
 	struct vm_vcon *vcon;
 	struct arch_mmio_dev mmio_devs[ARCH_MAX_MMIO_DEVS];
 	unsigned int nr_mmio;
+	bool use_pci;          /* new devices go on PCI */
+	struct pci_host *pci;  /* the board's host bridge, once PCI is used */
 };
 
 /*
@@ -107,6 +113,10 @@ int vm_add_balloon(struct vm *vm, char *err, size_t errlen) __must_check;
 int vm_add_rng(struct vm *vm, char *err, size_t errlen) __must_check;
 /* Adds a virtio-console (hvc0 in Linux) whose output goes to out_fd; input is not wired. */
 int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen) __must_check;
+/* Puts the devices added after this call on virtio-pci (true) or virtio-mmio. */
+int vm_virtio_transport(struct vm *vm, bool pci) __must_check;
+/* True if a PCI root bridge must be declared. */
+bool vm_virtio_has_pci(struct vm *vm);
 /* The devices the firmware tables must declare. */
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr);
 /* vm_run()'s: start the I/O thread before the vCPUs, stop it after they joined. */

@@ -106,10 +106,22 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 }
 
 int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, uint64_t *rsdp)
+		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp)
 {
-	(void)gm, (void)nr_cpus, (void)mmio_devs, (void)nr_mmio_devs, (void)rsdp;
+	(void)gm, (void)nr_cpus, (void)mmio_devs, (void)nr_mmio_devs, (void)pci, (void)rsdp;
 	return -EOPNOTSUPP;
+}
+
+struct pci_host *arch_board_pci(struct arch_board *b)
+{
+	(void)b;
+	return NULL;
+}
+
+int arch_pci_window(uint64_t *base, uint64_t *size)
+{
+	(void)base, (void)size;
+	return -EOPNOTSUPP; /* arm64 will have an ECAM host in its device tree */
 }
 
 int arch_unused_ram(uint64_t *gpa, uint64_t *len)

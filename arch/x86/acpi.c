@@ -152,9 +152,93 @@ static size_t aml_virtio_mmio(uint8_t *p, unsigned int n, const struct x86_acpi_
 	return len + b;
 }
 
+/* A Word Address Space descriptor: type 1 I/O or 2 bus numbers, fixed [min, max]. */
+static size_t aml_word_space(uint8_t *p, uint8_t type, uint8_t type_flags, uint16_t min,
+			     uint16_t max)
+{
+	p[0] = 0x88;
+	put16(p + 1, 13);
+	p[3] = type;
+	p[4] = 0x0c; /* producer, positive decode, MinFixed, MaxFixed */
+	p[5] = type_flags;
+	put16(p + 6, 0);     /* granularity */
+	put16(p + 8, min);
+	put16(p + 10, max);
+	put16(p + 12, 0);    /* translation */
+	put16(p + 14, (uint16_t)(max - min + 1));
+	return 16;
+}
+
+/*
+ * Device (PCI0) { Name (_HID, EisaId ("PNP0A03")) Name (_UID, 0) Name (_CRS,
+ * ResourceTemplate () { bus 0; IO 0xCF8-0xCFF; IO 0-0xCF7 and 0xD00-0xFFFF
+ * windows; DWordMemory window }) }: Linux scans bus 0 of a root bridge it
+ * finds in ACPI, and no other.
+ */
+static size_t aml_pci_root(uint8_t *p, uint32_t win_base, uint32_t win_size)
+{
+	uint8_t body[160], crs[120];
+	size_t b = 0, c = 0, len = 0;
+
+	c += aml_word_space(crs + c, 2, 0, 0, 0);
+	crs[c++] = 0x47; /* IO (Decode16, 0xCF8, 0xCF8, 1, 8) */
+	crs[c++] = 0x01;
+	put16(crs + c, 0xcf8);
+	put16(crs + c + 2, 0xcf8);
+	c += 4;
+	crs[c++] = 1;
+	crs[c++] = 8;
+	c += aml_word_space(crs + c, 1, 0x03, 0x0000, 0x0cf7);
+	c += aml_word_space(crs + c, 1, 0x03, 0x0d00, 0xffff);
+	crs[c++] = 0x87; /* DWord Address Space: memory */
+	put16(crs + c, 23);
+	c += 2;
+	crs[c++] = 0;    /* memory */
+	crs[c++] = 0x0c; /* producer, positive decode, MinFixed, MaxFixed */
+	crs[c++] = 0x01; /* read-write, non-cacheable */
+	put32(crs + c, 0);
+	put32(crs + c + 4, win_base);
+	put32(crs + c + 8, win_base + win_size - 1);
+	put32(crs + c + 12, 0);
+	put32(crs + c + 16, win_size);
+	c += 20;
+	crs[c++] = 0x79;
+	crs[c++] = 0;
+
+	memcpy(body + b, "PCI0", 4);
+	b += 4;
+	body[b++] = 0x08; /* Name (_HID, EisaId ("PNP0A03")) */
+	memcpy(body + b, "_HID", 4);
+	b += 4;
+	body[b++] = 0x0c;
+	body[b++] = 0x41;
+	body[b++] = 0xd0;
+	body[b++] = 0x0a;
+	body[b++] = 0x03;
+	body[b++] = 0x08; /* Name (_UID, 0) */
+	memcpy(body + b, "_UID", 4);
+	b += 4;
+	body[b++] = 0x00;
+	body[b++] = 0x08; /* Name (_CRS, Buffer (c) { ... }) */
+	memcpy(body + b, "_CRS", 4);
+	b += 4;
+	body[b++] = 0x11;
+	b += aml_pkglen(body + b, 2 + c);
+	body[b++] = 0x0a;
+	body[b++] = (uint8_t)c;
+	memcpy(body + b, crs, c);
+	b += c;
+
+	p[len++] = 0x5b; /* DeviceOp */
+	p[len++] = 0x82;
+	len += aml_pkglen(p + len, b);
+	memcpy(p + len, body, b);
+	return len + b;
+}
+
 static int acpi_dsdt(struct acpi_buf *b, const struct x86_acpi_config *cfg, uint64_t *gpa)
 {
-	uint8_t devs[X86_ACPI_MAX_MMIO_DEVS * 80], scope[8 + sizeof(devs)];
+	uint8_t devs[X86_ACPI_MAX_MMIO_DEVS * 80 + 200], scope[8 + sizeof(devs)];
 	size_t nd = 0, ns = 0;
 	unsigned int i;
 	uint32_t len;
@@ -164,6 +248,8 @@ static int acpi_dsdt(struct acpi_buf *b, const struct x86_acpi_config *cfg, uint
 		return -EINVAL;
 	for (i = 0; i < cfg->nr_mmio_devs; i++)
 		nd += aml_virtio_mmio(devs + nd, i, &cfg->mmio_devs[i]);
+	if (cfg->pci_win_size)
+		nd += aml_pci_root(devs + nd, cfg->pci_win_base, cfg->pci_win_size);
 	if (nd) { /* Scope (\_SB) { devices } */
 		scope[ns++] = 0x10;
 		ns += aml_pkglen(scope + ns, 5 + nd);

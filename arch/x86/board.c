@@ -8,6 +8,7 @@
 #include "arch.h"
 #include "debug_exit.h"
 #include "pc_reset.h"
+#include "pci.h"
 #include "rtc_cmos.h"
 #include "uart8250.h"
 #include "veil_boot.h"
@@ -21,6 +22,8 @@ struct arch_board {
 	struct acpi_pm *pm;
 	struct debug_exit debug_exit;
 	struct pc_reset reset;
+	struct pci_host pci;
+	bool pci_ready;
 };
 
 static void board_uart_irq(void *opaque, int level)
@@ -102,9 +105,21 @@ static int board_register(struct arch_board *b, struct bus *bus)
 	if (!ret)
 		ret = bus_register(bus, BUS_PIO, X86_PORT_I8042 + 4, 1, &i8042_cmd_bus_ops, &b->reset,
 				   "i8042");
-	if (!ret)
-		ret = bus_register(bus, BUS_PIO, X86_PORT_RESET, 1, &cf9_bus_ops, &b->reset, "reset-cf9");
+	/* A PC's host bridge, whose config ports enclose the reset register at 0xCF9. */
+	if (!ret) {
+		uint64_t base, size;
+
+		ret = arch_pci_window(&base, &size);
+		if (!ret)
+			ret = pci_host_init(&b->pci, bus, base, size, &cf9_bus_ops, &b->reset);
+		b->pci_ready = ret == 0;
+	}
 	return ret;
+}
+
+struct pci_host *arch_board_pci(struct arch_board *b)
+{
+	return b->pci_ready ? &b->pci : NULL;
 }
 
 int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,
@@ -135,6 +150,8 @@ void arch_board_destroy(struct arch_board *b)
 	uart8250_destroy(b->uart);
 	rtc_cmos_destroy(b->rtc);
 	acpi_pm_destroy(b->pm);
+	if (b->pci_ready)
+		pci_host_destroy(&b->pci);
 	free(b);
 }
 

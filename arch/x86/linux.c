@@ -171,8 +171,18 @@ int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d)
 	return 0;
 }
 
+#define PCI_WIN_BASE 0xe0000000ULL
+#define PCI_WIN_SIZE 0x01000000ULL
+
+int arch_pci_window(uint64_t *base, uint64_t *size)
+{
+	*base = PCI_WIN_BASE;
+	*size = PCI_WIN_SIZE;
+	return 0;
+}
+
 int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, uint64_t *rsdp)
+		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp)
 {
 	struct x86_acpi_config cfg = {
 		.nr_cpus = nr_cpus, .pm_port = X86_PORT_ACPI_PM, .sci_irq = X86_ACPI_SCI_IRQ,
@@ -191,6 +201,10 @@ int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmi
 			.irq = (uint8_t)mmio_devs[i].irq,
 		};
 	cfg.nr_mmio_devs = nr_mmio_devs;
+	if (pci) {
+		cfg.pci_win_base = (uint32_t)PCI_WIN_BASE;
+		cfg.pci_win_size = (uint32_t)PCI_WIN_SIZE;
+	}
 	buf = calloc(1, ACPI_MAX);
 	if (!buf)
 		return -ENOMEM;
@@ -217,7 +231,7 @@ static int linux_write(struct gmem *gm, const struct x86_kernel *k, const struct
 	if (!ret)
 		ret = gmem_write(gm, CMDLINE_GPA, b->cmdline, strlen(b->cmdline) + 1);
 	if (!ret)
-		ret = arch_acpi_write(gm, nr_cpus, b->mmio_devs, b->nr_mmio_devs, &rsdp);
+		ret = arch_acpi_write(gm, nr_cpus, b->mmio_devs, b->nr_mmio_devs, b->pci, &rsdp);
 	if (!ret)
 		ret = arch_fw_prepare(gm, &tables); /* GDT and identity page tables */
 	if (!ret) {

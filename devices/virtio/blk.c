@@ -239,8 +239,11 @@ static void count(struct virtio_blk *blk, const struct blk_parsed *p)
 	}
 }
 
-/* With blk->lock held: one popped request, answered now or handed to the backend. */
-static void start(struct virtio_blk *blk, struct blk_io *io)
+/*
+ * With blk->lock held: one popped request, answered now (returns true: the
+ * used ring moved) or handed to the backend (false: its completion signals).
+ */
+static bool start(struct virtio_blk *blk, struct blk_io *io)
 {
 	struct blk_parsed *p = &io->parsed;
 	int ret;
@@ -250,7 +253,7 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		if (vq_push(&blk->vdev.vq[0], io->req, 0))
 			virtio_dev_needs_reset(&blk->vdev, blk->vdev.vq[0].error);
 		io_put(blk, io);
-		return;
+		return true;
 	}
 	if (p->status == VIRTIO_BLK_S_OK && p->type == VIRTIO_BLK_T_GET_ID) {
 		uint64_t n = io->req->in_len - 1 < BLK_ID_BYTES ? io->req->in_len - 1 : BLK_ID_BYTES;
@@ -262,7 +265,7 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 	if (p->status != VIRTIO_BLK_S_OK || p->type == VIRTIO_BLK_T_GET_ID) {
 		complete(blk, io->req, p);
 		io_put(blk, io);
-		return;
+		return true;
 	}
 	io->op = p->op;
 	io->offset = p->offset;
@@ -276,7 +279,7 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		p->error = "the backend could not start the I/O";
 		complete(blk, io->req, p);
 		io_put(blk, io);
-		return;
+		return true;
 	}
 	/* In flight now (its completion runs on this thread, later): publish its buffer. */
 	io->buf_word = 0;
@@ -288,6 +291,7 @@ static void start(struct virtio_blk *blk, struct blk_io *io)
 		io->buf_word = first << 12 | ((last - first) & 0xfff);
 		__atomic_store_n(&blk->last_buf, io->buf_word, __ATOMIC_RELAXED);
 	}
+	return false;
 }
 
 bool virtio_blk_last_buffer(struct virtio_blk *blk, uint64_t *gpa, uint64_t *pages)
@@ -326,8 +330,8 @@ void blk_process(struct virtio_blk *blk)
 		}
 		io->busy = true;
 		blk->inflight++;
-		notify = true;
 		if (ret < 0) {
+			notify = true;
 			/* A malformed chain: nothing pinned, no status byte we may trust. */
 			blk->stats.malformed++;
 			pr_debug("%s: %s", blk->vdev.name, vq->error);
@@ -336,7 +340,7 @@ void blk_process(struct virtio_blk *blk)
 			io_put(blk, io);
 			continue;
 		}
-		start(blk, io);
+		notify |= start(blk, io);
 	}
 	pthread_mutex_unlock(&blk->lock);
 	if (notify)

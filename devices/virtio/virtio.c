@@ -40,16 +40,25 @@ static void update_irq(struct virtio_dev *vd)
 
 void virtio_dev_notify_queue(struct virtio_dev *vd, unsigned int q)
 {
+	bool msi = false;
+
 	pthread_mutex_lock(&vd->lock);
 	if (q < vd->nr_queues && vq_should_interrupt(&vd->vq[q])) {
 		vd->isr |= VIRTIO_ISR_QUEUE;
-		update_irq(vd);
+		if (vd->msi_notify)
+			msi = true;
+		else
+			update_irq(vd);
 	}
 	pthread_mutex_unlock(&vd->lock);
+	if (msi)
+		vd->msi_notify(vd->irq_opaque, (int)q);
 }
 
 void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why)
 {
+	bool msi = false;
+
 	pthread_mutex_lock(&vd->lock);
 	vd->errors++;
 	snprintf(vd->last_error, sizeof(vd->last_error), "%s", why);
@@ -58,9 +67,14 @@ void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why)
 		vd->status |= VIRTIO_STATUS_NEEDS_RESET;
 		vd->config_generation++;
 		vd->isr |= VIRTIO_ISR_CONFIG;
-		update_irq(vd);
+		if (vd->msi_notify)
+			msi = true;
+		else
+			update_irq(vd);
 	}
 	pthread_mutex_unlock(&vd->lock);
+	if (msi)
+		vd->msi_notify(vd->irq_opaque, VIRTIO_NOTIFY_CONFIG);
 }
 
 bool virtio_dev_running(struct virtio_dev *vd)

@@ -30,6 +30,7 @@
 #define VIRTIO_ISR_CONFIG 2
 
 #define VIRTIO_MAX_QUEUES 4
+#define VIRTIO_NOTIFY_CONFIG (-1)
 
 #define VIRTIO_ID_BLOCK 2
 #define VIRTIO_ID_CONSOLE 3
@@ -62,6 +63,11 @@ struct virtio_dev {
 	/* Interrupt line: level while isr != 0 (virtio-mmio is level-triggered). */
 	void (*set_irq)(void *irq_opaque, bool level);
 	void *irq_opaque;
+	/*
+	 * Message-signalled instead (virtio-pci with MSI-X): called for queue q,
+	 * or VIRTIO_NOTIFY_CONFIG, in place of the ISR and the line.
+	 */
+	void (*msi_notify)(void *irq_opaque, int q);
 
 	pthread_mutex_t lock;     /* the fields below */
 	uint8_t status;

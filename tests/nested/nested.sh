@@ -325,7 +325,7 @@ fn_l2_stock() {
 	for f in "$out/root/lib/modules/$kver"/kernel/drivers/virtio/*.ko*; do
 		f=$(basename "$f"); mods+=("${f%%.ko*}")
 	done
-	mods+=(virtio_mmio virtio_blk virtio_balloon virtio_console virtio-rng virtio_net)
+	mods+=(virtio_mmio virtio_pci virtio_blk virtio_balloon virtio_console virtio-rng virtio_net)
 	rm -rf "$out/modules"
 	copy_modules "$out/root/lib/modules/$kver/kernel" "$out/modules" "${mods[@]}"
 	echo "$kver" >"$out/modules/version"
@@ -668,15 +668,23 @@ blk_integrity_steps() { # EXTRA VEIL ARGS...
 		want_md5=\$(prng 42 $n | md5sum | cut -d' ' -f1)"
 }
 
-test_blk_integrity() {
-	blk_integrity_steps
-	run_l1 virtio-blk-integrity || return 1
-	check "L2 found the virtio-blk disk (virtio-mmio from ACPI)" output_has linux '^VEIL-L2: blk=present sectors=147456'
+test_blk_integrity() { # NAME [VEIL ARGS...]
+	local name=$1
+	shift
+	blk_integrity_steps "$@"
+	run_l1 "$name" || return 1
+	check "L2 found the virtio-blk disk (through ACPI)" output_has linux '^VEIL-L2: blk=present sectors=147456'
 	check "L2 read back what it wrote" output_has linux '^VEIL-L2: blk=ok'
 	check "veil exits 0 after the guest's poweroff" exit_is linux 0
 	check "veil saw no I/O errors and no malformed requests" \
 		output_has linux '^veil: virtio-blk0: .* 0 errors, 0 malformed'
 	check "the image in L1 holds the generator's 64 MiB" image_matches
+	if [[ " $* " == *" --transport pci "* ]]; then
+		check "L2's virtio-pci driver bound both functions (blk, rng)" \
+			output_has linux '^VEIL-L2: virtio_pci_functions=2'
+		check "virtio-rng on PCI feeds /dev/hwrng" \
+			output_has linux '^VEIL-L2: hwrng=virtio_rng\.0 bytes=64'
+	fi
 }
 # The seeds' scenario end to end (issue 6), on the in-place kernel with a SW_PROTECTED VM, so
 # conversions are real kernel conversions that keep contents: while the stock L2 does the
@@ -850,7 +858,7 @@ test_stress_inplace() {
 run_test() {
 	local name=${1:?run-test needs a test name}
 	case $name in
-	selftest | linux-stock | linux-panic | stress-default | virtio-blk-integrity | virtio-balloon) ;;
+	selftest | linux-stock | linux-panic | stress-default | virtio-blk-integrity | virtio-balloon | virtio-pci) ;;
 	linux-swprot | stress-swprot) [ -f "$SWPROT" ] || skip "no kernel $SWPROT (the shared folder is absent)" ;;
 	stress-inplace | seed-inplace)
 		[ -f "$INPLACE" ] || skip "no kernel $INPLACE (the shared folder is absent)"
@@ -859,7 +867,7 @@ run_test() {
 		L1_CHOICE=inplace
 		L1_CMDLINE+=" kvm.gmem_in_place_conversion=1"
 		;;
-	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace)" ;;
+	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace, virtio-pci)" ;;
 	esac
 	# Firmware guests run under single-threaded TCG.  Multi-threaded TCG gave two kinds of
 	# failure here that single-threaded TCG never showed in 15 runs (10 of them with a CPU hog
@@ -884,7 +892,8 @@ run_test() {
 		stress-default) test_stress_default || true ;;
 		stress-swprot) test_stress_swprot || true ;;
 		stress-inplace) test_stress_inplace || true ;;
-		virtio-blk-integrity) test_blk_integrity || true ;;
+		virtio-blk-integrity) test_blk_integrity virtio-blk-integrity || true ;;
+		virtio-pci) test_blk_integrity virtio-pci --transport pci --rng || true ;;
 		virtio-balloon) test_balloon || true ;;
 		seed-inplace) test_seed_inplace || true ;;
 		esac

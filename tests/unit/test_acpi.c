@@ -202,6 +202,38 @@ static void test_virtio_mmio_dsdt(void)
 			break;
 	}
 	CHECK_EQ(found, 3);
+	/* With PCI, a PNP0A03 root bridge follows: its package ends at the table's end. */
+	cfg.pci_win_base = 0xe0000000u;
+	cfg.pci_win_size = 0x1000000u;
+	CHECK(x86_acpi_build(&cfg, BASE, buf, LEN) > 0);
+	/* The DSDT grew, so the FADT after it moved: find it again. */
+	x = table(buf, get64(buf + 24), "XSDT");
+	for (i = 0; i < (get32(x + 4) - 36) / 8; i++)
+		if (!memcmp(at(buf, get64(x + 36 + 8 * i)), "FACP", 4))
+			fadt = at(buf, get64(x + 36 + 8 * i));
+	d = table(buf, get64(fadt + 140), "DSDT");
+	end = d + get32(d + 4);
+	scope = d + 36 + 14;
+	slen = pkglen(scope + 1, &k);
+	CHECK(scope + 1 + slen == end);
+	for (dev = scope + 1 + k + 5, found = 0; dev < end && found < 8; dev += 2 + len, found++) {
+		CHECK(dev[0] == 0x5b && dev[1] == 0x82);
+		len = pkglen(dev + 2, &k);
+		if (!memcmp(dev + 2 + k, "PCI0", 4)) {
+			const uint8_t pnp0a03[] = { 0x0c, 0x41, 0xd0, 0x0a, 0x03 };
+			const uint8_t *m = memmem(dev, 2 + len, "\x87\x17\x00\x00", 4);
+
+			CHECK(memmem(dev, 2 + len, pnp0a03, sizeof(pnp0a03)) != NULL);
+			CHECK(m != NULL);
+			if (m) {
+				CHECK_EQ(get32(m + 10), 0xe0000000u);
+				CHECK_EQ(get32(m + 14), 0xe0ffffffu);
+				CHECK_EQ(get32(m + 22), 0x1000000u);
+			}
+			CHECK(dev + 2 + len == end);
+		}
+	}
+	CHECK_EQ(found, 4);
 	cfg.nr_mmio_devs = X86_ACPI_MAX_MMIO_DEVS + 1;
 	CHECK_EQ(x86_acpi_build(&cfg, BASE, buf, LEN), -EINVAL);
 out:

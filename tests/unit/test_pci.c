@@ -1,0 +1,311 @@
+/*
+ * unit: the PCI host (configuration mechanism #1 through the bus, BAR sizing
+ * and decoding) and the virtio-pci transport in front of a virtio-blk over
+ * a detached gmem: the capability chain a driver walks, the common
+ * configuration, queue setup, notifications, MSI-X delivery with masking and
+ * the pending bits, and NEEDS_RESET signalled on the configuration vector.
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blk.h"
+#include "bus.h"
+#include "gmem.h"
+#include "pci.h"
+#include "test.h"
+#include "virtio_drv.h"
+#include "vpci.h"
+
+#define WIN 0xe0000000ULL
+#define WIN_SIZE 0x100000ULL
+#define DESC 0x10000ULL
+#define AVAIL 0x11000ULL
+#define USED 0x12000ULL
+#define HDR 0x20000ULL
+#define STATUS 0x21000ULL
+#define QSIZE 16
+
+struct t {
+	struct bus *bus;
+	struct pci_host host;
+	struct gmem *gm;
+	struct virtio_blk blk;
+	struct virtio_pci vp;
+	unsigned int slot;
+	uint64_t bar;
+	struct blk_io *pending;
+	unsigned int kicks, msis;
+	uint64_t msi_addr;
+	uint32_t msi_data;
+};
+
+static int be_submit(void *opaque, struct blk_io *io)
+{
+	((struct t *)opaque)->pending = io;
+	return 0;
+}
+
+static const struct blk_backend_ops be_ops = { .submit = be_submit };
+
+static void kick(void *opaque)
+{
+	((struct t *)opaque)->kicks++;
+}
+
+static void signal_msi(void *opaque, uint64_t addr, uint32_t data)
+{
+	struct t *t = opaque;
+
+	t->msis++;
+	t->msi_addr = addr;
+	t->msi_data = data;
+}
+
+/* Configuration mechanism #1, as a guest does it. */
+static uint32_t cfg_rd(struct t *t, unsigned int slot, uint32_t off, unsigned int len)
+{
+	uint32_t a = 0x80000000u | slot << 11 | (off & 0xfc), v = 0;
+
+	CHECK_EQ(bus_dispatch(t->bus, BUS_PIO, PCI_PORT_ADDR, &a, 4, true), 0);
+	CHECK_EQ(bus_dispatch(t->bus, BUS_PIO, PCI_PORT_DATA + (off & 3), &v, len, false), 0);
+	return v;
+}
+
+static void cfg_wr(struct t *t, unsigned int slot, uint32_t off, uint32_t v, unsigned int len)
+{
+	uint32_t a = 0x80000000u | slot << 11 | (off & 0xfc);
+
+	CHECK_EQ(bus_dispatch(t->bus, BUS_PIO, PCI_PORT_ADDR, &a, 4, true), 0);
+	CHECK_EQ(bus_dispatch(t->bus, BUS_PIO, PCI_PORT_DATA + (off & 3), &v, len, true), 0);
+}
+
+static uint32_t bar_rd(struct t *t, uint64_t off, unsigned int len)
+{
+	uint32_t v = 0;
+
+	CHECK_EQ(bus_dispatch(t->bus, BUS_MMIO, t->bar + off, &v, len, false), 0);
+	return v;
+}
+
+static void bar_wr(struct t *t, uint64_t off, uint32_t v, unsigned int len)
+{
+	CHECK_EQ(bus_dispatch(t->bus, BUS_MMIO, t->bar + off, &v, len, true), 0);
+}
+
+static void setup(struct t *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->gm = test_gmem(4 << 20, 20);
+	if (bus_create(&t->bus) || pci_host_init(&t->host, t->bus, WIN, WIN_SIZE, NULL, NULL))
+		exit(1);
+	CHECK_EQ(virtio_blk_init(&t->blk, t->gm, "virtio-blk-pci-test", 1 << 20, false, "id"), 0);
+	t->blk.backend = &be_ops;
+	t->blk.backend_opaque = t;
+	t->blk.kick = kick;
+	t->blk.kick_opaque = t;
+	virtio_pci_init(&t->vp, &t->blk.vdev, 0x010000);
+	t->vp.signal_msi = signal_msi;
+	t->vp.msi_opaque = t;
+	CHECK_EQ(pci_host_add(&t->host, &t->vp.pci, &t->slot), 0);
+	t->bar = pci_bar_addr(&t->vp.pci, 0);
+}
+
+static void teardown(struct t *t)
+{
+	virtio_blk_destroy(&t->blk);
+	pci_host_destroy(&t->host);
+	bus_destroy(t->bus);
+	gmem_destroy(t->gm);
+}
+
+static void test_config_space(void)
+{
+	uint32_t lo, hi, types = 0;
+	struct t t;
+	uint8_t c;
+
+	setup(&t);
+	/* Linux's type-1 probe: a byte at 0xCFB is ignored, the address register reads back. */
+	CHECK_EQ(bus_dispatch(t.bus, BUS_PIO, 0xcfb, &(uint8_t){ 1 }, 1, true), 0);
+	CHECK_EQ(cfg_rd(&t, 0, 0, 4), 0x29c08086u);
+	CHECK_EQ(cfg_rd(&t, 0, 0x0a, 2), 0x0600); /* a host bridge */
+	CHECK_EQ(cfg_rd(&t, 7, 0, 4), 0xffffffffu); /* nobody there */
+	CHECK_EQ(t.slot, 1);
+	CHECK_EQ(cfg_rd(&t, 1, 0, 4), 0x10421af4u); /* virtio 1.x block */
+	CHECK(cfg_rd(&t, 1, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
+	CHECK_EQ(cfg_rd(&t, 1, PCI_INTERRUPT_PIN, 1), 0); /* MSI-X only */
+	/* The capability chain a driver walks. */
+	for (c = (uint8_t)cfg_rd(&t, 1, PCI_CAP_PTR, 1); c; c = (uint8_t)cfg_rd(&t, 1, c + 1, 1)) {
+		uint8_t id = (uint8_t)cfg_rd(&t, 1, c, 1);
+
+		if (id == 0x11) {
+			CHECK_EQ(cfg_rd(&t, 1, c + 2, 2) & 0x7ff, VPCI_VECTORS - 1);
+			CHECK_EQ(cfg_rd(&t, 1, c + 4, 4), VPCI_MSIX_TABLE);
+			CHECK_EQ(cfg_rd(&t, 1, c + 8, 4), VPCI_MSIX_PBA);
+			continue;
+		}
+		CHECK_EQ(id, 0x09);
+		CHECK_EQ(cfg_rd(&t, 1, c + 4, 1), 0); /* BAR 0 */
+		types |= 1u << cfg_rd(&t, 1, c + 3, 1);
+		if (cfg_rd(&t, 1, c + 3, 1) == 2)
+			CHECK_EQ(cfg_rd(&t, 1, c + 16, 4), VPCI_NOTIFY_MULT);
+		if (cfg_rd(&t, 1, c + 3, 1) == 4)
+			CHECK_EQ(cfg_rd(&t, 1, c + 8, 4), VPCI_DEVICE_CFG);
+		if (types > 0x1f)
+			break;
+	}
+	CHECK_EQ(types, 0x1e); /* common, notify, ISR, device */
+	/* BAR sizing: all ones in, the size mask out; then the address goes back. */
+	CHECK_EQ(t.bar, WIN);
+	lo = cfg_rd(&t, 1, PCI_BAR0, 4);
+	hi = cfg_rd(&t, 1, PCI_BAR0 + 4, 4);
+	CHECK_EQ(lo, (uint32_t)WIN | 0x4);
+	cfg_wr(&t, 1, PCI_BAR0, 0xffffffffu, 4);
+	cfg_wr(&t, 1, PCI_BAR0 + 4, 0xffffffffu, 4);
+	CHECK_EQ(cfg_rd(&t, 1, PCI_BAR0, 4), 0xffffc004u);
+	CHECK_EQ(cfg_rd(&t, 1, PCI_BAR0 + 4, 4), 0xffffffffu);
+	cfg_wr(&t, 1, PCI_BAR0, lo, 4);
+	cfg_wr(&t, 1, PCI_BAR0 + 4, hi, 4);
+	CHECK_EQ(pci_bar_addr(&t.vp.pci, 0), WIN);
+	/* Decoding only with memory enabled. */
+	{
+		uint32_t v;
+
+		CHECK_EQ(bus_dispatch(t.bus, BUS_MMIO, WIN + 0x12, &v, 2, false), -ENOENT);
+	}
+	cfg_wr(&t, 1, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	CHECK_EQ(bar_rd(&t, 0x12, 2), 1); /* num_queues */
+	/* The guest moves the BAR inside the window: decoding follows. */
+	cfg_wr(&t, 1, PCI_BAR0, (uint32_t)WIN + 0x8000, 4);
+	t.bar = WIN + 0x8000;
+	CHECK_EQ(bar_rd(&t, 0x12, 2), 1);
+	teardown(&t);
+}
+
+static void bring_up(struct t *t)
+{
+	static const uint8_t zero[0x3000];
+
+	CHECK_EQ(gmem_write(t->gm, DESC, zero, sizeof(zero)), 0);
+	cfg_wr(t, 1, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	bar_wr(t, 0x14, 0, 1);
+	bar_wr(t, 0x14, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER, 1);
+	bar_wr(t, 0x00, 1, 4);
+	CHECK_EQ(bar_rd(t, 0x04, 4) & 1, 1); /* VERSION_1 */
+	bar_wr(t, 0x08, 1, 4);
+	bar_wr(t, 0x0c, 1, 4);
+	bar_wr(t, 0x14, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+		       VIRTIO_STATUS_FEATURES_OK, 1);
+	CHECK(bar_rd(t, 0x14, 1) & VIRTIO_STATUS_FEATURES_OK);
+	/* MSI-X: enable, vector 0 for the queue, vector 1 for configuration changes. */
+	cfg_wr(t, 1, t->vp.msix_cap + 2, 0x8000, 2);
+	bar_wr(t, VPCI_MSIX_TABLE + 0, 0xfee00000u, 4);
+	bar_wr(t, VPCI_MSIX_TABLE + 8, 0x41, 4);
+	bar_wr(t, VPCI_MSIX_TABLE + 12, 0, 4);
+	bar_wr(t, VPCI_MSIX_TABLE + 16, 0xfee00000u, 4);
+	bar_wr(t, VPCI_MSIX_TABLE + 24, 0x42, 4);
+	bar_wr(t, VPCI_MSIX_TABLE + 28, 0, 4);
+	bar_wr(t, 0x10, 1, 2);
+	bar_wr(t, 0x16, 0, 2);
+	CHECK_EQ(bar_rd(t, 0x18, 2), BLK_QUEUE_SIZE);
+	bar_wr(t, 0x18, QSIZE, 2);
+	bar_wr(t, 0x1a, 0, 2);
+	bar_wr(t, 0x20, (uint32_t)DESC, 4);
+	bar_wr(t, 0x24, 0, 4);
+	bar_wr(t, 0x28, (uint32_t)AVAIL, 4);
+	bar_wr(t, 0x2c, 0, 4);
+	bar_wr(t, 0x30, (uint32_t)USED, 4);
+	bar_wr(t, 0x34, 0, 4);
+	bar_wr(t, 0x1c, 1, 2);
+	CHECK_EQ(bar_rd(t, 0x1c, 2), 1);
+	bar_wr(t, 0x14, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER |
+		       VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK, 1);
+	CHECK(bar_rd(t, 0x14, 1) & VIRTIO_STATUS_DRIVER_OK);
+}
+
+/* A FLUSH request in slot n of the ring; returns after the device took it. */
+static void flush(struct t *t, uint16_t n)
+{
+	struct { uint32_t type, reserved; uint64_t sector; } hdr = { VIRTIO_BLK_T_FLUSH, 0, 0 };
+	struct { uint64_t addr; uint32_t len; uint16_t flags, next; } d[2] = {
+		{ HDR, 16, VIRTQ_DESC_F_NEXT, 1 }, { STATUS, 1, VIRTQ_DESC_F_WRITE, 0 },
+	};
+	uint16_t head = 0, idx = (uint16_t)(n + 1);
+
+	CHECK_EQ(gmem_write(t->gm, HDR, &hdr, sizeof(hdr)), 0);
+	CHECK_EQ(gmem_write(t->gm, DESC, d, sizeof(d)), 0);
+	CHECK_EQ(gmem_write(t->gm, AVAIL + 4 + 2 * (n % QSIZE), &head, 2), 0);
+	CHECK_EQ(gmem_write(t->gm, AVAIL + 2, &idx, 2), 0);
+	bar_wr(t, VPCI_NOTIFY, 0, 2); /* queue 0's notify register */
+	blk_process(&t->blk);
+}
+
+static void test_virtio_pci(void)
+{
+	struct t t;
+	uint16_t used = 0, bad = 500;
+
+	setup(&t);
+	bring_up(&t);
+	flush(&t, 0);
+	CHECK_EQ(t.kicks, 1);
+	CHECK(t.pending != NULL);
+	if (t.pending)
+		blk_io_done(t.pending);
+	CHECK_EQ(gmem_read(t.gm, USED + 2, &used, 2), 0);
+	CHECK_EQ(used, 1);
+	CHECK_EQ(t.msis, 1);
+	CHECK_EQ(t.msi_addr, 0xfee00000u);
+	CHECK_EQ(t.msi_data, 0x41);
+	/* Masked: the message waits in the PBA, and goes when unmasked. */
+	bar_wr(&t, VPCI_MSIX_TABLE + 12, 1, 4);
+	t.pending = NULL;
+	flush(&t, 1);
+	if (t.pending)
+		blk_io_done(t.pending);
+	CHECK_EQ(t.msis, 1);
+	CHECK_EQ(bar_rd(&t, VPCI_MSIX_PBA, 4), 1);
+	bar_wr(&t, VPCI_MSIX_TABLE + 12, 0, 4);
+	CHECK_EQ(t.msis, 2);
+	CHECK_EQ(bar_rd(&t, VPCI_MSIX_PBA, 4), 0);
+	/* The function mask holds everything back too. */
+	cfg_wr(&t, 1, t.vp.msix_cap + 2, 0xc000, 2);
+	t.pending = NULL;
+	flush(&t, 2);
+	if (t.pending)
+		blk_io_done(t.pending);
+	CHECK_EQ(t.msis, 2);
+	cfg_wr(&t, 1, t.vp.msix_cap + 2, 0x8000, 2);
+	CHECK_EQ(t.msis, 3);
+	/* A broken ring: NEEDS_RESET, signalled on the configuration vector. */
+	CHECK_EQ(gmem_write(t.gm, AVAIL + 2, &bad, 2), 0);
+	bar_wr(&t, VPCI_NOTIFY, 0, 2);
+	blk_process(&t.blk);
+	CHECK(bar_rd(&t, 0x14, 1) & VIRTIO_STATUS_NEEDS_RESET);
+	CHECK_EQ(t.msis, 4);
+	CHECK_EQ(t.msi_data, 0x42);
+	/* Reset: queues gone, and it comes back. */
+	bar_wr(&t, 0x14, 0, 1);
+	CHECK_EQ(bar_rd(&t, 0x14, 1), 0);
+	CHECK_EQ(bar_rd(&t, 0x1c, 2), 0);
+	bring_up(&t);
+	CHECK(bar_rd(&t, 0x14, 1) & VIRTIO_STATUS_DRIVER_OK);
+	/* Refused: odd widths and misaligned common-configuration accesses. */
+	{
+		uint32_t v;
+
+		CHECK_EQ(bus_dispatch(t.bus, BUS_MMIO, t.bar + 0x01, &v, 2, false), -EINVAL);
+		CHECK_EQ(bus_dispatch(t.bus, BUS_MMIO, t.bar + 0x00, &v, 8, false), -EINVAL);
+	}
+	teardown(&t);
+}
+
+int main(void)
+{
+	test_config_space();
+	test_virtio_pci();
+	return test_done("pci");
+}
