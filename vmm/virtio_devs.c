@@ -557,6 +557,20 @@ int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
 	return 0;
 }
 
+long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len)
+{
+	struct virtio_console *c;
+
+	if (!vm->virtio || !vm->virtio->vcon)
+		return -1;
+	c = &vm->virtio->vcon->c;
+	/* Held until the guest has used the console (see console_guest_attached()). */
+	if (!console_guest_attached(c))
+		return 0;
+	/* The device locks its queues and never waits: safe from the event loop's thread. */
+	return (long)console_input(c, buf, len);
+}
+
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
 {
 	*nr = vm->virtio ? vm->virtio->nr_mmio : 0;

@@ -111,8 +111,14 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 int vm_add_balloon(struct vm *vm, char *err, size_t errlen) __must_check;
 /* Adds a virtio-rng fed by getrandom(2). */
 int vm_add_rng(struct vm *vm, char *err, size_t errlen) __must_check;
-/* Adds a virtio-console (hvc0 in Linux) whose output goes to out_fd; input is not wired. */
+/* Adds a virtio-console (hvc0 in Linux) whose output goes to out_fd. */
 int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen) __must_check;
+/*
+ * Console input for the virtio-console, if the VM has one: the bytes the
+ * guest had receive buffers for (the caller keeps the rest and tries again).
+ * Returns -1 without a virtio-console.
+ */
+long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len);
 /* Puts the devices added after this call on virtio-pci (true) or virtio-mmio. */
 int vm_virtio_transport(struct vm *vm, bool pci) __must_check;
 /* True if a PCI root bridge must be declared. */

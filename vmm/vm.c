@@ -354,8 +354,10 @@ static int vm_join_vcpus(struct vm *vm)
 static size_t vm_console_rx(void *opaque, const uint8_t *buf, size_t len)
 {
 	struct vm *vm = opaque;
+	long n = vm_vconsole_input(vm, buf, len);
 
-	return arch_board_console_rx(vm->board, buf, len);
+	/* With a virtio-console, it has the keyboard; else the UART. */
+	return n >= 0 ? (size_t)n : arch_board_console_rx(vm->board, buf, len);
 }
 
 static void vm_console_input(struct vm *vm, bool readable)

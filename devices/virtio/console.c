@@ -134,6 +134,16 @@ void console_process_tx(struct virtio_console *c)
 		virtio_dev_notify_queue(&c->vdev, CONSOLE_Q_TX);
 }
 
+bool console_guest_attached(struct virtio_console *c)
+{
+	bool attached;
+
+	pthread_mutex_lock(&c->lock);
+	attached = c->stats.tx_bytes != 0;
+	pthread_mutex_unlock(&c->lock);
+	return attached;
+}
+
 size_t console_input(struct virtio_console *c, const void *buf, size_t len)
 {
 	struct virtqueue *vq = &c->vdev.vq[CONSOLE_Q_RX];

@@ -75,4 +75,12 @@ void console_process_tx(struct virtio_console *c);
  */
 size_t console_input(struct virtio_console *c, const void *buf, size_t len);
 
+/*
+ * True once the guest has written to the console.  Input should wait for
+ * it: without the multiport feature there is no "port open" message, and
+ * Linux discards what arrives between posting its receive buffers and
+ * attaching hvc0 (seen: a line sent then was never read).
+ */
+bool console_guest_attached(struct virtio_console *c);
+
 #endif

@@ -611,7 +611,9 @@ static void test_console_tx(void)
 	chain(t, CONSOLE_Q_TX, 5, (struct buf[]){ { DATA + 0x10000, 3, false } }, 1);
 	wr(t, 0x050, CONSOLE_Q_TX);
 	CHECK_EQ(t->kicks, 1);
+	CHECK(!console_guest_attached(&c->con)); /* input waits for the guest's first output */
 	console_process_tx(&c->con);
+	CHECK(console_guest_attached(&c->con));
 	CHECK(sink_is(&c->out, "Hello, virtio console\nbye"));
 	CHECK_EQ(c->con.stats.tx_bytes, 25);
 	expect_used(t, CONSOLE_Q_TX, 0, 0);
