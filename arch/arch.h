@@ -111,6 +111,14 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 /* ACPI tables for nr_cpus at their fixed place; *rsdp gets the RSDP's address. */
 int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
 		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp) __must_check;
+/*
+ * The irqchip's default GSI routes (x86: GSIs 0-15 to the PIC and IOAPIC,
+ * 16-23 to the IOAPIC), which a KVM_SET_GSI_ROUTING table must repeat.
+ * Fills at most max entries of struct kvm_irq_routing_entry; returns how many.
+ */
+#define ARCH_IRQ_DEFAULT_ROUTES 40
+struct kvm_irq_routing_entry;
+unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max);
 /* Where PCI BARs go (x86: a window in the MMIO hole); -EOPNOTSUPP without PCI. */
 int arch_pci_window(uint64_t *base, uint64_t *size) __must_check;
 

@@ -126,16 +126,23 @@ static void vdev_kicked(void *opaque)
 	vdev_run(opaque);
 }
 
-/* An MSI from a virtio-pci device, to the in-kernel LAPICs. */
-static void vdev_signal_msi(void *opaque, uint64_t addr, uint32_t data)
+/*
+ * An MSI from a virtio-pci device: an eventfd write on the vector's irqfd,
+ * routed to the LAPICs by KVM's GSI table (msi.c), the route made or moved
+ * when the guest first uses or reprograms the vector.
+ */
+static void vdev_signal_msi(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
 {
 	struct vm_vdev *v = opaque;
-	struct kvm_msi msi = {
-		.address_lo = (uint32_t)addr, .address_hi = (uint32_t)(addr >> 32), .data = data,
-	};
+	int ret;
 
-	if (ioctl(v->vm->vm_fd, KVM_SIGNAL_MSI, &msi) < 0)
-		pr_warn("%s: KVM_SIGNAL_MSI: %s", v->name, strerror(errno));
+	if (vector >= VPCI_VECTORS)
+		return;
+	if (v->msi[vector] < 0)
+		v->msi[vector] = vm_msi_source(v->vm);
+	ret = v->msi[vector] < 0 ? v->msi[vector] : vm_msi_send(v->vm, v->msi[vector], addr, data);
+	if (ret)
+		pr_warn("%s: MSI vector %u: %s", v->name, vector, strerror(-ret));
 }
 
 int vm_virtio_transport(struct vm *vm, bool pci)
@@ -173,6 +180,8 @@ static int vdev_attach_pci(struct vm *vm, struct vm_vdev *v, char *err, size_t e
 	int ret;
 
 	v->pci = true;
+	for (q = 0; q < VPCI_VECTORS; q++)
+		v->msi[q] = -1;
 	virtio_pci_init(&v->vp, v->vd, pci_class(v->vd->device_id));
 	v->vp.signal_msi = vdev_signal_msi;
 	v->vp.msi_opaque = v;
@@ -661,6 +670,9 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)(b->alloc_drop >> 20),
 			(unsigned long long)(b->memfree_rise >> 20));
 	}
+	if (vm->msi.sent)
+		fprintf(f, "veil: MSI: %llu messages through irqfd, %llu GSI route updates\n",
+			(unsigned long long)vm->msi.sent, (unsigned long long)vm->msi.reroutes);
 	if (vm->virtio && vm->virtio->rng)
 		fprintf(f, "veil: virtio-rng: %llu requests, %llu bytes of entropy, %llu errors\n",
 			(unsigned long long)vm->virtio->rng->r.stats.requests,

@@ -40,6 +40,7 @@ struct vm_vdev {
 	struct arch_mmio_dev slot;  /* virtio-mmio */
 	struct virtio_pci vp;       /* virtio-pci */
 	bool pci;
+	int msi[VPCI_VECTORS];      /* vm_msi sources, -1 until a vector is first used */
 	int kick_efd;
 	bool ioeventfd;
 	void (*process)(struct vm_vdev *v); /* on the I/O thread, after a kick */

@@ -247,6 +247,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		vm->cfg.t0_ns = vm_now_ns();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
+	ret = vm_msi_init(vm);
+	if (ret)
+		goto err;
 	ret = kvm_open(&vm->kvm_fd, &max_vcpus);
 	if (ret) {
 		pr_err("opening /dev/kvm: %s", strerror(-ret));
@@ -300,6 +303,7 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm_virtio_destroy(vm); /* before gmem: in-flight I/O targets guest memory */
+	vm_msi_destroy(vm);
 	arch_board_destroy(vm->board);
 	bus_destroy(vm->bus);
 	arch_vm_destroy(vm->arch);

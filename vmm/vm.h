@@ -12,6 +12,7 @@
 #include "bus.h"
 #include "compiler.h"
 #include "console.h"
+#include "msi.h"
 #include "gmem.h"
 #include "lat.h"
 
@@ -94,6 +95,7 @@ struct vm {
 	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
 
 	struct vm_virtio *virtio;  /* virtio devices and their I/O thread; NULL without any */
+	struct vm_msi msi;         /* irqfd-routed MSI sources */
 	struct console_in console_in;
 	uint64_t t_first_run_ns;  /* first KVM_RUN, since cfg.t0_ns; 0 before */
 	uint64_t t_first_byte_ns; /* first console byte, since cfg.t0_ns; 0 before */

@@ -112,6 +112,12 @@ int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmi
 	return -EOPNOTSUPP;
 }
 
+unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max)
+{
+	(void)e, (void)max;
+	return 0; /* the GIC will have its own */
+}
+
 struct pci_host *arch_board_pci(struct arch_board *b)
 {
 	(void)b;

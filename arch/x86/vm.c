@@ -285,3 +285,24 @@ int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index)
 		pr_err("vCPU %u: setting up the local APIC: %s", index, strerror(-ret));
 	return ret;
 }
+
+unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max)
+{
+	unsigned int gsi, n = 0;
+
+	/* As KVM_CREATE_IRQCHIP set them up: ISA GSIs on both PIC and IOAPIC, 16-23 on the IOAPIC. */
+	for (gsi = 0; gsi < 24 && n < max; gsi++) {
+		e[n++] = (struct kvm_irq_routing_entry){
+			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
+		};
+		if (gsi < 16 && n < max)
+			e[n++] = (struct kvm_irq_routing_entry){
+				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
+				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
+								    KVM_IRQCHIP_PIC_SLAVE,
+					       .pin = gsi % 8 },
+			};
+	}
+	return n;
+}

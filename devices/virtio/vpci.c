@@ -52,8 +52,8 @@ static void msix_fire(struct virtio_pci *p, uint16_t v)
 	p->pending &= ~(1ULL << v);
 	p->msis++;
 	if (p->signal_msi)
-		p->signal_msi(p->msi_opaque, (uint64_t)p->msix[v].addr_hi << 32 | p->msix[v].addr_lo,
-			      p->msix[v].data);
+		p->signal_msi(p->msi_opaque, v,
+			      (uint64_t)p->msix[v].addr_hi << 32 | p->msix[v].addr_lo, p->msix[v].data);
 }
 
 /* Delivers what became unmasked.  With vd->lock held. */

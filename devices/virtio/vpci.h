@@ -41,7 +41,7 @@ struct virtio_pci {
 	} msix[VPCI_VECTORS];
 	uint64_t pending;          /* MSI-X PBA */
 	/* The owner's: deliver an MSI (x86: address 0xfee..., data the vector). */
-	void (*signal_msi)(void *opaque, uint64_t addr, uint32_t data);
+	void (*signal_msi)(void *opaque, unsigned int vector, uint64_t addr, uint32_t data);
 	void *msi_opaque;
 	uint64_t msis;             /* messages sent */
 };

@@ -684,6 +684,8 @@ test_blk_integrity() { # NAME [VEIL ARGS...]
 			output_has linux '^VEIL-L2: virtio_pci_functions=2'
 		check "virtio-rng on PCI feeds /dev/hwrng" \
 			output_has linux '^VEIL-L2: hwrng=virtio_rng\.0 bytes=64'
+		check "interrupts were MSI-X messages through irqfd" \
+			output_has linux '^veil: MSI: [1-9][0-9]* messages through irqfd'
 	fi
 }
 # The seeds' scenario end to end (issue 6), on the in-place kernel with a SW_PROTECTED VM, so

@@ -55,8 +55,9 @@ static void kick(void *opaque)
 	((struct t *)opaque)->kicks++;
 }
 
-static void signal_msi(void *opaque, uint64_t addr, uint32_t data)
+static void signal_msi(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
 {
+	(void)vector;
 	struct t *t = opaque;
 
 	t->msis++;
