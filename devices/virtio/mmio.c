@@ -41,22 +41,6 @@ int virtio_mmio_cmdline(char *buf, size_t len, uint64_t base, unsigned int irq)
 	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
 }
 
-static int config_access(struct virtio_dev *vd, uint64_t off, void *data, unsigned int len,
-			 bool write)
-{
-	if ((len != 1 && len != 2 && len != 4) || off + len > vd->config_size)
-		return -EINVAL;
-	if (write) {
-		if (vd->ops->config_write)
-			vd->ops->config_write(vd, (uint32_t)off, data, len);
-	} else {
-		memset(data, 0, len);
-		if (vd->ops->config_read)
-			vd->ops->config_read(vd, (uint32_t)off, data, len);
-	}
-	return 0;
-}
-
 static uint32_t read_reg(struct virtio_mmio *m, uint64_t off)
 {
 	struct virtio_dev *vd = m->vd;
@@ -68,7 +52,7 @@ static uint32_t read_reg(struct virtio_mmio *m, uint64_t off)
 	case R_DEVICE_ID: return vd->device_id;
 	case R_VENDOR_ID: return VENDOR;
 	case R_DEV_FEATURES:
-		return m->dev_features_sel < 2 ? (uint32_t)(vd->features >> (32 * m->dev_features_sel)) : 0;
+		return virtio_dev_features_word(vd, m->dev_features_sel, false);
 	case R_QUEUE_NUM_MAX: return q < vd->nr_queues ? vd->queue_max : 0;
 	case R_QUEUE_READY: return q < vd->nr_queues && vd->vq[q].ready;
 	case R_INTERRUPT_STATUS: return vd->isr;
@@ -97,11 +81,6 @@ static void set_queue_ready(struct virtio_mmio *m, unsigned int q, uint32_t v)
 	}
 }
 
-static void set_addr(uint64_t *addr, bool hi, uint32_t v)
-{
-	*addr = hi ? (*addr & 0xffffffffULL) | ((uint64_t)v << 32) : (*addr & ~0xffffffffULL) | v;
-}
-
 /* With vd->lock held.  Returns the queue to notify, or -1. */
 static int write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 {
@@ -112,24 +91,17 @@ static int write_reg(struct virtio_mmio *m, uint64_t off, uint32_t v)
 	switch (off) {
 	case R_DEV_FEATURES_SEL: m->dev_features_sel = v; break;
 	case R_DRV_FEATURES_SEL: m->drv_features_sel = v; break;
-	case R_DRV_FEATURES:
-		if (m->drv_features_sel < 2 && !(vd->status & VIRTIO_STATUS_FEATURES_OK)) {
-			unsigned int shift = 32 * m->drv_features_sel;
-
-			vd->driver_features = (vd->driver_features & ~(0xffffffffULL << shift)) |
-					      ((uint64_t)v << shift);
-		}
-		break;
+	case R_DRV_FEATURES: virtio_dev_set_driver_features_word(vd, m->drv_features_sel, v); break;
 	case R_QUEUE_SEL: m->queue_sel = v; break;
 	case R_QUEUE_NUM: if (q_ok) m->q[q].num = v > 0xffff ? 0 : (uint16_t)v; break;
 	case R_QUEUE_DESC_LO: case R_QUEUE_DESC_HI:
-		if (q_ok) set_addr(&m->q[q].desc, off == R_QUEUE_DESC_HI, v);
+		if (q_ok) virtio_set_addr_half(&m->q[q].desc, off == R_QUEUE_DESC_HI, v);
 		break;
 	case R_QUEUE_AVAIL_LO: case R_QUEUE_AVAIL_HI:
-		if (q_ok) set_addr(&m->q[q].avail, off == R_QUEUE_AVAIL_HI, v);
+		if (q_ok) virtio_set_addr_half(&m->q[q].avail, off == R_QUEUE_AVAIL_HI, v);
 		break;
 	case R_QUEUE_USED_LO: case R_QUEUE_USED_HI:
-		if (q_ok) set_addr(&m->q[q].used, off == R_QUEUE_USED_HI, v);
+		if (q_ok) virtio_set_addr_half(&m->q[q].used, off == R_QUEUE_USED_HI, v);
 		break;
 	case R_QUEUE_READY:
 		if (q < vd->nr_queues)
@@ -149,7 +121,7 @@ static int mmio_read(void *opaque, uint64_t off, void *data, unsigned int len)
 	uint32_t v;
 
 	if (off >= R_CONFIG)
-		return config_access(m->vd, off - R_CONFIG, data, len, false);
+		return virtio_dev_config_access(m->vd, off - R_CONFIG, data, len, false);
 	if (len != 4 || off % 4)
 		return -EINVAL;
 	pthread_mutex_lock(&m->vd->lock);
@@ -167,7 +139,7 @@ static int mmio_write(void *opaque, uint64_t off, const void *data, unsigned int
 	int notify;
 
 	if (off >= R_CONFIG)
-		return config_access(vd, off - R_CONFIG, (void *)data, len, true);
+		return virtio_dev_config_access(vd, off - R_CONFIG, (void *)data, len, true);
 	if (len != 4 || off % 4)
 		return -EINVAL;
 	memcpy(&v, data, 4);

@@ -134,6 +134,39 @@ void virtio_dev_set_status(struct virtio_dev *vd, uint8_t status)
 	pthread_mutex_unlock(&vd->lock);
 }
 
+int virtio_dev_config_access(struct virtio_dev *vd, uint64_t off, void *data, unsigned int len,
+			     bool write)
+{
+	if ((len != 1 && len != 2 && len != 4) || off + len > vd->config_size)
+		return -EINVAL;
+	if (write) {
+		if (vd->ops->config_write)
+			vd->ops->config_write(vd, (uint32_t)off, data, len);
+	} else {
+		memset(data, 0, len);
+		if (vd->ops->config_read)
+			vd->ops->config_read(vd, (uint32_t)off, data, len);
+	}
+	return 0;
+}
+
+uint32_t virtio_dev_features_word(const struct virtio_dev *vd, uint32_t sel, bool driver)
+{
+	if (sel >= 2)
+		return 0;
+	return (uint32_t)((driver ? vd->driver_features : vd->features) >> (32 * sel));
+}
+
+void virtio_dev_set_driver_features_word(struct virtio_dev *vd, uint32_t sel, uint32_t v)
+{
+	unsigned int shift = 32 * sel;
+
+	if (sel >= 2 || (vd->status & VIRTIO_STATUS_FEATURES_OK))
+		return;
+	vd->driver_features = (vd->driver_features & ~(0xffffffffULL << shift)) |
+			      ((uint64_t)v << shift);
+}
+
 void virtio_dev_ack_isr(struct virtio_dev *vd, uint32_t bits)
 {
 	pthread_mutex_lock(&vd->lock);

@@ -102,6 +102,18 @@ static inline bool virtio_dev_take_retry(struct virtio_dev *vd)
 bool virtio_dev_running(struct virtio_dev *vd);
 
 /* Transport helpers: the logic both transports share. */
+/* Device-configuration access of 1, 2 or 4 bytes inside config_size; -EINVAL otherwise. */
+int virtio_dev_config_access(struct virtio_dev *vd, uint64_t off, void *data, unsigned int len,
+			     bool write);
+/* 32-bit word sel (0 or 1) of the offered, or the driver's, features; 0 past them. */
+uint32_t virtio_dev_features_word(const struct virtio_dev *vd, uint32_t sel, bool driver);
+/* With vd->lock held: the driver's features word sel, until FEATURES_OK freezes them. */
+void virtio_dev_set_driver_features_word(struct virtio_dev *vd, uint32_t sel, uint32_t v);
+/* Sets the low (hi false) or high 32 bits of a 64-bit queue address register pair. */
+static inline void virtio_set_addr_half(uint64_t *addr, bool hi, uint32_t v)
+{
+	*addr = hi ? (*addr & 0xffffffffULL) | ((uint64_t)v << 32) : (*addr & ~0xffffffffULL) | v;
+}
 void virtio_dev_set_status(struct virtio_dev *vd, uint8_t status);
 void virtio_dev_ack_isr(struct virtio_dev *vd, uint32_t bits);
 

@@ -133,10 +133,9 @@ static uint32_t common_read(struct virtio_pci *p, uint64_t off, unsigned int len
 
 	switch (off) {
 	case C_DFSELECT: return p->dfselect;
-	case C_DF: return p->dfselect < 2 ? (uint32_t)(vd->features >> (32 * p->dfselect)) : 0;
+	case C_DF: return virtio_dev_features_word(vd, p->dfselect, false);
 	case C_GFSELECT: return p->gfselect;
-	case C_GF:
-		return p->gfselect < 2 ? (uint32_t)(vd->driver_features >> (32 * p->gfselect)) : 0;
+	case C_GF: return virtio_dev_features_word(vd, p->gfselect, true);
 	case C_MSIX_CONFIG: return p->msix_config;
 	case C_NUM_QUEUES: return vd->nr_queues;
 	case C_STATUS: return len == 1 ? vd->status : (uint32_t)vd->status | vd->config_generation << 8;
@@ -164,14 +163,7 @@ static bool common_write(struct virtio_pci *p, uint64_t off, uint32_t v)
 	switch (off) {
 	case C_DFSELECT: p->dfselect = v; break;
 	case C_GFSELECT: p->gfselect = v; break;
-	case C_GF:
-		if (p->gfselect < 2 && !(vd->status & VIRTIO_STATUS_FEATURES_OK)) {
-			unsigned int shift = 32 * p->gfselect;
-
-			vd->driver_features = (vd->driver_features & ~(0xffffffffULL << shift)) |
-					      ((uint64_t)v << shift);
-		}
-		break;
+	case C_GF: virtio_dev_set_driver_features_word(vd, p->gfselect, v); break;
 	case C_MSIX_CONFIG: p->msix_config = v < VPCI_VECTORS ? (uint16_t)v : VPCI_NO_VECTOR; break;
 	case C_STATUS: return true;
 	case C_Q_SELECT: p->queue_select = (uint16_t)v; break;
@@ -184,12 +176,9 @@ static bool common_write(struct virtio_pci *p, uint64_t off, uint32_t v)
 			p->q[q].vector = v < VPCI_VECTORS ? (uint16_t)v : VPCI_NO_VECTOR;
 		break;
 	case C_Q_DESC: case C_Q_DRIVER: case C_Q_DEVICE:
-		if (qset)
-			*q_addr(p, q, off) = (*q_addr(p, q, off) & ~0xffffffffULL) | v;
-		break;
 	case C_Q_DESC + 4: case C_Q_DRIVER + 4: case C_Q_DEVICE + 4:
 		if (qset)
-			*q_addr(p, q, off) = (*q_addr(p, q, off) & 0xffffffffULL) | (uint64_t)v << 32;
+			virtio_set_addr_half(q_addr(p, q, off), off % 8 != 0, v);
 		break;
 	default:
 		break; /* read-only or reserved: ignored */
@@ -279,18 +268,7 @@ static int bar_access(void *opaque, uint64_t off, void *data, unsigned int len, 
 		return 0;
 	}
 	if (off < VPCI_NOTIFY) {
-		off -= VPCI_DEVICE_CFG;
-		if ((len != 1 && len != 2 && len != 4) || off + len > vd->config_size)
-			return -EINVAL;
-		if (write) {
-			if (vd->ops->config_write)
-				vd->ops->config_write(vd, (uint32_t)off, data, len);
-		} else {
-			memset(data, 0, len);
-			if (vd->ops->config_read)
-				vd->ops->config_read(vd, (uint32_t)off, data, len);
-		}
-		return 0;
+		return virtio_dev_config_access(vd, off - VPCI_DEVICE_CFG, data, len, write);
 	}
 	off -= VPCI_NOTIFY;
 	if (!write || off % VPCI_NOTIFY_MULT || off / VPCI_NOTIFY_MULT >= vd->nr_queues)
