@@ -196,6 +196,8 @@ static void explicit_conversion(struct ctx *c, int allocate)
 		/* Shared to start with: guest and host see the same bytes. */
 		guest_check(c, "the data area", c->base, DATA_SIZE, INIT_P);
 		host_op(c, VEIL_SVC_HOST_CHECK, "check", gpa, size, INIT_P, 0);
+		/* The host check can say no: a pattern that is not there is a mismatch. */
+		host_op(c, VEIL_SVC_HOST_CHECK, "check of a pattern not written", gpa, size, P4, 1);
 		host_op(c, VEIL_SVC_HOST_WRITE, "write", gpa, size, P1, 0);
 		guest_check(c, "the host's write", gpa, size, P1);
 		guest_check(c, "below the range", c->base, gpa - c->base, INIT_P);

@@ -6,10 +6,12 @@
  * while a request is out, ring layout checks, NO_INTERRUPT, and copies.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "gmem.h"
 #include "test.h"
@@ -615,6 +617,75 @@ static void test_pins_per_request(void)
 	gmem_destroy(gm);
 }
 
+struct slow_convert {
+	struct gmem *gm;
+	uint64_t gpa;
+	int ret;
+};
+
+static void *convert_page(void *arg)
+{
+	struct slow_convert *s = arg;
+	struct gmem_conv_result res;
+
+	s->ret = gmem_convert(s->gm, s->gpa, PAGE, true, &res);
+	return NULL;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/*
+ * A buffer under conversion: vq_pop does not wait for it (the device runs on
+ * the thread that completes the I/O a conversion may wait for), consumes
+ * nothing, and the same chain pops once the conversion is over.
+ */
+static void test_buffer_under_conversion(void)
+{
+	struct gmem_config cfg = {
+		.vm_fd = -1, .model = GMEM_MODEL_HOST, .drain_timeout_ns = 300 * 1000000ULL,
+	};
+	struct gmem_layout l = { .nr = 1, .r = { { 0, MEM } } };
+	struct slow_convert s = { .gpa = BUF_GPA };
+	struct vq_req *req = new_req();
+	struct timespec ms30 = { 0, 30000000 };
+	struct gmem_conv_result res;
+	struct gmem_pin hold;
+	struct virtqueue vq;
+	struct drv d;
+	pthread_t t;
+	uint64_t t0;
+
+	CHECK_EQ(gmem_create_cfg(&cfg, &l, &s.gm), 0);
+	setup(&vq, &d, s.gm, 8);
+	put_desc(&d, 0, BUF_GPA + 64, 16, VIRTQ_DESC_F_WRITE, 0);
+	publish(&d, 0);
+	/* A pin elsewhere on the page keeps the conversion draining, the page marked converting. */
+	CHECK_EQ(gmem_pin(s.gm, BUF_GPA, 8, "other", 1, &hold), 0);
+	pthread_create(&t, NULL, convert_page, &s);
+	nanosleep(&ms30, NULL);
+	t0 = now_ms();
+	CHECK_EQ(vq_pop(&vq, req), -EAGAIN);
+	CHECK(now_ms() - t0 < 100);
+	CHECK_EQ(vq.last_avail, 0);
+	CHECK_EQ(req->nr_pins, 0);
+	gmem_unpin(&hold);
+	pthread_join(t, NULL);
+	CHECK_EQ(s.ret, 0);
+	/* Shared again, the same chain pops. */
+	CHECK_EQ(gmem_convert(s.gm, BUF_GPA, PAGE, false, &res), 0);
+	CHECK_EQ(vq_pop(&vq, req), 1);
+	CHECK_EQ(req->head, 0);
+	CHECK_EQ(vq_push(&vq, req, 16), 0);
+	free(req);
+	gmem_destroy(s.gm);
+}
+
 /* Rings that became unreadable after configuration (converted to private). */
 static void test_broken_rings(void)
 {
@@ -831,6 +902,7 @@ int main(void)
 	test_chain_errors();
 	test_long_chains();
 	test_pins_per_request();
+	test_buffer_under_conversion();
 	test_broken_rings();
 	test_configure();
 	test_no_interrupt();
