@@ -9,6 +9,7 @@
 #include "arch.h"
 #include "gmem.h"
 #include "log.h"
+#include "sandbox.h"
 #include "veil_boot.h"
 #include "virtio_devs.h"
 #include "vm.h"
@@ -85,7 +86,6 @@ static void *convstress_main(void *arg)
 int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed)
 {
 	enum gmem_model m = gmem_model(vm->gmem);
-	sigset_t all, old;
 	int ret;
 
 	memset(cs, 0, sizeof(*cs));
@@ -93,10 +93,8 @@ int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed)
 	cs->seed = seed;
 	if (m == GMEM_MODEL_OUT_OF_PLACE || vm->cfg.destructive)
 		return -EOPNOTSUPP;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	ret = -pthread_create(&cs->thread, NULL, convstress_main, cs);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ret = vmm_thread_start(&cs->thread, VMM_THREAD_WORKER, vm->cfg.seccomp,
+			       "convert-stress", convstress_main, cs);
 	cs->started = ret == 0;
 	return ret;
 }

@@ -9,6 +9,7 @@
 
 #include "iothread.h"
 #include "log.h"
+#include "sandbox.h"
 
 static void watch_arm(struct io_watch *w)
 {
@@ -115,16 +116,11 @@ static void *iothread_main(void *arg)
 	return NULL;
 }
 
-int iothread_start(struct iothread *t)
+int iothread_start(struct iothread *t, bool filter)
 {
-	sigset_t all, old;
 	int ret;
 
-	/* Signals belong to vm_run()'s signalfd and the vCPU kick, not to this thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	ret = -pthread_create(&t->thread, NULL, iothread_main, t);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	ret = vmm_thread_start(&t->thread, VMM_THREAD_WORKER, filter, "I/O", iothread_main, t);
 	t->started = ret == 0;
 	return ret;
 }

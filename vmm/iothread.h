@@ -46,7 +46,8 @@ int iothread_init(struct iothread *t, unsigned int entries) __must_check;
  * readable, after reading it.  Before iothread_start() only.
  */
 int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *opaque) __must_check;
-int iothread_start(struct iothread *t) __must_check;
+/* filter: the thread confines itself with the worker seccomp filter first. */
+int iothread_start(struct iothread *t, bool filter) __must_check;
 /* Stops and joins the thread; in-flight I/O is waited for (bounded by the kernel). */
 void iothread_stop(struct iothread *t);
 void iothread_destroy(struct iothread *t);

@@ -33,6 +33,7 @@
 #define OPT_RNG 1004
 #define OPT_VCONSOLE 1005
 #define OPT_TRANSPORT 1006
+#define OPT_SECCOMP 1007
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -90,6 +91,9 @@ static const char usage_run[] =
 	"                            (needs --disk; models that keep contents only)\n"
 	"      --check-stride N      conversions firmware: check one qword in N, 1 to 512;\n"
 	"                            default: 1 (every byte); for slow, emulating KVMs\n"
+	"      --seccomp on|off      on (default): each vCPU thread, the I/O thread and\n"
+	"                            the main thread load a seccomp filter before guest\n"
+	"                            code runs; a forbidden system call ends veil with 1\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
@@ -156,6 +160,7 @@ struct run_opts {
 	bool rng;
 	bool vconsole;
 	bool pci;
+	bool no_seccomp;
 	unsigned int nr_disks;
 	struct vm_disk_cfg disks[VM_MAX_DISKS];
 };
@@ -256,6 +261,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "rng", no_argument, NULL, OPT_RNG },
 		{ "console", required_argument, NULL, OPT_VCONSOLE },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
+		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -282,6 +288,11 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 			if (strcmp(optarg, "mmio") && strcmp(optarg, "pci"))
 				die_usage("run", "--transport '%s': mmio or pci", optarg);
 			o->pci = !strcmp(optarg, "pci");
+			break;
+		case OPT_SECCOMP:
+			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
+				die_usage("run", "--seccomp '%s': on or off", optarg);
+			o->no_seccomp = !strcmp(optarg, "off");
 			break;
 		case OPT_VCONSOLE:
 			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio"))
@@ -487,7 +498,7 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 	struct vm_config cfg = {
 		.nr_cpus = o->nr_cpus, .mem_size = o->mem_size, .vm_type = o->vm_type,
 		.console_fd = STDOUT_FILENO, .console_in_fd = STDIN_FILENO, .handle_signals = true,
-		.t0_ns = o->t0_ns,
+		.t0_ns = o->t0_ns, .seccomp = !o->no_seccomp,
 	};
 	char verdict[320] = "";
 	struct fw_boot fb;

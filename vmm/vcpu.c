@@ -1,6 +1,7 @@
 /* vCPU threads: each one only runs KVM_RUN and hands exits to vcpu_handle_exit(). */
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -9,6 +10,7 @@
 
 #include "kvm_uapi.h"
 #include "log.h"
+#include "sandbox.h"
 #include "vm.h"
 
 int vcpu_create(struct vm *vm, unsigned int index, struct vcpu *vcpu)
@@ -132,7 +134,9 @@ int vcpu_start(struct vcpu *vcpu)
 {
 	int ret;
 
-	ret = -pthread_create(&vcpu->thread, NULL, vcpu_thread, vcpu);
+	snprintf(vcpu->label, sizeof(vcpu->label), "vCPU %u", vcpu->index);
+	ret = vmm_thread_start(&vcpu->thread, VMM_THREAD_VCPU, vcpu->vm->cfg.seccomp,
+			       vcpu->label, vcpu_thread, vcpu);
 	if (ret) {
 		pr_err("starting vCPU %u: %s", vcpu->index, strerror(-ret));
 		return ret;

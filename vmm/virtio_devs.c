@@ -384,19 +384,20 @@ err:
 	return ret;
 }
 
-/* The host's MemFree in bytes, or 0 if /proc/meminfo cannot say. */
-static uint64_t host_memfree(void)
+/* The host's MemFree in bytes, or 0 if /proc/meminfo (fd, or -1) cannot say. */
+static uint64_t host_memfree(int fd)
 {
 	unsigned long long kb = 0;
-	char line[128];
-	FILE *f = fopen("/proc/meminfo", "re");
+	char buf[512];
+	const char *p;
+	ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
 
-	if (!f)
+	if (n <= 0)
 		return 0;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemFree: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
+	buf[n] = '\0';
+	p = strstr(buf, "MemFree:");
+	if (!p || sscanf(p, "MemFree: %llu kB", &kb) != 1)
+		return 0;
 	return (uint64_t)kb * 1024;
 }
 
@@ -408,7 +409,7 @@ static uint64_t host_memfree(void)
 static void balloon_proc(struct vm_vdev *v)
 {
 	struct vm_balloon *b = (struct vm_balloon *)v;
-	uint64_t before, after, free0 = host_memfree(), free1;
+	uint64_t before, after, free0 = host_memfree(b->meminfo_fd), free1;
 	bool measured = gmem_allocated_bytes(v->vm->gmem, &before) == 0;
 	uint64_t discarded = b->b.stats.discarded_bytes;
 
@@ -417,7 +418,7 @@ static void balloon_proc(struct vm_vdev *v)
 		return; /* nothing punched: not a report batch worth measuring */
 	if (measured && gmem_allocated_bytes(v->vm->gmem, &after) == 0 && after < before)
 		b->alloc_drop += before - after;
-	free1 = host_memfree();
+	free1 = host_memfree(b->meminfo_fd);
 	if (free0 && free1 > free0)
 		b->memfree_rise += free1 - free0;
 }
@@ -467,12 +468,15 @@ int vm_add_balloon(struct vm *vm, char *err, size_t errlen)
 		free(b);
 		return ret;
 	}
+	b->meminfo_fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC); /* -1: not measured */
 	b->b.kick = vdev_kick;
 	b->b.kick_opaque = &b->v;
 	ret = vdev_attach(vm, &b->v, &b->b.vdev, balloon_proc, err, errlen);
 	if (ret) {
 		virtio_balloon_destroy(&b->b);
 		vdev_close(&b->v);
+		if (b->meminfo_fd >= 0)
+			close(b->meminfo_fd);
 		free(b);
 		return ret;
 	}
@@ -592,7 +596,7 @@ int vm_virtio_start(struct vm *vm)
 
 	if (!v || !(v->nr_blk || v->balloon || v->rng || v->vcon))
 		return 0;
-	return iothread_start(&vm->virtio->io);
+	return iothread_start(&vm->virtio->io, vm->cfg.seccomp);
 }
 
 void vm_virtio_stop(struct vm *vm)
@@ -618,6 +622,8 @@ void vm_virtio_destroy(struct vm *vm)
 	if (v->balloon) {
 		virtio_balloon_destroy(&v->balloon->b);
 		vdev_close(&v->balloon->v);
+		if (v->balloon->meminfo_fd >= 0)
+			close(v->balloon->meminfo_fd);
 		free(v->balloon);
 	}
 	if (v->rng) {

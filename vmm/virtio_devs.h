@@ -69,6 +69,7 @@ struct vm_balloon {
 	struct virtio_balloon b;
 	uint64_t alloc_drop;   /* guest_memfd bytes freed across report batches, by fstat */
 	uint64_t memfree_rise; /* the host's MemFree gain across report batches */
+	int meminfo_fd;        /* /proc/meminfo, opened up front: the I/O thread may not open */
 };
 
 struct vm_rng {

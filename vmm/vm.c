@@ -15,6 +15,7 @@
 #include "kvm_uapi.h"
 #include "caps.h"
 #include "log.h"
+#include "sandbox.h"
 #include "virtio_devs.h"
 #include "vm.h"
 
@@ -433,6 +434,14 @@ int vm_run(struct vm *vm)
 	if (!vm->cfg.handle_signals)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	console_in_open(&vm->console_in, vm->cfg.console_in_fd);
+	/* Last: everything the main thread opens or starts is in place by now. */
+	if (vm->cfg.seccomp && !vm_stopping(vm)) {
+		int ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main");
+
+		if (ret)
+			vm_request_stop(vm, VM_EXIT_FAILURE, "seccomp: loading the main thread's "
+					"filter: %s", strerror(-ret));
+	}
 	vm_event_loop(vm, sfd);
 	console_in_close(&vm->console_in);
 	vm_join_vcpus(vm);

@@ -35,6 +35,7 @@ struct vm_config {
 	uint64_t t0_ns;      /* CLOCK_MONOTONIC when veil started, for timing */
 	bool handle_signals; /* SIGINT/SIGTERM stop the VM while vm_run() runs */
 	bool destructive;    /* default VMs: conversions punch, so contents read as zeros */
+	bool seccomp;        /* vm_run() confines every thread it starts, and itself (sandbox.h) */
 };
 
 struct vcpu_stats {
@@ -55,6 +56,7 @@ struct vcpu {
 	size_t run_size;
 	pthread_t thread;
 	bool started;
+	char label[16];          /* "vCPU 3": names the thread in diagnostics */
 	struct vcpu_stats stats;
 	uint64_t fault_gpa;      /* the last memory fault, to stop a loop of them */
 	unsigned int fault_repeats;

@@ -22,6 +22,7 @@ expect 2 "--disk: at most 4 disks" -- run --disk a --disk b --disk c --disk d --
 expect 2 "--convert-stress needs a --disk" -- run --convert-stress
 expect 2 "--console 'hvc': serial or virtio" -- run --console hvc
 expect 2 "--transport 'isa': mmio or pci" -- run --transport isa
+expect 2 "--seccomp 'strict': on or off" -- run --seccomp strict
 expect 2 "--check-stride '0': not a number from 1 to 512" -- run --firmware conversions --check-stride 0
 expect 2 "--check-stride '513': not a number from 1 to 512" -- run --firmware conversions --check-stride 513
 expect 2 "--check-stride applies to --firmware conversions only" -- run --check-stride 4
