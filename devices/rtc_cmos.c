@@ -50,6 +50,37 @@ void rtc_cmos_destroy(struct rtc_cmos *rtc)
 	free(rtc);
 }
 
+/*
+ * UTC by arithmetic (days to civil date, Hinnant's algorithm), not gmtime_r():
+ * glibc's first gmtime_r() loads the time zone, opening /etc/localtime from
+ * the vCPU thread, which its seccomp filter forbids.  The RTC keeps UTC.
+ */
+static void rtc_utc(time_t t, struct tm *tm)
+{
+	int64_t days = t / 86400, secs = t % 86400, z, era, y;
+	unsigned int doe, yoe, doy, mp;
+
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	memset(tm, 0, sizeof(*tm));
+	tm->tm_hour = (int)(secs / 3600);
+	tm->tm_min = (int)(secs / 60 % 60);
+	tm->tm_sec = (int)(secs % 60);
+	tm->tm_wday = (int)(((days % 7) + 11) % 7); /* 1970-01-01 was a Thursday */
+	z = days + 719468;                          /* days since 0000-03-01 */
+	era = (z >= 0 ? z : z - 146096) / 146097;
+	doe = (unsigned int)(z - era * 146097);
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp = (5 * doy + 2) / 153;                   /* March = 0 */
+	y = (int64_t)yoe + era * 400 + (mp >= 10);
+	tm->tm_mday = (int)(doy - (153 * mp + 2) / 5 + 1);
+	tm->tm_mon = (int)(mp < 10 ? mp + 2 : mp - 10);
+	tm->tm_year = (int)(y - 1900);
+}
+
 static uint8_t rtc_encode(const struct rtc_cmos *rtc, int v)
 {
 	if (rtc->nvram[RTC_REG_B] & RTC_B_BINARY)
@@ -69,7 +100,7 @@ static uint8_t rtc_read(struct rtc_cmos *rtc, uint8_t reg)
 			return RTC_D_VRT;
 		return rtc->nvram[reg];
 	}
-	gmtime_r(&t, &tm);
+	rtc_utc(t, &tm);
 	switch (reg) {
 	case RTC_SECONDS: return rtc_encode(rtc, tm.tm_sec);
 	case RTC_MINUTES: return rtc_encode(rtc, tm.tm_min);

@@ -68,11 +68,13 @@ static const struct rule common_rules[] = {
 	R(newfstatat, "stdio sizing its buffer on first use"),
 	R(fallocate, "gmem's conversions and punches (PUNCH_HOLE, allocation)"),
 	R(close, "a device or the I/O thread dropping an fd it owns"),
+	R(eventfd2, "MSI-X: a vector's irqfd is made when the guest first uses the vector"),
 };
 
 /* The I/O thread and the host conversion stress. */
 static const struct rule worker_rules[] = {
 	R(io_uring_enter, "submitting and reaping the I/O thread's ring"),
+	R(getrandom, "virtio-rng's entropy, on the I/O thread"),
 };
 
 /* The main thread after the vCPUs started: the event loop, then teardown. */

@@ -34,6 +34,47 @@ static uint8_t rtc_reg(struct rtc_cmos *rtc, uint8_t reg)
 	return rd(&rtc_cmos_bus_ops, rtc, 1);
 }
 
+static time_t var_now_value;
+
+static time_t var_now(void)
+{
+	return var_now_value;
+}
+
+/* The RTC's own UTC arithmetic agrees with gmtime_r() across leap days and centuries. */
+static void test_rtc_calendar(void)
+{
+	static const time_t when[] = {
+		0, 86399, 86400, 951782400 /* 2000-02-29 */, 951868800 /* 2000-03-01 */,
+		1078012800 /* 2004-02-29 */, 1795309323, 4107542399 /* 2100-02-28 23:59:59 */,
+		4107542400 /* 2100-03-01: no leap day */, 4102444800 /* 2100-01-01 */,
+	};
+	struct rtc_cmos *rtc;
+	uint64_t x = 88172645463325252ULL;
+
+	CHECK_EQ(rtc_cmos_create(var_now, &rtc), 0);
+	wr(&rtc_cmos_bus_ops, rtc, 0, 0x0b);
+	wr(&rtc_cmos_bus_ops, rtc, 1, 0x06); /* binary, 24-hour */
+	for (size_t i = 0; i < ARRAY_SIZE(when) + 2000; i++) {
+		struct tm tm;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		var_now_value = i < ARRAY_SIZE(when) ? when[i] : (time_t)(x % 4200000000ULL);
+		gmtime_r(&var_now_value, &tm);
+		CHECK_EQ(rtc_reg(rtc, 0x00), tm.tm_sec);
+		CHECK_EQ(rtc_reg(rtc, 0x02), tm.tm_min);
+		CHECK_EQ(rtc_reg(rtc, 0x04), tm.tm_hour);
+		CHECK_EQ(rtc_reg(rtc, 0x06), tm.tm_wday + 1);
+		CHECK_EQ(rtc_reg(rtc, 0x07), tm.tm_mday);
+		CHECK_EQ(rtc_reg(rtc, 0x08), tm.tm_mon + 1);
+		CHECK_EQ(rtc_reg(rtc, 0x09), tm.tm_year % 100);
+		CHECK_EQ(rtc_reg(rtc, 0x32), (tm.tm_year + 1900) / 100);
+		if (test_failures)
+			break; /* one bad date says enough */
+	}
+	rtc_cmos_destroy(rtc);
+}
+
 static void test_rtc(void)
 {
 	struct rtc_cmos *rtc;
@@ -133,6 +174,7 @@ static void test_resets(void)
 int main(void)
 {
 	test_rtc();
+	test_rtc_calendar();
 	test_acpi_pm();
 	test_resets();
 	return test_done("board");
