@@ -72,30 +72,37 @@ static void exit_unhandled_io(struct vcpu *vcpu, const char *space, uint64_t add
 
 static enum vcpu_action exit_io(struct vcpu *vcpu)
 {
-	struct kvm_run *run = vcpu->run;
-	bool is_write = run->io.direction == KVM_EXIT_IO_OUT;
-	uint64_t bytes = (uint64_t)run->io.size * run->io.count;
+	/*
+	 * Copied once: the kernel fills these, but checked fields re-read later
+	 * could have been overwritten by an IN landing on them, had the data
+	 * offset pointed inside struct kvm_run (found by fuzz_exit).
+	 */
+	const struct kvm_run *run = vcpu->run;
+	const uint8_t size = run->io.size, dir = run->io.direction;
+	const uint16_t port = run->io.port;
+	const uint32_t count = run->io.count;
+	const uint64_t off = run->io.data_offset, bytes = (uint64_t)size * count;
+	bool is_write = dir == KVM_EXIT_IO_OUT;
 	uint8_t *data;
 	uint32_t i;
 	int ret;
 
-	/* The kernel fills these, but a bad offset would turn into a wild pointer. */
-	if ((run->io.size != 1 && run->io.size != 2 && run->io.size != 4) ||
-	    run->io.data_offset > vcpu->run_size || bytes > vcpu->run_size - run->io.data_offset) {
+	/* A bad offset would turn into a wild pointer, or data over the exit itself. */
+	if ((size != 1 && size != 2 && size != 4) || off < sizeof(struct kvm_run) ||
+	    off > vcpu->run_size || bytes > vcpu->run_size - off) {
 		vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
 				"vCPU %u: malformed IO exit (size %u, count %u, offset %llu)",
-				vcpu->index, run->io.size, run->io.count,
-				(unsigned long long)run->io.data_offset);
+				vcpu->index, size, count, (unsigned long long)off);
 		return VCPU_STOP;
 	}
-	data = (uint8_t *)run + run->io.data_offset;
+	data = (uint8_t *)vcpu->run + off;
 	vcpu->stats.io++;
-	for (i = 0; i < run->io.count; i++, data += run->io.size) {
-		ret = bus_dispatch(vcpu->vm->bus, BUS_PIO, run->io.port, data, run->io.size, is_write);
+	for (i = 0; i < count; i++, data += size) {
+		ret = bus_dispatch(vcpu->vm->bus, BUS_PIO, port, data, size, is_write);
 		if (ret) {
 			if (!is_write)
-				memset(data, 0xff, run->io.size);
-			exit_unhandled_io(vcpu, "port", run->io.port, run->io.size, is_write, ret);
+				memset(data, 0xff, size);
+			exit_unhandled_io(vcpu, "port", port, size, is_write, ret);
 		}
 	}
 	return vm_stopping(vcpu->vm) ? VCPU_STOP : VCPU_CONTINUE;

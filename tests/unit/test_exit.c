@@ -244,6 +244,8 @@ static void test_io_malformed(void)
 
 	expect_malformed_io(1, 1, RUN_SIZE + 1);
 	expect_malformed_io(1, 1, UINT64_MAX);
+	/* Data over the exit itself: an IN could rewrite the count it loops on. */
+	expect_malformed_io(4, 1, offsetof(struct kvm_run, io.count));
 	expect_malformed_io(3, 1, IO_OFF);
 	expect_malformed_io(0, 1, IO_OFF);
 	expect_malformed_io(8, 1, IO_OFF);
