@@ -117,7 +117,7 @@ static int elf_entry(const Elf64_Ehdr *eh, const Elf64_Phdr *ph, struct x86_kern
 	unsigned int i;
 
 	for (i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD)
+		if (ph[i].p_type != PT_LOAD || !ph[i].p_memsz)
 			continue;
 		if (eh->e_entry >= ph[i].p_paddr && eh->e_entry < ph[i].p_paddr + ph[i].p_memsz) {
 			k->entry = eh->e_entry;
@@ -144,13 +144,16 @@ static int parse_elf(const uint8_t *img, size_t len, struct x86_kernel *k, char 
 	    eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_machine != EM_X86_64 ||
 	    eh->e_type != ET_EXEC)
 		return bad(err, el, "an ELF file, but not a 64-bit little-endian x86-64 executable");
+	/* Read in place, so they must be aligned too (a misaligned e_phoff: fuzz_kernel). */
 	if (eh->e_phentsize != sizeof(*ph) || eh->e_phoff > len ||
+	    eh->e_phoff % _Alignof(Elf64_Phdr) ||
 	    (uint64_t)eh->e_phnum * sizeof(*ph) > len - eh->e_phoff)
 		return bad(err, el, "truncated or damaged ELF program headers");
 	ph = (const Elf64_Phdr *)(img + eh->e_phoff);
 	k->kind = X86_KERNEL_ELF;
 	for (i = 0; i < eh->e_phnum; i++) {
-		if (ph[i].p_type != PT_LOAD)
+		/* An empty PT_LOAD loads nothing; counted, it could stretch init_size to 4 GiB. */
+		if (ph[i].p_type != PT_LOAD || !ph[i].p_memsz)
 			continue;
 		ret = elf_segment(img, len, &ph[i], k, err, el);
 		if (ret)

@@ -139,7 +139,8 @@ static int linux_copy_kernel(struct gmem *gm, const struct x86_kernel *k)
 		const struct x86_kernel_seg *s = &k->segs[i];
 		void *hva;
 
-		ret = gmem_write(gm, s->paddr, s->data, s->filesz);
+		/* A segment of bss only has nothing to copy (gmem refuses empty accesses). */
+		ret = s->filesz ? gmem_write(gm, s->paddr, s->data, s->filesz) : 0;
 		if (!ret && s->memsz > s->filesz) {
 			ret = gmem_translate(gm, s->paddr + s->filesz, s->memsz - s->filesz, &hva);
 			if (!ret)
