@@ -183,6 +183,26 @@ static void test_elf(void)
 	make_elf(buf, 0x1000000);
 	ph->p_paddr = 0xfffffffffffff000ULL; /* wraps */
 	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	/* Program headers read in place must be aligned (found by fuzz_kernel). */
+	make_elf(buf, 0x1000000);
+	memmove(buf + 65, ph, sizeof(*ph));
+	eh->e_phoff = 65;
+	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	CHECK_STR_CONTAINS(err, "program headers");
+	/* bss only is a segment; an empty PT_LOAD, even at 4 GiB, is none. */
+	make_elf(buf, 0x1000000);
+	ph->p_filesz = 0;
+	CHECK_EQ(parse(buf, len, &k, err), 0);
+	CHECK_EQ(k.nr_segs, 1);
+	CHECK_EQ(k.segs[0].filesz, 0);
+	make_elf(buf, 0x1000000);
+	eh->e_phnum = 2;
+	ph[1] = ph[0];
+	ph[1].p_paddr = 1ULL << 32;
+	ph[1].p_filesz = ph[1].p_memsz = 0;
+	CHECK_EQ(parse(buf, len, &k, err), 0);
+	CHECK_EQ(k.nr_segs, 1);
+	CHECK_EQ(k.init_size, 0x10000);
 	free(buf);
 }
 
