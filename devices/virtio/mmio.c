@@ -73,7 +73,8 @@ static void set_queue_ready(struct virtio_mmio *m, unsigned int q, uint32_t v)
 	}
 	if (vd->vq[q].ready)
 		return;
-	if (vq_configure(&vd->vq[q], m->q[q].num, m->q[q].desc, m->q[q].avail, m->q[q].used)) {
+	if (virtio_dev_configure_queue(vd, q, m->q[q].num, m->q[q].desc, m->q[q].avail,
+				       m->q[q].used)) {
 		snprintf(why, sizeof(why), "queue %u: %s", q, vd->vq[q].error);
 		pthread_mutex_unlock(&vd->lock);
 		virtio_dev_needs_reset(vd, why);

@@ -55,6 +55,20 @@ void virtio_dev_notify_queue(struct virtio_dev *vd, unsigned int q)
 		vd->msi_notify(vd->irq_opaque, (int)q);
 }
 
+int virtio_dev_configure_queue(struct virtio_dev *vd, unsigned int q, uint16_t size,
+			       uint64_t desc, uint64_t avail, uint64_t used)
+{
+	struct virtqueue *vq = &vd->vq[q];
+
+	/* The spec forbids it, and the device sized nothing for it: refused, not clamped. */
+	if (size > vd->queue_max) {
+		snprintf(vq->error, sizeof(vq->error), "queue size %u is above the %u offered",
+			 size, vd->queue_max);
+		return -EINVAL;
+	}
+	return vq_configure(vq, size, desc, avail, used);
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why)
 {
 	bool msi = false;

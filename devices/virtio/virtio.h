@@ -88,6 +88,14 @@ void virtio_dev_destroy(struct virtio_dev *vd);
 void virtio_dev_notify_queue(struct virtio_dev *vd, unsigned int q);
 /* Something is broken: NEEDS_RESET and a configuration interrupt (virtio 1.2 §2.1.2). */
 void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why);
+
+/*
+ * A transport's queue enable, with vd->lock held: vq_configure() for queue q,
+ * refusing a size above the queue_max the device offered (-EINVAL, the reason
+ * in vd->vq[q].error).
+ */
+int virtio_dev_configure_queue(struct virtio_dev *vd, unsigned int q, uint16_t size,
+			       uint64_t desc, uint64_t avail, uint64_t used) __must_check;
 /* A queue met a buffer under conversion (vq_pop -EAGAIN): the owner runs the device again. */
 static inline void virtio_dev_defer(struct virtio_dev *vd)
 {

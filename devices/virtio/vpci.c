@@ -194,7 +194,8 @@ static void enable_queue(struct virtio_pci *p, unsigned int q)
 
 	pthread_mutex_lock(&vd->lock);
 	if (q < vd->nr_queues && !vd->vq[q].ready &&
-	    vq_configure(&vd->vq[q], p->q[q].size, p->q[q].desc, p->q[q].driver, p->q[q].device))
+	    virtio_dev_configure_queue(vd, q, p->q[q].size, p->q[q].desc, p->q[q].driver,
+				       p->q[q].device))
 		snprintf(why, sizeof(why), "queue %u: %s", q, vd->vq[q].error);
 	pthread_mutex_unlock(&vd->lock);
 	if (why[0])

@@ -83,13 +83,15 @@ static inline bool drv_rings_apart(const struct vq_drv *d)
 /*
  * The driver's bring-up over virtio-mmio (virtio 1.2 §3.1.1) of queue 0 with
  * this layout, which takes effect in d; true if the queue is ready.  A
- * layout vq_configure refuses must mean NEEDS_RESET at once.
+ * layout vq_configure refuses, or a size above QueueNumMax, must mean
+ * NEEDS_RESET at once.
  */
 static inline bool drv_mmio_up(struct vq_drv *d, struct virtio_mmio *m, uint64_t feat,
 			       uint16_t size, uint64_t dt, uint64_t a, uint64_t u)
 {
 	const uint32_t ad = VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER;
-	bool ok = drv_layout_ok(size, dt, a, u);
+	/* A size above QueueNumMax is refused too, however good the rings. */
+	bool ok = drv_layout_ok(size, dt, a, u) && size <= mmio_rd(m, 0x034);
 
 	feat |= 1ULL << VIRTIO_F_VERSION_1;
 	mmio_wr(m, 0x070, ad);

@@ -442,6 +442,18 @@ static void test_broken_ring_and_reset(void)
 	wr(&t, 0x044, 1);
 	CHECK_EQ(rd(&t, 0x044), 0);
 	CHECK(rd(&t, 0x070) & VIRTIO_STATUS_NEEDS_RESET);
+	/* A size above QueueNumMax, rings otherwise fine: NEEDS_RESET at QueueReady. */
+	wr(&t, 0x070, 0);
+	wr(&t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(&t, 0x030, 0);
+	wr(&t, 0x038, 2 * BLK_QUEUE_SIZE);
+	wr(&t, 0x080, (uint32_t)DESC);
+	wr(&t, 0x090, (uint32_t)AVAIL);
+	wr(&t, 0x0a0, (uint32_t)USED);
+	wr(&t, 0x044, 1);
+	CHECK_EQ(rd(&t, 0x044), 0);
+	CHECK(rd(&t, 0x070) & VIRTIO_STATUS_NEEDS_RESET);
+	wr(&t, 0x070, 0);
 	/* And it comes back after a reset. */
 	CHECK(bring_up(&t, 1ULL << VIRTIO_F_VERSION_1));
 	{
