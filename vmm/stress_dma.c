@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <liburing.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,6 +27,13 @@ struct stress_dma {
 	bool ring_ok;
 	int src_fd;
 	int sink_fd;
+	/*
+	 * Held from the check of registered to a fixed read's completion, and by
+	 * gmem's release and restore: otherwise a conversion elsewhere in the
+	 * window could unregister the buffer under a read_fixed in flight, which
+	 * then fails (the "DMA: 1 errors" once seen in scripts/demo under load).
+	 */
+	pthread_mutex_t reg_lock;
 	bool registered;   /* the window is a registered buffer right now */
 	bool lt_registered; /* the window is known to gmem as a long-term pin */
 	uint64_t x;        /* PRNG state */
@@ -84,10 +92,13 @@ static void *win_hva(struct stress_dma *d)
 static int dma_release(void *opaque)
 {
 	struct stress_dma *d = opaque;
-	int ret = io_uring_unregister_buffers(&d->ring);
+	int ret;
 
+	pthread_mutex_lock(&d->reg_lock);
+	ret = io_uring_unregister_buffers(&d->ring);
 	if (ret == 0 || ret == -ENXIO)
-		__atomic_store_n(&d->registered, false, __ATOMIC_RELEASE);
+		d->registered = false;
+	pthread_mutex_unlock(&d->reg_lock);
 	return ret == -ENXIO ? 0 : ret;
 }
 
@@ -99,9 +110,11 @@ static int dma_restore(void *opaque)
 
 	if (!iov.iov_base)
 		return -EACCES;
+	pthread_mutex_lock(&d->reg_lock);
 	ret = io_uring_register_buffers(&d->ring, &iov, 1);
 	if (!ret)
-		__atomic_store_n(&d->registered, true, __ATOMIC_RELEASE);
+		d->registered = true;
+	pthread_mutex_unlock(&d->reg_lock);
 	return ret;
 }
 
@@ -118,6 +131,7 @@ int stress_dma_create(const struct stress_dma_config *cfg, struct stress_dma **o
 		return -ENOMEM;
 	d->cfg = *cfg;
 	d->x = cfg->seed;
+	pthread_mutex_init(&d->reg_lock, NULL);
 	d->src_fd = d->sink_fd = -1;
 	ret = io_uring_queue_init(8, &d->ring, 0);
 	d->ring_ok = ret == 0;
@@ -151,6 +165,7 @@ void stress_dma_destroy(struct stress_dma *d)
 		close(d->src_fd);
 	if (d->sink_fd > 0)
 		close(d->sink_fd);
+	pthread_mutex_destroy(&d->reg_lock);
 	free(d);
 }
 
@@ -179,17 +194,24 @@ static int dma_wait(struct stress_dma *d)
 /* One read of block k into the pinned page (device to guest); returns the kernel's result. */
 static int dma_read(struct stress_dma *d, const struct gmem_pin *pin, uint64_t k, bool *fixed)
 {
+	bool in_win = pin->gpa >= d->cfg.host_gpa &&
+		      pin->gpa < d->cfg.host_gpa + (uint64_t)d->cfg.win_pages * BLOCK;
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
+	int ret;
 
 	if (!sqe)
 		return -EBUSY;
-	*fixed = pin->gpa < d->cfg.host_gpa + (uint64_t)d->cfg.win_pages * BLOCK &&
-		 pin->gpa >= d->cfg.host_gpa && __atomic_load_n(&d->registered, __ATOMIC_ACQUIRE);
+	if (in_win)
+		pthread_mutex_lock(&d->reg_lock);
+	*fixed = in_win && d->registered;
 	if (*fixed)
 		io_uring_prep_read_fixed(sqe, d->src_fd, pin->hva, BLOCK, k * BLOCK, 0);
 	else
 		io_uring_prep_read(sqe, d->src_fd, pin->hva, BLOCK, k * BLOCK);
-	return dma_wait(d);
+	ret = dma_wait(d);
+	if (in_win)
+		pthread_mutex_unlock(&d->reg_lock);
+	return ret;
 }
 
 /* One write of the pinned page to the sink (guest to device): it must not change the page. */
