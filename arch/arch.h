@@ -121,6 +121,8 @@ struct kvm_irq_routing_entry;
 unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max);
 /* Where PCI BARs go (x86: a window in the MMIO hole); -EOPNOTSUPP without PCI. */
 int arch_pci_window(uint64_t *base, uint64_t *size) __must_check;
+/* The GSI that INTA# of PCI slot (device number) slot is wired to, as the firmware tables say. */
+unsigned int arch_pci_intx_gsi(unsigned int slot);
 
 /* The memory map the guest is told about. */
 #define ARCH_E820_MAX 16

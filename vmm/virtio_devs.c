@@ -75,6 +75,32 @@ static void vdev_set_irq(void *opaque, bool level)
 		pr_warn("%s: KVM_IRQ_LINE %u: %s", v->name, v->slot.irq, strerror(errno));
 }
 
+/* How often virtio-pci functions raised INTA#: drivers without MSI-X (Linux: pci=nomsi). */
+static void vdev_intx_summary(struct vm *vm, FILE *f)
+{
+	struct vm_virtio *vv = vm->virtio;
+	struct vm_vdev *all[VM_MAX_DISKS + 3];
+	unsigned long long raised = 0;
+	unsigned int i, n = 0, functions = 0;
+
+	if (!vv)
+		return;
+	for (i = 0; i < vv->nr_blk; i++)
+		all[n++] = &vv->blk[i]->v;
+	all[n++] = vv->balloon ? &vv->balloon->v : NULL;
+	all[n++] = vv->rng ? &vv->rng->v : NULL;
+	all[n++] = vv->vcon ? &vv->vcon->v : NULL;
+	for (i = 0; i < n; i++) {
+		if (all[i] && all[i]->pci && all[i]->vp.intx_raised) {
+			raised += all[i]->vp.intx_raised;
+			functions++;
+		}
+	}
+	if (raised)
+		fprintf(f, "veil: INTx: %llu assertions of INTA# by %u virtio-pci functions\n",
+			raised, functions);
+}
+
 /* A kick that came through the bus (no ioeventfd): wake the I/O thread. */
 static void vdev_kick(void *opaque)
 {
@@ -192,6 +218,11 @@ static int vdev_attach_pci(struct vm *vm, struct vm_vdev *v, char *err, size_t e
 		snprintf(err, errlen, "registering the PCI function: %s", strerror(-ret));
 		return ret;
 	}
+	/* INTA#, for drivers that do not enable MSI-X: the line the firmware tables route. */
+	v->slot.irq = arch_pci_intx_gsi(slot);
+	v->vp.pci.cfg[PCI_INTERRUPT_LINE] = (uint8_t)v->slot.irq;
+	v->vp.set_intx = vdev_set_irq;
+	v->vp.intx_opaque = v;
 	/* Linux writes a queue's index to its notify register, 16 bits wide. */
 	v->ioeventfd = true;
 	for (q = 0; q < v->vd->nr_queues; q++) {
@@ -658,7 +689,8 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)blk->stats.malformed,
 			(unsigned long long)vm->virtio->blk[i]->v.retries,
 			vm->virtio->blk[i]->v.ioeventfd ? "" : " (kicks through the bus)",
-			vm->virtio->blk[i]->v.pci ? "; on virtio-pci with MSI-X" : "");
+			!vm->virtio->blk[i]->v.pci ? "" : vm->virtio->blk[i]->v.vp.intx_raised ?
+			"; on virtio-pci with INTx" : "; on virtio-pci with MSI-X");
 	}
 	if (vm->virtio && vm->virtio->balloon) {
 		struct vm_balloon *b = vm->virtio->balloon;
@@ -679,6 +711,7 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 	if (vm->msi.sent)
 		fprintf(f, "veil: MSI: %llu messages through irqfd, %llu GSI route updates\n",
 			(unsigned long long)vm->msi.sent, (unsigned long long)vm->msi.reroutes);
+	vdev_intx_summary(vm, f);
 	if (vm->virtio && vm->virtio->rng)
 		fprintf(f, "veil: virtio-rng: %llu requests, %llu bytes of entropy, %llu errors\n",
 			(unsigned long long)vm->virtio->rng->r.stats.requests,

@@ -37,7 +37,7 @@ struct vm_vdev {
 	char name[24];
 	struct virtio_dev *vd;
 	struct virtio_mmio mmio;
-	struct arch_mmio_dev slot;  /* virtio-mmio */
+	struct arch_mmio_dev slot;  /* virtio-mmio; on virtio-pci only .irq: INTA#'s GSI */
 	struct virtio_pci vp;       /* virtio-pci */
 	bool pci;
 	int msi[VPCI_VECTORS];      /* vm_msi sources, -1 until a vector is first used */

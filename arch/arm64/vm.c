@@ -130,6 +130,12 @@ int arch_pci_window(uint64_t *base, uint64_t *size)
 	return -EOPNOTSUPP; /* arm64 will have an ECAM host in its device tree */
 }
 
+unsigned int arch_pci_intx_gsi(unsigned int slot)
+{
+	(void)slot;
+	return 0; /* no PCI host yet (arch_pci_window) */
+}
+
 int arch_unused_ram(uint64_t *gpa, uint64_t *len)
 {
 	(void)gpa, (void)len;

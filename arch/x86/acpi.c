@@ -170,14 +170,53 @@ static size_t aml_word_space(uint8_t *p, uint8_t type, uint8_t type_flags, uint1
 }
 
 /*
+ * Name (_PRT, Package () { Package () { 0xSSSSFFFF, 0, 0, gsi }, ... }): INTA#
+ * of each wired slot straight to a GSI (no link devices).  Linux then programs
+ * the IOAPIC pin level-triggered, active-low; KVM's IOAPIC takes the line's
+ * level as logical, so veil asserts with 1.  At most 8 + 32 * 12 bytes.
+ */
+static size_t aml_pci_prt(uint8_t *p, const uint8_t *gsi)
+{
+	uint8_t els[32 * 12];
+	size_t e = 0, len = 0;
+	unsigned int s, n = 0;
+
+	for (s = 0; s < 32; s++) {
+		if (!gsi[s])
+			continue;
+		els[e++] = 0x12; /* Package (4) */
+		els[e++] = 11;   /* PkgLength: itself and 10 bytes */
+		els[e++] = 4;
+		els[e++] = 0x0c; /* DWordConst: the slot, any function */
+		put32(els + e, s << 16 | 0xffff);
+		e += 4;
+		els[e++] = 0x00; /* pin: INTA# */
+		els[e++] = 0x00; /* source: none, so the next is a GSI */
+		els[e++] = 0x0a; /* ByteConst */
+		els[e++] = gsi[s];
+		n++;
+	}
+	if (!n)
+		return 0;
+	p[len++] = 0x08; /* Name (_PRT, ...) */
+	memcpy(p + len, "_PRT", 4);
+	len += 4;
+	p[len++] = 0x12;
+	len += aml_pkglen(p + len, 1 + e);
+	p[len++] = (uint8_t)n;
+	memcpy(p + len, els, e);
+	return len + e;
+}
+
+/*
  * Device (PCI0) { Name (_HID, EisaId ("PNP0A03")) Name (_UID, 0) Name (_CRS,
  * ResourceTemplate () { bus 0; IO 0xCF8-0xCFF; IO 0-0xCF7 and 0xD00-0xFFFF
- * windows; DWordMemory window }) }: Linux scans bus 0 of a root bridge it
- * finds in ACPI, and no other.
+ * windows; DWordMemory window }) Name (_PRT, ...) }: Linux scans bus 0 of a
+ * root bridge it finds in ACPI, and no other.  At most 560 bytes.
  */
-static size_t aml_pci_root(uint8_t *p, uint32_t win_base, uint32_t win_size)
+static size_t aml_pci_root(uint8_t *p, uint32_t win_base, uint32_t win_size, const uint8_t *gsi)
 {
-	uint8_t body[160], crs[120];
+	uint8_t body[560], crs[120];
 	size_t b = 0, c = 0, len = 0;
 
 	c += aml_word_space(crs + c, 2, 0, 0, 0);
@@ -228,6 +267,7 @@ static size_t aml_pci_root(uint8_t *p, uint32_t win_base, uint32_t win_size)
 	body[b++] = (uint8_t)c;
 	memcpy(body + b, crs, c);
 	b += c;
+	b += aml_pci_prt(body + b, gsi);
 
 	p[len++] = 0x5b; /* DeviceOp */
 	p[len++] = 0x82;
@@ -238,7 +278,7 @@ static size_t aml_pci_root(uint8_t *p, uint32_t win_base, uint32_t win_size)
 
 static int acpi_dsdt(struct acpi_buf *b, const struct x86_acpi_config *cfg, uint64_t *gpa)
 {
-	uint8_t devs[X86_ACPI_MAX_MMIO_DEVS * 80 + 200], scope[8 + sizeof(devs)];
+	uint8_t devs[X86_ACPI_MAX_MMIO_DEVS * 80 + 600], scope[8 + sizeof(devs)];
 	size_t nd = 0, ns = 0;
 	unsigned int i;
 	uint32_t len;
@@ -249,7 +289,7 @@ static int acpi_dsdt(struct acpi_buf *b, const struct x86_acpi_config *cfg, uint
 	for (i = 0; i < cfg->nr_mmio_devs; i++)
 		nd += aml_virtio_mmio(devs + nd, i, &cfg->mmio_devs[i]);
 	if (cfg->pci_win_size)
-		nd += aml_pci_root(devs + nd, cfg->pci_win_base, cfg->pci_win_size);
+		nd += aml_pci_root(devs + nd, cfg->pci_win_base, cfg->pci_win_size, cfg->pci_intx_gsi);
 	if (nd) { /* Scope (\_SB) { devices } */
 		scope[ns++] = 0x10;
 		ns += aml_pkglen(scope + ns, 5 + nd);

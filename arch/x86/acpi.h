@@ -23,6 +23,7 @@ struct x86_acpi_config {
 	struct x86_acpi_mmio_dev mmio_devs[X86_ACPI_MAX_MMIO_DEVS];
 	/* A PCI root bridge (PNP0A03) with bus 0, the config ports and this memory window. */
 	uint32_t pci_win_base, pci_win_size; /* size 0: no PCI */
+	uint8_t pci_intx_gsi[32]; /* _PRT: GSI of INTA# per slot; 0: not wired (slot 0 is the host) */
 	uint16_t pm_port;    /* PM1a_EVT (4 bytes) then PM1a_CNT (2 bytes) */
 	uint8_t sci_irq;
 	uint16_t reset_port; /* FADT RESET_REG, system I/O */

@@ -182,6 +182,17 @@ int arch_pci_window(uint64_t *base, uint64_t *size)
 	return 0;
 }
 
+/*
+ * INTA# of slot s on IOAPIC pin 16 + s % 8, level-triggered, declared in the
+ * root bridge's _PRT.  With --transport pci no virtio-mmio device uses
+ * 16-23, and the at most 7 functions (4 disks, balloon, rng, console) in
+ * slots 1-7 each get a pin of their own, so no line is shared.
+ */
+unsigned int arch_pci_intx_gsi(unsigned int slot)
+{
+	return MMIO_DEV_IRQ + slot % 8;
+}
+
 int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
 		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp)
 {
@@ -205,6 +216,8 @@ int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmi
 	if (pci) {
 		cfg.pci_win_base = (uint32_t)PCI_WIN_BASE;
 		cfg.pci_win_size = (uint32_t)PCI_WIN_SIZE;
+		for (unsigned int s = 1; s < ARRAY_SIZE(cfg.pci_intx_gsi); s++)
+			cfg.pci_intx_gsi[s] = (uint8_t)arch_pci_intx_gsi(s);
 	}
 	buf = calloc(1, ACPI_MAX);
 	if (!buf)

@@ -66,13 +66,55 @@ static void msix_flush(struct virtio_pci *p)
 			msix_fire(p, v);
 }
 
+/* ---- INTx, for drivers without MSI-X ---- */
+
+/*
+ * INTA# follows the ISR while MSI-X is off and the command register leaves
+ * INTx enabled (PCI 3.0 §6.8.3.2: MSI-X on means no INTx).  The status bit
+ * shows the device's wish even when the command register disables the line.
+ * With vd->lock held.
+ */
+static void intx_update(struct virtio_pci *p)
+{
+	uint16_t st = pci_get16(p->pci.cfg + PCI_STATUS);
+	bool maskall, want = p->vd->isr != 0 && !msix_enabled(p, &maskall), level;
+
+	level = want && !(pci_get16(p->pci.cfg + PCI_COMMAND) & PCI_COMMAND_INTX_DISABLE);
+	pci_put16(p->pci.cfg + PCI_STATUS,
+		  want ? st | PCI_STATUS_INTERRUPT : st & ~PCI_STATUS_INTERRUPT);
+	if (level == p->intx_level)
+		return;
+	p->intx_level = level;
+	p->intx_raised += level;
+	if (p->set_intx)
+		p->set_intx(p->intx_opaque, level);
+}
+
+/* The core's level interrupt (ISR changed, with vd->lock held): INTx's business only. */
+static void intx_set_irq(void *opaque, bool level)
+{
+	(void)level;
+	intx_update(of(opaque));
+}
+
 static void msi_notify(void *opaque, int q)
 {
 	struct virtio_pci *p = of(opaque);
+	bool maskall;
 
 	pthread_mutex_lock(&p->vd->lock);
-	msix_fire(p, q == VIRTIO_NOTIFY_CONFIG ? p->msix_config :
-		     (unsigned int)q < VIRTIO_MAX_QUEUES ? p->q[q].vector : VPCI_NO_VECTOR);
+	if (msix_enabled(p, &maskall)) {
+		/*
+		 * Under MSI-X the ISR's queue bit is not set (virtio 1.2 §4.1.4.5.1),
+		 * so nothing stale raises INTA# if the driver later turns MSI-X off.
+		 */
+		if (q != VIRTIO_NOTIFY_CONFIG)
+			p->vd->isr &= ~VIRTIO_ISR_QUEUE;
+		msix_fire(p, q == VIRTIO_NOTIFY_CONFIG ? p->msix_config :
+			     (unsigned int)q < VIRTIO_MAX_QUEUES ? p->q[q].vector : VPCI_NO_VECTOR);
+	} else {
+		intx_update(p);
+	}
 	pthread_mutex_unlock(&p->vd->lock);
 }
 
@@ -84,6 +126,12 @@ static void cfg_written(struct pci_dev *d, uint32_t off, unsigned int len)
 	if (off < (uint32_t)p->msix_cap + 4 && off + len > (uint32_t)p->msix_cap + 2) {
 		pthread_mutex_lock(&p->vd->lock);
 		msix_flush(p);
+		intx_update(p); /* MSI-X on takes INTx down; off, INTx follows the ISR again */
+		pthread_mutex_unlock(&p->vd->lock);
+	}
+	if (off < PCI_COMMAND + 2 && off + len > PCI_COMMAND) {
+		pthread_mutex_lock(&p->vd->lock);
+		intx_update(p); /* the Interrupt Disable bit */
 		pthread_mutex_unlock(&p->vd->lock);
 	}
 }
@@ -320,6 +368,9 @@ void virtio_pci_init(struct virtio_pci *p, struct virtio_dev *vd, uint32_t class
 	p->pci.opaque = p;
 	p->pci.cfg_written = cfg_written;
 	pci_set_bar64(&p->pci, 0, VPCI_BAR_SIZE, &bar_ops, p);
+	pci_put16(p->pci.wmask + PCI_COMMAND,
+		  PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER | PCI_COMMAND_INTX_DISABLE);
+	p->pci.cfg[PCI_INTERRUPT_PIN] = 1; /* INTA#; the owner routes it and sets the line */
 
 	p->msix_cap = pci_add_cap(&p->pci, CAP_MSIX, 12);
 	pci_put16(p->pci.cfg + p->msix_cap + 2, VPCI_VECTORS - 1);
@@ -341,5 +392,6 @@ void virtio_pci_init(struct virtio_pci *p, struct virtio_dev *vd, uint32_t class
 	for (q = 0; q < VPCI_VECTORS; q++)
 		p->msix[q].ctrl = MSIX_CTRL_MASKED; /* masked at reset (PCI spec) */
 	vd->msi_notify = msi_notify;
+	vd->set_irq = intx_set_irq;
 	vd->irq_opaque = p;
 }

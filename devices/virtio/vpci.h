@@ -44,6 +44,14 @@ struct virtio_pci {
 	void (*signal_msi)(void *opaque, unsigned int vector, uint64_t addr, uint32_t data);
 	void *msi_opaque;
 	uint64_t msis;             /* messages sent */
+	/*
+	 * The owner's: the level of the function's INTA# line, which follows the
+	 * ISR while MSI-X is off and the command register does not disable it.
+	 */
+	void (*set_intx)(void *opaque, bool level);
+	void *intx_opaque;
+	bool intx_level;
+	uint64_t intx_raised;      /* times INTA# went up */
 };
 
 /* Sets up the PCI function for vd (vendor 0x1af4, device 0x1040 + id); add it to a host after. */

@@ -205,6 +205,8 @@ static void test_virtio_mmio_dsdt(void)
 	/* With PCI, a PNP0A03 root bridge follows: its package ends at the table's end. */
 	cfg.pci_win_base = 0xe0000000u;
 	cfg.pci_win_size = 0x1000000u;
+	cfg.pci_intx_gsi[1] = 17;
+	cfg.pci_intx_gsi[7] = 23;
 	CHECK(x86_acpi_build(&cfg, BASE, buf, LEN) > 0);
 	/* The DSDT grew, so the FADT after it moved: find it again. */
 	x = table(buf, get64(buf + 24), "XSDT");
@@ -229,6 +231,19 @@ static void test_virtio_mmio_dsdt(void)
 				CHECK_EQ(get32(m + 10), 0xe0000000u);
 				CHECK_EQ(get32(m + 14), 0xe0ffffffu);
 				CHECK_EQ(get32(m + 22), 0x1000000u);
+			}
+			/* _PRT: Package (2) { {0x1FFFF, INTA, 0, 17}, {0x7FFFF, INTA, 0, 23} } */
+			m = memmem(dev, 2 + len, "_PRT", 4);
+			CHECK(m != NULL);
+			if (m) {
+				static const uint8_t prt[] = {
+					0x12, 0x1a, 0x02,
+					0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x01, 0x00, 0x00, 0x00, 0x0a, 17,
+					0x12, 0x0b, 0x04, 0x0c, 0xff, 0xff, 0x07, 0x00, 0x00, 0x00, 0x0a, 23,
+				};
+
+				CHECK(m + 4 + sizeof(prt) <= dev + 2 + len);
+				CHECK(memcmp(m + 4, prt, sizeof(prt)) == 0);
 			}
 			CHECK(dev + 2 + len == end);
 		}

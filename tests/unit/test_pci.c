@@ -37,7 +37,8 @@ struct t {
 	unsigned int slot;
 	uint64_t bar;
 	struct blk_io *pending;
-	unsigned int kicks, msis;
+	unsigned int kicks, msis, intx_changes;
+	bool intx;
 	uint64_t msi_addr;
 	uint32_t msi_data;
 };
@@ -63,6 +64,15 @@ static void signal_msi(void *opaque, unsigned int vector, uint64_t addr, uint32_
 	t->msis++;
 	t->msi_addr = addr;
 	t->msi_data = data;
+}
+
+static void set_intx(void *opaque, bool level)
+{
+	struct t *t = opaque;
+
+	CHECK(level != t->intx); /* only changes are reported */
+	t->intx = level;
+	t->intx_changes++;
 }
 
 /* Configuration mechanism #1, as a guest does it. */
@@ -110,6 +120,8 @@ static void setup(struct t *t)
 	virtio_pci_init(&t->vp, &t->blk.vdev, 0x010000);
 	t->vp.signal_msi = signal_msi;
 	t->vp.msi_opaque = t;
+	t->vp.set_intx = set_intx;
+	t->vp.intx_opaque = t;
 	CHECK_EQ(pci_host_add(&t->host, &t->vp.pci, &t->slot), 0);
 	t->bar = pci_bar_addr(&t->vp.pci, 0);
 }
@@ -137,7 +149,7 @@ static void test_config_space(void)
 	CHECK_EQ(t.slot, 1);
 	CHECK_EQ(cfg_rd(&t, 1, 0, 4), 0x10421af4u); /* virtio 1.x block */
 	CHECK(cfg_rd(&t, 1, PCI_STATUS, 2) & PCI_STATUS_CAP_LIST);
-	CHECK_EQ(cfg_rd(&t, 1, PCI_INTERRUPT_PIN, 1), 0); /* MSI-X only */
+	CHECK_EQ(cfg_rd(&t, 1, PCI_INTERRUPT_PIN, 1), 1); /* INTA#, for drivers without MSI-X */
 	/* The capability chain a driver walks. */
 	for (c = (uint8_t)cfg_rd(&t, 1, PCI_CAP_PTR, 1); c; c = (uint8_t)cfg_rd(&t, 1, c + 1, 1)) {
 		uint8_t id = (uint8_t)cfg_rd(&t, 1, c, 1);
@@ -304,9 +316,65 @@ static void test_virtio_pci(void)
 	teardown(&t);
 }
 
+/* One flush request completed: the device's interrupt, whichever way it goes. */
+static void flush_done(struct t *t, uint16_t n)
+{
+	t->pending = NULL;
+	flush(t, n);
+	CHECK(t->pending != NULL);
+	if (t->pending)
+		blk_io_done(t->pending);
+}
+
+/* A driver that leaves MSI-X off (Linux with pci=nomsi) gets INTA#, which follows the ISR. */
+static void test_intx(void)
+{
+	struct t t;
+
+	setup(&t);
+	CHECK_EQ(cfg_rd(&t, 1, PCI_INTERRUPT_PIN, 1), 1);
+	bring_up(&t);
+	/* MSI-X on: a completion is a message, and INTA# stays down. */
+	flush_done(&t, 0);
+	CHECK_EQ(t.msis, 1);
+	CHECK_EQ(t.intx_changes, 0);
+	/* MSI-X off: nothing stale from the MSI-X era comes up. */
+	cfg_wr(&t, 1, t.vp.msix_cap + 2, 0, 2);
+	CHECK(!t.intx);
+	CHECK_EQ(bar_rd(&t, VPCI_ISR, 1), 0);
+	/* Then a completion raises the line, and reading the ISR acknowledges it. */
+	flush_done(&t, 1);
+	CHECK_EQ(t.msis, 1);
+	CHECK(t.intx);
+	CHECK(cfg_rd(&t, 1, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+	CHECK_EQ(bar_rd(&t, VPCI_ISR, 1), VIRTIO_ISR_QUEUE);
+	CHECK(!t.intx);
+	CHECK(!(cfg_rd(&t, 1, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT));
+	CHECK_EQ(bar_rd(&t, VPCI_ISR, 1), 0);
+	/* Interrupt Disable holds the line down; the status bit still shows the wish. */
+	cfg_wr(&t, 1, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+	       PCI_COMMAND_INTX_DISABLE, 2);
+	flush_done(&t, 2);
+	CHECK(!t.intx);
+	CHECK(cfg_rd(&t, 1, PCI_STATUS, 2) & PCI_STATUS_INTERRUPT);
+	cfg_wr(&t, 1, PCI_COMMAND, PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER, 2);
+	CHECK(t.intx);
+	/* Turning MSI-X on takes INTx down at once. */
+	cfg_wr(&t, 1, t.vp.msix_cap + 2, 0x8000, 2);
+	CHECK(!t.intx);
+	CHECK_EQ(t.vp.intx_raised, 2);
+	/* A reset clears the ISR, and the line with it. */
+	cfg_wr(&t, 1, t.vp.msix_cap + 2, 0, 2);
+	CHECK(t.intx);
+	bar_wr(&t, 0x14, 0, 1);
+	CHECK(!t.intx);
+	teardown(&t);
+}
+
 int main(void)
 {
 	test_config_space();
 	test_virtio_pci();
+	test_intx();
 	return test_done("pci");
 }
