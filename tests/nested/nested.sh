@@ -20,6 +20,8 @@
 #   bench-boot [stock|swprot] [ROUNDS]
 #                                veil and QEMU (-accel kvm) booting the same L2 to poweroff,
 #                                alternating in one L1; medians and the ratio veil/QEMU (bench/)
+#   bench-blk [ROUNDS]           virtio-blk O_DIRECT throughput in the stock L2 under veil and
+#                                under QEMU, alternating in one L1; medians and veil/QEMU (bench/)
 #
 # Environment:
 #   NESTED_SRC, NESTED_BUILD     source and meson build directory (default: ../.. and ../../build)
@@ -1118,6 +1120,79 @@ bench_boot() {
 	say "bench-boot: median to poweroff: veil $ve s, QEMU $qe s, veil/QEMU $(awk "BEGIN { printf \"%.2f\", $ve / $qe }")"
 }
 
+# bench-blk [ROUNDS]: virtio-blk under veil (--transport pci) and under QEMU (virtio-blk-pci,
+# -accel kvm), alternating in one L1, on the same tmpfs-backed image.  The stock L2 times
+# O_DIRECT I/O (veiltest=blk-bench, 3 rounds a boot); prints MB/s medians and veil/QEMU.
+bench_blk() {
+	local rounds=${1:-2} i vm n line
+	local -a lines=()
+	L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi}
+	prepare
+	stage "peer VMM files" "$T_IMAGES" fn_peer_root
+	L1_EXTRA_CPIO=$WORK/peer.cpio
+	add_step mkdisk 60 dd if=/dev/zero of=/tmp/disk.img bs=1M count=72
+	for i in $(seq "$rounds"); do
+		add_step "veil$i" 300 /bin/veil run --kernel /l2/stock.bzImage \
+			--initrd /l2/initrd.cpio --cmdline "$(l2_cmdline blk-bench stock)" \
+			--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci -q
+		add_step "qemu$i" 300 /usr/bin/qemu-system-x86_64 -M pc -accel kvm -cpu host -smp 2 \
+			-m 256 -nodefaults -nographic -serial stdio -monitor none -no-reboot \
+			-L /usr/share/qemu -kernel /l2/stock.bzImage -initrd /l2/initrd.cpio \
+			-append "$(l2_cmdline blk-bench stock)" \
+			-drive file=/tmp/disk.img,if=none,id=d0,format=raw \
+			-device virtio-blk-pci,drive=d0
+	done
+	run_l1 bench-blk || die "bench-blk: ${RUN_ERR:-L1 failed}"
+	say "bench-blk: stock L2, 2 vCPUs, O_DIRECT on /dev/vda (virtio-blk-pci, MSI-X); MB/s"
+	for vm in veil qemu; do
+		for i in $(seq "$rounds"); do
+			n=$vm$i
+			! step_output "$n" | grep -q 'blk_bench failed' ||
+				die "bench-blk: run $n: $(step_output "$n" | grep -m1 'blk_bench failed')"
+			# QEMU exits 0 on the step's SIGTERM, so a hung L2 shows as missing rounds.
+			if [ "$(step_output "$n" | grep -c '^VEIL-L2: blk_bench round=')" != 3 ]; then
+				say "bench-blk: run $n did not finish its 3 rounds (exit $(step_exit "$n")," \
+					"$(step_secs "$n") s; L2 hung?): its rounds are left out"
+				continue
+			fi
+			while read -r line; do
+				lines+=("$vm $line")
+				say "bench-blk: $n: $line"
+			done < <(step_output "$n" | sed -n 's/^VEIL-L2: blk_bench //p')
+		done
+	done
+	printf '%s\n' "${lines[@]}" | grep -q '^veil ' && printf '%s\n' "${lines[@]}" | grep -q '^qemu ' ||
+		die "bench-blk: no complete run for one of the VMMs"
+	printf '%s\n' "${lines[@]}" | awk '
+		function med(v, n,   i, j, t) {
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
+				t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
+			}
+			return v[int((n + 1) / 2)]
+		}
+		{
+			for (f = 3; f <= NF; f++) {
+				split($f, kv, "="); k = $1 " " kv[1]
+				mb = (kv[1] == "read_4k_s" ? 16 : 64) / (kv[2] > 0 ? kv[2] : 0.01)
+				n[k]++; val[k, n[k]] = mb
+			}
+		}
+		END {
+			split("read_1m_s write_1m_s read_4k_s", names, " ")
+			for (i = 1; i <= 3; i++) {
+				m = names[i]
+				for (vm = 1; vm <= 2; vm++) {
+					who = vm == 1 ? "veil" : "qemu"; k = who " " m
+					delete tmp; for (j = 1; j <= n[k]; j++) tmp[j] = val[k, j]
+					r[who] = med(tmp, n[k])
+				}
+				sub(/_s$/, "", m)
+				printf "nested: bench-blk: %s: median veil %.1f MB/s, QEMU %.1f MB/s, veil/QEMU %.2f\n",
+					m, r["veil"], r["qemu"], r["veil"] / r["qemu"]
+			}
+		}'
+}
+
 l1_shell() {
 	prepare
 	RUN=$WORK/runs/l1-shell
@@ -1143,6 +1218,7 @@ l1-run) l1_run "${1:?l1-run needs a shell command}" ;;
 l1-shell) l1_shell ;;
 l1-peer) l1_peer "$@" ;;
 bench-boot) bench_boot "$@" ;;
+bench-blk) bench_blk "$@" ;;
 *)
 	sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'
 	[ -z "$sub" ] || [ "$sub" = help ] || [ "$sub" = --help ] || exit 2
