@@ -91,6 +91,34 @@ static size_t aml_pkglen(uint8_t *p, size_t n)
 	return 2;
 }
 
+/* Name (_CRS, Buffer (n) { the n bytes at crs }) at p; n < 256.  Returns its length. */
+static size_t aml_name_crs(uint8_t *p, const uint8_t *crs, size_t n)
+{
+	size_t len = 0;
+
+	p[len++] = 0x08; /* NameOp */
+	memcpy(p + len, "_CRS", 4);
+	len += 4;
+	p[len++] = 0x11; /* BufferOp */
+	len += aml_pkglen(p + len, 2 + n);
+	p[len++] = 0x0a; /* ByteConst: the size */
+	p[len++] = (uint8_t)n;
+	memcpy(p + len, crs, n);
+	return len + n;
+}
+
+/* Device () around the b bytes at body (its name first), at p.  Returns its length. */
+static size_t aml_device(uint8_t *p, const uint8_t *body, size_t b)
+{
+	size_t len = 0;
+
+	p[len++] = 0x5b; /* DeviceOp */
+	p[len++] = 0x82;
+	len += aml_pkglen(p + len, b);
+	memcpy(p + len, body, b);
+	return len + b;
+}
+
 /*
  * Device (VRnn) { Name (_HID, "LNRO0005") Name (_UID, n) Name (_CRS, ResourceTemplate () {
  *   Memory32Fixed (ReadWrite, base, size) Interrupt (ResourceConsumer, Level, ActiveHigh,
@@ -100,7 +128,7 @@ static size_t aml_pkglen(uint8_t *p, size_t n)
 static size_t aml_virtio_mmio(uint8_t *p, unsigned int n, const struct x86_acpi_mmio_dev *d)
 {
 	uint8_t body[80], crs[32];
-	size_t b = 0, c = 0, len = 0;
+	size_t b = 0, c = 0;
 
 	/* The resource template. */
 	crs[c++] = 0x86; /* Memory32Fixed */
@@ -135,21 +163,9 @@ static size_t aml_virtio_mmio(uint8_t *p, unsigned int n, const struct x86_acpi_
 	b += 4;
 	body[b++] = 0x0a;
 	body[b++] = (uint8_t)n;
-	body[b++] = 0x08; /* Name (_CRS, Buffer (c) { ... }) */
-	memcpy(body + b, "_CRS", 4);
-	b += 4;
-	body[b++] = 0x11;
-	b += aml_pkglen(body + b, 2 + c);
-	body[b++] = 0x0a;
-	body[b++] = (uint8_t)c;
-	memcpy(body + b, crs, c);
-	b += c;
+	b += aml_name_crs(body + b, crs, c);
 
-	p[len++] = 0x5b; /* DeviceOp */
-	p[len++] = 0x82;
-	len += aml_pkglen(p + len, b);
-	memcpy(p + len, body, b);
-	return len + b;
+	return aml_device(p, body, b);
 }
 
 /* A Word Address Space descriptor: type 1 I/O or 2 bus numbers, fixed [min, max]. */
@@ -217,7 +233,7 @@ static size_t aml_pci_prt(uint8_t *p, const uint8_t *gsi)
 static size_t aml_pci_root(uint8_t *p, uint32_t win_base, uint32_t win_size, const uint8_t *gsi)
 {
 	uint8_t body[560], crs[120];
-	size_t b = 0, c = 0, len = 0;
+	size_t b = 0, c = 0;
 
 	c += aml_word_space(crs + c, 2, 0, 0, 0);
 	crs[c++] = 0x47; /* IO (Decode16, 0xCF8, 0xCF8, 1, 8) */
@@ -258,22 +274,10 @@ static size_t aml_pci_root(uint8_t *p, uint32_t win_base, uint32_t win_size, con
 	memcpy(body + b, "_UID", 4);
 	b += 4;
 	body[b++] = 0x00;
-	body[b++] = 0x08; /* Name (_CRS, Buffer (c) { ... }) */
-	memcpy(body + b, "_CRS", 4);
-	b += 4;
-	body[b++] = 0x11;
-	b += aml_pkglen(body + b, 2 + c);
-	body[b++] = 0x0a;
-	body[b++] = (uint8_t)c;
-	memcpy(body + b, crs, c);
-	b += c;
+	b += aml_name_crs(body + b, crs, c);
 	b += aml_pci_prt(body + b, gsi);
 
-	p[len++] = 0x5b; /* DeviceOp */
-	p[len++] = 0x82;
-	len += aml_pkglen(p + len, b);
-	memcpy(p + len, body, b);
-	return len + b;
+	return aml_device(p, body, b);
 }
 
 static int acpi_dsdt(struct acpi_buf *b, const struct x86_acpi_config *cfg, uint64_t *gpa)
