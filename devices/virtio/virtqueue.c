@@ -453,7 +453,8 @@ static int push(struct virtqueue *vq, struct vq_req *req, uint32_t written, uint
 		/* Popped before a reset: the rings it came from are gone, so are its buffers. */
 		vq_release(req);
 		vq->stale++;
-		ret = vq_fail(vq, -ESTALE, "head %u completed after its queue was reset", req->head);
+		/* Counted only: vq->error may be the transport's to read now (a refused configure). */
+		ret = -ESTALE;
 		goto out;
 	}
 	if (status_byte)

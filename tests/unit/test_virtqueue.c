@@ -858,6 +858,49 @@ static void test_push_ring_under_conversion(void)
 }
 
 /*
+ * A completion deferred by a used ring under conversion, then the queue is
+ * reset and set up again: the completion belonged to the old rings, so
+ * nothing is written into the new ones; it held no pin meanwhile (the
+ * conversion completed), and the new queue works.
+ */
+static void test_deferred_then_reset(void)
+{
+	struct roundtrip r = { .gpa = USED_GPA, .len = PAGE };
+	struct vq_req *req = new_req();
+	struct gmem_pin hold;
+	struct virtqueue vq;
+	struct drv d;
+	pthread_t t;
+
+	r.gm = slow_gmem();
+	setup(&vq, &d, r.gm, 8);
+	put_desc(&d, 0, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
+	publish(&d, 0);
+	CHECK_EQ(vq_pop(&vq, req), 1);
+	CHECK_EQ(gmem_pin(r.gm, USED_GPA + 0x800, 8, "holder", 1, &hold), 0);
+	CHECK_EQ(pthread_create(&t, NULL, roundtrip_range, &r), 0);
+	wait_converting(r.gm, USED_GPA);
+	CHECK_EQ(vq_push(&vq, req, 16), -EAGAIN);
+	CHECK_EQ(vq.nr_pending, 1);
+	vq_reset(&vq);
+	CHECK_EQ(vq.nr_pending, 0);
+	gmem_unpin(&hold);
+	pthread_join(t, NULL);
+	CHECK_EQ(r.ret, 0);
+	drv_init(&d, r.gm, 8);
+	CHECK_EQ(vq_configure(&vq, 8, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
+	CHECK_EQ(vq_flush(&vq), 0);
+	CHECK_EQ(used_idx(&d), 0);
+	put_desc(&d, 3, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
+	publish(&d, 3);
+	CHECK_EQ(vq_pop(&vq, req), 1);
+	CHECK_EQ(vq_push(&vq, req, 4), 0);
+	check_used(&d, 0, 3, 4);
+	free(req);
+	gmem_destroy(r.gm);
+}
+
+/*
  * Completions that cannot be published hold their used ring slots: once
  * size of them are out or waiting, vq_pop takes no more (a driver that
  * reuses heads still out cannot grow the queue).
@@ -1109,6 +1152,7 @@ int main(void)
 	test_buffer_under_conversion();
 	test_pop_ring_under_conversion();
 	test_push_ring_under_conversion();
+	test_deferred_then_reset();
 	test_used_ring_room();
 	test_broken_rings();
 	test_configure();
