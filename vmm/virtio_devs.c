@@ -123,15 +123,14 @@ static void vdev_retry_fired(struct io_cb *cb, int res)
 }
 
 /*
- * Runs the device; if it met a buffer under conversion it asked to be run
+ * A device that met a buffer or a ring under conversion asked to be run
  * again, which a 1 ms timeout on the ring does, so the I/O thread keeps
  * completing the requests that conversion may be waiting for.
  */
-static void vdev_run(struct vm_vdev *v)
+static void vdev_retry(struct vm_vdev *v)
 {
 	struct io_uring_sqe *sqe;
 
-	v->process(v);
 	if (!virtio_dev_take_retry(v->vd) || v->retry_armed)
 		return;
 	sqe = iothread_sqe(&v->vm->virtio->io);
@@ -145,6 +144,12 @@ static void vdev_run(struct vm_vdev *v)
 	io_uring_sqe_set_data(sqe, &v->retry_cb);
 	v->retry_armed = true;
 	v->retries++;
+}
+
+static void vdev_run(struct vm_vdev *v)
+{
+	v->process(v);
+	vdev_retry(v);
 }
 
 static void vdev_kicked(void *opaque)
@@ -309,6 +314,8 @@ static void blk_io_cqe(struct io_cb *cb, int res)
 
 	io->result = res;
 	blk_io_done(io);
+	/* A completion the used ring could not take yet (under conversion) is retried. */
+	vdev_retry(&((struct vm_blk *)((char *)io->blk - offsetof(struct vm_blk, blk)))->v);
 }
 
 static int blk_submit(void *opaque, struct blk_io *io)

@@ -125,8 +125,7 @@ static bool serve(struct virtio_balloon *b, unsigned int q)
 		else if (q == BALLOON_Q_INFLATE)
 			inflate(b, b->req);
 		/* Deflate needs nothing: a discarded page comes back zeroed when touched. */
-		if (vq_push(vq, b->req, 0))
-			virtio_dev_needs_reset(&b->vdev, vq->error);
+		virtio_dev_push(&b->vdev, q, b->req, 0);
 		done = true;
 	}
 	return done;
@@ -136,6 +135,7 @@ void balloon_process(struct virtio_balloon *b)
 {
 	unsigned int q;
 
+	virtio_dev_flush(&b->vdev); /* completions deferred by a used ring under conversion */
 	for (q = 0; q < b->vdev.nr_queues; q++) {
 		bool done;
 

@@ -196,19 +196,22 @@ static void blk_config_read(struct virtio_dev *vd, uint32_t off, void *data, uns
 		memcpy(data, (uint8_t *)&c + off, off + len <= sizeof(c) ? len : sizeof(c) - off);
 }
 
-/* Completes a request, with blk->lock held: status, used ring, then the pins go. */
-static void complete(struct virtio_blk *blk, struct vq_req *req, const struct blk_parsed *p)
+/*
+ * Completes a request, with blk->lock held: status, used ring, then the
+ * pins go.  A used ring under conversion defers the used element (the
+ * device runs again and publishes it); a queue reset since the pop takes
+ * nothing, not even the status byte.  True if the used ring moved.
+ */
+static bool complete(struct virtio_blk *blk, struct vq_req *req, const struct blk_parsed *p)
 {
-	struct virtqueue *vq = &blk->vdev.vq[0];
-
 	if (p->status != VIRTIO_BLK_S_OK) {
 		blk->stats.errors++;
 		pr_debug("%s: request type %u sector %llu: %s", blk->vdev.name, p->type,
 			 (unsigned long long)p->sector, p->error ? p->error : "I/O error");
 	}
-	*p->status_byte = p->status;
-	if (vq_push(vq, req, (uint32_t)(p->status == VIRTIO_BLK_S_OK ? p->written : 1)))
-		virtio_dev_needs_reset(&blk->vdev, vq->error);
+	return virtio_dev_push_status(&blk->vdev, 0, req,
+				      (uint32_t)(p->status == VIRTIO_BLK_S_OK ? p->written : 1),
+				      p->status_byte, p->status);
 }
 
 static struct blk_io *io_get(struct virtio_blk *blk)
@@ -246,14 +249,14 @@ static void count(struct virtio_blk *blk, const struct blk_parsed *p)
 static bool start(struct virtio_blk *blk, struct blk_io *io)
 {
 	struct blk_parsed *p = &io->parsed;
+	bool moved;
 	int ret;
 
 	if (blk_parse(io->req, blk->capacity, blk->read_only, p)) {
 		blk->stats.malformed++;
-		if (vq_push(&blk->vdev.vq[0], io->req, 0))
-			virtio_dev_needs_reset(&blk->vdev, blk->vdev.vq[0].error);
+		moved = virtio_dev_push(&blk->vdev, 0, io->req, 0);
 		io_put(blk, io);
-		return true;
+		return moved;
 	}
 	if (p->status == VIRTIO_BLK_S_OK && p->type == VIRTIO_BLK_T_GET_ID) {
 		uint64_t n = io->req->in_len - 1 < BLK_ID_BYTES ? io->req->in_len - 1 : BLK_ID_BYTES;
@@ -263,9 +266,9 @@ static bool start(struct virtio_blk *blk, struct blk_io *io)
 		blk->stats.get_ids++;
 	}
 	if (p->status != VIRTIO_BLK_S_OK || p->type == VIRTIO_BLK_T_GET_ID) {
-		complete(blk, io->req, p);
+		moved = complete(blk, io->req, p);
 		io_put(blk, io);
-		return true;
+		return moved;
 	}
 	io->op = p->op;
 	io->offset = p->offset;
@@ -277,9 +280,9 @@ static bool start(struct virtio_blk *blk, struct blk_io *io)
 	if (ret) {
 		p->status = VIRTIO_BLK_S_IOERR;
 		p->error = "the backend could not start the I/O";
-		complete(blk, io->req, p);
+		moved = complete(blk, io->req, p);
 		io_put(blk, io);
-		return true;
+		return moved;
 	}
 	/* In flight now (its completion runs on this thread, later): publish its buffer. */
 	io->buf_word = 0;
@@ -308,6 +311,8 @@ void blk_process(struct virtio_blk *blk)
 	struct virtqueue *vq = &blk->vdev.vq[0];
 	bool notify = false;
 
+	/* Completions the used ring could not take before (it was being converted) go first. */
+	virtio_dev_flush(&blk->vdev);
 	pthread_mutex_lock(&blk->lock);
 	while (virtio_dev_running(&blk->vdev)) {
 		struct blk_io *io = io_get(blk);
@@ -331,12 +336,10 @@ void blk_process(struct virtio_blk *blk)
 		io->busy = true;
 		blk->inflight++;
 		if (ret < 0) {
-			notify = true;
 			/* A malformed chain: nothing pinned, no status byte we may trust. */
 			blk->stats.malformed++;
 			pr_debug("%s: %s", blk->vdev.name, vq->error);
-			if (vq_push(vq, io->req, 0))
-				virtio_dev_needs_reset(&blk->vdev, vq->error);
+			notify |= virtio_dev_push(&blk->vdev, 0, io->req, 0);
 			io_put(blk, io);
 			continue;
 		}
@@ -351,7 +354,7 @@ void blk_io_done(struct blk_io *io)
 {
 	struct virtio_blk *blk = io->blk;
 	struct blk_parsed *p = &io->parsed;
-	bool running;
+	bool running, moved = false;
 
 	pthread_mutex_lock(&blk->lock);
 	if (io->buf_word) {
@@ -369,16 +372,21 @@ void blk_io_done(struct blk_io *io)
 		p->status = VIRTIO_BLK_S_IOERR;
 		p->error = "I/O error or short transfer";
 	}
+	/*
+	 * A reset waiting for us: drop, do not touch the rings.  A queue reset
+	 * that did not wait (QueueReady=0, or a device reset that gave up) is
+	 * caught by the queue's generation: complete() then drops it too.
+	 */
 	if (running)
-		complete(blk, io->req, p);
+		moved = complete(blk, io->req, p);
 	else
-		vq_release(io->req); /* a reset is waiting: drop, do not touch the rings */
+		vq_release(io->req);
 	io_put(blk, io);
 	pthread_mutex_unlock(&blk->lock);
-	if (running) {
+	if (moved)
 		virtio_dev_notify_queue(&blk->vdev, 0);
+	if (running)
 		blk_process(blk); /* slots freed: more may be waiting */
-	}
 }
 
 /* A reset waits (bounded) for in-flight I/O: its buffers are pinned and the backend writes them. */

@@ -114,9 +114,10 @@ static int pop(struct virtio_console *c, unsigned int q, struct vq_req *req)
 
 void console_process_tx(struct virtio_console *c)
 {
-	struct virtqueue *vq = &c->vdev.vq[CONSOLE_Q_TX];
 	bool done = false;
 
+	/* Completions deferred by a used ring under conversion, receive queue's included. */
+	virtio_dev_flush(&c->vdev);
 	pthread_mutex_lock(&c->lock);
 	while (virtio_dev_running(&c->vdev)) {
 		int ret = pop(c, CONSOLE_Q_TX, c->req);
@@ -125,8 +126,7 @@ void console_process_tx(struct virtio_console *c)
 			break;
 		if (ret)
 			transmit(c, c->req);
-		if (vq_push(vq, c->req, 0))
-			virtio_dev_needs_reset(&c->vdev, vq->error);
+		virtio_dev_push(&c->vdev, CONSOLE_Q_TX, c->req, 0);
 		done = true;
 	}
 	pthread_mutex_unlock(&c->lock);
@@ -162,9 +162,13 @@ size_t console_input(struct virtio_console *c, const void *buf, size_t len)
 		if (ret)
 			written = (uint32_t)vq_copy_to(c->req, 0, p + off, len - off);
 		done = true;
-		if (vq_push(vq, c->req, written)) {
+		ret = vq_push(vq, c->req, written);
+		if (ret == -EAGAIN) {
+			virtio_dev_defer(&c->vdev); /* taken: published once the ring is back */
+		} else if (ret) {
 			/* The guest will never see those bytes: they were not taken. */
-			virtio_dev_needs_reset(&c->vdev, vq->error);
+			if (ret != -ESTALE)
+				virtio_dev_needs_reset(&c->vdev, vq->error);
 			break;
 		}
 		off += written;

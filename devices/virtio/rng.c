@@ -86,6 +86,7 @@ void rng_process(struct virtio_rng *r)
 	struct virtqueue *vq = &r->vdev.vq[0];
 	bool done = false;
 
+	virtio_dev_flush(&r->vdev); /* completions deferred by a used ring under conversion */
 	pthread_mutex_lock(&r->lock);
 	while (virtio_dev_running(&r->vdev)) {
 		uint32_t written = 0;
@@ -110,8 +111,7 @@ void rng_process(struct virtio_rng *r)
 		} else {
 			written = serve(r, r->req);
 		}
-		if (vq_push(vq, r->req, written))
-			virtio_dev_needs_reset(&r->vdev, vq->error);
+		virtio_dev_push(&r->vdev, 0, r->req, written);
 		done = true;
 	}
 	pthread_mutex_unlock(&r->lock);

@@ -28,7 +28,49 @@ int virtio_dev_init(struct virtio_dev *vd, struct gmem *gm)
 
 void virtio_dev_destroy(struct virtio_dev *vd)
 {
+	unsigned int i;
+
+	for (i = 0; i < vd->nr_queues; i++)
+		vq_destroy(&vd->vq[i]);
 	pthread_mutex_destroy(&vd->lock);
+}
+
+/* What a push or flush on queue q returned, acted on: true if the used ring moved. */
+static bool used_result(struct virtio_dev *vd, unsigned int q, int ret)
+{
+	if (ret == -EAGAIN)
+		virtio_dev_defer(vd); /* kept: the next run of the device publishes it */
+	else if (ret < 0 && ret != -ESTALE)
+		virtio_dev_needs_reset(vd, vd->vq[q].error);
+	return ret >= 0;
+}
+
+bool virtio_dev_push(struct virtio_dev *vd, unsigned int q, struct vq_req *req, uint32_t written)
+{
+	return used_result(vd, q, vq_push(&vd->vq[q], req, written));
+}
+
+bool virtio_dev_push_status(struct virtio_dev *vd, unsigned int q, struct vq_req *req,
+			    uint32_t written, uint8_t *status_byte, uint8_t status)
+{
+	return used_result(vd, q, vq_push_status(&vd->vq[q], req, written, status_byte, status));
+}
+
+bool virtio_dev_flush(struct virtio_dev *vd)
+{
+	unsigned int q;
+	bool moved = false;
+
+	for (q = 0; q < vd->nr_queues; q++) {
+		int ret = vq_flush(&vd->vq[q]);
+
+		used_result(vd, q, ret);
+		if (ret > 0) {
+			moved = true;
+			virtio_dev_notify_queue(vd, q);
+		}
+	}
+	return moved;
 }
 
 /* With vd->lock held. */

@@ -106,6 +106,23 @@ static inline bool virtio_dev_take_retry(struct virtio_dev *vd)
 {
 	return __atomic_exchange_n(&vd->retry, false, __ATOMIC_RELAXED);
 }
+/*
+ * Completes req on queue q (vq_push): a used ring under conversion defers
+ * it (virtio_dev_defer; virtio_dev_flush publishes it), a broken one means
+ * NEEDS_RESET, a queue reset since the pop drops it.  True if it was
+ * published now.
+ */
+bool virtio_dev_push(struct virtio_dev *vd, unsigned int q, struct vq_req *req, uint32_t written);
+/* As virtio_dev_push, writing a status byte first unless the request is stale (vq_push_status). */
+bool virtio_dev_push_status(struct virtio_dev *vd, unsigned int q, struct vq_req *req,
+			    uint32_t written, uint8_t *status_byte, uint8_t status);
+/*
+ * Publishes the completions deferred on every queue (vq_flush) and
+ * interrupts for each queue whose used ring moved; defers again if a ring
+ * is still under conversion.  A device calls it first whenever it runs.
+ * Not with vd->lock held.  True if any used ring moved.
+ */
+bool virtio_dev_flush(struct virtio_dev *vd);
 /* True once the driver set DRIVER_OK and the device needs no reset. */
 bool virtio_dev_running(struct virtio_dev *vd);
 

@@ -3,9 +3,10 @@
  *
  * The guest owns the rings and may change them at any moment, so every
  * field is read once, into a local copy, and checked there; nothing is read
- * twice and trusted the second time.  Ring accesses go through gmem_read and
- * gmem_write, which refuse anything outside RAM or in private memory; data
- * buffers are pinned for as long as the device holds the request.
+ * twice and trusted the second time.  Ring accesses pin the bytes they
+ * touch without waiting (gmem_pin_try), which refuses anything outside RAM
+ * or in private memory and says -EAGAIN under a conversion; data buffers
+ * are pinned for as long as the device holds the request.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -24,13 +25,8 @@ struct vring_desc {
 	uint16_t next;
 };
 
-struct vring_used_elem {
-	uint32_t id;
-	uint32_t len;
-};
-
 _Static_assert(sizeof(struct vring_desc) == 16, "virtq_desc is 16 bytes");
-_Static_assert(sizeof(struct vring_used_elem) == 8, "virtq_used_elem is 8 bytes");
+_Static_assert(sizeof(struct vq_used) == 8, "virtq_used_elem is 8 bytes");
 
 /* Offsets in the avail ring (flags, idx, ring[size], used_event) and the used ring. */
 #define AVAIL_FLAGS 0
@@ -77,6 +73,50 @@ static const char *access_error(int err)
 void vq_init(struct virtqueue *vq, struct gmem *gm, const char *owner)
 {
 	*vq = (struct virtqueue){ .gm = gm, .owner = owner };
+	pthread_mutex_init(&vq->lock, NULL);
+}
+
+void vq_destroy(struct virtqueue *vq)
+{
+	pthread_mutex_destroy(&vq->lock);
+}
+
+/*
+ * One ring access through a pin that never waits: -EAGAIN while the bytes
+ * are being converted or punched, -EFAULT/-EACCES outside RAM or private.
+ */
+static int ring_access(struct virtqueue *vq, uint64_t gpa, void *buf, uint64_t len, bool write)
+{
+	struct gmem_pin pin;
+	int ret = gmem_pin_try(vq->gm, gpa, len, vq->owner ? vq->owner : "virtqueue", 0, &pin);
+
+	if (ret)
+		return ret;
+	if (write)
+		memcpy(pin.hva, buf, len);
+	else
+		memcpy(buf, pin.hva, len);
+	gmem_unpin(&pin);
+	return 0;
+}
+
+static int ring_read(struct virtqueue *vq, uint64_t gpa, void *buf, uint64_t len)
+{
+	return ring_access(vq, gpa, buf, len, false);
+}
+
+static int ring_write(struct virtqueue *vq, uint64_t gpa, const void *buf, uint64_t len)
+{
+	return ring_access(vq, gpa, (void *)buf, len, true);
+}
+
+/* With vq->lock held: a new generation, nothing out, nothing waiting. */
+static void new_generation(struct virtqueue *vq)
+{
+	vq->gen++;
+	vq->outstanding = 0;
+	vq->nr_pending = vq->pend_head = 0;
+	vq->last_avail = vq->used_idx = 0;
 }
 
 static int check_ring(struct virtqueue *vq, const char *name, uint64_t gpa, uint64_t align,
@@ -112,25 +152,28 @@ int vq_configure(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa, uint64_
 		ret = check_ring(vq, "used", used_gpa, 4, 6 + 8ULL * size);
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&vq->lock);
+	new_generation(vq);
 	vq->size = size;
 	vq->desc_gpa = desc_gpa;
 	vq->avail_gpa = avail_gpa;
 	vq->used_gpa = used_gpa;
-	vq->last_avail = 0;
-	vq->used_idx = 0;
 	vq->error[0] = '\0';
 	vq->ready = true;
+	pthread_mutex_unlock(&vq->lock);
 	return 0;
 }
 
 void vq_reset(struct virtqueue *vq)
 {
 	/* req_seq keeps counting, so a pin's request id stays unique for the device's life. */
+	pthread_mutex_lock(&vq->lock);
+	new_generation(vq);
 	vq->ready = false;
 	vq->size = 0;
 	vq->desc_gpa = vq->avail_gpa = vq->used_gpa = 0;
-	vq->last_avail = vq->used_idx = 0;
 	vq->error[0] = '\0';
+	pthread_mutex_unlock(&vq->lock);
 }
 
 void vq_release(struct vq_req *req)
@@ -203,7 +246,10 @@ static int walk_chain(struct virtqueue *vq, struct vq_req *req, bool pin)
 	for (;;) {
 		uint64_t at = vq->desc_gpa + 16ULL * i;
 
-		ret = gmem_read(vq->gm, at, &d, sizeof(d));
+		ret = ring_read(vq, at, &d, sizeof(d));
+		if (ret == -EAGAIN)
+			return vq_fail(vq, -EAGAIN, "descriptor table at GPA 0x%llx: being converted",
+				       (unsigned long long)at);
 		if (ret)
 			return vq_fail(vq, -EPROTO, "descriptor table at GPA 0x%llx is %s",
 				       (unsigned long long)at, access_error(ret));
@@ -252,7 +298,18 @@ static int walk_chain(struct virtqueue *vq, struct vq_req *req, bool pin)
 	}
 }
 
-static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
+/* A ring read's failure: -EAGAIN under a conversion, -EPROTO if the ring is unreadable. */
+static int ring_fail(struct virtqueue *vq, int err, const char *what, uint64_t at)
+{
+	if (err == -EAGAIN)
+		return vq_fail(vq, -EAGAIN, "%s at GPA 0x%llx: being converted", what,
+			       (unsigned long long)at);
+	return vq_fail(vq, -EPROTO, "%s at GPA 0x%llx is %s", what, (unsigned long long)at,
+		       access_error(err));
+}
+
+/* With vq->lock held. */
+static int pop_locked(struct virtqueue *vq, struct vq_req *req, bool pin)
 {
 	uint16_t avail_idx, pending, slot, head;
 	uint64_t at;
@@ -262,13 +319,13 @@ static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
 	req->head = 0;
 	req->nr_segs = req->nr_out = req->nr_pins = 0;
 	req->out_len = req->in_len = 0;
+	req->gen = vq->gen;
 	if (!vq->ready)
 		return 0;
 	at = vq->avail_gpa + AVAIL_IDX;
-	ret = gmem_read(vq->gm, at, &avail_idx, sizeof(avail_idx));
+	ret = ring_read(vq, at, &avail_idx, sizeof(avail_idx));
 	if (ret)
-		return vq_fail(vq, -EPROTO, "avail idx at GPA 0x%llx is %s", (unsigned long long)at,
-			       access_error(ret));
+		return ring_fail(vq, ret, "avail idx", at);
 	/* The driver wrote the entries before the idx: read them only after it. */
 	__atomic_thread_fence(__ATOMIC_ACQUIRE);
 	pending = (uint16_t)(avail_idx - vq->last_avail);
@@ -277,12 +334,20 @@ static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
 	if (pending > vq->size)
 		return vq_fail(vq, -EPROTO, "avail idx %u is %u ahead of the device's %u, size %u",
 			       avail_idx, pending, vq->last_avail, vq->size);
+	/*
+	 * Every completion needs a used ring slot, and deferred ones hold theirs
+	 * until published: a driver that reuses heads still out, or a used
+	 * ring under conversion, waits for room rather than growing the queue.
+	 */
+	if (vq->outstanding + vq->nr_pending >= vq->size)
+		return vq_fail(vq, -EAGAIN,
+			       "no room in the used ring: %u requests out, %u completions deferred",
+			       vq->outstanding, vq->nr_pending);
 	slot = vq->last_avail & (vq->size - 1);
 	at = vq->avail_gpa + AVAIL_RING + 2ULL * slot;
-	ret = gmem_read(vq->gm, at, &head, sizeof(head));
+	ret = ring_read(vq, at, &head, sizeof(head));
 	if (ret)
-		return vq_fail(vq, -EPROTO, "avail ring entry at GPA 0x%llx is %s",
-			       (unsigned long long)at, access_error(ret));
+		return ring_fail(vq, ret, "avail ring entry", at);
 	if (head >= vq->size)
 		return vq_fail(vq, -EPROTO, "avail ring entry %u (GPA 0x%llx): head %u, size %u",
 			       slot, (unsigned long long)at, head, vq->size);
@@ -300,7 +365,18 @@ static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
 	}
 	/* Good or bad, the chain is consumed: a bad one goes back through the used ring. */
 	vq->last_avail++;
+	vq->outstanding++;
 	return ret ? ret : 1;
+}
+
+static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
+{
+	int ret;
+
+	pthread_mutex_lock(&vq->lock);
+	ret = pop_locked(vq, req, pin);
+	pthread_mutex_unlock(&vq->lock);
+	return ret;
 }
 
 int vq_pop(struct virtqueue *vq, struct vq_req *req)
@@ -314,56 +390,141 @@ int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req)
 }
 
 /*
- * A push on a queue that is not ready (reset under a request) has no used
- * ring to write: -EFAULT, and the buffers are released all the same.
+ * With vq->lock held: writes the waiting completions into the used ring,
+ * oldest first, then publishes the used idx past those written.  A page
+ * under conversion stops it, and what was not published waits for the next
+ * flush.  A broken ring drops them all: the device goes to NEEDS_RESET.
  */
-int vq_push(struct virtqueue *vq, struct vq_req *req, uint32_t written)
+static int flush_locked(struct virtqueue *vq)
 {
-	struct vring_used_elem elem = { .id = req->head, .len = written };
-	uint16_t idx = (uint16_t)(vq->used_idx + 1);
-	uint64_t at;
+	const char *what = "used ring entry";
+	unsigned int n;
+	uint64_t at = 0;
+	uint16_t idx;
+	int ret = 0, err;
+
+	if (!vq->nr_pending)
+		return 0;
+	for (n = 0; n < vq->nr_pending; n++) {
+		at = vq->used_gpa + USED_RING + 8ULL * ((vq->used_idx + n) & (vq->size - 1U));
+		ret = ring_write(vq, at, &vq->pending[(vq->pend_head + n) % VQ_MAX_SIZE],
+				 sizeof(struct vq_used));
+		if (ret)
+			break;
+	}
+	if (n) {
+		/* The elements must be visible before the idx that hands them to the driver. */
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		idx = (uint16_t)(vq->used_idx + n);
+		err = ring_write(vq, vq->used_gpa + USED_IDX, &idx, sizeof(idx));
+		if (!err) {
+			vq->used_idx = idx;
+			vq->pend_head = (vq->pend_head + n) % VQ_MAX_SIZE;
+			vq->nr_pending -= n;
+		} else {
+			/* Written but not published: the next flush writes them again. */
+			what = "used idx";
+			at = vq->used_gpa + USED_IDX;
+			ret = err;
+		}
+	}
+	if (!ret)
+		return 1;
+	if (ret == -EAGAIN)
+		return vq_fail(vq, -EAGAIN,
+			       "%s at GPA 0x%llx: being converted, %u completions deferred", what,
+			       (unsigned long long)at, vq->nr_pending);
+	vq->nr_pending = vq->pend_head = 0;
+	return vq_fail(vq, -EFAULT, "%s at GPA 0x%llx is %s", what, (unsigned long long)at,
+		       access_error(ret));
+}
+
+static int push(struct virtqueue *vq, struct vq_req *req, uint32_t written, uint8_t *status_byte,
+		uint8_t status)
+{
+	struct vq_used elem = { .id = req->head, .len = written };
 	int ret;
 
 	/* The driver trusts the length: never claim more than the writable buffers hold. */
 	if (elem.len > req->in_len)
 		elem.len = (uint32_t)req->in_len;
+	pthread_mutex_lock(&vq->lock);
+	if (req->gen != vq->gen || !vq->ready) {
+		/* Popped before a reset: the rings it came from are gone, so are its buffers. */
+		vq_release(req);
+		vq->stale++;
+		/* Counted only: vq->error may be the transport's to read now (a refused configure). */
+		ret = -ESTALE;
+		goto out;
+	}
+	if (status_byte)
+		*status_byte = status;
 	/* Once the used idx is out the driver may reuse or convert the pages: let them go first. */
 	vq_release(req);
-	if (!vq->ready)
-		return vq_fail(vq, -EFAULT, "head %u completed on a queue that is not ready",
-			       req->head);
-	at = vq->used_gpa + USED_RING + 8ULL * (vq->used_idx & (vq->size - 1));
-	ret = gmem_write(vq->gm, at, &elem, sizeof(elem));
-	if (ret)
-		return vq_fail(vq, -EFAULT, "used ring entry at GPA 0x%llx is %s",
-			       (unsigned long long)at, access_error(ret));
-	/* The element must be visible before the idx that hands it to the driver. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	at = vq->used_gpa + USED_IDX;
-	ret = gmem_write(vq->gm, at, &idx, sizeof(idx));
-	if (ret)
-		return vq_fail(vq, -EFAULT, "used idx at GPA 0x%llx is %s", (unsigned long long)at,
-			       access_error(ret));
-	vq->used_idx = idx;
-	return 0;
+	if (vq->outstanding)
+		vq->outstanding--;
+	if (vq->nr_pending == VQ_MAX_SIZE) {
+		ret = vq_fail(vq, -EFAULT, "head %u: more completions than the queue holds",
+			      req->head);
+		goto out;
+	}
+	vq->pending[(vq->pend_head + vq->nr_pending++) % VQ_MAX_SIZE] = elem;
+	ret = flush_locked(vq);
+	if (ret == -EAGAIN)
+		vq->deferred++;
+	else if (ret > 0)
+		ret = 0;
+out:
+	pthread_mutex_unlock(&vq->lock);
+	return ret;
+}
+
+int vq_push(struct virtqueue *vq, struct vq_req *req, uint32_t written)
+{
+	return push(vq, req, written, NULL, 0);
+}
+
+int vq_push_status(struct virtqueue *vq, struct vq_req *req, uint32_t written,
+		   uint8_t *status_byte, uint8_t status)
+{
+	return push(vq, req, written, status_byte, status);
+}
+
+int vq_flush(struct virtqueue *vq)
+{
+	int ret;
+
+	pthread_mutex_lock(&vq->lock);
+	ret = flush_locked(vq);
+	pthread_mutex_unlock(&vq->lock);
+	return ret;
 }
 
 bool vq_should_interrupt(struct virtqueue *vq)
 {
-	uint16_t flags;
+	uint16_t flags = 0;
+	bool ready;
+	int ret = 0;
 
-	if (!vq->ready)
+	pthread_mutex_lock(&vq->lock);
+	ready = vq->ready;
+	if (ready) {
+		/*
+		 * Store-load: the used idx just published must be visible before the
+		 * flags are read, or a driver that clears NO_INTERRUPT and then checks
+		 * the used idx could miss both the entry and the interrupt.
+		 */
+		__atomic_thread_fence(__ATOMIC_SEQ_CST);
+		ret = ring_read(vq, vq->avail_gpa + AVAIL_FLAGS, &flags, sizeof(flags));
+	}
+	pthread_mutex_unlock(&vq->lock);
+	if (!ready)
 		return false;
 	/*
-	 * Store-load: the used idx just published must be visible before the
-	 * flags are read, or a driver that clears NO_INTERRUPT and then checks
-	 * the used idx could miss both the entry and the interrupt.
+	 * Unreadable flags (private, or under conversion, which is never waited
+	 * for): interrupt; a spurious one is harmless, a lost one hangs the driver.
 	 */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	/* Unreadable flags: interrupt; a spurious one is harmless, a lost one hangs the driver. */
-	if (gmem_read(vq->gm, vq->avail_gpa + AVAIL_FLAGS, &flags, sizeof(flags)))
-		return true;
-	return !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	return ret || !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
 }
 
 /* Copies between segs[0..nr) (as one byte stream from offset off) and flat. */

@@ -1,10 +1,20 @@
 /*
  * virtio 1.x split virtqueues over gmem (virtio spec 1.2, §2.7).
  *
- * The rings are read and written through gmem's checked accessors, one
- * access at a time.  The buffers of a request are pinned (gmem_pin) when the
- * request is popped and stay pinned until its completion is pushed: a
- * conversion or punch of those pages waits for them (DESIGN.md I1, I4).
+ * The rings are read and written one access at a time, each through a pin
+ * that never waits (gmem_pin_try), like the buffers: the queue runs on the
+ * thread that completes the I/O a conversion may be waiting for, so a ring
+ * page under conversion defers the pop (-EAGAIN) or the completion (kept in
+ * the queue, published by vq_flush), never blocks.  The buffers of a request
+ * are pinned when it is popped and stay pinned until its completion is
+ * pushed: a conversion or punch of those pages waits for them (DESIGN.md I1,
+ * I4).
+ *
+ * A queue has its own lock, a leaf held only across its own non-waiting
+ * ring accesses: a transport's reset (QueueReady=0, device reset) and the
+ * I/O thread's pops and pushes are serialized by it.  A reset starts a new
+ * generation, and a request popped before it is stale: its push releases
+ * its buffers and writes nothing into the re-initialised rings.
  *
  * Everything the guest wrote is validated: ring addresses and sizes, the
  * avail index, every descriptor's address, length, flags and next index,
@@ -15,6 +25,7 @@
 #ifndef VEIL_VIRTQUEUE_H
 #define VEIL_VIRTQUEUE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,9 +60,21 @@ struct vq_req {
 	struct vq_seg seg[VQ_MAX_SEGS];
 	struct gmem_pin pin[VQ_MAX_SEGS];
 	unsigned int nr_pins;
+	uint32_t gen;         /* the queue's generation when popped */
+};
+
+/* A completion not yet in the used ring: the ring was under conversion. */
+struct vq_used {
+	uint32_t id;
+	uint32_t len;
 };
 
 struct virtqueue {
+	/*
+	 * Every field below.  Writers of ready (vq_configure, vq_reset) also
+	 * hold the device lock, so a transport may read ready under that alone.
+	 */
+	pthread_mutex_t lock;
 	struct gmem *gm;
 	const char *owner;   /* pin owner, e.g. "virtio-blk0 q0": names the culprit of a stuck conversion */
 	uint16_t size;       /* queue size, a power of 2; 0 until configured */
@@ -62,7 +85,14 @@ struct virtqueue {
 	uint16_t last_avail; /* next avail ring entry to consume */
 	uint16_t used_idx;   /* next used ring entry to fill (the used idx we publish) */
 	uint64_t req_seq;    /* pin request ids */
+	uint32_t gen;        /* bumped by vq_configure and vq_reset: older requests are stale */
+	unsigned int outstanding; /* popped and not yet pushed, this generation */
+	/* Completions waiting for the used ring (FIFO), oldest at pending[pend_head]. */
+	unsigned int nr_pending, pend_head;
+	uint64_t deferred;   /* completions that had to wait for the used ring */
+	uint64_t stale;      /* completions dropped: their queue was reset since the pop */
 	char error[160];     /* why the last pop or push failed */
+	struct vq_used pending[VQ_MAX_SIZE];
 };
 
 /* An unconfigured queue. */
@@ -77,8 +107,14 @@ void vq_init(struct virtqueue *vq, struct gmem *gm, const char *owner);
 int vq_configure(struct virtqueue *vq, uint16_t size, uint64_t desc_gpa, uint64_t avail_gpa,
 		 uint64_t used_gpa) __must_check;
 
-/* Back to unconfigured (device reset).  Requests still popped must be released first. */
+/*
+ * Back to unconfigured (device reset, QueueReady=0).  Requests still popped
+ * become stale: their vq_push releases them and reports -ESTALE.
+ * Completions still deferred are dropped with the rings they were for.
+ */
 void vq_reset(struct virtqueue *vq);
+/* Frees what vq_init set up; the queue must be unused. */
+void vq_destroy(struct virtqueue *vq);
 
 /*
  * Pops the next available request into *req and pins its buffers.
@@ -87,10 +123,13 @@ void vq_reset(struct virtqueue *vq);
  *   -EPROTO  the ring itself is broken (avail idx ran more than size ahead,
  *            a head out of range, rings unreadable): the device must go to
  *            NEEDS_RESET; nothing is pinned;
- *   -EAGAIN  a buffer is being converted or punched right now: nothing is
- *            consumed or pinned; the device tries again later.  vq_pop never
- *            waits for a conversion, because devices run on the thread that
- *            also completes the I/O a conversion may be waiting for;
+ *   -EAGAIN  a ring page or a buffer is being converted or punched right
+ *            now, or the used ring has no room left for one more completion
+ *            (completions are deferred, or the driver reused heads still
+ *            out): nothing is consumed or pinned; the device tries again
+ *            later.  vq_pop never waits for a conversion, because devices
+ *            run on the thread that also completes the I/O a conversion may
+ *            be waiting for;
  *   other -errno: this chain is malformed (-EINVAL bad flags, next or
  *            direction order, -ELOOP a loop, -E2BIG too long, -EFAULT a
  *            buffer outside RAM, -EACCES a buffer in private memory):
@@ -112,9 +151,30 @@ int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req) __must_check;
 /*
  * Completes a request: unpins its buffers, then writes the used element
  * (head, written) and publishes the used idx, in that order (release
- * semantics for the guest).  -EFAULT if the used ring cannot be written.
+ * semantics for the guest).  Never waits.
+ *   0        published;
+ *   -EAGAIN  the used ring is being converted: the completion is kept and
+ *            vq_flush publishes it later; the caller has the device run
+ *            again (virtio_dev_defer);
+ *   -ESTALE  the queue was reset since the pop: nothing written, the
+ *            buffers released all the same;
+ *   -EFAULT  the used ring is outside RAM or private: the device must go
+ *            to NEEDS_RESET; the completion is dropped.
  */
 int vq_push(struct virtqueue *vq, struct vq_req *req, uint32_t written) __must_check;
+/*
+ * As vq_push, and first writes status into *status_byte, a byte of the
+ * request's (pinned) buffers, only if the request is not stale: a late
+ * completion must not write into memory the reset driver took back.
+ */
+int vq_push_status(struct virtqueue *vq, struct vq_req *req, uint32_t written,
+		   uint8_t *status_byte, uint8_t status) __must_check;
+/*
+ * Publishes deferred completions: 1 if the used idx moved, 0 if none were
+ * waiting, -EAGAIN if some still wait (the ring is still under conversion),
+ * -EFAULT as vq_push.
+ */
+int vq_flush(struct virtqueue *vq) __must_check;
 
 /* Unpins a popped request's buffers without completing it (reset, teardown). */
 void vq_release(struct vq_req *req);

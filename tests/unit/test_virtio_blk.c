@@ -7,14 +7,18 @@
  * unknown type, no status byte), the interrupt line and its ack, a broken
  * ring putting the device into NEEDS_RESET, a reset, and the I1 contract: a
  * conversion of a buffer under in-flight I/O waits, names the device, and
- * succeeds once the request completed.
+ * succeeds once the request completed; a queue or device reset with I/O in
+ * flight (the late completion writes nothing and lets its pins go); and a
+ * completion whose used ring is under conversion (deferred, not waited for).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "blk.h"
 #include "gmem.h"
@@ -117,23 +121,13 @@ static uint8_t get8(struct t *t, uint64_t gpa)
 	return v;
 }
 
-/* The driver's bring-up sequence (virtio 1.2 §3.1.1); false if the device refused. */
-static bool bring_up(struct t *t, uint64_t features)
+/* Zeroed rings and queue 0 set up and enabled (QueueReady=1), as a driver does. */
+static void queue_up(struct t *t)
 {
 	static const uint8_t zero[0x3000];
 
 	put(t, DESC, zero, sizeof(zero));
 	t->avail_idx = t->used_seen = 0;
-	wr(t, 0x070, 0);
-	wr(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE);
-	wr(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
-	wr(t, 0x024, 0);
-	wr(t, 0x020, (uint32_t)features);
-	wr(t, 0x024, 1);
-	wr(t, 0x020, (uint32_t)(features >> 32));
-	wr(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
-	if (!(rd(t, 0x070) & VIRTIO_STATUS_FEATURES_OK))
-		return false;
 	wr(t, 0x030, 0);
 	CHECK_EQ(rd(t, 0x034), BLK_QUEUE_SIZE);
 	wr(t, 0x038, QSIZE);
@@ -145,6 +139,22 @@ static bool bring_up(struct t *t, uint64_t features)
 	wr(t, 0x0a4, 0);
 	wr(t, 0x044, 1);
 	CHECK_EQ(rd(t, 0x044), 1);
+}
+
+/* The driver's bring-up sequence (virtio 1.2 §3.1.1); false if the device refused. */
+static bool bring_up(struct t *t, uint64_t features)
+{
+	wr(t, 0x070, 0);
+	wr(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE);
+	wr(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER);
+	wr(t, 0x024, 0);
+	wr(t, 0x020, (uint32_t)features);
+	wr(t, 0x024, 1);
+	wr(t, 0x020, (uint32_t)(features >> 32));
+	wr(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+	if (!(rd(t, 0x070) & VIRTIO_STATUS_FEATURES_OK))
+		return false;
+	queue_up(t);
 	wr(t, 0x070, VIRTIO_STATUS_ACKNOWLEDGE | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK |
 			     VIRTIO_STATUS_DRIVER_OK);
 	return rd(t, 0x070) & VIRTIO_STATUS_DRIVER_OK;
@@ -228,10 +238,11 @@ static uint8_t run(struct t *t, unsigned int s, uint16_t head, uint32_t want_len
 	return get8(t, STATUS + s);
 }
 
-static void setup(struct t *t, bool ro)
+/* drain_ms bounds a conversion's wait for pins (and a waiting pin's for a conversion). */
+static void setup_drain(struct t *t, bool ro, uint64_t drain_ms)
 {
 	memset(t, 0, sizeof(*t));
-	t->gm = test_gmem(MEM, 20);
+	t->gm = test_gmem(MEM, drain_ms);
 	t->be = calloc(1, sizeof(*t->be));
 	if (!t->be)
 		exit(1);
@@ -244,6 +255,11 @@ static void setup(struct t *t, bool ro)
 	t->blk.vdev.set_irq = set_irq;
 	t->blk.vdev.irq_opaque = &t->irq;
 	virtio_mmio_init(&t->mmio, &t->blk.vdev);
+}
+
+static void setup(struct t *t, bool ro)
+{
+	setup_drain(t, ro, 20);
 }
 
 static void teardown(struct t *t)
@@ -464,6 +480,187 @@ static void test_broken_ring_and_reset(void)
 	teardown(&t);
 }
 
+static uint16_t used_idx(struct t *t)
+{
+	uint16_t idx = 0xdead;
+
+	CHECK_EQ(gmem_read(t->gm, USED + 2, &idx, 2), 0);
+	return idx;
+}
+
+/* Whether the page at gpa can be converted now, i.e. nothing pins it; undone after. */
+static bool convertible(struct t *t, uint64_t gpa)
+{
+	struct gmem_conv_result res;
+
+	if (gmem_convert(t->gm, gpa, 4096, true, &res))
+		return false;
+	CHECK_EQ(gmem_convert(t->gm, gpa, 4096, false, &res), 0);
+	return true;
+}
+
+/*
+ * QueueReady=0 with a read in flight, the queue set up again on zeroed
+ * rings, then the read completes: it writes neither the new used ring nor
+ * the status byte, its pins go (the buffer converts), the device stays
+ * healthy and the next request completes normally.
+ */
+static void test_queue_reset_in_flight(void)
+{
+	struct t t;
+	uint32_t id, len;
+	uint16_t h;
+
+	setup(&t, false);
+	CHECK(bring_up(&t, 1ULL << VIRTIO_F_VERSION_1));
+	submit(&t, 0, VIRTIO_BLK_T_IN, 0, 4096, false, 16);
+	wr(&t, 0x050, 0);
+	blk_process(&t.blk);
+	CHECK_EQ(t.be->nr_pending, 1);
+	CHECK(!convertible(&t, DATA));
+	wr(&t, 0x044, 0);
+	CHECK_EQ(rd(&t, 0x044), 0);
+	queue_up(&t);
+	complete_all(t.be);
+	CHECK_EQ(used_idx(&t), 0);
+	CHECK_EQ(get8(&t, STATUS), 0xee);
+	CHECK_EQ(t.blk.vdev.vq[0].stale, 1);
+	CHECK_EQ(t.blk.inflight, 0);
+	CHECK(!(rd(&t, 0x070) & VIRTIO_STATUS_NEEDS_RESET));
+	CHECK(convertible(&t, DATA));
+	CHECK(convertible(&t, STATUS));
+	h = submit(&t, 1, VIRTIO_BLK_T_FLUSH, 0, 0, false, 16);
+	CHECK_EQ(run(&t, 1, h, 1), VIRTIO_BLK_S_OK);
+	CHECK(!used(&t, &id, &len));
+	teardown(&t);
+}
+
+struct late {
+	struct backend *be;
+	int delay_ms;
+};
+
+static void *complete_later(void *arg)
+{
+	struct late *l = arg;
+	struct timespec ts = { 0, l->delay_ms * 1000000L };
+
+	nanosleep(&ts, NULL);
+	complete_all(l->be);
+	return NULL;
+}
+
+/*
+ * A device reset with a read in flight waits for it (bounded): the
+ * completion, on another thread, is dropped; after the reset nothing is in
+ * flight or pinned and the device comes back.
+ */
+static void test_device_reset_in_flight(void)
+{
+	struct late l = { .delay_ms = 50 };
+	struct t t;
+	pthread_t th;
+
+	setup(&t, false);
+	l.be = t.be;
+	CHECK(bring_up(&t, 1ULL << VIRTIO_F_VERSION_1));
+	submit(&t, 0, VIRTIO_BLK_T_IN, 0, 4096, false, 16);
+	wr(&t, 0x050, 0);
+	blk_process(&t.blk);
+	CHECK_EQ(t.be->nr_pending, 1);
+	CHECK_EQ(pthread_create(&th, NULL, complete_later, &l), 0);
+	wr(&t, 0x070, 0);
+	pthread_join(th, NULL);
+	CHECK_EQ(t.blk.inflight, 0);
+	CHECK_EQ(used_idx(&t), 0);
+	CHECK(convertible(&t, DATA));
+	CHECK(bring_up(&t, 1ULL << VIRTIO_F_VERSION_1));
+	{
+		uint16_t h = submit(&t, 1, VIRTIO_BLK_T_FLUSH, 0, 0, false, 16);
+
+		CHECK_EQ(run(&t, 1, h, 1), VIRTIO_BLK_S_OK);
+	}
+	teardown(&t);
+}
+
+struct roundtrip {
+	struct gmem *gm;
+	uint64_t gpa, len;
+	int ret;
+};
+
+static void *roundtrip_range(void *arg)
+{
+	struct roundtrip *r = arg;
+	struct gmem_conv_result res;
+
+	r->ret = gmem_roundtrip(r->gm, r->gpa, r->len, &res);
+	return NULL;
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * The reported freeze, on the device: a conversion over the used ring and
+ * the buffers of a read in flight, held open by another pin until the
+ * completion path has returned.  The completion returns at once and asks
+ * to be run again; the conversion then completes, and the run publishes
+ * the read with its status and interrupts.
+ */
+static void test_completion_ring_under_conversion(void)
+{
+	struct roundtrip r = { .gpa = USED, .len = DATA + 0x1000 - USED };
+	struct timespec ms1 = { 0, 1000000 };
+	struct gmem_pin hold, probe;
+	uint32_t id = 0, len = 0;
+	unsigned int i;
+	struct t t;
+	uint16_t h;
+	uint64_t t0;
+	pthread_t th;
+
+	setup_drain(&t, false, 3000);
+	r.gm = t.gm;
+	CHECK(bring_up(&t, 1ULL << VIRTIO_F_VERSION_1));
+	t.be->disk[0] = 0x77;
+	h = submit(&t, 0, VIRTIO_BLK_T_IN, 0, 4096, false, 16);
+	wr(&t, 0x050, 0);
+	blk_process(&t.blk);
+	CHECK_EQ(t.be->nr_pending, 1);
+	CHECK_EQ(gmem_pin(t.gm, USED + 0x800, 8, "holder", 1, &hold), 0);
+	CHECK_EQ(pthread_create(&th, NULL, roundtrip_range, &r), 0);
+	for (i = 0; i < 5000 && gmem_pin_try(t.gm, USED, 1, "probe", 0, &probe) == 0; i++) {
+		gmem_unpin(&probe);
+		nanosleep(&ms1, NULL);
+	}
+	CHECK(i < 5000);
+	t0 = now_ms();
+	complete_all(t.be);
+	CHECK(now_ms() - t0 < 1000);
+	CHECK(virtio_dev_take_retry(&t.blk.vdev));
+	CHECK_EQ(t.blk.vdev.vq[0].nr_pending, 1);
+	CHECK(!(t.blk.vdev.status & VIRTIO_STATUS_NEEDS_RESET));
+	gmem_unpin(&hold);
+	pthread_join(th, NULL);
+	CHECK_EQ(r.ret, 0);
+	CHECK_EQ(used_idx(&t), 0);
+	CHECK(!t.irq.level);
+	blk_process(&t.blk); /* the retry */
+	CHECK(used(&t, &id, &len));
+	CHECK_EQ(id, h);
+	CHECK_EQ(len, 4097);
+	CHECK_EQ(get8(&t, STATUS), VIRTIO_BLK_S_OK);
+	CHECK_EQ(get8(&t, DATA), 0x77);
+	CHECK(t.irq.level);
+	teardown(&t);
+}
+
 int main(void)
 {
 	test_registers();
@@ -471,5 +668,8 @@ int main(void)
 	test_read_only();
 	test_pins();
 	test_broken_ring_and_reset();
+	test_queue_reset_in_flight();
+	test_device_reset_in_flight();
+	test_completion_ring_under_conversion();
 	return test_done("virtio_blk");
 }

@@ -3,7 +3,9 @@
  * gmem: a good chain and its completion, many requests across the 16-bit
  * index wrap, every broken-ring and malformed-chain error (and that a bad
  * chain goes back through the used ring with nothing left pinned), pins held
- * while a request is out, ring layout checks, NO_INTERRUPT, and copies.
+ * while a request is out, rings under conversion (pop and push return at
+ * once, completions deferred and published after), stale completions after
+ * a reset, ring layout checks, NO_INTERRUPT, and copies.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -333,9 +335,19 @@ static void test_empty_and_not_ready(void)
 	CHECK_EQ(vq_pop(&vq, req), 1);
 	CHECK(pinned(gm, BUF_GPA));
 	vq_reset(&vq);
-	CHECK_EQ(vq_push(&vq, req, 0), -EFAULT);
+	CHECK_EQ(vq_push(&vq, req, 0), -ESTALE);
+	CHECK_EQ(vq.stale, 1);
 	CHECK(!pinned(gm, BUF_GPA));
 	CHECK_EQ(used_idx(&d), 0);
+
+	/* Popped before a reset and pushed after the queue came back: still stale, nothing written. */
+	CHECK_EQ(vq_configure(&vq, 8, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
+	CHECK_EQ(vq_pop(&vq, req), 1);
+	CHECK_EQ(vq_configure(&vq, 8, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
+	CHECK_EQ(vq_push(&vq, req, 0), -ESTALE);
+	CHECK(!pinned(gm, BUF_GPA));
+	CHECK_EQ(used_idx(&d), 0);
+	CHECK_EQ(vq.used_idx, 0);
 
 	/* vq_release lets go without completing. */
 	CHECK_EQ(vq_configure(&vq, 8, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
@@ -686,6 +698,241 @@ static void test_buffer_under_conversion(void)
 	gmem_destroy(s.gm);
 }
 
+struct roundtrip {
+	struct gmem *gm;
+	uint64_t gpa, len;
+	int ret;
+};
+
+static void *roundtrip_range(void *arg)
+{
+	struct roundtrip *r = arg;
+	struct gmem_conv_result res;
+
+	r->ret = gmem_roundtrip(r->gm, r->gpa, r->len, &res);
+	return NULL;
+}
+
+/* Waits until a conversion marks gpa's page converting: a pin that never waits is refused. */
+static void wait_converting(struct gmem *gm, uint64_t gpa)
+{
+	struct timespec ms1 = { 0, 1000000 };
+	struct gmem_pin p;
+	unsigned int i;
+
+	for (i = 0; i < 5000; i++) {
+		int ret = gmem_pin_try(gm, gpa, 1, "probe", 0, &p);
+
+		if (ret == -EAGAIN)
+			return;
+		CHECK_EQ(ret, 0);
+		gmem_unpin(&p);
+		nanosleep(&ms1, NULL);
+	}
+	CHECK(!"the conversion never began");
+}
+
+/*
+ * A conversion held open until the test lets it go, with a drain bound far
+ * above the test's: anything that waits for it shows as a slow call, and
+ * would deadlock the I/O thread for real.
+ */
+static struct gmem *slow_gmem(void)
+{
+	struct gmem_config cfg = {
+		.vm_fd = -1, .model = GMEM_MODEL_HOST, .drain_timeout_ns = 3000 * 1000000ULL,
+	};
+	struct gmem_layout l = { .nr = 1, .r = { { 0, MEM } } };
+	struct gmem *gm = NULL;
+
+	CHECK_EQ(gmem_create_cfg(&cfg, &l, &gm), 0);
+	return gm;
+}
+
+/*
+ * A conversion over a ring page: vq_pop returns at once (-EAGAIN, nothing
+ * consumed or pinned) instead of waiting for it, so does the interrupt
+ * check; the conversion completes once its other pin goes, and the same
+ * chain pops after.  Avail ring and descriptor table both.
+ */
+static void test_pop_ring_under_conversion(void)
+{
+	static const uint64_t rings[] = { AVAIL_GPA, DESC_GPA };
+	struct gmem *gm = slow_gmem();
+	struct vq_req *req = new_req();
+	struct virtqueue vq;
+	struct drv d;
+	unsigned int i;
+
+	setup(&vq, &d, gm, 8);
+	put_desc(&d, 0, BUF_GPA + 64, 16, VIRTQ_DESC_F_WRITE, 0);
+	publish(&d, 0);
+	for (i = 0; i < 2; i++) {
+		struct roundtrip r = { .gm = gm, .gpa = rings[i], .len = PAGE };
+		struct gmem_pin hold;
+		pthread_t t;
+		uint64_t t0;
+
+		/* The test's own pin keeps the conversion draining, the ring page converting. */
+		CHECK_EQ(gmem_pin(gm, rings[i] + PAGE - 8, 8, "holder", 1, &hold), 0);
+		CHECK_EQ(pthread_create(&t, NULL, roundtrip_range, &r), 0);
+		wait_converting(gm, rings[i]);
+		t0 = now_ms();
+		CHECK_EQ(vq_pop(&vq, req), -EAGAIN);
+		CHECK(vq_should_interrupt(&vq)); /* flags unreadable for now: interrupt */
+		CHECK(now_ms() - t0 < 1000);
+		CHECK_STR_CONTAINS(vq.error, "being converted");
+		CHECK_EQ(vq.last_avail, 0);
+		CHECK_EQ(req->nr_pins, 0);
+		gmem_unpin(&hold);
+		pthread_join(t, NULL);
+		CHECK_EQ(r.ret, 0);
+	}
+	CHECK_EQ(vq_pop(&vq, req), 1);
+	CHECK_EQ(req->head, 0);
+	CHECK_EQ(vq_push(&vq, req, 16), 0);
+	check_used(&d, 0, 0, 16);
+	free(req);
+	gmem_destroy(gm);
+}
+
+/*
+ * The reported freeze: a conversion over the used ring's page and a
+ * buffer of a request still out.  vq_push returns at once: the buffer is
+ * released (the conversion's drain can finish) and the used element is
+ * deferred, not dropped and not waited for; completions keep their order.
+ * The conversion completes once the request did, and vq_flush then
+ * publishes both.
+ */
+static void test_push_ring_under_conversion(void)
+{
+	const uint64_t buf = USED_GPA + PAGE; /* next to the used ring: one conversion covers both */
+	struct roundtrip r = { .gpa = USED_GPA, .len = 2 * PAGE };
+	struct vq_req *a = new_req(), *b = new_req();
+	struct gmem_pin hold;
+	struct virtqueue vq;
+	uint32_t elem[4];
+	struct drv d;
+	pthread_t t;
+	uint64_t t0;
+
+	r.gm = slow_gmem();
+	setup(&vq, &d, r.gm, 8);
+	put_desc(&d, 0, buf, 16, VIRTQ_DESC_F_WRITE, 0);
+	put_desc(&d, 1, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
+	publish(&d, 0);
+	CHECK_EQ(vq_pop(&vq, a), 1);
+	CHECK_EQ(gmem_pin(r.gm, USED_GPA + PAGE - 8, 8, "holder", 1, &hold), 0);
+	CHECK_EQ(pthread_create(&t, NULL, roundtrip_range, &r), 0);
+	wait_converting(r.gm, USED_GPA);
+	t0 = now_ms();
+	CHECK_EQ(vq_push(&vq, a, 16), -EAGAIN);
+	CHECK(now_ms() - t0 < 1000);
+	CHECK_EQ(a->nr_pins, 0);
+	CHECK_EQ(vq.nr_pending, 1);
+	CHECK_EQ(vq.deferred, 1);
+	CHECK_EQ(vq.used_idx, 0);
+	CHECK_EQ(vq_flush(&vq), -EAGAIN); /* still converting: still waiting, still no wait */
+	/* Rings outside the conversion still serve: the next request pops, and queues behind. */
+	publish(&d, 1);
+	CHECK_EQ(vq_pop(&vq, b), 1);
+	CHECK_EQ(vq_push(&vq, b, 8), -EAGAIN);
+	CHECK_EQ(vq.nr_pending, 2);
+	CHECK(now_ms() - t0 < 1000);
+	gmem_unpin(&hold);
+	pthread_join(t, NULL);
+	CHECK_EQ(r.ret, 0); /* the conversion completed: the request's pin went with the push */
+	CHECK_EQ(used_idx(&d), 0); /* nothing published until the deferred work runs */
+	CHECK_EQ(vq_flush(&vq), 1);
+	CHECK_EQ(gmem_read(r.gm, USED_GPA + 4, elem, sizeof(elem)), 0);
+	CHECK_EQ(elem[0], 0);
+	CHECK_EQ(elem[1], 16);
+	CHECK_EQ(elem[2], 1);
+	CHECK_EQ(elem[3], 8);
+	CHECK_EQ(used_idx(&d), 2);
+	CHECK_EQ(vq.nr_pending, 0);
+	CHECK_EQ(vq_flush(&vq), 0);
+	free(a);
+	free(b);
+	gmem_destroy(r.gm);
+}
+
+/*
+ * A completion deferred by a used ring under conversion, then the queue is
+ * reset and set up again: the completion belonged to the old rings, so
+ * nothing is written into the new ones; it held no pin meanwhile (the
+ * conversion completed), and the new queue works.
+ */
+static void test_deferred_then_reset(void)
+{
+	struct roundtrip r = { .gpa = USED_GPA, .len = PAGE };
+	struct vq_req *req = new_req();
+	struct gmem_pin hold;
+	struct virtqueue vq;
+	struct drv d;
+	pthread_t t;
+
+	r.gm = slow_gmem();
+	setup(&vq, &d, r.gm, 8);
+	put_desc(&d, 0, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
+	publish(&d, 0);
+	CHECK_EQ(vq_pop(&vq, req), 1);
+	CHECK_EQ(gmem_pin(r.gm, USED_GPA + 0x800, 8, "holder", 1, &hold), 0);
+	CHECK_EQ(pthread_create(&t, NULL, roundtrip_range, &r), 0);
+	wait_converting(r.gm, USED_GPA);
+	CHECK_EQ(vq_push(&vq, req, 16), -EAGAIN);
+	CHECK_EQ(vq.nr_pending, 1);
+	vq_reset(&vq);
+	CHECK_EQ(vq.nr_pending, 0);
+	gmem_unpin(&hold);
+	pthread_join(t, NULL);
+	CHECK_EQ(r.ret, 0);
+	drv_init(&d, r.gm, 8);
+	CHECK_EQ(vq_configure(&vq, 8, DESC_GPA, AVAIL_GPA, USED_GPA), 0);
+	CHECK_EQ(vq_flush(&vq), 0);
+	CHECK_EQ(used_idx(&d), 0);
+	put_desc(&d, 3, BUF_GPA, 16, VIRTQ_DESC_F_WRITE, 0);
+	publish(&d, 3);
+	CHECK_EQ(vq_pop(&vq, req), 1);
+	CHECK_EQ(vq_push(&vq, req, 4), 0);
+	check_used(&d, 0, 3, 4);
+	free(req);
+	gmem_destroy(r.gm);
+}
+
+/*
+ * Completions that cannot be published hold their used ring slots: once
+ * size of them are out or waiting, vq_pop takes no more (a driver that
+ * reuses heads still out cannot grow the queue).
+ */
+static void test_used_ring_room(void)
+{
+	struct gmem *gm = make_gmem();
+	struct vq_req *req[3] = { new_req(), new_req(), new_req() };
+	struct virtqueue vq;
+	struct drv d;
+	unsigned int i;
+
+	setup(&vq, &d, gm, 2);
+	put_desc(&d, 0, BUF_GPA, 16, 0, 0);
+	publish(&d, 0);
+	publish(&d, 0);
+	CHECK_EQ(vq_pop(&vq, req[0]), 1);
+	CHECK_EQ(vq_pop(&vq, req[1]), 1);
+	publish(&d, 0); /* the same head a third time, while both are out */
+	CHECK_EQ(vq_pop(&vq, req[2]), -EAGAIN);
+	CHECK_EQ(vq.last_avail, 2);
+	CHECK_STR_CONTAINS(vq.error, "no room in the used ring");
+	CHECK_EQ(vq_push(&vq, req[0], 0), 0);
+	CHECK_EQ(vq_pop(&vq, req[2]), 1);
+	CHECK_EQ(vq_push(&vq, req[1], 0), 0);
+	CHECK_EQ(vq_push(&vq, req[2], 0), 0);
+	CHECK_EQ(used_idx(&d), 3);
+	for (i = 0; i < 3; i++)
+		free(req[i]);
+	gmem_destroy(gm);
+}
+
 /* Rings that became unreadable after configuration (converted to private). */
 static void test_broken_rings(void)
 {
@@ -903,6 +1150,10 @@ int main(void)
 	test_long_chains();
 	test_pins_per_request();
 	test_buffer_under_conversion();
+	test_pop_ring_under_conversion();
+	test_push_ring_under_conversion();
+	test_deferred_then_reset();
+	test_used_ring_room();
 	test_broken_rings();
 	test_configure();
 	test_no_interrupt();
