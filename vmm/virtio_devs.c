@@ -112,6 +112,7 @@ static void vdev_kick(void *opaque)
 }
 
 static void vdev_run(struct vm_vdev *v);
+static void vdev_settle_msi(struct vm *vm);
 
 static void vdev_retry_fired(struct io_cb *cb, int res)
 {
@@ -132,6 +133,7 @@ static void vdev_run(struct vm_vdev *v)
 	struct io_uring_sqe *sqe;
 
 	v->process(v);
+	vdev_settle_msi(v->vm);
 	if (!virtio_dev_take_retry(v->vd) || v->retry_armed)
 		return;
 	sqe = iothread_sqe(&v->vm->virtio->io);
@@ -153,9 +155,9 @@ static void vdev_kicked(void *opaque)
 }
 
 /*
- * An MSI from a virtio-pci device: an eventfd write on the vector's irqfd,
- * routed to the LAPICs by KVM's GSI table (msi.c), the route made or moved
- * when the guest first uses or reprograms the vector.
+ * An MSI from a virtio-pci device, with the device's lock held: an eventfd
+ * write on the vector's irqfd, routed to the LAPICs by KVM's GSI table
+ * (msi.c), or a direct message while the vector's route is missing or stale.
  */
 static void vdev_signal_msi(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
 {
@@ -165,10 +167,20 @@ static void vdev_signal_msi(void *opaque, unsigned int vector, uint64_t addr, ui
 	if (vector >= VPCI_VECTORS)
 		return;
 	if (v->msi[vector] < 0)
-		v->msi[vector] = vm_msi_source(v->vm);
-	ret = v->msi[vector] < 0 ? v->msi[vector] : vm_msi_send(v->vm, v->msi[vector], addr, data);
+		v->msi[vector] = vm_msi_source(&v->vm->msi);
+	ret = v->msi[vector] < 0 ? v->msi[vector] :
+	      vm_msi_send(&v->vm->msi, v->msi[vector], addr, data);
 	if (ret)
 		pr_warn("%s: MSI vector %u: %s", v->name, vector, strerror(-ret));
+}
+
+/* Moves the MSI routes that settled, with no device lock held (KVM_SET_GSI_ROUTING waits). */
+static void vdev_settle_msi(struct vm *vm)
+{
+	int ret = vm_msi_settle(&vm->msi);
+
+	if (ret)
+		pr_warn("MSI: KVM_SET_GSI_ROUTING: %s; messages go directly", strerror(-ret));
 }
 
 int vm_virtio_transport(struct vm *vm, bool pci)
@@ -306,9 +318,11 @@ static void vdev_close(struct vm_vdev *v)
 static void blk_io_cqe(struct io_cb *cb, int res)
 {
 	struct blk_io *io = ((struct blk_cb *)cb)->io;
+	struct vm_blk *b = io->blk->backend_opaque;
 
 	io->result = res;
 	blk_io_done(io);
+	vdev_settle_msi(b->v.vm);
 }
 
 static int blk_submit(void *opaque, struct blk_io *io)
@@ -604,6 +618,7 @@ int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
 long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len)
 {
 	struct virtio_console *c;
+	long n;
 
 	if (!vm->virtio || !vm->virtio->vcon)
 		return -1;
@@ -612,7 +627,9 @@ long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len)
 	if (!console_guest_attached(c))
 		return 0;
 	/* The device locks its queues and never waits: safe from the event loop's thread. */
-	return (long)console_input(c, buf, len);
+	n = (long)console_input(c, buf, len);
+	vdev_settle_msi(vm);
+	return n;
 }
 
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
@@ -708,9 +725,13 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)(b->alloc_drop >> 20),
 			(unsigned long long)(b->memfree_rise >> 20));
 	}
-	if (vm->msi.sent)
-		fprintf(f, "veil: MSI: %llu messages through irqfd, %llu GSI route updates\n",
-			(unsigned long long)vm->msi.sent, (unsigned long long)vm->msi.reroutes);
+	if (vm->msi.nr) {
+		struct vm_msi_stats st = vm_msi_stats(&vm->msi);
+
+		fprintf(f, "veil: MSI: %llu messages through irqfd, %llu sent directly while their "
+			"route settled, %llu GSI route updates\n", (unsigned long long)st.sent,
+			(unsigned long long)st.direct, (unsigned long long)st.reroutes);
+	}
 	vdev_intx_summary(vm, f);
 	if (vm->virtio && vm->virtio->rng)
 		fprintf(f, "veil: virtio-rng: %llu requests, %llu bytes of entropy, %llu errors\n",
