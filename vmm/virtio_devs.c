@@ -363,6 +363,67 @@ static void blk_proc(struct vm_vdev *v)
 	blk_process(&((struct vm_blk *)v)->blk);
 }
 
+/* An OFD lock on the whole file, or its removal (F_UNLCK); -errno. */
+static int ofd_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* The kind of lock another holder has that conflicts with type: F_RDLCK or F_WRLCK. */
+static short ofd_holder(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	return fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK ? F_WRLCK : fl.l_type;
+}
+
+/*
+ * Locks the image against other processes: shared for ,ro, exclusive for
+ * read-write, so no veil writes an image another has open, or reads one
+ * another writes.  The same image twice in this VM shares one lock, moved
+ * to the read-write disk if need be.  -EBUSY with err set on a conflict;
+ * a file system without OFD locks gets a warning.
+ */
+static int blk_lock(struct vm_virtio *v, struct vm_blk *b, bool write, char *err, size_t errlen)
+{
+	struct vm_blk *same = NULL;
+	struct stat st;
+	unsigned int i;
+	int ret;
+
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	b->dev = st.st_dev;
+	b->ino = st.st_ino;
+	for (i = 0; i < v->nr_blk && !same; i++)
+		if (v->blk[i]->locked && v->blk[i]->dev == b->dev && v->blk[i]->ino == b->ino)
+			same = v->blk[i];
+	if (same && (same->lock_write || !write))
+		return 0; /* this VM's lock covers it */
+	if (same && ofd_lock(same->fd, F_UNLCK) == 0)
+		same->locked = false; /* the write lock goes on this disk's descriptor */
+	ret = ofd_lock(b->fd, write ? F_WRLCK : F_RDLCK);
+	if (ret == -EAGAIN || ret == -EACCES) {
+		bool w = ofd_holder(b->fd, write ? F_WRLCK : F_RDLCK) == F_WRLCK;
+
+		if (same && !same->locked)
+			same->locked = ofd_lock(same->fd, F_RDLCK) == 0;
+		snprintf(err, errlen, "disk image in use by another process, which holds it locked "
+			 "for %s", w ? "writing" : "reading (read-write needs it alone)");
+		return -EBUSY;
+	}
+	if (ret) {
+		pr_warn("%s: not locked against other processes (fcntl: %s)", b->v.name,
+			strerror(-ret));
+		return 0;
+	}
+	b->locked = true;
+	b->lock_write = write;
+	return 0;
+}
+
 static void blk_free(struct vm_blk *b)
 {
 	vdev_close(&b->v);
@@ -396,6 +457,12 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 	if (b->fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s", strerror(errno));
+		goto err;
+	}
+	ret = blk_lock(v, b, !cfg->read_only, err, errlen);
+	if (ret) {
+		if (!err[0])
+			snprintf(err, errlen, "%s", strerror(-ret));
 		goto err;
 	}
 	ret = disk_size(b->fd, &size);
