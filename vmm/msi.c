@@ -143,6 +143,10 @@ static void note_unrouted(struct vm_msi *m, int h, uint64_t addr, uint32_t data)
 	typeof(m->src[0]) *s = &m->src[h];
 
 	if (!s->want || s->want_addr != addr || s->want_data != data) {
+		/* A route that served its worth through the irqfd earns a quick move. */
+		if (s->served >= settle_after(VM_MSI_BACKOFF_MAX))
+			s->moves = 1;
+		s->served = 0;
 		s->want = true;
 		s->want_addr = addr;
 		s->want_data = data;
@@ -167,6 +171,8 @@ int vm_msi_send(struct vm_msi *m, int h, uint64_t addr, uint32_t data)
 	       m->src[h].data == data;
 	if (fast) {
 		m->src[h].want = false; /* back on its route: nothing to move */
+		if (m->src[h].served < UINT32_MAX)
+			m->src[h].served++;
 		m->stats.sent++;
 	} else {
 		note_unrouted(m, h, addr, data);

@@ -538,11 +538,53 @@ static void test_msi_routes(void)
 	free(mt);
 }
 
+/* sends n messages from source h and settles after each; how many went through the irqfd */
+static unsigned int msi_burst(struct vm_msi *m, int h, uint64_t addr, unsigned int n)
+{
+	uint64_t before = vm_msi_stats(m).sent;
+
+	while (n--) {
+		CHECK_EQ(vm_msi_send(m, h, addr, 0x41), 0);
+		CHECK_EQ(vm_msi_settle(m), 0);
+	}
+	return (unsigned int)(vm_msi_stats(m).sent - before);
+}
+
+/* The backoff doubles per move, and a route that carried 4096 messages moves quickly again. */
+static void test_msi_backoff(void)
+{
+	struct fake_kvm k = { 0 };
+	struct vm_msi m;
+	int h;
+
+	CHECK_EQ(vm_msi_init_ops(&m, &fake_ops, &k), 0);
+	h = vm_msi_source(&m);
+	CHECK_EQ(h, 0);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 1), 0); /* direct, then routed */
+	CHECK_EQ(k.updates, 1);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 1), 0); /* a move waits for 2 */
+	CHECK_EQ(k.updates, 1);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 1), 0);
+	CHECK_EQ(k.updates, 2);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 3), 0); /* the next for 4 */
+	CHECK_EQ(k.updates, 2);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 1), 0);
+	CHECK_EQ(k.updates, 3);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 4096), 4096);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 2), 0); /* earned: 2 again, not 8 */
+	CHECK_EQ(k.updates, 4);
+	CHECK_EQ(k.table[0].addr, 0xfee01000u);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 1), 1);
+	CHECK_EQ(vm_msi_stats(&m).direct, 9);
+	vm_msi_destroy_ops(&m);
+}
+
 int main(void)
 {
 	test_config_space();
 	test_virtio_pci();
 	test_intx();
 	test_msi_routes();
+	test_msi_backoff();
 	return test_done("pci");
 }
