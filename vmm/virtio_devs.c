@@ -112,6 +112,7 @@ static void vdev_kick(void *opaque)
 }
 
 static void vdev_run(struct vm_vdev *v);
+static void vdev_settle_msi(struct vm *vm);
 
 static void vdev_retry_fired(struct io_cb *cb, int res)
 {
@@ -149,6 +150,7 @@ static void vdev_retry(struct vm_vdev *v)
 static void vdev_run(struct vm_vdev *v)
 {
 	v->process(v);
+	vdev_settle_msi(v->vm);
 	vdev_retry(v);
 }
 
@@ -158,9 +160,9 @@ static void vdev_kicked(void *opaque)
 }
 
 /*
- * An MSI from a virtio-pci device: an eventfd write on the vector's irqfd,
- * routed to the LAPICs by KVM's GSI table (msi.c), the route made or moved
- * when the guest first uses or reprograms the vector.
+ * An MSI from a virtio-pci device, with the device's lock held: an eventfd
+ * write on the vector's irqfd, routed to the LAPICs by KVM's GSI table
+ * (msi.c), or a direct message while the vector's route is missing or stale.
  */
 static void vdev_signal_msi(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
 {
@@ -170,10 +172,20 @@ static void vdev_signal_msi(void *opaque, unsigned int vector, uint64_t addr, ui
 	if (vector >= VPCI_VECTORS)
 		return;
 	if (v->msi[vector] < 0)
-		v->msi[vector] = vm_msi_source(v->vm);
-	ret = v->msi[vector] < 0 ? v->msi[vector] : vm_msi_send(v->vm, v->msi[vector], addr, data);
+		v->msi[vector] = vm_msi_source(&v->vm->msi);
+	ret = v->msi[vector] < 0 ? v->msi[vector] :
+	      vm_msi_send(&v->vm->msi, v->msi[vector], addr, data);
 	if (ret)
 		pr_warn("%s: MSI vector %u: %s", v->name, vector, strerror(-ret));
+}
+
+/* Moves the MSI routes that settled, with no device lock held (KVM_SET_GSI_ROUTING waits). */
+static void vdev_settle_msi(struct vm *vm)
+{
+	int ret = vm_msi_settle(&vm->msi);
+
+	if (ret)
+		pr_warn("MSI: KVM_SET_GSI_ROUTING: %s; messages go directly", strerror(-ret));
 }
 
 int vm_virtio_transport(struct vm *vm, bool pci)
@@ -311,11 +323,13 @@ static void vdev_close(struct vm_vdev *v)
 static void blk_io_cqe(struct io_cb *cb, int res)
 {
 	struct blk_io *io = ((struct blk_cb *)cb)->io;
+	struct vm_blk *b = io->blk->backend_opaque;
 
 	io->result = res;
 	blk_io_done(io);
 	/* A completion the used ring could not take yet (under conversion) is retried. */
-	vdev_retry(&((struct vm_blk *)((char *)io->blk - offsetof(struct vm_blk, blk)))->v);
+	vdev_retry(&b->v);
+	vdev_settle_msi(b->v.vm);
 }
 
 static int blk_submit(void *opaque, struct blk_io *io)
@@ -356,6 +370,67 @@ static void blk_proc(struct vm_vdev *v)
 	blk_process(&((struct vm_blk *)v)->blk);
 }
 
+/* An OFD lock on the whole file, or its removal (F_UNLCK); -errno. */
+static int ofd_lock(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* The kind of lock another holder has that conflicts with type: F_RDLCK or F_WRLCK. */
+static short ofd_holder(int fd, short type)
+{
+	struct flock fl = { .l_type = type, .l_whence = SEEK_SET };
+
+	return fcntl(fd, F_OFD_GETLK, &fl) < 0 || fl.l_type == F_UNLCK ? F_WRLCK : fl.l_type;
+}
+
+/*
+ * Locks the image against other processes: shared for ,ro, exclusive for
+ * read-write, so no veil writes an image another has open, or reads one
+ * another writes.  The same image twice in this VM shares one lock, moved
+ * to the read-write disk if need be.  -EBUSY with err set on a conflict;
+ * a file system without OFD locks gets a warning.
+ */
+static int blk_lock(struct vm_virtio *v, struct vm_blk *b, bool write, char *err, size_t errlen)
+{
+	struct vm_blk *same = NULL;
+	struct stat st;
+	unsigned int i;
+	int ret;
+
+	if (fstat(b->fd, &st) < 0)
+		return -errno;
+	b->dev = st.st_dev;
+	b->ino = st.st_ino;
+	for (i = 0; i < v->nr_blk && !same; i++)
+		if (v->blk[i]->locked && v->blk[i]->dev == b->dev && v->blk[i]->ino == b->ino)
+			same = v->blk[i];
+	if (same && (same->lock_write || !write))
+		return 0; /* this VM's lock covers it */
+	if (same && ofd_lock(same->fd, F_UNLCK) == 0)
+		same->locked = false; /* the write lock goes on this disk's descriptor */
+	ret = ofd_lock(b->fd, write ? F_WRLCK : F_RDLCK);
+	if (ret == -EAGAIN || ret == -EACCES) {
+		bool w = ofd_holder(b->fd, write ? F_WRLCK : F_RDLCK) == F_WRLCK;
+
+		if (same && !same->locked)
+			same->locked = ofd_lock(same->fd, F_RDLCK) == 0;
+		snprintf(err, errlen, "disk image in use by another process, which holds it locked "
+			 "for %s", w ? "writing" : "reading (read-write needs it alone)");
+		return -EBUSY;
+	}
+	if (ret) {
+		pr_warn("%s: not locked against other processes (fcntl: %s)", b->v.name,
+			strerror(-ret));
+		return 0;
+	}
+	b->locked = true;
+	b->lock_write = write;
+	return 0;
+}
+
 static void blk_free(struct vm_blk *b)
 {
 	vdev_close(&b->v);
@@ -389,6 +464,12 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 	if (b->fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s", strerror(errno));
+		goto err;
+	}
+	ret = blk_lock(v, b, !cfg->read_only, err, errlen);
+	if (ret) {
+		if (!err[0])
+			snprintf(err, errlen, "%s", strerror(-ret));
 		goto err;
 	}
 	ret = disk_size(b->fd, &size);
@@ -611,6 +692,7 @@ int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
 long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len)
 {
 	struct virtio_console *c;
+	long n;
 
 	if (!vm->virtio || !vm->virtio->vcon)
 		return -1;
@@ -619,7 +701,9 @@ long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len)
 	if (!console_guest_attached(c))
 		return 0;
 	/* The device locks its queues and never waits: safe from the event loop's thread. */
-	return (long)console_input(c, buf, len);
+	n = (long)console_input(c, buf, len);
+	vdev_settle_msi(vm);
+	return n;
 }
 
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
@@ -715,9 +799,13 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)(b->alloc_drop >> 20),
 			(unsigned long long)(b->memfree_rise >> 20));
 	}
-	if (vm->msi.sent)
-		fprintf(f, "veil: MSI: %llu messages through irqfd, %llu GSI route updates\n",
-			(unsigned long long)vm->msi.sent, (unsigned long long)vm->msi.reroutes);
+	if (vm->msi.nr) {
+		struct vm_msi_stats st = vm_msi_stats(&vm->msi);
+
+		fprintf(f, "veil: MSI: %llu messages through irqfd, %llu sent directly while their "
+			"route settled, %llu GSI route updates\n", (unsigned long long)st.sent,
+			(unsigned long long)st.direct, (unsigned long long)st.reroutes);
+	}
 	vdev_intx_summary(vm, f);
 	if (vm->virtio && vm->virtio->rng)
 		fprintf(f, "veil: virtio-rng: %llu requests, %llu bytes of entropy, %llu errors\n",

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "arch.h"
 #include "balloon.h"
@@ -61,6 +62,10 @@ struct vm_blk {
 	struct vm_vdev v;
 	struct virtio_blk blk;
 	int fd;
+	dev_t dev;       /* the image's, to find it attached twice */
+	ino_t ino;
+	bool locked;     /* fd holds the image's OFD lock (in this VM, one disk per image does) */
+	bool lock_write;
 	struct blk_cb cbs[BLK_MAX_INFLIGHT];
 };
 

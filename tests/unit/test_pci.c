@@ -3,17 +3,20 @@
  * and decoding) and the virtio-pci transport in front of a virtio-blk over
  * a detached gmem: the capability chain a driver walks, the common
  * configuration, queue setup, notifications, MSI-X delivery with masking and
- * the pending bits, and NEEDS_RESET signalled on the configuration vector.
+ * the pending bits, NEEDS_RESET signalled on the configuration vector, and
+ * the MSI routes (vmm/msi.c, on fake KVM ops) a reprogramming guest moves.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "blk.h"
 #include "bus.h"
 #include "gmem.h"
+#include "msi.h"
 #include "pci.h"
 #include "test.h"
 #include "virtio_drv.h"
@@ -371,10 +374,217 @@ static void test_intx(void)
 	teardown(&t);
 }
 
+/* ---- MSI routes: vmm/msi.c behind the transport, on fake KVM ops ---- */
+
+struct fake_kvm {
+	unsigned int updates, signals, binds;
+	struct vm_msi_route table[VM_MSI_MAX];
+	unsigned int nr;
+	uint64_t sig_addr;
+	uint32_t sig_data;
+};
+
+static int fake_set_routes(void *ctx, const struct vm_msi_route *r, unsigned int n)
+{
+	struct fake_kvm *k = ctx;
+
+	k->updates++;
+	memcpy(k->table, r, n * sizeof(*r));
+	k->nr = n;
+	return 0;
+}
+
+static int fake_bind(void *ctx, int efd, uint32_t gsi)
+{
+	(void)efd, (void)gsi;
+	((struct fake_kvm *)ctx)->binds++;
+	return 0;
+}
+
+static int fake_signal(void *ctx, uint64_t addr, uint32_t data)
+{
+	struct fake_kvm *k = ctx;
+
+	k->signals++;
+	k->sig_addr = addr;
+	k->sig_data = data;
+	return 0;
+}
+
+static const struct vm_msi_ops fake_ops = {
+	.set_routes = fake_set_routes, .bind = fake_bind, .signal = fake_signal,
+};
+
+struct msi_t {
+	struct t t;
+	struct fake_kvm k;
+	struct vm_msi m;
+	int src[VPCI_VECTORS];
+};
+
+/* As vmm/virtio_devs.c does: a source per vector, made when first used. */
+static void msi_signal(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
+{
+	struct msi_t *mt = opaque;
+
+	(void)addr, (void)data;
+	if (mt->src[vector] < 0)
+		mt->src[vector] = vm_msi_source(&mt->m);
+	CHECK(mt->src[vector] >= 0);
+	if (mt->src[vector] >= 0)
+		CHECK_EQ(vm_msi_send(&mt->m, mt->src[vector], addr, data), 0);
+}
+
+/*
+ * The one message vector 0 delivered since the last call, as the guest
+ * would see it: sent directly, or through the irqfd and the GSI's route.
+ */
+static bool msi_got(struct msi_t *mt, unsigned int signals0, uint64_t *addr, uint32_t *data)
+{
+	uint64_t n = 0;
+	unsigned int i;
+	int efd = mt->m.src[mt->src[0]].efd;
+
+	if (read(efd, &n, sizeof(n)) != sizeof(n))
+		n = 0;
+	if (mt->k.signals == signals0 + 1 && !n) {
+		*addr = mt->k.sig_addr;
+		*data = mt->k.sig_data;
+		return true;
+	}
+	for (i = 0; n == 1 && mt->k.signals == signals0 && i < mt->k.nr; i++) {
+		if (mt->k.table[i].gsi == mt->m.src[mt->src[0]].gsi) {
+			*addr = mt->k.table[i].addr;
+			*data = mt->k.table[i].data;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* One request completed, then the I/O thread's settle; the message must carry (addr, data). */
+static void msi_round(struct msi_t *mt, uint16_t n, uint64_t addr, uint32_t data)
+{
+	unsigned int signals0 = mt->k.signals;
+	uint64_t a = 0;
+	uint32_t d = 0;
+
+	flush_done(&mt->t, n);
+	CHECK_EQ(vm_msi_settle(&mt->m), 0);
+	CHECK(msi_got(mt, signals0, &a, &d));
+	CHECK_EQ(a, addr);
+	CHECK_EQ(d, data);
+}
+
+/*
+ * Reprogramming a vector costs no routing update by itself, and a guest
+ * that reprograms between interrupts cannot force one per interrupt; every
+ * message still carries the latest address and data.
+ */
+static void test_msi_routes(void)
+{
+	struct msi_t *mt = calloc(1, sizeof(*mt));
+	uint16_t n = 0;
+	unsigned int i, u0;
+
+	if (!mt)
+		exit(1);
+	setup(&mt->t);
+	for (i = 0; i < VPCI_VECTORS; i++)
+		mt->src[i] = -1;
+	CHECK_EQ(vm_msi_init_ops(&mt->m, &fake_ops, &mt->k), 0);
+	mt->t.vp.signal_msi = msi_signal;
+	mt->t.vp.msi_opaque = mt;
+	bring_up(&mt->t);
+	/* The first message goes directly; the route follows, once; then the irqfd. */
+	msi_round(mt, n++, 0xfee00000u, 0x41);
+	CHECK_EQ(mt->k.updates, 1);
+	CHECK_EQ(mt->k.binds, 1);
+	msi_round(mt, n++, 0xfee00000u, 0x41);
+	CHECK_EQ(mt->k.updates, 1);
+	CHECK_EQ(vm_msi_stats(&mt->m).sent, 1);
+	/* 1000 rewrites of the entry without an interrupt: no update. */
+	for (i = 0; i < 1000; i++) {
+		bar_wr(&mt->t, VPCI_MSIX_TABLE + 0, 0xfee00000u | (i % 4) << 12, 4);
+		bar_wr(&mt->t, VPCI_MSIX_TABLE + 4, 0, 4);
+		bar_wr(&mt->t, VPCI_MSIX_TABLE + 8, 0x40 + i % 16, 4);
+		CHECK_EQ(vm_msi_settle(&mt->m), 0);
+	}
+	CHECK_EQ(mt->k.updates, 1);
+	/* Then interrupts: the first carries the last rewrite; at most one update before it. */
+	msi_round(mt, n++, 0xfee03000u, 0x47);
+	CHECK(mt->k.updates <= 2);
+	for (i = 0; i < 4; i++)
+		msi_round(mt, n++, 0xfee03000u, 0x47);
+	CHECK_EQ(mt->k.updates, 2); /* the route moved once, for the lot */
+	CHECK_EQ(mt->k.table[0].addr, 0xfee03000u);
+	/* A hostile guest: a new address before each of 100 interrupts. */
+	u0 = mt->k.updates;
+	for (i = 0; i < 100; i++) {
+		uint32_t addr = 0xfee00000u | (i % 2 + 1) << 12;
+
+		bar_wr(&mt->t, VPCI_MSIX_TABLE + 0, addr, 4);
+		msi_round(mt, n++, addr, 0x47);
+	}
+	CHECK(mt->k.updates - u0 <= 1); /* the old code: 100 */
+	/* Settling down again, the route follows within a bounded number of messages. */
+	for (i = 0; i < 64; i++)
+		msi_round(mt, n++, 0xfee02000u, 0x47);
+	CHECK(mt->k.updates - u0 <= 2);
+	CHECK_EQ(mt->k.table[0].addr, 0xfee02000u);
+	CHECK(vm_msi_stats(&mt->m).sent > 0);
+	vm_msi_destroy_ops(&mt->m);
+	teardown(&mt->t);
+	free(mt);
+}
+
+/* sends n messages from source h and settles after each; how many went through the irqfd */
+static unsigned int msi_burst(struct vm_msi *m, int h, uint64_t addr, unsigned int n)
+{
+	uint64_t before = vm_msi_stats(m).sent;
+
+	while (n--) {
+		CHECK_EQ(vm_msi_send(m, h, addr, 0x41), 0);
+		CHECK_EQ(vm_msi_settle(m), 0);
+	}
+	return (unsigned int)(vm_msi_stats(m).sent - before);
+}
+
+/* The backoff doubles per move, and a route that carried 4096 messages moves quickly again. */
+static void test_msi_backoff(void)
+{
+	struct fake_kvm k = { 0 };
+	struct vm_msi m;
+	int h;
+
+	CHECK_EQ(vm_msi_init_ops(&m, &fake_ops, &k), 0);
+	h = vm_msi_source(&m);
+	CHECK_EQ(h, 0);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 1), 0); /* direct, then routed */
+	CHECK_EQ(k.updates, 1);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 1), 0); /* a move waits for 2 */
+	CHECK_EQ(k.updates, 1);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 1), 0);
+	CHECK_EQ(k.updates, 2);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 3), 0); /* the next for 4 */
+	CHECK_EQ(k.updates, 2);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 1), 0);
+	CHECK_EQ(k.updates, 3);
+	CHECK_EQ(msi_burst(&m, h, 0xfee00000u, 4096), 4096);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 2), 0); /* earned: 2 again, not 8 */
+	CHECK_EQ(k.updates, 4);
+	CHECK_EQ(k.table[0].addr, 0xfee01000u);
+	CHECK_EQ(msi_burst(&m, h, 0xfee01000u, 1), 1);
+	CHECK_EQ(vm_msi_stats(&m).direct, 9);
+	vm_msi_destroy_ops(&m);
+}
+
 int main(void)
 {
 	test_config_space();
 	test_virtio_pci();
 	test_intx();
+	test_msi_routes();
+	test_msi_backoff();
 	return test_done("pci");
 }
