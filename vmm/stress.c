@@ -20,6 +20,7 @@
 #include "caps.h"
 #include "fw.h"
 #include "fw_blobs.h"
+#include "fwsvc.h"
 #include "log.h"
 #include "stress.h"
 #include "stress_dma.h"
@@ -316,19 +317,17 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
  * Where KVM_HC_MAP_GPA_RANGE does not reach veil (probed), the firmware
  * makes the same request through this port; both end in vcpu_map_gpa_range().
  */
-static int conv_port_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+static int conv_port_write(void *opaque, unsigned int vcpu, uint64_t offset, const void *data,
+			   unsigned int len)
 {
 	struct stress *s = opaque;
+	int cpu = fwsvc_port_vcpu(s->vm, vcpu, offset, data, len);
 	struct veil_stress_cpu slot;
 	uint64_t slot_gpa, ret;
-	uint32_t cpu;
 
-	if (len != 4 || offset != 0)
-		return -EINVAL;
-	memcpy(&cpu, data, sizeof(cpu));
-	if (cpu >= s->vm->nr_vcpus)
-		return -EINVAL;
-	slot_gpa = s->ctl_gpa + offsetof(struct veil_stress_ctl, cpu) + cpu * sizeof(slot);
+	if (cpu < 0)
+		return cpu;
+	slot_gpa = s->ctl_gpa + offsetof(struct veil_stress_ctl, cpu) + (uint64_t)cpu * sizeof(slot);
 	if (gmem_read(s->vm->gmem, slot_gpa, &slot, sizeof(slot)))
 		return -EFAULT;
 	ret = vcpu_map_gpa_range(&s->vm->vcpus[cpu], slot.req_gpa, slot.req_args & 0xffffffffu,
@@ -337,7 +336,7 @@ static int conv_port_write(void *opaque, uint64_t offset, const void *data, unsi
 			  sizeof(ret));
 }
 
-static const struct bus_device_ops conv_port_ops = { .write = conv_port_write };
+static const struct bus_device_ops conv_port_ops = { .write_vcpu = conv_port_write };
 
 static int stress_conv_route(struct stress *s)
 {
