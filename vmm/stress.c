@@ -42,7 +42,6 @@ struct pin_longterm_test {
 #define PIN_LONGTERM_TEST_START _IOW('g', 7, struct pin_longterm_test)
 #define PIN_LONGTERM_TEST_STOP _IO('g', 8)
 #define PIN_LONGTERM_TEST_FLAG_USE_WRITE 1
-#define LAT_CAP (1u << 18)
 #define STOP_GRACE_S 30
 
 enum { LAT_GUEST, LAT_HOST, LAT_PUNCH, LAT_DMA, LAT_NR };
@@ -368,7 +367,7 @@ static int stress_setup(struct stress *s)
 	int ret;
 
 	for (i = 0; i < LAT_NR; i++)
-		if (lat_init(&s->lat[i], LAT_CAP))
+		if (lat_init(&s->lat[i]))
 			return -ENOMEM;
 	ret = vm_create(&cfg, &s->vm);
 	if (ret) {
