@@ -91,7 +91,7 @@ grep -q "seed $seed" "$TMP/destructive.err" || fail "destructive: text and JSON 
 checks=$((checks + 1))
 timeout 120 "$VEIL" stress --json --seconds 30 >"$TMP/int.json" 2>"$TMP/int.err" &
 pid=$!
-for _ in $(seq 100); do grep -q "stress:   1 s:" "$TMP/int.err" && break; sleep 0.1; done
+for _ in $(seq 300); do grep -q "stress:   1 s:" "$TMP/int.err" && break; sleep 0.1; done
 kill -INT "$pid"
 wait "$pid"
 code=$?
