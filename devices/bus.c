@@ -103,14 +103,16 @@ static const struct bus_range *bus_find(struct bus *bus, enum bus_space space, u
 	return NULL;
 }
 
-int bus_dispatch(struct bus *bus, enum bus_space space, uint64_t addr, void *data,
-		 unsigned int len, bool is_write)
+int bus_dispatch_vcpu(struct bus *bus, enum bus_space space, uint64_t addr, void *data,
+		      unsigned int len, bool is_write, unsigned int vcpu)
 {
 	const struct bus_range *r = bus_find(bus, space, addr);
 	uint64_t last;
 
 	if (!r || !len || __builtin_add_overflow(addr, (uint64_t)len - 1, &last) || last > r->last)
 		return -ENOENT;
+	if (is_write && r->ops->write_vcpu)
+		return r->ops->write_vcpu(r->opaque, vcpu, addr - r->base, data, len);
 	if (is_write)
 		return r->ops->write ? r->ops->write(r->opaque, addr - r->base, data, len) : 0;
 	if (!r->ops->read) {
@@ -118,6 +120,12 @@ int bus_dispatch(struct bus *bus, enum bus_space space, uint64_t addr, void *dat
 		return 0;
 	}
 	return r->ops->read(r->opaque, addr - r->base, data, len);
+}
+
+int bus_dispatch(struct bus *bus, enum bus_space space, uint64_t addr, void *data,
+		 unsigned int len, bool is_write)
+{
+	return bus_dispatch_vcpu(bus, space, addr, data, len, is_write, BUS_NO_VCPU);
 }
 
 const char *bus_device_name(struct bus *bus, enum bus_space space, uint64_t addr)

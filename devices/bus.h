@@ -10,6 +10,9 @@
 
 enum bus_space { BUS_PIO, BUS_MMIO, BUS_NR_SPACES };
 
+/* The caller of an access that no vCPU made (the host, a test). */
+#define BUS_NO_VCPU UINT32_MAX
+
 /*
  * A device sees offsets relative to its base.  Handlers return 0 or -errno;
  * an error is the device refusing the access, never a reason to stop the VM.
@@ -17,6 +20,13 @@ enum bus_space { BUS_PIO, BUS_MMIO, BUS_NR_SPACES };
 struct bus_device_ops {
 	int (*read)(void *opaque, uint64_t offset, void *data, unsigned int len);
 	int (*write)(void *opaque, uint64_t offset, const void *data, unsigned int len);
+	/*
+	 * Instead of write, for a device that acts for the vCPU writing to it:
+	 * vcpu is the index of the vCPU whose exit this is, known from the
+	 * exit and never from the guest's data, or BUS_NO_VCPU.
+	 */
+	int (*write_vcpu)(void *opaque, unsigned int vcpu, uint64_t offset, const void *data,
+			  unsigned int len);
 };
 
 struct bus;
@@ -35,6 +45,9 @@ int bus_register(struct bus *bus, enum bus_space space, uint64_t base, uint64_t 
 /* -ENOENT when no single device covers [addr, addr+len). */
 int bus_dispatch(struct bus *bus, enum bus_space space, uint64_t addr, void *data,
 		 unsigned int len, bool is_write) __must_check;
+/* The same, for an access vCPU vcpu made (its index; BUS_NO_VCPU for none). */
+int bus_dispatch_vcpu(struct bus *bus, enum bus_space space, uint64_t addr, void *data,
+		      unsigned int len, bool is_write, unsigned int vcpu) __must_check;
 
 /* Name of the device at addr, or NULL: for diagnostics. */
 const char *bus_device_name(struct bus *bus, enum bus_space space, uint64_t addr);

@@ -98,7 +98,8 @@ static enum vcpu_action exit_io(struct vcpu *vcpu)
 	data = (uint8_t *)vcpu->run + off;
 	vcpu->stats.io++;
 	for (i = 0; i < count; i++, data += size) {
-		ret = bus_dispatch(vcpu->vm->bus, BUS_PIO, port, data, size, is_write);
+		ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_PIO, port, data, size, is_write,
+					vcpu->index);
 		if (ret) {
 			if (!is_write)
 				memset(data, 0xff, size);
@@ -119,8 +120,8 @@ static enum vcpu_action exit_mmio(struct vcpu *vcpu)
 		return VCPU_STOP;
 	}
 	vcpu->stats.mmio++;
-	ret = bus_dispatch(vcpu->vm->bus, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
-			   run->mmio.len, run->mmio.is_write);
+	ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
+				run->mmio.len, run->mmio.is_write, vcpu->index);
 	if (ret) {
 		if (!run->mmio.is_write)
 			memset(run->mmio.data, 0xff, run->mmio.len);

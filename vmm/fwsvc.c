@@ -95,17 +95,27 @@ int fwsvc_serve(struct fwsvc *s, uint32_t cpu)
 			  sizeof(rq.ret) + sizeof(rq.out));
 }
 
-static int svc_port_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+int fwsvc_port_vcpu(const struct vm *vm, unsigned int vcpu, uint64_t offset, const void *data,
+		    unsigned int len)
 {
-	uint32_t cpu;
+	uint32_t says;
 
-	if (len != 4 || offset != 0)
+	if (len != 4 || offset != 0 || vcpu >= vm->nr_vcpus)
 		return -EINVAL;
-	memcpy(&cpu, data, sizeof(cpu));
-	return fwsvc_serve(opaque, cpu);
+	memcpy(&says, data, sizeof(says));
+	return says == vcpu ? (int)vcpu : -EINVAL;
 }
 
-static const struct bus_device_ops svc_port_ops = { .write = svc_port_write };
+static int svc_port_write(void *opaque, unsigned int vcpu, uint64_t offset, const void *data,
+			  unsigned int len)
+{
+	struct fwsvc *s = opaque;
+	int cpu = fwsvc_port_vcpu(s->vm, vcpu, offset, data, len);
+
+	return cpu < 0 ? cpu : fwsvc_serve(s, (uint32_t)cpu);
+}
+
+static const struct bus_device_ops svc_port_ops = { .write_vcpu = svc_port_write };
 
 static void svc_fill(struct veil_boot_info *bi, const struct fw_plan *plan, void *opaque)
 {

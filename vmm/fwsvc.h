@@ -36,4 +36,14 @@ int fwsvc_prepare(struct fwsvc *s, struct vm *vm, uint32_t check_stride,
 /* Serves one request for vCPU cpu; what the port write does.  Exposed for tests. */
 int fwsvc_serve(struct fwsvc *s, uint32_t cpu) __must_check;
 
+/*
+ * The vCPU a 32-bit write at offset 0 of a firmware port acts for: vcpu,
+ * the one whose exit it is (struct bus_device_ops.write_vcpu).  The
+ * firmware writes its own index; any other value, or a write from no vCPU,
+ * is refused (-EINVAL), so a guest can neither index past the vCPUs nor
+ * act as, or in the request slot of, another vCPU.
+ */
+int fwsvc_port_vcpu(const struct vm *vm, unsigned int vcpu, uint64_t offset, const void *data,
+		    unsigned int len) __must_check;
+
 #endif

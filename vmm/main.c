@@ -128,6 +128,8 @@ static const char usage_stress[] =
 	"                        makes a conversion fail cleanly, naming the offset\n"
 	"                        (in-place model with CONFIG_GUP_TEST only)\n"
 	"  -j, --json            progress to stderr; the last line of stdout is a JSON report\n"
+	"      --seed N          the PRNG seed of the guest, host and DMA streams; default:\n"
+	"                        random, printed in the report\n"
 	"  -v, --verbose         more log output\n"
 	"  -h, --help            show this help\n";
 
@@ -616,6 +618,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		{ "no-dma", no_argument, NULL, 'D' },
 		{ "foreign-pin", no_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "seed", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -638,6 +641,10 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		case 'D': o->no_dma = true; break;
 		case 'F': o->foreign_pin = true; break;
 		case 'j': o->json = true; break;
+		case 'S':
+			if (parse_uint(optarg, &o->seed))
+				die_usage("stress", "--seed '%s': not a number from 0 to 2^64-1", optarg);
+			break;
 		case 'v': log_set_level(LOG_INFO); break;
 		case 'h': fputs(usage_stress, stdout); exit(0);
 		case ':': die_usage("stress", "option '%s' needs a value", argv[optind - 1]);
@@ -659,8 +666,8 @@ static int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 	unsigned int max_vcpus;
 	int kvm_fd, ret;
 
+	o.seed = boot_seed(); /* unless --seed sets it */
 	parse_stress(argc, argv, &o);
-	o.seed = boot_seed();
 	ret = kvm_open(&kvm_fd, &max_vcpus);
 	if (ret) {
 		fprintf(stderr, "veil stress: cannot use /dev/kvm: %s\n", strerror(-ret));

@@ -20,6 +20,7 @@
 #include "caps.h"
 #include "fw.h"
 #include "fw_blobs.h"
+#include "fwsvc.h"
 #include "log.h"
 #include "stress.h"
 #include "stress_dma.h"
@@ -41,7 +42,6 @@ struct pin_longterm_test {
 #define PIN_LONGTERM_TEST_START _IOW('g', 7, struct pin_longterm_test)
 #define PIN_LONGTERM_TEST_STOP _IO('g', 8)
 #define PIN_LONGTERM_TEST_FLAG_USE_WRITE 1
-#define LAT_CAP (1u << 18)
 #define STOP_GRACE_S 30
 
 enum { LAT_GUEST, LAT_HOST, LAT_PUNCH, LAT_DMA, LAT_NR };
@@ -58,6 +58,8 @@ struct stress {
 	char conv_why[200];
 	struct lat lat[LAT_NR];
 	volatile bool stop;
+	uint64_t t_start_ns, t_end_ns; /* the guest's run, for the actual duration */
+	bool interrupted;              /* a signal stopped the run */
 	/* host thread counters */
 	uint64_t host_conversions, host_punches, host_failures, violations;
 	char first_failure[200];
@@ -316,19 +318,17 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
  * Where KVM_HC_MAP_GPA_RANGE does not reach veil (probed), the firmware
  * makes the same request through this port; both end in vcpu_map_gpa_range().
  */
-static int conv_port_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+static int conv_port_write(void *opaque, unsigned int vcpu, uint64_t offset, const void *data,
+			   unsigned int len)
 {
 	struct stress *s = opaque;
+	int cpu = fwsvc_port_vcpu(s->vm, vcpu, offset, data, len);
 	struct veil_stress_cpu slot;
 	uint64_t slot_gpa, ret;
-	uint32_t cpu;
 
-	if (len != 4 || offset != 0)
-		return -EINVAL;
-	memcpy(&cpu, data, sizeof(cpu));
-	if (cpu >= s->vm->nr_vcpus)
-		return -EINVAL;
-	slot_gpa = s->ctl_gpa + offsetof(struct veil_stress_ctl, cpu) + cpu * sizeof(slot);
+	if (cpu < 0)
+		return cpu;
+	slot_gpa = s->ctl_gpa + offsetof(struct veil_stress_ctl, cpu) + (uint64_t)cpu * sizeof(slot);
 	if (gmem_read(s->vm->gmem, slot_gpa, &slot, sizeof(slot)))
 		return -EFAULT;
 	ret = vcpu_map_gpa_range(&s->vm->vcpus[cpu], slot.req_gpa, slot.req_args & 0xffffffffu,
@@ -337,7 +337,7 @@ static int conv_port_write(void *opaque, uint64_t offset, const void *data, unsi
 			  sizeof(ret));
 }
 
-static const struct bus_device_ops conv_port_ops = { .write = conv_port_write };
+static const struct bus_device_ops conv_port_ops = { .write_vcpu = conv_port_write };
 
 static int stress_conv_route(struct stress *s)
 {
@@ -369,7 +369,7 @@ static int stress_setup(struct stress *s)
 	int ret;
 
 	for (i = 0; i < LAT_NR; i++)
-		if (lat_init(&s->lat[i], LAT_CAP))
+		if (lat_init(&s->lat[i]))
 			return -ENOMEM;
 	ret = vm_create(&cfg, &s->vm);
 	if (ret) {
@@ -401,11 +401,30 @@ static int stress_dma_setup(struct stress *s)
 	return stress_dma_create(&dc, &s->dma);
 }
 
+/* The percentiles every report gives, and their JSON keys. */
+static const double lat_ps[] = { 50, 90, 99, 99.9 };
+static const char *const lat_pkeys[] = { "p50", "p90", "p99", "p99.9" };
+#define STRESS_JSON_SCHEMA 2
+
 static void lat_json(FILE *f, const struct lat *l, const char *name, bool last)
 {
-	fprintf(f, "\"%s\":{\"p50\":%.1f,\"p99\":%.1f,\"n\":%llu}%s", name,
-		lat_percentile(l, 50) / 1e3, lat_percentile(l, 99) / 1e3,
-		(unsigned long long)lat_count(l), last ? "" : ",");
+	unsigned int i;
+
+	fprintf(f, "\"%s\":{\"n\":%llu", name, (unsigned long long)lat_count(l));
+	for (i = 0; i < ARRAY_SIZE(lat_ps); i++)
+		fprintf(f, ",\"%s\":%.3f", lat_pkeys[i], lat_percentile(l, lat_ps[i]) / 1e3);
+	fprintf(f, ",\"max\":%.3f,\"mean\":%.3f}%s", lat_max(l) / 1e3, lat_mean(l) / 1e3,
+		last ? "" : ",");
+}
+
+static void lat_text(FILE *f, const struct lat *l, const char *name)
+{
+	unsigned int i;
+
+	fprintf(f, "  latency %-13s", name);
+	for (i = 0; i < ARRAY_SIZE(lat_ps); i++)
+		fprintf(f, " %s %8.1f", lat_pkeys[i], lat_percentile(l, lat_ps[i]) / 1e3);
+	fprintf(f, " max %8.1f us  (%llu)\n", lat_max(l) / 1e3, (unsigned long long)lat_count(l));
 }
 
 struct stress_totals {
@@ -413,15 +432,28 @@ struct stress_totals {
 	struct stress_dma_stats dma;
 	struct gmem_stats gm;
 	uint64_t violations;
+	bool pass;
 };
+
+static double stress_seconds(const struct stress *s)
+{
+	return s->t_end_ns > s->t_start_ns ? (s->t_end_ns - s->t_start_ns) / 1e9 : 0;
+}
+
+static const char *vm_type_name(const struct stress *s)
+{
+	return s->o->vm_type ? "sw-protected" : "default";
+}
 
 static void report_text(struct stress *s, const struct stress_totals *t, FILE *f)
 {
 	unsigned int i;
 
-	fprintf(f, "stress report: %u vCPUs, %u s, %s VM, model %s (contents %s)\n",
-		s->vm->nr_vcpus, s->o->seconds, s->o->vm_type ? "sw-protected" : "default",
-		gmem_model_name(gmem_model(s->vm->gmem)), gmem_content_semantics(s->vm->gmem));
+	fprintf(f, "stress report: %u vCPUs, %u s (ran %.2f s%s), %s VM, model %s (contents %s), "
+		"seed %llu\n", s->vm->nr_vcpus, s->o->seconds, stress_seconds(s),
+		s->interrupted ? ", interrupted" : "", vm_type_name(s),
+		gmem_model_name(gmem_model(s->vm->gmem)), gmem_content_semantics(s->vm->gmem),
+		(unsigned long long)s->o->seed);
 	fprintf(f, "  conversions: %llu by the guest (%llu refused), %llu by the host, %llu punches\n",
 		(unsigned long long)t->guest.conversions, (unsigned long long)t->guest.hc_errors,
 		(unsigned long long)s->host_conversions, (unsigned long long)s->host_punches);
@@ -439,34 +471,92 @@ static void report_text(struct stress *s, const struct stress_totals *t, FILE *f
 		(unsigned long long)t->dma.fixed_ops, (unsigned long long)t->dma.refused,
 		(unsigned long long)t->dma.io_errors, (unsigned long long)t->dma.pin_timeouts);
 	for (i = 0; i < LAT_NR; i++)
-		fprintf(f, "  latency %-13s p50 %8.1f us  p99 %8.1f us  (%llu)\n", lat_names[i],
-			lat_percentile(&s->lat[i], 50) / 1e3, lat_percentile(&s->lat[i], 99) / 1e3,
-			(unsigned long long)lat_count(&s->lat[i]));
+		lat_text(f, &s->lat[i], lat_names[i]);
 	if (s->foreign[0])
 		fprintf(f, "  foreign pin: %s\n", s->foreign);
 	fprintf(f, "  lost writes %llu, invariant violations %llu\n",
 		(unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void json_str(FILE *f, const char *key, const char *v)
+{
+	fprintf(f, ",\"%s\":\"", key);
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			fprintf(f, "\\%c", *v);
+		else if ((unsigned char)*v < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*v);
+		else
+			fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+static void json_u64(FILE *f, const char *key, uint64_t v)
+{
+	fprintf(f, ",\"%s\":%llu", key, (unsigned long long)v);
+}
+
+static const char *foreign_verdict(const struct stress *s)
+{
+	if (!s->o->foreign_pin)
+		return "not run";
+	if (!s->foreign[0])
+		return "did not run";
+	if (strncmp(s->foreign, "skipped", 7) == 0)
+		return "skipped";
+	return s->foreign_ok ? "refused" : "failed";
+}
+
+/* What the run was: "model" first, as tests/nested/nested.sh finds the line by it. */
+static void json_run(FILE *f, const struct stress *s, const struct stress_totals *t)
+{
+	fprintf(f, "{\"model\":\"%s\",\"schema\":%d,\"verdict\":\"%s\",\"interrupted\":%s",
+		gmem_model_name(gmem_model(s->vm->gmem)), STRESS_JSON_SCHEMA,
+		t->pass ? "pass" : "fail", s->interrupted ? "true" : "false");
+	json_u64(f, "seed", s->o->seed);
+	json_str(f, "vm_type", vm_type_name(s));
+	json_str(f, "contents", gmem_content_semantics(s->vm->gmem));
+	json_u64(f, "vcpus", s->vm->nr_vcpus);
+	json_u64(f, "seconds_requested", s->o->seconds);
+	fprintf(f, ",\"seconds_actual\":%.3f", stress_seconds(s));
+	json_str(f, "stop_reason", s->vm->stop_reason);
+}
+
+static void json_counters(FILE *f, const struct stress *s, const struct stress_totals *t)
+{
+	json_u64(f, "conversions", t->guest.conversions + s->host_conversions);
+	json_u64(f, "guest_conversions", t->guest.conversions);
+	json_u64(f, "guest_refused", t->guest.hc_errors);
+	json_u64(f, "host_conversions", s->host_conversions);
+	json_u64(f, "punches", s->host_punches);
+	json_u64(f, "retries", t->gm.retries);
+	json_u64(f, "eagain", t->gm.eagain);
+	json_u64(f, "spec_retries", t->gm.spec_retries);
+	json_u64(f, "pin_waits", t->gm.pin_waits);
+	json_u64(f, "drain_waits", t->gm.drain_waits);
+	json_u64(f, "longterm_releases", t->gm.longterm_releases);
+	json_u64(f, "host_failures", s->host_failures);
+	json_str(f, "first_host_failure", s->first_failure);
+	json_u64(f, "dma", t->dma.ops);
+	json_u64(f, "dma_registered", t->dma.fixed_ops);
+	json_u64(f, "dma_refused_private", t->dma.refused);
+	json_u64(f, "dma_errors", t->dma.io_errors);
+	json_u64(f, "dma_pin_timeouts", t->dma.pin_timeouts);
+	json_u64(f, "lost_writes", t->dma.lost_writes);
+	json_u64(f, "violations", t->violations);
+	json_str(f, "foreign_pin", foreign_verdict(s));
+}
+
+/* One object on one line, the last of stdout; README's stress section lists the keys. */
 static void report_json(struct stress *s, const struct stress_totals *t)
 {
 	unsigned int i;
 
-	printf("{\"model\":\"%s\",\"vcpus\":%u,\"seconds\":%u,\"conversions\":%llu,"
-	       "\"guest_conversions\":%llu,\"host_conversions\":%llu,\"punches\":%llu,"
-	       "\"retries\":%llu,\"eagain\":%llu,\"spec_retries\":%llu,\"dma\":%llu,"
-	       "\"dma_refused_private\":%llu,\"lost_writes\":%llu,\"violations\":%llu,"
-	       "\"foreign_pin\":\"%s\","
-	       "\"latency_us\":{", gmem_model_name(gmem_model(s->vm->gmem)), s->vm->nr_vcpus,
-	       s->o->seconds,
-	       (unsigned long long)(t->guest.conversions + s->host_conversions),
-	       (unsigned long long)t->guest.conversions, (unsigned long long)s->host_conversions,
-	       (unsigned long long)s->host_punches, (unsigned long long)t->gm.retries,
-	       (unsigned long long)t->gm.eagain, (unsigned long long)t->gm.spec_retries,
-	       (unsigned long long)t->dma.ops, (unsigned long long)t->dma.refused,
-	       (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations,
-	       !s->o->foreign_pin ? "not run" : !s->foreign[0] ? "did not run" :
-	       strncmp(s->foreign, "skipped", 7) == 0 ? "skipped" : s->foreign_ok ? "refused" : "failed");
+	json_run(stdout, s, t);
+	json_counters(stdout, s, t);
+	printf(",\"latency_us\":{");
 	for (i = 0; i < LAT_NR; i++)
 		lat_json(stdout, &s->lat[i], lat_names[i], i == LAT_NR - 1);
 	printf("}}\n");
@@ -486,6 +576,9 @@ static int stress_report(struct stress *s, int code)
 		code = VM_EXIT_FAILURE;
 	if (code != VM_EXIT_POWEROFF)
 		fprintf(s->progress, "stress: FAILED: %s\n", s->vm->stop_reason);
+	else
+		fprintf(s->progress, "stress: verdict: pass\n");
+	t.pass = code == VM_EXIT_POWEROFF;
 	if (s->o->json)
 		report_json(s, &t);
 	return code;
@@ -501,29 +594,80 @@ static void stress_free(struct stress *s)
 		lat_free(&s->lat[i]);
 }
 
+/*
+ * SIGINT and SIGTERM stay blocked from the run to the end of the report:
+ * vm_run() restores the mask it found, and a second signal pending then
+ * (timeout(1) signals the child and then its process group; a user presses
+ * Ctrl-C twice) used to kill veil before the report was out.  Any such
+ * signal is the same interruption: consumed once the report is written.
+ */
+static void stop_signals_block(sigset_t *old)
+{
+	sigset_t stop;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &stop, old);
+}
+
+static void stop_signals_restore(const sigset_t *old)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t stop;
+
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	while (sigtimedwait(&stop, NULL, &zero) > 0)
+		;
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+static int stress_go(struct stress *s)
+{
+	pthread_t host, dma, mon;
+	bool have_dma = false;
+	int code;
+
+	fprintf(s->progress, "stress: seed %llu (--seed repeats it)\n",
+		(unsigned long long)s->o->seed);
+	s->t_start_ns = now_ns();
+	if (start_thread(&host, host_thread, s))
+		return VM_EXIT_FAILURE;
+	if (start_thread(&mon, monitor_thread, s)) {
+		__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
+		pthread_join(host, NULL);
+		return VM_EXIT_FAILURE;
+	}
+	have_dma = s->dma && !start_thread(&dma, dma_thread, s);
+	code = vm_run(s->vm);
+	s->t_end_ns = now_ns();
+	/* vm_run() answers 128 + the signal's number when SIGINT or SIGTERM stopped it. */
+	s->interrupted = code > 128;
+	__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
+	pthread_join(host, NULL);
+	pthread_join(mon, NULL);
+	if (have_dma)
+		pthread_join(dma, NULL);
+	return stress_report(s, code);
+}
+
 int stress_run(const struct stress_opts *o)
 {
 	struct stress s = { .o = o, .progress = o->json ? stderr : stdout };
-	pthread_t host, dma, mon;
-	bool have_dma = false;
+	sigset_t old;
 	int code;
 
 	if (stress_setup(&s) || stress_dma_setup(&s)) {
 		stress_free(&s);
 		return VM_EXIT_FAILURE;
 	}
-	if (start_thread(&host, host_thread, &s) || start_thread(&mon, monitor_thread, &s)) {
-		stress_free(&s);
-		return VM_EXIT_FAILURE;
-	}
-	have_dma = s.dma && !start_thread(&dma, dma_thread, &s);
-	code = vm_run(s.vm);
-	__atomic_store_n(&s.stop, true, __ATOMIC_RELEASE);
-	pthread_join(host, NULL);
-	pthread_join(mon, NULL);
-	if (have_dma)
-		pthread_join(dma, NULL);
-	code = stress_report(&s, code);
+	stop_signals_block(&old);
+	code = stress_go(&s);
+	fflush(stdout);
+	fflush(s.progress);
+	stop_signals_restore(&old);
 	stress_free(&s);
 	return code;
 }

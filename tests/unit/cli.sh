@@ -46,6 +46,9 @@ expect 2 "veil stress: --cpus '0': a VM needs at least 1 vCPU" -- stress --cpus 
 expect 2 "veil stress: --mem '3K': not a multiple of 4K" -- stress --mem 3K
 expect 2 "veil stress: --seconds 'x'" -- stress --seconds x
 expect 2 "veil stress: unknown option '--frob'" -- stress --frob
+expect 2 "veil stress: --seed 'x': not a number" -- stress --seed x
+expect 2 "veil stress: --seed '-1': not a number" -- stress --seed -1
+expect 2 "veil stress: --seed '18446744073709551616': not a number" -- stress --seed 18446744073709551616
 expect 2 "veil run: --vm-type 'tdx': not default or sw-protected" -- run --vm-type tdx
 expect 2 "--kernel and --firmware 'selftest' exclude each other" -- run --kernel /x --firmware selftest
 expect 2 "--initrd needs --kernel" -- run --initrd /x
@@ -62,7 +65,7 @@ for opt in --firmware --cpus --mem --quiet --verbose --help "exit codes"; do
 done
 expect 0 "--json" -- caps --help
 expect 0 "--seconds" -- stress --help
-for opt in --cpus --mem --seconds --vm-type --destructive --no-dma --foreign-pin --json; do
+for opt in --cpus --mem --seconds --vm-type --destructive --no-dma --foreign-pin --seed --json; do
 	grep -q -- "$opt" "$TMP/out" || fail "veil stress --help does not mention $opt"
 done
 expect 0 "--kernel" -- run --help

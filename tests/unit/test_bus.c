@@ -284,6 +284,73 @@ static void test_device_name(void)
 	bus_destroy(bus);
 }
 
+/* A device that acts for the writing vCPU: records the caller the bus names. */
+struct caller_probe {
+	unsigned int writes, reads;
+	unsigned int vcpu;
+	uint64_t offset;
+};
+
+static int caller_write(void *opaque, unsigned int vcpu, uint64_t offset, const void *data,
+			unsigned int len)
+{
+	struct caller_probe *p = opaque;
+
+	(void)data;
+	(void)len;
+	p->writes++;
+	p->vcpu = vcpu;
+	p->offset = offset;
+	return 0;
+}
+
+static int caller_plain_write(void *opaque, uint64_t offset, const void *data, unsigned int len)
+{
+	(void)opaque, (void)offset, (void)data, (void)len;
+	return -EPERM; /* write_vcpu takes precedence: never called */
+}
+
+static int caller_read(void *opaque, uint64_t offset, void *data, unsigned int len)
+{
+	struct caller_probe *p = opaque;
+
+	(void)offset;
+	p->reads++;
+	memset(data, 0x5a, len);
+	return 0;
+}
+
+/*
+ * The bus hands write_vcpu the index its caller passed (the exit's vCPU),
+ * whatever the data says, and BUS_NO_VCPU through plain bus_dispatch().
+ */
+static void test_write_vcpu(void)
+{
+	static const struct bus_device_ops ops = {
+		.read = caller_read, .write = caller_plain_write, .write_vcpu = caller_write,
+	};
+	struct caller_probe p = { 0 };
+	struct bus *bus = make_bus();
+	uint32_t v = 7;
+
+	CHECK_EQ(bus_register(bus, BUS_PIO, 0x548, 4, &ops, &p, "svc"), 0);
+	CHECK_EQ(bus_dispatch_vcpu(bus, BUS_PIO, 0x548, &v, 4, true, 3), 0);
+	CHECK_EQ(p.writes, 1);
+	CHECK_EQ(p.vcpu, 3);
+	CHECK_EQ(bus_dispatch_vcpu(bus, BUS_PIO, 0x54a, &v, 2, true, 0), 0);
+	CHECK_EQ(p.vcpu, 0);
+	CHECK_EQ(p.offset, 2);
+	CHECK_EQ(bus_dispatch(bus, BUS_PIO, 0x548, &v, 4, true), 0);
+	CHECK_EQ(p.writes, 3);
+	CHECK_EQ(p.vcpu, BUS_NO_VCPU);
+	CHECK_EQ(bus_dispatch_vcpu(bus, BUS_PIO, 0x548, &v, 4, false, 1), 0);
+	CHECK_EQ(p.reads, 1);
+	CHECK_EQ(v, 0x5a5a5a5a);
+	CHECK_EQ(bus_dispatch_vcpu(bus, BUS_PIO, 0x54c, &v, 4, true, 1), -ENOENT);
+	CHECK_EQ(p.writes, 3);
+	bus_destroy(bus);
+}
+
 int main(void)
 {
 	test_overlap();
@@ -294,6 +361,7 @@ int main(void)
 	test_partial_ops();
 	test_random();
 	test_device_name();
+	test_write_vcpu();
 	bus_destroy(NULL);
 	return test_done("test_bus");
 }
