@@ -176,6 +176,9 @@ const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
 	return kind < ARRAY_SIZE(kind_names) ? kind_names[kind] : "?";
 }
 
+_Static_assert(VMM_SANDBOX_MAX_MEM_FDS >= 2 * GMEM_MAX_REGIONS,
+	       "room for every region's guest_memfd and shared memfd");
+
 int vmm_sandbox_fds_of(struct vm *vm, const struct vcpu *vcpu, struct vmm_sandbox_fds *fds)
 {
 	int n = 0;
