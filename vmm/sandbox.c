@@ -156,8 +156,8 @@ static const struct ioctl_rule ioctl_rules[] = {
 	  "the guest_memfd"),
 	I(KVM_SET_USER_MEMORY_REGION2, ON_VM, K_MAIN, "teardown: gmem_destroy() deletes the "
 	  "memslots"),
-	I(TCGETS, ON_TTY, K_MAIN, "the console terminal's settings (isatty, tcgetattr)"),
 	I(TCSETS, ON_TTY, K_MAIN, "restoring the console terminal at the end (tcsetattr)"),
+	I(TCGETS, ON_TTY, K_MAIN, "glibc's tcsetattr() reads the settings back to check them"),
 };
 
 /* fallocate's modes on guest memory: gmem's punches and its allocation. */

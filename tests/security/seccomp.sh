@@ -67,4 +67,14 @@ check() {
 check 2
 check 2 --seccomp on
 check 0 --seccomp off
+
+# On a terminal the main thread restores the console under its filter (tcsetattr: TCSETS,
+# then TCGETS to check).  script(1) gives veil a pseudo-terminal.
+if command -v script >/dev/null 2>&1; then
+	checks=$((checks + 1))
+	script -qec "'$VEIL' run --firmware selftest" /dev/null </dev/null >"$TMP/tty" 2>&1
+	code=$?
+	[ "$code" = 0 ] || { fail "on a terminal: exit $code, expected 0"; cat "$TMP/tty" >&2; }
+	! grep -aq "veil: seccomp:" "$TMP/tty" || fail "on a terminal: a forbidden call"
+fi
 finish

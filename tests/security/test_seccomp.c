@@ -292,7 +292,7 @@ static const struct rule_case cases[] = {
 	{ CALL_SET_ATTRS2_OTHER, NONE, SYS_ioctl, "KVM_SET_MEMORY_ATTRIBUTES2 on an unrelated fd" },
 	{ CALL_MEMORY_REGION2, MAIN, SYS_ioctl, "KVM_SET_USER_MEMORY_REGION2 (teardown)" },
 	{ CALL_IOEVENTFD, NONE, SYS_ioctl, "KVM_IOEVENTFD (setup only)" },
-	{ CALL_TCGETS_TTY, MAIN, SYS_ioctl, "TCGETS on the console" },
+	{ CALL_TCGETS_TTY, MAIN, SYS_ioctl, "TCGETS on the console (tcsetattr's check)" },
 	{ CALL_TCSETS_TTY, MAIN, SYS_ioctl, "TCSETS on the console" },
 	{ CALL_TCGETS_OTHER, NONE, SYS_ioctl, "TCGETS on another fd" },
 	/* fallocate: gmem's two modes, on guest memory only */
