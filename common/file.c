@@ -39,7 +39,7 @@ int file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, char
 		snprintf(err, errlen, "%s", strerror(-ret));
 		return ret;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
+	if (file_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
 	    (uint64_t)st.st_size > max) {
 		snprintf(err, errlen, "not a regular file of 1 byte to %zu MiB", max >> 20);
 		ret = -EINVAL;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "gmem_internal.h"
 #include "kvm_uapi.h"
 #include "log.h"
@@ -85,7 +86,7 @@ static int region_check_binding(const struct gmem_region *r, uint64_t offset)
 	struct stat st;
 	uint64_t end;
 
-	if (fstat(r->fd, &st) < 0)
+	if (file_fstat(r->fd, &st) < 0)
 		return -errno;
 	if (__builtin_add_overflow(offset, r->size, &end) || end > (uint64_t)st.st_size)
 		return -ERANGE;
@@ -326,11 +327,11 @@ int gmem_allocated_bytes(const struct gmem *gm, uint64_t *bytes)
 	for (i = 0; i < gm->nr; i++) {
 		const struct gmem_region *r = &gm->regions[i];
 
-		if (fstat(r->fd, &st) < 0)
+		if (file_fstat(r->fd, &st) < 0)
 			return -errno;
 		*bytes += (uint64_t)st.st_blocks * 512;
 		if (r->shared_fd >= 0) {
-			if (fstat(r->shared_fd, &st) < 0)
+			if (file_fstat(r->shared_fd, &st) < 0)
 				return -errno;
 			*bytes += (uint64_t)st.st_blocks * 512;
 		}
@@ -409,6 +410,24 @@ uint64_t gmem_flags(const struct gmem *gm)
 enum gmem_model gmem_model(const struct gmem *gm)
 {
 	return gm->cfg.model;
+}
+
+int gmem_fds(const struct gmem *gm, int *fds, unsigned int max)
+{
+	unsigned int i, n = 0;
+
+	for (i = 0; i < gm->nr; i++) {
+		const int both[2] = { gm->regions[i].fd, gm->regions[i].shared_fd };
+
+		for (unsigned int j = 0; j < 2; j++) {
+			if (both[j] < 0)
+				continue;
+			if (n == max)
+				return -ENOSPC;
+			fds[n++] = both[j];
+		}
+	}
+	return (int)n;
 }
 
 uint64_t gmem_total_size(const struct gmem *gm)

@@ -200,6 +200,12 @@ int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool priv
 int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private) __must_check;
 
 uint64_t gmem_flags(const struct gmem *gm);
+/*
+ * The fds behind guest memory (each region's guest_memfd, and its shared memfd
+ * in the out-of-place model), all made by gmem_create*(): the count, or
+ * -ENOSPC if there are more than max.  For the seccomp filters.
+ */
+int gmem_fds(const struct gmem *gm, int *fds, unsigned int max) __must_check;
 uint64_t gmem_total_size(const struct gmem *gm);
 /* True if [gpa, gpa+len) lies inside one range of the layout. */
 bool gmem_region_contains(const struct gmem_layout *l, uint64_t gpa, uint64_t len);

@@ -86,6 +86,7 @@ static void *convstress_main(void *arg)
 int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed)
 {
 	enum gmem_model m = gmem_model(vm->gmem);
+	struct vmm_sandbox_fds fds;
 	int ret;
 
 	memset(cs, 0, sizeof(*cs));
@@ -93,8 +94,11 @@ int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed)
 	cs->seed = seed;
 	if (m == GMEM_MODEL_OUT_OF_PLACE || vm->cfg.destructive)
 		return -EOPNOTSUPP;
-	ret = vmm_thread_start(&cs->thread, VMM_THREAD_WORKER, vm->cfg.seccomp,
-			       "convert-stress", convstress_main, cs);
+	ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+	if (!ret)
+		ret = vmm_thread_start(&cs->thread, VMM_THREAD_WORKER,
+				       vm->cfg.seccomp ? &fds : NULL, "convert-stress",
+				       convstress_main, cs);
 	cs->started = ret == 0;
 	return ret;
 }

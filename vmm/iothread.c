@@ -153,11 +153,11 @@ static void *iothread_main(void *arg)
 	return NULL;
 }
 
-int iothread_start(struct iothread *t, bool filter)
+int iothread_start(struct iothread *t, const struct vmm_sandbox_fds *fds)
 {
 	int ret;
 
-	ret = vmm_thread_start(&t->thread, VMM_THREAD_WORKER, filter, "I/O", iothread_main, t);
+	ret = vmm_thread_start(&t->thread, VMM_THREAD_WORKER, fds, "I/O", iothread_main, t);
 	t->started = ret == 0;
 	return ret;
 }

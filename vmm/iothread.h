@@ -14,6 +14,8 @@
 
 #include "compiler.h"
 
+struct vmm_sandbox_fds;
+
 #define IOTHREAD_MAX_WATCHES 16
 
 /* A completion: what a CQE's user_data points at. */
@@ -46,8 +48,8 @@ int iothread_init(struct iothread *t, unsigned int entries) __must_check;
  * readable, after reading it.  Before iothread_start() only.
  */
 int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *opaque) __must_check;
-/* filter: the thread confines itself with the worker seccomp filter first. */
-int iothread_start(struct iothread *t, bool filter) __must_check;
+/* fds: unless NULL, the thread confines itself with the worker seccomp filter first. */
+int iothread_start(struct iothread *t, const struct vmm_sandbox_fds *fds) __must_check;
 /* Stops and joins the thread; in-flight I/O is waited for (bounded by the kernel). */
 void iothread_stop(struct iothread *t);
 void iothread_destroy(struct iothread *t);

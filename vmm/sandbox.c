@@ -1,8 +1,11 @@
 /* The seccomp filters of veil's threads, and the thread start that loads them. */
 #include <errno.h>
-#include <linux/kvm.h>
+#include <fcntl.h>
+#include <linux/falloc.h>
 #include <semaphore.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdio_ext.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -11,6 +14,7 @@
 
 #include <seccomp.h>
 
+#include "kvm_uapi.h"
 #include "log.h"
 #include "sandbox.h"
 #include "vm.h"
@@ -40,7 +44,13 @@ struct rule {
 
 #define R(name, why) { SCMP_SYS(name), why }
 
-/* Every kind of thread: the C library, the stop protocol and logging. */
+/*
+ * Calls allowed whatever their arguments, for every kind of thread: the C
+ * library, the stop protocol and logging.  A call whose arguments matter
+ * (ioctl, fallocate, tgkill, mmap, mprotect) is not here but in the argument
+ * rules further down.  To add a call: put it in the list of the kinds that
+ * make it, with the reason, and extend tests/security/test_seccomp.c.
+ */
 static const struct rule common_rules[] = {
 	R(read, "eventfds, and the I/O thread's stop eventfd"),
 	R(write, "logging, the UART's output, eventfd kicks (stop, irqfd, ioeventfd)"),
@@ -51,7 +61,7 @@ static const struct rule common_rules[] = {
 	R(madvise, "malloc trimming, and glibc releasing a finished thread's stack"),
 	R(brk, "malloc"),
 	R(mremap, "realloc of large blocks"),
-	R(clock_gettime, "latency counters and rate limits when the vDSO is unavailable"),
+	R(clock_gettime, "latency counters, rate limits and the RTC when the vDSO is unavailable"),
 	R(clock_nanosleep, "bounded waits and back-off in conversions and retries"),
 	R(nanosleep, "bounded waits and back-off in conversions and retries"),
 	R(gettimeofday, "libc time without the vDSO"),
@@ -61,12 +71,10 @@ static const struct rule common_rules[] = {
 	R(sched_yield, "spinning briefly on a contended pin or lock"),
 	R(getpid, "pthread_kill, and the logger's prefix"),
 	R(gettid, "pthread_kill"),
-	R(tgkill, "kicking a vCPU out of KVM_RUN (pthread_kill)"),
 	R(exit, "a thread's end"),
 	R(exit_group, "the process's end"),
-	R(fstat, "stdio sizing its buffer on first use"),
-	R(newfstatat, "stdio sizing its buffer on first use"),
-	R(fallocate, "gmem's conversions and punches (PUNCH_HOLE, allocation)"),
+	/* Not newfstatat or statx: they look up a path.  file_fstat() is fstat itself. */
+	R(fstat, "file_fstat(): the balloon measuring guest memory's blocks"),
 	R(close, "a device or the I/O thread dropping an fd it owns"),
 	R(eventfd2, "MSI-X: a vector's irqfd is made when the guest first uses the vector"),
 };
@@ -85,9 +93,14 @@ static const struct rule main_rules[] = {
 	R(lseek, "stdio on a redirected stdout"),
 };
 
-/* What the sanitizer runtimes need to report, in test builds only. */
+/*
+ * What the sanitizer runtimes need to report, in test builds only.  The
+ * release build's filters are the exact ones, and the security suite runs
+ * on a release build too (scripts/test).
+ */
 static const struct rule sanitizer_rules[] = {
 	R(open, "symbolizing a report"), R(openat, "symbolizing a report"),
+	R(newfstatat, "symbolizing a report"), R(statx, "symbolizing a report"),
 	R(readlink, "finding the binary"), R(readlinkat, "finding the binary"),
 	R(lseek, "reading the binary"), R(getdents64, "LeakSanitizer listing threads"),
 	R(getdents, "LeakSanitizer listing threads (x86-64 uses the old call)"),
@@ -102,6 +115,56 @@ static const struct rule sanitizer_rules[] = {
 	R(pipe2, "the runtime's symbolizer"), R(dup2, "the runtime's symbolizer"),
 };
 
+/* Which fd of struct vmm_sandbox_fds an ioctl is allowed on. */
+enum fd_class { ON_VM, ON_VCPU, ON_MEM, ON_TTY };
+
+#define K_MAIN (1u << VMM_THREAD_MAIN)
+#define K_VCPU (1u << VMM_THREAD_VCPU)
+#define K_WORKER (1u << VMM_THREAD_WORKER)
+#define K_ALL (K_MAIN | K_VCPU | K_WORKER)
+
+struct ioctl_rule {
+	unsigned long req;
+	enum fd_class on;
+	unsigned int kinds;
+	const char *why;
+};
+
+#define I(req, on, kinds, why) { req, on, kinds, why }
+
+/*
+ * Every ioctl a confined thread makes, by exact request number and the fd it
+ * is made on.  Nothing may reach /dev/kvm (closed by vm_run() anyway), a
+ * vCPU fd but its own thread's, or a request not listed.  Setup (KVM_CREATE_*,
+ * KVM_SET_USER_MEMORY_REGION2 to add, KVM_IOEVENTFD, CPUID, registers) is
+ * done before any filter loads.  To add one: a row here; if it is made on an
+ * fd no class names yet, add that fd to struct vmm_sandbox_fds and fill it in
+ * vmm_sandbox_fds_of().  tests/security/test_seccomp.c tries each row.
+ */
+static const struct ioctl_rule ioctl_rules[] = {
+	I(KVM_RUN, ON_VCPU, K_VCPU, "running the guest"),
+	I(KVM_GET_REGS, ON_VCPU, K_VCPU, "the register dump when the VM fails"),
+	I(KVM_GET_SREGS, ON_VCPU, K_VCPU, "the register dump when the VM fails"),
+	I(KVM_IRQ_LINE, ON_VM, K_ALL, "a device's interrupt line: from an exit (vCPU), a "
+	  "completion (I/O thread) or console input (main)"),
+	I(KVM_SET_GSI_ROUTING, ON_VM, K_ALL, "MSI: a vector's route, set on its first use or "
+	  "change, from the same three places"),
+	I(KVM_IRQFD, ON_VM, K_ALL, "MSI: a vector's irqfd, attached on its first use"),
+	I(KVM_SET_MEMORY_ATTRIBUTES, ON_VM, K_VCPU | K_WORKER, "conversions: the guest's "
+	  "(vCPU), the balloon's discards and --convert-stress's (worker)"),
+	I(KVM_SET_MEMORY_ATTRIBUTES2, ON_MEM, K_VCPU | K_WORKER, "conversions in place, on "
+	  "the guest_memfd"),
+	I(KVM_SET_USER_MEMORY_REGION2, ON_VM, K_MAIN, "teardown: gmem_destroy() deletes the "
+	  "memslots"),
+	I(TCSETS, ON_TTY, K_MAIN, "restoring the console terminal at the end (tcsetattr)"),
+	I(TCGETS, ON_TTY, K_MAIN, "glibc's tcsetattr() reads the settings back to check them"),
+};
+
+/* fallocate's modes on guest memory: gmem's punches and its allocation. */
+static const int fallocate_modes[] = {
+	FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, FALLOC_FL_KEEP_SIZE,
+};
+
 static const char *const kind_names[] = {
 	[VMM_THREAD_MAIN] = "main",
 	[VMM_THREAD_VCPU] = "vCPU",
@@ -113,14 +176,67 @@ const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
 	return kind < ARRAY_SIZE(kind_names) ? kind_names[kind] : "?";
 }
 
-static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
+_Static_assert(VMM_SANDBOX_MAX_MEM_FDS >= 2 * GMEM_MAX_REGIONS,
+	       "room for every region's guest_memfd and shared memfd");
+
+int vmm_sandbox_fds_of(struct vm *vm, const struct vcpu *vcpu, struct vmm_sandbox_fds *fds)
+{
+	int n = 0;
+
+	*fds = (struct vmm_sandbox_fds){
+		.vm_fd = vm->vm_fd, .vcpu_fd = vcpu ? vcpu->fd : -1, .tty_fd = -1,
+	};
+	if (vm->console_in.raw)
+		fds->tty_fd = vm->console_in.fd;
+	if (vm->gmem)
+		n = gmem_fds(vm->gmem, fds->mem_fds, VMM_SANDBOX_MAX_MEM_FDS);
+	if (n < 0)
+		return n;
+	fds->nr_mem = (unsigned int)n;
+	return 0;
+}
+
+/*
+ * Makes stdout's buffer now, if it has none: glibc sizes it with fstat() on
+ * first use, which is newfstatat, denied once a filter is in.  The buffering
+ * mode stays what glibc would have chosen.  stderr is unbuffered: glibc never
+ * sizes a buffer for it.
+ */
+static void prepare_stdio(void)
+{
+	bool tty;
+
+	if (__fbufsize(stdout))
+		return;
+	tty = isatty(STDOUT_FILENO);
+	/* glibc allocates a fully buffered stream's buffer at once, fstat() included. */
+	setvbuf(stdout, NULL, _IOFBF, 0);
+	if (tty)
+		setvbuf(stdout, NULL, _IOLBF, 0); /* a terminal's default, on that buffer */
+}
+
+/* A filter under construction, and how many rules it has (for the tests' counts). */
+struct filter {
+	scmp_filter_ctx ctx; /* NULL: only count */
+	int rules;
+};
+
+static int allow(struct filter *f, int nr, unsigned int n, const struct scmp_arg_cmp *cmp)
+{
+	f->rules++;
+	if (!f->ctx)
+		return 0;
+	return seccomp_rule_add_array(f->ctx, SCMP_ACT_ALLOW, nr, n, cmp);
+}
+
+static int add_rules(struct filter *f, const struct rule *r, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		int ret;
 
 		if (r[i].nr < 0)
 			continue; /* not a system call on this architecture */
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, r[i].nr, 0);
+		ret = allow(f, r[i].nr, 0, NULL);
 		if (ret)
 			return ret;
 	}
@@ -128,43 +244,99 @@ static int add_rules(scmp_filter_ctx ctx, const struct rule *r, size_t n)
 }
 
 /*
- * Arguments that are checked, not just the call: ioctls only of KVM's type
- * (plus the terminal's on the main thread, to restore the console), and no
- * new executable memory, so a compromised device model cannot map code.
+ * An int argument as the kernel reads it: its low 32 bits (Firecracker's
+ * "dword").  ioctl's request is an unsigned int to the kernel too.
  */
-static int add_arg_rules(scmp_filter_ctx ctx, enum vmm_thread_kind kind)
-{
-	static const unsigned long tty_ioctls[] = { TCGETS, TCSETS, TCSETSW, TCSETSF };
-	int ret;
+#define DWORD(a, v) ((struct scmp_arg_cmp){ .arg = (a), .op = SCMP_CMP_MASKED_EQ, \
+					   .datum_a = 0xffffffffULL, .datum_b = (uint32_t)(v) })
 
-	ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-			       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xff00, KVMIO << 8));
-	for (size_t i = 0; !ret && kind == VMM_THREAD_MAIN && i < ARRAY_SIZE(tty_ioctls); i++)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,
-				       SCMP_A1(SCMP_CMP_EQ, tty_ioctls[i]));
-	if (!ret && !VEIL_SANITIZED)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1,
-				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	if (!ret && !VEIL_SANITIZED)
-		ret = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1,
-				       SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+static int add_ioctl_rules(struct filter *f, enum vmm_thread_kind kind,
+			   const struct vmm_sandbox_fds *fds)
+{
+	int ret = 0;
+
+	for (size_t i = 0; !ret && i < ARRAY_SIZE(ioctl_rules); i++) {
+		const struct ioctl_rule *r = &ioctl_rules[i];
+		int one = -1;
+
+		if (!(r->kinds & (1u << kind)))
+			continue;
+		switch (r->on) {
+		case ON_VM: one = fds->vm_fd; break;
+		case ON_VCPU: one = fds->vcpu_fd; break;
+		case ON_TTY: one = fds->tty_fd; break;
+		case ON_MEM:
+			for (unsigned int m = 0; !ret && m < fds->nr_mem; m++) {
+				struct scmp_arg_cmp c[] = { DWORD(0, fds->mem_fds[m]), DWORD(1, r->req) };
+
+				ret = allow(f, SCMP_SYS(ioctl), 2, c);
+			}
+			continue;
+		}
+		if (one >= 0) {
+			struct scmp_arg_cmp c[] = { DWORD(0, one), DWORD(1, r->req) };
+
+			ret = allow(f, SCMP_SYS(ioctl), 2, c);
+		}
+	}
 	return ret;
 }
 
-static int build_filter(scmp_filter_ctx ctx, enum vmm_thread_kind kind)
+/*
+ * Calls allowed only with certain arguments: ioctl (above), fallocate only
+ * gmem's two modes and only on guest memory, tgkill only to a thread of
+ * veil's own (tkill, which names no process, not at all), and no new
+ * executable memory, so a compromised device model cannot map code.
+ */
+static int add_arg_rules(struct filter *f, enum vmm_thread_kind kind,
+			 const struct vmm_sandbox_fds *fds)
 {
-	int ret = add_rules(ctx, common_rules, ARRAY_SIZE(common_rules));
+	struct scmp_arg_cmp tg[] = { DWORD(0, getpid()) };
+	struct scmp_arg_cmp noexec[] = { SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0) };
+	int ret = add_ioctl_rules(f, kind, fds);
 
-	/* vCPU threads get nothing beyond the common set and KVM's own ioctls. */
-	if (!ret && kind == VMM_THREAD_WORKER)
-		ret = add_rules(ctx, worker_rules, ARRAY_SIZE(worker_rules));
-	if (!ret && kind == VMM_THREAD_MAIN)
-		ret = add_rules(ctx, main_rules, ARRAY_SIZE(main_rules));
-	if (!ret && VEIL_SANITIZED)
-		ret = add_rules(ctx, sanitizer_rules, ARRAY_SIZE(sanitizer_rules));
+	for (unsigned int m = 0; !ret && m < fds->nr_mem; m++) {
+		for (size_t i = 0; !ret && i < ARRAY_SIZE(fallocate_modes); i++) {
+			struct scmp_arg_cmp c[] = { DWORD(0, fds->mem_fds[m]),
+						    DWORD(1, fallocate_modes[i]) };
+
+			ret = allow(f, SCMP_SYS(fallocate), 2, c);
+		}
+	}
 	if (!ret)
-		ret = add_arg_rules(ctx, kind);
+		ret = allow(f, SCMP_SYS(tgkill), 1, tg); /* pthread_kill: kicking a vCPU */
+	if (!ret && !VEIL_SANITIZED)
+		ret = allow(f, SCMP_SYS(mmap), 1, noexec);
+	if (!ret && !VEIL_SANITIZED)
+		ret = allow(f, SCMP_SYS(mprotect), 1, noexec);
 	return ret;
+}
+
+static int build_filter(struct filter *f, enum vmm_thread_kind kind,
+			const struct vmm_sandbox_fds *fds)
+{
+	int ret = add_rules(f, common_rules, ARRAY_SIZE(common_rules));
+
+	/* vCPU threads get nothing beyond the common set and the argument rules. */
+	if (!ret && kind == VMM_THREAD_WORKER)
+		ret = add_rules(f, worker_rules, ARRAY_SIZE(worker_rules));
+	if (!ret && kind == VMM_THREAD_MAIN)
+		ret = add_rules(f, main_rules, ARRAY_SIZE(main_rules));
+	if (!ret && VEIL_SANITIZED)
+		ret = add_rules(f, sanitizer_rules, ARRAY_SIZE(sanitizer_rules));
+	if (!ret)
+		ret = add_arg_rules(f, kind, fds);
+	return ret;
+}
+
+int vmm_seccomp_rule_count(enum vmm_thread_kind kind, const struct vmm_sandbox_fds *fds)
+{
+	struct filter f = { 0 };
+
+	if (kind >= ARRAY_SIZE(kind_names) || !fds || fds->nr_mem > VMM_SANDBOX_MAX_MEM_FDS)
+		return -EINVAL;
+	build_filter(&f, kind, fds);
+	return f.rules;
 }
 
 static char *put_str(char *p, const char *end, const char *s)
@@ -212,22 +384,26 @@ static int sigsys_prepare(void)
 	return sigaction(SIGSYS, &sa, NULL) ? -errno : 0;
 }
 
-int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label)
+int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label,
+		     const struct vmm_sandbox_fds *fds)
 {
+	struct filter f = { 0 };
 	scmp_filter_ctx ctx;
 	sigset_t sys;
 	int ret;
 
-	if (kind >= ARRAY_SIZE(kind_names))
+	if (kind >= ARRAY_SIZE(kind_names) || !fds || fds->nr_mem > VMM_SANDBOX_MAX_MEM_FDS)
 		return -EINVAL;
 	ret = sigsys_prepare();
 	if (ret)
 		return ret;
+	prepare_stdio();
 	/* TRAP, not KILL: the SIGSYS handler names the call before veil exits. */
 	ctx = seccomp_init(SCMP_ACT_TRAP);
 	if (!ctx)
 		return -ENOMEM;
-	ret = build_filter(ctx, kind);
+	f.ctx = ctx;
+	ret = build_filter(&f, kind, fds);
 	if (!ret) {
 		thread_label = label;
 		ret = seccomp_load(ctx);
@@ -244,7 +420,7 @@ int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label)
 
 struct thread_start {
 	enum vmm_thread_kind kind;
-	bool filter;
+	const struct vmm_sandbox_fds *fds;
 	const char *label;
 	void *(*fn)(void *);
 	void *arg;
@@ -261,17 +437,18 @@ static void *thread_trampoline(void *p)
 
 	/* The thread's name in ps and /proc (truncated to 15 bytes). */
 	prctl(PR_SET_NAME, s->label, 0, 0, 0);
-	ret = s->filter ? vmm_seccomp_load(s->kind, s->label) : 0;
+	ret = s->fds ? vmm_seccomp_load(s->kind, s->label, s->fds) : 0;
 
 	s->ret = ret;
 	sem_post(&s->loaded); /* s lives on the creator's stack: not touched after this */
 	return ret ? NULL : fn(arg);
 }
 
-int vmm_thread_start(pthread_t *thread, enum vmm_thread_kind kind, bool filter,
-		     const char *label, void *(*fn)(void *), void *arg)
+int vmm_thread_start(pthread_t *thread, enum vmm_thread_kind kind,
+		     const struct vmm_sandbox_fds *fds, const char *label,
+		     void *(*fn)(void *), void *arg)
 {
-	struct thread_start s = { .kind = kind, .filter = filter, .label = label,
+	struct thread_start s = { .kind = kind, .fds = fds, .label = label,
 				  .fn = fn, .arg = arg };
 	sigset_t all, old;
 	int ret;

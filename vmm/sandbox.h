@@ -16,7 +16,32 @@ enum vmm_thread_kind {
 	VMM_THREAD_WORKER, /* the I/O thread and the host conversion stress */
 };
 
+#define VMM_SANDBOX_MAX_MEM_FDS 8
+
+/*
+ * The fds a filter names: ioctls are allowed only on these, each only with
+ * the request numbers its thread kind uses, and fallocate only on mem_fds.
+ * -1 (or nr_mem 0): none.  Every fd must exist before the filter loads.
+ */
+struct vmm_sandbox_fds {
+	int vm_fd;    /* the VM's fd */
+	int vcpu_fd;  /* a vCPU thread's own vCPU fd */
+	int tty_fd;   /* the main thread: the console terminal it restores */
+	unsigned int nr_mem;
+	int mem_fds[VMM_SANDBOX_MAX_MEM_FDS]; /* guest memory: guest_memfds, shared memfds */
+};
+
+struct vm;
+struct vcpu;
+
+/* The fds of vm (vcpu's own when vcpu is not NULL); -ENOSPC if guest memory has too many. */
+int vmm_sandbox_fds_of(struct vm *vm, const struct vcpu *vcpu, struct vmm_sandbox_fds *fds)
+	__must_check;
+
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind);
+
+/* How many allow rules kind's filter for fds has (build-dependent: see VEIL_SANITIZED). */
+int vmm_seccomp_rule_count(enum vmm_thread_kind kind, const struct vmm_sandbox_fds *fds);
 
 /*
  * Loads kind's filter on the calling thread.  A forbidden call then raises
@@ -24,14 +49,16 @@ const char *vmm_thread_kind_name(enum vmm_thread_kind kind);
  * the call and ends veil with exit 1.  label is a string that outlives the
  * thread.  Irreversible.
  */
-int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label) __must_check;
+int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label,
+		     const struct vmm_sandbox_fds *fds) __must_check;
 
 /*
  * pthread_create() with every signal blocked, whose new thread loads kind's
- * filter (when filter is true) before it runs fn(arg).  Returns 0 only once
- * the filter is in place; if it could not be loaded, fn never runs.
+ * filter for fds (when fds is not NULL) before it runs fn(arg).  Returns 0
+ * only once the filter is in place; if it could not be loaded, fn never runs.
  */
-int vmm_thread_start(pthread_t *thread, enum vmm_thread_kind kind, bool filter,
-		     const char *label, void *(*fn)(void *), void *arg) __must_check;
+int vmm_thread_start(pthread_t *thread, enum vmm_thread_kind kind,
+		     const struct vmm_sandbox_fds *fds, const char *label,
+		     void *(*fn)(void *), void *arg) __must_check;
 
 #endif

@@ -132,11 +132,15 @@ static void *vcpu_thread(void *arg)
 
 int vcpu_start(struct vcpu *vcpu)
 {
+	struct vmm_sandbox_fds fds;
 	int ret;
 
 	snprintf(vcpu->label, sizeof(vcpu->label), "vCPU %u", vcpu->index);
-	ret = vmm_thread_start(&vcpu->thread, VMM_THREAD_VCPU, vcpu->vm->cfg.seccomp,
-			       vcpu->label, vcpu_thread, vcpu);
+	ret = vmm_sandbox_fds_of(vcpu->vm, vcpu, &fds);
+	if (!ret)
+		ret = vmm_thread_start(&vcpu->thread, VMM_THREAD_VCPU,
+				       vcpu->vm->cfg.seccomp ? &fds : NULL, vcpu->label,
+				       vcpu_thread, vcpu);
 	if (ret) {
 		pr_err("starting vCPU %u: %s", vcpu->index, strerror(-ret));
 		return ret;

@@ -11,8 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "kvm_uapi.h"
 #include "log.h"
+#include "sandbox.h"
 #include "virtio_devs.h"
 #include "vm.h"
 
@@ -55,7 +57,7 @@ static int disk_size(int fd, uint64_t *size)
 {
 	struct stat st;
 
-	if (fstat(fd, &st) < 0)
+	if (file_fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISBLK(st.st_mode))
 		return ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
@@ -715,10 +717,13 @@ const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr)
 int vm_virtio_start(struct vm *vm)
 {
 	struct vm_virtio *v = vm->virtio;
+	struct vmm_sandbox_fds fds;
+	int ret;
 
 	if (!v || !(v->nr_blk || v->balloon || v->rng || v->vcon))
 		return 0;
-	return iothread_start(&vm->virtio->io, vm->cfg.seccomp);
+	ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+	return ret ? ret : iothread_start(&vm->virtio->io, vm->cfg.seccomp ? &fds : NULL);
 }
 
 void vm_virtio_stop(struct vm *vm)

@@ -425,6 +425,11 @@ int vm_run(struct vm *vm)
 			pr_warn("signalfd: %s; SIGINT and SIGTERM will not stop the VM cleanly",
 				strerror(errno));
 	}
+	/* The VM is built: nothing needs /dev/kvm now, so no thread can reach it. */
+	if (vm->kvm_fd >= 0) {
+		close(vm->kvm_fd);
+		vm->kvm_fd = -1;
+	}
 	if (vm_virtio_start(vm))
 		vm_request_stop(vm, VM_EXIT_FAILURE, "could not start the I/O thread");
 	for (i = 0; i < vm->nr_vcpus && !vm_stopping(vm); i++) {
@@ -436,7 +441,11 @@ int vm_run(struct vm *vm)
 	console_in_open(&vm->console_in, vm->cfg.console_in_fd);
 	/* Last: everything the main thread opens or starts is in place by now. */
 	if (vm->cfg.seccomp && !vm_stopping(vm)) {
-		int ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main");
+		struct vmm_sandbox_fds fds;
+		int ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+
+		if (!ret)
+			ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main", &fds);
 
 		if (ret)
 			vm_request_stop(vm, VM_EXIT_FAILURE, "seccomp: loading the main thread's "

@@ -69,7 +69,7 @@ struct vm_stats {
 
 struct vm {
 	struct vm_config cfg;
-	int kvm_fd;
+	int kvm_fd;          /* /dev/kvm: vm_run() closes it before any thread starts */
 	int vm_fd;
 	struct arch_vm *arch;
 	struct gmem *gmem;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # security: under `veil run`, every thread veil starts and the main thread run under a
 # seccomp filter (mode 2) while the guest runs; `--seccomp off` leaves them unfiltered;
-# a stop by signal still tears down cleanly under the filters.
+# a stop by signal still tears down cleanly under the filters; /dev/kvm is closed once the
+# VM is built.
 . "$(dirname "$0")/../lib/sh.sh"
 need_kvm
 
@@ -44,6 +45,10 @@ check() {
 		grep -q "^$name " <<<"$list" || fail "$*: no thread named '$name'"
 	done
 	[ "$(wc -l <<<"$list")" -ge 4 ] || fail "$*: expected at least 4 threads"
+	# The VM is built before the threads start: /dev/kvm is closed by then.
+	if ls -l /proc/$pid/fd 2>/dev/null | grep -q '/dev/kvm$'; then
+		fail "$*: /dev/kvm is still open while the guest runs"
+	fi
 	# veil's threads, and any other it started (named like the program), not KVM's kernel
 	# worker (kvm-nx-lpage-recovery) that shows up among them.
 	awk -v m="$mode" -v o="$other_threads" '(/^(main|vCPU [0-9]+|I\/O) / || $0 ~ o) &&
@@ -62,4 +67,14 @@ check() {
 check 2
 check 2 --seccomp on
 check 0 --seccomp off
+
+# On a terminal the main thread restores the console under its filter (tcsetattr: TCSETS,
+# then TCGETS to check).  script(1) gives veil a pseudo-terminal.
+if command -v script >/dev/null 2>&1; then
+	checks=$((checks + 1))
+	script -qec "'$VEIL' run --firmware selftest" /dev/null </dev/null >"$TMP/tty" 2>&1
+	code=$?
+	[ "$code" = 0 ] || { fail "on a terminal: exit $code, expected 0"; cat "$TMP/tty" >&2; }
+	! grep -aq "veil: seccomp:" "$TMP/tty" || fail "on a terminal: a forbidden call"
+fi
 finish
