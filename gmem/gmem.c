@@ -401,6 +401,16 @@ int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private)
 	return 0;
 }
 
+int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen)
+{
+	struct gmem_region *r = gmem_region_find(gm, gpa, 1);
+
+	if (!r)
+		return -EFAULT;
+	*gen = __atomic_load_n(&r->page_state[(gpa - r->gpa) / GMEM_PAGE_SIZE], __ATOMIC_ACQUIRE) >> 32;
+	return 0;
+}
+
 uint64_t gmem_flags(const struct gmem *gm)
 {
 	return region_gmem_flags(gm);

@@ -90,7 +90,9 @@ struct gmem_conv_result {
 /*
  * A long-term pin (an io_uring registered buffer): the kernel sees it, veil
  * cannot drain it.  A conversion that needs its pages releases it, and
- * restores it when the pages are shared again.
+ * restores it when the pages are shared again.  A release that fails fails
+ * the conversion or punch with -EBUSY, nothing changed, the pin named in the
+ * culprit: going ahead would let a write through it land in an orphaned page.
  */
 struct gmem_longterm_ops {
 	int (*release)(void *opaque);
@@ -198,6 +200,8 @@ int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessibl
 /* The attribute map: veil's record of which pages are private. */
 int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool private) __must_check;
 int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private) __must_check;
+/* The page's generation, bumped by each conversion or punch that completes; -EFAULT outside RAM. */
+int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen) __must_check;
 
 uint64_t gmem_flags(const struct gmem *gm);
 uint64_t gmem_total_size(const struct gmem *gm);
