@@ -150,17 +150,35 @@ static void longterm_restore(struct gmem *gm)
 	pthread_mutex_unlock(&gm->longterm_lock);
 }
 
+/*
+ * Every step that can fail comes before the punch, so a failed conversion
+ * has not zeroed anything (I5): access comes back first on the way to
+ * shared; on the way to private, revocation comes last and cannot fail
+ * (past the VMA budget or on a kernel error the range is kept map-only).
+ */
 static int backend_host(struct gmem *gm, struct gmem_region *r, uint64_t off, uint64_t len,
-			bool to_private)
+			bool to_private, struct gmem_conv_result *res)
 {
-	int ret = 0;
+	uint64_t first = off / GMEM_PAGE_SIZE, n = len / GMEM_PAGE_SIZE;
+	int ret;
 
-	if (gm->cfg.destructive)
+	if (!to_private) {
+		ret = gmem_revoke_shared(gm, r, first, n, res);
+		if (ret)
+			return ret;
+	}
+	if (gm->cfg.destructive) {
 		ret = punch(r->fd, off, len);
-	if (!ret && gm->cfg.revoke_host_mapping &&
-	    mprotect(r->hva + off, len, to_private ? PROT_NONE : PROT_READ | PROT_WRITE) < 0)
-		ret = -errno;
-	return ret;
+		if (ret) {
+			snprintf(res->culprit, sizeof(res->culprit), "PUNCH_HOLE of GPA 0x%llx+0x%llx: %s",
+				 (unsigned long long)(r->gpa + off), (unsigned long long)len,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	if (to_private)
+		gmem_revoke_private(gm, r, first, n);
+	return 0;
 }
 
 static int backend_out_of_place(struct gmem *gm, struct gmem_region *r, uint64_t off,
@@ -236,7 +254,7 @@ static int run_backend(struct gmem *gm, struct gmem_region *r, uint64_t off, uin
 {
 	switch (gm->cfg.model) {
 	case GMEM_MODEL_HOST:
-		return backend_host(gm, r, off, len, to_private);
+		return backend_host(gm, r, off, len, to_private, res);
 	case GMEM_MODEL_OUT_OF_PLACE:
 		return backend_out_of_place(gm, r, off, len, to_private, res);
 	default:

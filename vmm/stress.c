@@ -426,10 +426,12 @@ static void report_text(struct stress *s, const struct stress_totals *t, FILE *f
 		(unsigned long long)t->guest.conversions, (unsigned long long)t->guest.hc_errors,
 		(unsigned long long)s->host_conversions, (unsigned long long)s->host_punches);
 	fprintf(f, "  retries %llu, EAGAIN %llu, speculative pin retries %llu, pin waits %llu, "
-		"drain waits %llu, long-term releases %llu, host failures %llu%s%s\n",
+		"drain waits %llu, long-term releases %llu, map-only private ranges %llu, "
+		"host failures %llu%s%s\n",
 		(unsigned long long)t->gm.retries, (unsigned long long)t->gm.eagain,
 		(unsigned long long)t->gm.spec_retries, (unsigned long long)t->gm.pin_waits,
 		(unsigned long long)t->gm.drain_waits, (unsigned long long)t->gm.longterm_releases,
+		(unsigned long long)t->gm.revoke_skipped,
 		(unsigned long long)s->host_failures, s->first_failure[0] ? " (first: " : "",
 		s->first_failure[0] ? s->first_failure : "");
 	if (s->first_failure[0])
@@ -454,7 +456,8 @@ static void report_json(struct stress *s, const struct stress_totals *t)
 
 	printf("{\"model\":\"%s\",\"vcpus\":%u,\"seconds\":%u,\"conversions\":%llu,"
 	       "\"guest_conversions\":%llu,\"host_conversions\":%llu,\"punches\":%llu,"
-	       "\"retries\":%llu,\"eagain\":%llu,\"spec_retries\":%llu,\"dma\":%llu,"
+	       "\"retries\":%llu,\"eagain\":%llu,\"spec_retries\":%llu,\"revoke_skipped\":%llu,"
+	       "\"dma\":%llu,"
 	       "\"dma_refused_private\":%llu,\"lost_writes\":%llu,\"violations\":%llu,"
 	       "\"foreign_pin\":\"%s\","
 	       "\"latency_us\":{", gmem_model_name(gmem_model(s->vm->gmem)), s->vm->nr_vcpus,
@@ -463,7 +466,8 @@ static void report_json(struct stress *s, const struct stress_totals *t)
 	       (unsigned long long)t->guest.conversions, (unsigned long long)s->host_conversions,
 	       (unsigned long long)s->host_punches, (unsigned long long)t->gm.retries,
 	       (unsigned long long)t->gm.eagain, (unsigned long long)t->gm.spec_retries,
-	       (unsigned long long)t->dma.ops, (unsigned long long)t->dma.refused,
+	       (unsigned long long)t->gm.revoke_skipped, (unsigned long long)t->dma.ops,
+	       (unsigned long long)t->dma.refused,
 	       (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations,
 	       !s->o->foreign_pin ? "not run" : !s->foreign[0] ? "did not run" :
 	       strncmp(s->foreign, "skipped", 7) == 0 ? "skipped" : s->foreign_ok ? "refused" : "failed");
