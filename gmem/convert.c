@@ -77,27 +77,39 @@ static void backoff(unsigned int attempt)
 	nanosleep(&ts, NULL);
 }
 
-/* Releases our long-term pins that overlap [gpa, gpa+len); true if any was. */
-static bool longterm_release(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
+/*
+ * Releases our long-term pins that overlap [gpa, gpa+len); *any (if given) if one was.
+ * -EBUSY if one would not release, named in res->culprit: the caller must
+ * then fail with nothing changed, since a write through that pin would land
+ * in an orphaned page.  Pins released before it (in this call or earlier in
+ * the same operation) come back from longterm_restore() once the failed
+ * operation has settled its pages.
+ */
+static int longterm_release(struct gmem *gm, uint64_t gpa, uint64_t len,
+			    struct gmem_conv_result *res, bool *any)
 {
 	struct gmem_longterm *lt;
-	bool any = false;
+	int ret = 0, err;
 
 	pthread_mutex_lock(&gm->longterm_lock);
-	for (lt = gm->longterm; lt; lt = lt->next) {
+	for (lt = gm->longterm; lt && !ret; lt = lt->next) {
 		if (lt->released || lt->gpa >= gpa + len || gpa >= lt->gpa + lt->len)
 			continue;
-		if (lt->ops->release(lt->opaque) == 0) {
+		err = lt->ops->release(lt->opaque);
+		if (err == 0) {
 			lt->released = true;
-			any = true;
+			if (any)
+				*any = true;
 			gmem_stat_add(&gm->stats.longterm_releases, 1);
-		} else {
-			snprintf(res->culprit, sizeof(res->culprit), "long-term pin %s at GPA 0x%llx "
-				 "would not release", lt->ops->name, (unsigned long long)lt->gpa);
+			continue;
 		}
+		snprintf(res->culprit, sizeof(res->culprit), "long-term pin %s at GPA 0x%llx+0x%llx "
+			 "would not release: %s", lt->ops->name, (unsigned long long)lt->gpa,
+			 (unsigned long long)lt->len, strerror(err < 0 ? -err : err));
+		ret = -EBUSY;
 	}
 	pthread_mutex_unlock(&gm->longterm_lock);
-	return any;
+	return ret;
 }
 
 /* True if a page of the range is private or being converted or punched. */
@@ -138,17 +150,35 @@ static void longterm_restore(struct gmem *gm)
 	pthread_mutex_unlock(&gm->longterm_lock);
 }
 
+/*
+ * Every step that can fail comes before the punch, so a failed conversion
+ * has not zeroed anything (I5): access comes back first on the way to
+ * shared; on the way to private, revocation comes last and cannot fail
+ * (past the VMA budget or on a kernel error the range is kept map-only).
+ */
 static int backend_host(struct gmem *gm, struct gmem_region *r, uint64_t off, uint64_t len,
-			bool to_private)
+			bool to_private, struct gmem_conv_result *res)
 {
-	int ret = 0;
+	uint64_t first = off / GMEM_PAGE_SIZE, n = len / GMEM_PAGE_SIZE;
+	int ret;
 
-	if (gm->cfg.destructive)
+	if (!to_private) {
+		ret = gmem_revoke_shared(gm, r, first, n, res);
+		if (ret)
+			return ret;
+	}
+	if (gm->cfg.destructive) {
 		ret = punch(r->fd, off, len);
-	if (!ret && gm->cfg.revoke_host_mapping &&
-	    mprotect(r->hva + off, len, to_private ? PROT_NONE : PROT_READ | PROT_WRITE) < 0)
-		ret = -errno;
-	return ret;
+		if (ret) {
+			snprintf(res->culprit, sizeof(res->culprit), "PUNCH_HOLE of GPA 0x%llx+0x%llx: %s",
+				 (unsigned long long)(r->gpa + off), (unsigned long long)len,
+				 strerror(-ret));
+			return ret;
+		}
+	}
+	if (to_private)
+		gmem_revoke_private(gm, r, first, n);
+	return 0;
 }
 
 static int backend_out_of_place(struct gmem *gm, struct gmem_region *r, uint64_t off,
@@ -188,6 +218,7 @@ static int backend_in_place(struct gmem *gm, struct gmem_region *r, uint64_t off
 {
 	uint64_t attrs = to_private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0, eoff = 0;
 	unsigned int attempt;
+	bool released;
 	int ret;
 
 	for (attempt = 0;; attempt++) {
@@ -200,7 +231,11 @@ static int backend_in_place(struct gmem *gm, struct gmem_region *r, uint64_t off
 			break;
 		res->retries++;
 		/* A reference of ours the kernel sees: let it go and try again at once. */
-		if (longterm_release(gm, r->gpa + eoff, GMEM_PAGE_SIZE, res))
+		released = false;
+		ret = longterm_release(gm, r->gpa + eoff, GMEM_PAGE_SIZE, res, &released);
+		if (ret)
+			return ret; /* it stays, so retrying is futile; the culprit is named */
+		if (released)
 			continue;
 		backoff(attempt);
 	}
@@ -219,7 +254,7 @@ static int run_backend(struct gmem *gm, struct gmem_region *r, uint64_t off, uin
 {
 	switch (gm->cfg.model) {
 	case GMEM_MODEL_HOST:
-		return backend_host(gm, r, off, len, to_private);
+		return backend_host(gm, r, off, len, to_private, res);
 	case GMEM_MODEL_OUT_OF_PLACE:
 		return backend_out_of_place(gm, r, off, len, to_private, res);
 	default:
@@ -262,9 +297,10 @@ static int range_op(struct gmem *gm, uint64_t gpa, uint64_t len, bool discard, b
 		return -EAGAIN; /* busy now: the caller did not want to wait, nothing counted */
 	if (!ret) {
 		if (discard || gm->cfg.model != GMEM_MODEL_IN_PLACE)
-			longterm_release(gm, gpa, len, res);
-		ret = discard ? discard_backend(r, gpa - r->gpa, len, res)
-			      : run_backend(gm, r, gpa - r->gpa, len, to_private, res);
+			ret = longterm_release(gm, gpa, len, res, NULL);
+		if (!ret)
+			ret = discard ? discard_backend(r, gpa - r->gpa, len, res)
+				      : run_backend(gm, r, gpa - r->gpa, len, to_private, res);
 		if (!ret && !discard)
 			gmem_attr_update(gm, r, first, n, to_private);
 		gmem_range_end(gm, r, first, n, ret == 0);
@@ -292,6 +328,25 @@ int gmem_discard_try(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_co
 	return range_op(gm, gpa, len, true, false, false, res);
 }
 
+/* The steps of a round trip on a range already marked converting. */
+static int roundtrip_steps(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len,
+			   struct gmem_conv_result *res)
+{
+	int ret = 0;
+
+	if (gm->cfg.model != GMEM_MODEL_IN_PLACE)
+		ret = longterm_release(gm, gpa, len, res, NULL);
+	if (!ret)
+		ret = run_backend(gm, r, gpa - r->gpa, len, true, res);
+	if (ret)
+		return ret;
+	ret = run_backend(gm, r, gpa - r->gpa, len, false, res);
+	/* Half done: the kernel has it private, and the map must say so (I5). */
+	if (ret)
+		gmem_attr_update(gm, r, (gpa - r->gpa) / GMEM_PAGE_SIZE, len / GMEM_PAGE_SIZE, true);
+	return ret;
+}
+
 int gmem_roundtrip(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv_result *res)
 {
 	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
@@ -314,15 +369,7 @@ int gmem_roundtrip(struct gmem *gm, uint64_t gpa, uint64_t len, struct gmem_conv
 		gmem_range_end(gm, r, first, n, false);
 		goto out;
 	}
-	if (gm->cfg.model != GMEM_MODEL_IN_PLACE)
-		longterm_release(gm, gpa, len, res);
-	ret = run_backend(gm, r, gpa - r->gpa, len, true, res);
-	if (!ret) {
-		ret = run_backend(gm, r, gpa - r->gpa, len, false, res);
-		/* Half done: the kernel has it private, and the map must say so (I5). */
-		if (ret)
-			gmem_attr_update(gm, r, first, n, true);
-	}
+	ret = roundtrip_steps(gm, r, gpa, len, res);
 	gmem_range_end(gm, r, first, n, ret == 0);
 	longterm_restore(gm);
 out:

@@ -135,6 +135,8 @@ static void region_close(struct gmem *gm, struct gmem_region *r)
 	if (r->shared_fd >= 0)
 		close(r->shared_fd);
 	free(r->page_state);
+	free(r->revoked);
+	r->revoked = NULL;
 	r->hva = NULL;
 	r->fd = r->shared_fd = -1;
 	r->page_state = NULL;
@@ -157,6 +159,9 @@ static int region_setup(struct gmem *gm, struct gmem_region *r)
 	r->page_state = calloc(pages, sizeof(*r->page_state));
 	if (!r->page_state)
 		return -ENOMEM;
+	ret = gmem_revoke_init(gm, r);
+	if (ret)
+		return ret;
 	if (gm->cfg.vm_fd >= 0)
 		return region_bind(gm, r);
 	return 0;
@@ -169,6 +174,7 @@ static void gmem_init_locks(struct gmem *gm)
 	pthread_mutex_init(&gm->wait_lock, NULL);
 	pthread_cond_init(&gm->wait_cond, NULL);
 	pthread_mutex_init(&gm->longterm_lock, NULL);
+	pthread_mutex_init(&gm->revoke_lock, NULL);
 	for (i = 0; i < GMEM_PIN_SHARDS; i++)
 		pthread_mutex_init(&gm->shards[i].lock, NULL);
 }
@@ -193,6 +199,7 @@ int gmem_create_cfg(const struct gmem_config *cfg, const struct gmem_layout *lay
 	gm->layout = *layout;
 	gmem_init_locks(gm);
 	gmem_set_attrs2_fn(gm, NULL, NULL);
+	gmem_set_mprotect_fn(gm, NULL, NULL);
 	for (i = 0; i < layout->nr; i++) {
 		gm->regions[i] = (struct gmem_region){
 			.gpa = layout->r[i].gpa, .size = layout->r[i].size,
@@ -399,6 +406,16 @@ int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private)
 	if (!r)
 		return -EFAULT;
 	*private = page_private(r, (gpa - r->gpa) / GMEM_PAGE_SIZE);
+	return 0;
+}
+
+int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen)
+{
+	struct gmem_region *r = gmem_region_find(gm, gpa, 1);
+
+	if (!r)
+		return -EFAULT;
+	*gen = __atomic_load_n(&r->page_state[(gpa - r->gpa) / GMEM_PAGE_SIZE], __ATOMIC_ACQUIRE) >> 32;
 	return 0;
 }
 

@@ -3,6 +3,7 @@
 #define VEIL_GMEM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "compiler.h"
@@ -10,6 +11,17 @@
 #define GMEM_PAGE_SIZE 4096ULL
 #define GMEM_MIN_SIZE (2ULL << 20)
 #define GMEM_MAX_REGIONS 4
+
+/*
+ * The VMA budget of revocation (DESIGN.md §2c): at most this many revoked
+ * extents (maximal runs of PROT_NONE pages) per gmem, so a gmem's mappings
+ * are at most 2 * GMEM_REVOKE_MAX_EXTENTS + GMEM_MAX_REGIONS VMAs whatever
+ * the guest does: 8196, about an eighth of the default vm.max_map_count (65530),
+ * which leaves room for a second VM and for the process's own mappings.
+ * A private conversion past the budget is kept by veil's map alone (its
+ * accesses are still refused, -EACCES) and counted in revoke_skipped.
+ */
+#define GMEM_REVOKE_MAX_EXTENTS 4096U
 
 /* Where RAM may go in an architecture's guest physical address space. */
 struct gmem_arch_map {
@@ -48,6 +60,7 @@ struct gmem_config {
 	bool destructive;         /* §2c: a conversion also punches, so the range reads zeros */
 	uint64_t drain_timeout_ns; /* bound on waiting for pins or a conversion; 0: 2 s */
 	unsigned int max_retries;  /* bound on kernel EAGAIN retries; 0: 16 */
+	unsigned int max_revoked_extents; /* VMA budget; 0: GMEM_REVOKE_MAX_EXTENTS */
 };
 
 struct gmem_stats {
@@ -62,6 +75,8 @@ struct gmem_stats {
 	uint64_t pin_waits;       /* pins that waited for a conversion to finish */
 	uint64_t drain_waits;     /* conversions that waited for pins to drain */
 	uint64_t longterm_releases; /* long-term pins released for a conversion */
+	uint64_t revoke_skipped;  /* private ranges left mapped (map-only): VMA budget or mprotect failed */
+	uint64_t revoked_extents; /* now: runs of revoked (PROT_NONE) pages, <= the budget */
 };
 
 /* A pin: the caller's storage, valid from gmem_pin() to gmem_unpin(). */
@@ -90,7 +105,9 @@ struct gmem_conv_result {
 /*
  * A long-term pin (an io_uring registered buffer): the kernel sees it, veil
  * cannot drain it.  A conversion that needs its pages releases it, and
- * restores it when the pages are shared again.
+ * restores it when the pages are shared again.  A release that fails fails
+ * the conversion or punch with -EBUSY, nothing changed, the pin named in the
+ * culprit: going ahead would let a write through it land in an orphaned page.
  */
 struct gmem_longterm_ops {
 	int (*release)(void *opaque);
@@ -174,6 +191,9 @@ void gmem_longterm_unregister(struct gmem *gm, void *opaque);
 typedef int (*gmem_attrs2_fn)(int fd, uint64_t offset, uint64_t size, uint64_t attrs,
 			      uint64_t *error_offset, void *opaque);
 void gmem_set_attrs2_fn(struct gmem *gm, gmem_attrs2_fn fn, void *opaque);
+/* mprotect(2) of revocation, replaceable for fault injection in tests; returns 0 or -errno. */
+typedef int (*gmem_mprotect_fn)(void *addr, size_t len, int prot, void *opaque);
+void gmem_set_mprotect_fn(struct gmem *gm, gmem_mprotect_fn fn, void *opaque);
 
 enum gmem_model gmem_model(const struct gmem *gm);
 const char *gmem_model_name(enum gmem_model m);
@@ -198,6 +218,8 @@ int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessibl
 /* The attribute map: veil's record of which pages are private. */
 int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool private) __must_check;
 int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private) __must_check;
+/* The page's generation, bumped by each conversion or punch that completes; -EFAULT outside RAM. */
+int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen) __must_check;
 
 uint64_t gmem_flags(const struct gmem *gm);
 /*

@@ -28,6 +28,8 @@ struct gmem_region {
 	uint32_t slot;
 	bool bound;
 	uint64_t *page_state;  /* see PS_* */
+	/* Bitmap of pages whose mapping is (or, after a failed mprotect, may be) PROT_NONE. */
+	uint64_t *revoked;     /* NULL unless cfg.revoke_host_mapping; under revoke_lock */
 };
 
 struct gmem_shard {
@@ -57,6 +59,12 @@ struct gmem {
 	struct gmem_longterm *longterm;
 	gmem_attrs2_fn attrs2;       /* the §2b ioctl, or a fault-injection seam */
 	void *attrs2_opaque;
+	/* Revocation: the bitmaps, the extent count and the mprotects themselves. */
+	pthread_mutex_t revoke_lock;
+	uint64_t revoked_extents;
+	bool budget_warned;
+	gmem_mprotect_fn mprotect;   /* mprotect(2), or a fault-injection seam */
+	void *mprotect_opaque;
 	struct gmem_stats stats;
 };
 
@@ -65,6 +73,14 @@ struct gmem_region *gmem_region_find_pages(struct gmem *gm, uint64_t gpa, uint64
 bool gmem_range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len);
 void gmem_attr_update(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n, bool private);
 void gmem_stat_add(uint64_t *counter, uint64_t n);
+
+/* revoke.c: the host mapping of private pages, within the VMA budget. */
+int gmem_revoke_init(struct gmem *gm, struct gmem_region *r) __must_check;
+/* Revokes pages that became private, where the budget allows; never fails. */
+void gmem_revoke_private(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n);
+/* Restores access to pages becoming shared; on failure nothing else changed. */
+int gmem_revoke_shared(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
+		       struct gmem_conv_result *res) __must_check;
 
 /* pin.c: marking a range as converting and waiting for its pins to drain. */
 int gmem_range_begin(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,

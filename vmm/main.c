@@ -477,6 +477,10 @@ static void print_summary(struct vm *vm, const struct run_opts *o, const char *v
 		fprintf(stderr, "veil: memory faults inside RAM: %llu run again, %llu with the map's "
 			"state applied again\n", (unsigned long long)fretry,
 			(unsigned long long)fresync);
+	if (gs.revoke_skipped)
+		fprintf(stderr, "veil: %llu private ranges kept by veil's map alone: past the budget of "
+			"%u revoked extents (VMAs), or mprotect failed\n",
+			(unsigned long long)gs.revoke_skipped, GMEM_REVOKE_MAX_EXTENTS);
 	vm_virtio_summary(vm, stderr);
 	if (verdict)
 		fprintf(stderr, "veil: %s\n", verdict);

@@ -458,10 +458,12 @@ static void report_text(struct stress *s, const struct stress_totals *t, FILE *f
 		(unsigned long long)t->guest.conversions, (unsigned long long)t->guest.hc_errors,
 		(unsigned long long)s->host_conversions, (unsigned long long)s->host_punches);
 	fprintf(f, "  retries %llu, EAGAIN %llu, speculative pin retries %llu, pin waits %llu, "
-		"drain waits %llu, long-term releases %llu, host failures %llu%s%s\n",
+		"drain waits %llu, long-term releases %llu, map-only private ranges %llu, "
+		"host failures %llu%s%s\n",
 		(unsigned long long)t->gm.retries, (unsigned long long)t->gm.eagain,
 		(unsigned long long)t->gm.spec_retries, (unsigned long long)t->gm.pin_waits,
 		(unsigned long long)t->gm.drain_waits, (unsigned long long)t->gm.longterm_releases,
+		(unsigned long long)t->gm.revoke_skipped,
 		(unsigned long long)s->host_failures, s->first_failure[0] ? " (first: " : "",
 		s->first_failure[0] ? s->first_failure : "");
 	if (s->first_failure[0])
@@ -537,6 +539,7 @@ static void json_counters(FILE *f, const struct stress *s, const struct stress_t
 	json_u64(f, "pin_waits", t->gm.pin_waits);
 	json_u64(f, "drain_waits", t->gm.drain_waits);
 	json_u64(f, "longterm_releases", t->gm.longterm_releases);
+	json_u64(f, "revoke_skipped", t->gm.revoke_skipped);
 	json_u64(f, "host_failures", s->host_failures);
 	json_str(f, "first_host_failure", s->first_failure);
 	json_u64(f, "dma", t->dma.ops);
