@@ -33,6 +33,7 @@ struct iothread {
 	struct io_uring ring;
 	pthread_t thread;
 	bool started;
+	bool stuck;     /* did not stop in time: it may still use the ring, which is left alone */
 	bool stop;
 	int stop_efd;
 	struct io_watch watches[IOTHREAD_MAX_WATCHES];
@@ -48,8 +49,12 @@ int iothread_init(struct iothread *t, unsigned int entries) __must_check;
 int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *opaque) __must_check;
 /* filter: the thread confines itself with the worker seccomp filter first. */
 int iothread_start(struct iothread *t, bool filter) __must_check;
-/* Stops and joins the thread; in-flight I/O is waited for (bounded by the kernel). */
-void iothread_stop(struct iothread *t);
+/*
+ * Stops and joins the thread, waiting at most IOTHREAD_STOP_MS: -ETIMEDOUT
+ * if it did not stop (t->stuck; it is left running, to process exit).
+ */
+#define IOTHREAD_STOP_MS 500
+int iothread_stop(struct iothread *t) __must_check;
 void iothread_destroy(struct iothread *t);
 
 /* On the I/O thread: a free SQE, submitting queued ones first if the ring is full. */

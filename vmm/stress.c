@@ -281,10 +281,8 @@ static void *monitor_thread(void *arg)
 	unsigned int sec;
 
 	for (sec = 1; !vm_stopping(s->vm) && sec <= s->o->seconds + STOP_GRACE_S; sec++) {
-		struct timespec ts = { 1, 0 };
-
-		nanosleep(&ts, NULL);
-		if (vm_stopping(s->vm))
+		/* Woken by a stop at once: a signal must end the stress within 2 s. */
+		if (vm_wait_stop(s->vm, 1000))
 			break;
 		if (sec <= s->o->seconds)
 			progress(s, sec);
@@ -456,7 +454,7 @@ static void report_json(struct stress *s, const struct stress_totals *t)
 	       "\"guest_conversions\":%llu,\"host_conversions\":%llu,\"punches\":%llu,"
 	       "\"retries\":%llu,\"eagain\":%llu,\"spec_retries\":%llu,\"dma\":%llu,"
 	       "\"dma_refused_private\":%llu,\"lost_writes\":%llu,\"violations\":%llu,"
-	       "\"foreign_pin\":\"%s\","
+	       "\"foreign_pin\":\"%s\",\"interrupted\":%s,"
 	       "\"latency_us\":{", gmem_model_name(gmem_model(s->vm->gmem)), s->vm->nr_vcpus,
 	       s->o->seconds,
 	       (unsigned long long)(t->guest.conversions + s->host_conversions),
@@ -466,7 +464,8 @@ static void report_json(struct stress *s, const struct stress_totals *t)
 	       (unsigned long long)t->dma.ops, (unsigned long long)t->dma.refused,
 	       (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations,
 	       !s->o->foreign_pin ? "not run" : !s->foreign[0] ? "did not run" :
-	       strncmp(s->foreign, "skipped", 7) == 0 ? "skipped" : s->foreign_ok ? "refused" : "failed");
+	       strncmp(s->foreign, "skipped", 7) == 0 ? "skipped" : s->foreign_ok ? "refused" : "failed",
+	       s->vm->exit_code >= 128 ? "true" : "false");
 	for (i = 0; i < LAT_NR; i++)
 		lat_json(stdout, &s->lat[i], lat_names[i], i == LAT_NR - 1);
 	printf("}}\n");
@@ -518,6 +517,9 @@ int stress_run(const struct stress_opts *o)
 	}
 	have_dma = s.dma && !start_thread(&dma, dma_thread, &s);
 	code = vm_run(s.vm);
+	if (code >= 128)
+		fprintf(s.progress, "stress: interrupted (%s); the report covers the run so far\n",
+			s.vm->stop_reason);
 	__atomic_store_n(&s.stop, true, __ATOMIC_RELEASE);
 	pthread_join(host, NULL);
 	pthread_join(mon, NULL);
