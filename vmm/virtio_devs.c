@@ -729,6 +729,8 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)vm->virtio->rng->r.stats.bytes,
 			(unsigned long long)vm->virtio->rng->r.stats.errors);
 	if (vm->virtio && vm->virtio->vcon)
-		fprintf(f, "veil: virtio-console: %llu bytes from the guest\n",
-			(unsigned long long)vm->virtio->vcon->c.stats.tx_bytes);
+		fprintf(f, "veil: virtio-console: %llu bytes from the guest, transmit held back %llu "
+			"times for want of output room\n",
+			(unsigned long long)vm->virtio->vcon->c.stats.tx_bytes,
+			(unsigned long long)vm->virtio->vcon->c.stats.tx_waits);
 }
