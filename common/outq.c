@@ -288,14 +288,18 @@ struct outq_stdio *outq_stdio_wrap(void)
 {
 	struct outq_stdio *s = calloc(1, sizeof(*s));
 
-	if (!s)
+	if (!s) {
+		setvbuf(stdout, NULL, _IOLBF, 0);
 		return NULL;
+	}
 #ifdef __SANITIZE_ADDRESS__
 	/* Kept until process exit on purpose: stdio may write through it to the end. */
 	__lsan_ignore_object(s);
 #endif
 	/* Only the main thread and helpers without seccomp write stdout: poll() is theirs. */
 	s->out_wrapped = wrap_stream(&stdout, &s->out, STDOUT_FILENO, _IOLBF, true);
+	if (!s->out_wrapped)
+		setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines still come out as they happen */
 	s->err_wrapped = wrap_stream(&stderr, &s->err, STDERR_FILENO, _IONBF, false);
 	return s;
 }
