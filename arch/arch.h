@@ -58,6 +58,7 @@ int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint
 struct arch_board;
 struct arch_board_ops {
 	void (*console_tx)(void *opaque, uint8_t byte);
+	size_t (*console_tx_room)(void *opaque); /* never waits; NULL: unbounded */
 	void (*stop)(void *opaque, int exit_code, const char *why);
 	void *opaque;
 };
@@ -69,6 +70,9 @@ struct pci_host;
 struct pci_host *arch_board_pci(struct arch_board *b);
 /* Console input; returns how many bytes the device took. */
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len);
+/* console_tx_room() has room again; and the bytes the console lost because it had none. */
+void arch_board_console_tx_ready(struct arch_board *b);
+uint64_t arch_board_console_tx_dropped(struct arch_board *b);
 
 /* Linux boot. */
 /* A virtio-mmio device the firmware tables declare (x86: ACPI DSDT, LNRO0005). */

@@ -20,6 +20,7 @@ enum {
 #define IIR_FIFO 0xc0
 #define FCR_ENABLE 0x01
 #define FCR_CLEAR_RX 0x02
+#define FCR_CLEAR_TX 0x04
 #define LCR_DLAB 0x80
 #define MCR_LOOP 0x10
 #define LSR_DR 0x01
@@ -35,6 +36,10 @@ struct uart8250 {
 	int irq_level;
 	uint8_t fifo[UART8250_FIFO_SIZE];
 	unsigned int head, count;
+	/* Bytes the host has not taken yet (tx_room() said no): THRE and TEMT stay clear. */
+	uint8_t txf[UART8250_TX_FIFO_SIZE];
+	unsigned int tx_head, tx_count;
+	uint64_t tx_dropped;
 };
 
 int uart8250_create(const struct uart8250_config *cfg, struct uart8250 **out)
@@ -114,6 +119,61 @@ size_t uart8250_rx(struct uart8250 *u, const uint8_t *buf, size_t len)
 	return n;
 }
 
+/* Without FIFOs enabled the transmitter holds one byte, as THR alone would. */
+static unsigned int tx_capacity(const struct uart8250 *u)
+{
+	return (u->fcr & FCR_ENABLE) ? UART8250_TX_FIFO_SIZE : 1;
+}
+
+/* Hands the transmit FIFO to the host as far as it has room; empty again means THR empty. */
+static void uart_tx_drain(struct uart8250 *u)
+{
+	size_t room;
+
+	if (!u->tx_count)
+		return;
+	room = u->cfg.tx_room ? u->cfg.tx_room(u->cfg.opaque) : SIZE_MAX;
+	while (u->tx_count && room) {
+		if (u->cfg.tx)
+			u->cfg.tx(u->cfg.opaque, u->txf[u->tx_head]);
+		u->tx_head = (u->tx_head + 1) % UART8250_TX_FIFO_SIZE;
+		u->tx_count--;
+		room--;
+	}
+	if (!u->tx_count)
+		u->thri_pending = true;
+}
+
+void uart8250_tx_ready(struct uart8250 *u)
+{
+	pthread_mutex_lock(&u->lock);
+	uart_tx_drain(u);
+	uart_update_irq(u);
+	pthread_mutex_unlock(&u->lock);
+}
+
+uint64_t uart8250_tx_dropped(struct uart8250 *u)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&u->lock);
+	n = u->tx_dropped;
+	pthread_mutex_unlock(&u->lock);
+	return n;
+}
+
+static uint8_t uart_lsr(struct uart8250 *u)
+{
+	uint8_t v = (uint8_t)(u->lsr_oe | (u->count ? LSR_DR : 0));
+
+	/* A guest polling LSR moves the FIFO along itself, whether or not the host kicks. */
+	uart_tx_drain(u);
+	if (!u->tx_count)
+		v |= LSR_THRE | LSR_TEMT;
+	u->lsr_oe = 0;
+	return v;
+}
+
 static uint8_t uart_msr(const struct uart8250 *u)
 {
 	uint8_t m = u->mcr;
@@ -144,9 +204,7 @@ static uint8_t uart_read_reg(struct uart8250 *u, unsigned int reg)
 	case REG_MCR:
 		return u->mcr;
 	case REG_LSR:
-		v = (uint8_t)(LSR_THRE | LSR_TEMT | u->lsr_oe | (u->count ? LSR_DR : 0));
-		u->lsr_oe = 0;
-		return v;
+		return uart_lsr(u);
 	case REG_MSR:
 		return uart_msr(u);
 	default:
@@ -156,12 +214,20 @@ static uint8_t uart_read_reg(struct uart8250 *u, unsigned int reg)
 
 static void uart_write_thr(struct uart8250 *u, uint8_t v)
 {
-	if (u->mcr & MCR_LOOP)
+	if (u->mcr & MCR_LOOP) {
 		fifo_push(u, v);
-	else if (u->cfg.tx)
-		u->cfg.tx(u->cfg.opaque, v);
-	/* Transmission is instantaneous, so THR is empty again at once. */
-	u->thri_pending = true;
+		u->thri_pending = true; /* the loop is instantaneous */
+		return;
+	}
+	/* Writing THR acknowledges THR empty; the drain raises it again once all went out. */
+	u->thri_pending = false;
+	if (u->tx_count >= tx_capacity(u)) {
+		u->tx_dropped++; /* the guest did not wait for THRE: a real UART loses it too */
+		return;
+	}
+	u->txf[(u->tx_head + u->tx_count) % UART8250_TX_FIFO_SIZE] = v;
+	u->tx_count++;
+	uart_tx_drain(u);
 }
 
 static void uart_write_reg(struct uart8250 *u, unsigned int reg, uint8_t v)
@@ -179,7 +245,7 @@ static void uart_write_reg(struct uart8250 *u, unsigned int reg, uint8_t v)
 			break;
 		}
 		/* Enabling the THR-empty interrupt while THR is empty raises it. */
-		if ((v & IER_THRI) && !(u->ier & IER_THRI))
+		if ((v & IER_THRI) && !(u->ier & IER_THRI) && !u->tx_count)
 			u->thri_pending = true;
 		u->ier = v & 0x0f;
 		break;
@@ -187,6 +253,11 @@ static void uart_write_reg(struct uart8250 *u, unsigned int reg, uint8_t v)
 		u->fcr = v & 0xc9;
 		if (v & FCR_CLEAR_RX)
 			u->head = u->count = 0;
+		if ((v & FCR_CLEAR_TX) && u->tx_count) {
+			u->tx_dropped += u->tx_count;
+			u->tx_head = u->tx_count = 0;
+			u->thri_pending = true;
+		}
 		break;
 	case REG_LCR:
 		u->lcr = v;

@@ -162,21 +162,31 @@ int iothread_start(struct iothread *t, const struct vmm_sandbox_fds *fds)
 	return ret;
 }
 
-void iothread_stop(struct iothread *t)
+int iothread_stop(struct iothread *t)
 {
 	uint64_t one = 1;
+	struct timespec ts;
 
 	if (!t->started)
-		return;
+		return t->stuck ? -ETIMEDOUT : 0;
 	if (write(t->stop_efd, &one, sizeof(one)) < 0)
 		pr_warn("I/O thread: cannot signal the stop: %s", strerror(errno));
-	pthread_join(t->thread, NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += IOTHREAD_STOP_MS * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
 	t->started = false;
+	if (pthread_timedjoin_np(t->thread, NULL, &ts) == 0)
+		return 0;
+	pr_err("I/O thread did not stop within %d ms; giving up on it", IOTHREAD_STOP_MS);
+	t->stuck = true;
+	return -ETIMEDOUT;
 }
 
 void iothread_destroy(struct iothread *t)
 {
-	iothread_stop(t);
+	if (iothread_stop(t))
+		return; /* the thread may still be in the ring: process exit takes it all */
 	io_uring_queue_exit(&t->ring);
 	if (t->stop_efd >= 0)
 		close(t->stop_efd);

@@ -35,6 +35,7 @@ struct iothread {
 	struct io_uring ring;
 	pthread_t thread;
 	bool started;
+	bool stuck;     /* did not stop in time: it may still use the ring, which is left alone */
 	bool stop;
 	int stop_efd;
 	struct io_watch watches[IOTHREAD_MAX_WATCHES];
@@ -50,8 +51,12 @@ int iothread_init(struct iothread *t, unsigned int entries) __must_check;
 int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *opaque) __must_check;
 /* fds: unless NULL, the thread confines itself with the worker seccomp filter first. */
 int iothread_start(struct iothread *t, const struct vmm_sandbox_fds *fds) __must_check;
-/* Stops and joins the thread; in-flight I/O is waited for (bounded by the kernel). */
-void iothread_stop(struct iothread *t);
+/*
+ * Stops and joins the thread, waiting at most IOTHREAD_STOP_MS: -ETIMEDOUT
+ * if it did not stop (t->stuck; it is left running, to process exit).
+ */
+#define IOTHREAD_STOP_MS 500
+int iothread_stop(struct iothread *t) __must_check;
 void iothread_destroy(struct iothread *t);
 
 /* On the I/O thread: a free SQE, submitting queued ones first if the ring is full. */

@@ -14,6 +14,7 @@
 #include "fw.h"
 #include "kvm_uapi.h"
 #include "log.h"
+#include "outq.h"
 #include "parse.h"
 #include "convstress.h"
 #include "fwsvc.h"
@@ -34,6 +35,7 @@
 #define OPT_VCONSOLE 1005
 #define OPT_TRANSPORT 1006
 #define OPT_SECCOMP 1007
+#define OUTPUT_DEADLINE_NS 1000000000ULL /* what stdout still owes at the end, at most */
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -482,6 +484,11 @@ static void print_summary(struct vm *vm, const struct run_opts *o, const char *v
 			"%u revoked extents (VMAs), or mprotect failed\n",
 			(unsigned long long)gs.revoke_skipped, GMEM_REVOKE_MAX_EXTENTS);
 	vm_virtio_summary(vm, stderr);
+	if (vm_console_dropped(vm) || vm_console_unwritten(vm))
+		fprintf(stderr, "veil: console: %llu bytes of guest output dropped while its reader "
+			"did not keep up, %llu still unwritten at the stop\n",
+			(unsigned long long)vm_console_dropped(vm),
+			(unsigned long long)vm_console_unwritten(vm));
 	if (verdict)
 		fprintf(stderr, "veil: %s\n", verdict);
 }
@@ -721,12 +728,10 @@ static int cmd_caps(int argc, char **argv)
 	return 0;
 }
 
-int main(int argc, char **argv)
+static int veil_main(int argc, char **argv, uint64_t t0_ns)
 {
-	uint64_t t0_ns = vm_now_ns();
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
-	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (!cmd) {
 		fputs(usage_main, stderr);
 		return VM_EXIT_USAGE;
@@ -746,4 +751,15 @@ int main(int argc, char **argv)
 	if (!strcmp(cmd, "caps"))
 		return cmd_caps(argc - 1, argv + 1);
 	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);
+}
+
+int main(int argc, char **argv)
+{
+	uint64_t t0_ns = vm_now_ns();
+	/* stdout never blocks veil: a reader that stalls costs output, not a stop. */
+	struct outq_stdio *out = outq_stdio_wrap();
+	int code = veil_main(argc, argv, t0_ns);
+
+	outq_stdio_finish(out, OUTPUT_DEADLINE_NS);
+	return code;
 }

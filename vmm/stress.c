@@ -283,10 +283,8 @@ static void *monitor_thread(void *arg)
 	unsigned int sec;
 
 	for (sec = 1; !vm_stopping(s->vm) && sec <= s->o->seconds + STOP_GRACE_S; sec++) {
-		struct timespec ts = { 1, 0 };
-
-		nanosleep(&ts, NULL);
-		if (vm_stopping(s->vm))
+		/* Woken by a stop at once: a signal must end the stress within 2 s. */
+		if (vm_wait_stop(s->vm, 1000))
 			break;
 		if (sec <= s->o->seconds)
 			progress(s, sec);
@@ -611,6 +609,8 @@ static void stop_signals_block(sigset_t *old)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGQUIT);
 	pthread_sigmask(SIG_BLOCK, &stop, old);
 }
 
@@ -622,6 +622,8 @@ static void stop_signals_restore(const sigset_t *old)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGQUIT);
 	while (sigtimedwait(&stop, NULL, &zero) > 0)
 		;
 	pthread_sigmask(SIG_SETMASK, old, NULL);
@@ -646,8 +648,11 @@ static int stress_go(struct stress *s)
 	have_dma = s->dma && !start_thread(&dma, dma_thread, s);
 	code = vm_run(s->vm);
 	s->t_end_ns = now_ns();
-	/* vm_run() answers 128 + the signal's number when SIGINT or SIGTERM stopped it. */
+	/* vm_run() answers 128 + the signal's number when a stop signal ended it. */
 	s->interrupted = code > 128;
+	if (s->interrupted)
+		fprintf(s->progress, "stress: interrupted (%s); the report covers the run so far\n",
+			s->vm->stop_reason);
 	__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
 	pthread_join(host, NULL);
 	pthread_join(mon, NULL);

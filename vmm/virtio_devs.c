@@ -638,21 +638,19 @@ int vm_add_rng(struct vm *vm, char *err, size_t errlen)
 	return 0;
 }
 
+/* Into the VM's console queue, which the event loop drains: the I/O thread never waits on stdout. */
 static void vcon_output(void *opaque, const void *buf, size_t len)
 {
 	struct vm_vcon *c = opaque;
-	const uint8_t *p = buf;
 
-	while (len) {
-		ssize_t n = write(c->out_fd, p, len);
+	outq_put(c->out, buf, len);
+}
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return; /* the console is gone: the guest's output is dropped, as a UART's would be */
-		p += n;
-		len -= (size_t)n;
-	}
+static size_t vcon_output_room(void *opaque)
+{
+	struct vm_vcon *c = opaque;
+
+	return outq_room(c->out);
 }
 
 static void vcon_proc(struct vm_vdev *v)
@@ -669,7 +667,12 @@ int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
 		       errlen);
 	if (!c)
 		return ret;
-	c->out_fd = out_fd;
+	c->out = vm_console_queue(vm, out_fd);
+	if (!c->out) {
+		snprintf(err, errlen, "output must go where the UART's goes");
+		free(c);
+		return -EINVAL;
+	}
 	ret = virtio_console_init(&c->c, vm->gmem, c->v.name);
 	if (ret) {
 		snprintf(err, errlen, "virtio-console: %s", strerror(-ret));
@@ -677,6 +680,7 @@ int vm_add_vconsole(struct vm *vm, int out_fd, char *err, size_t errlen)
 		return ret;
 	}
 	c->c.output = vcon_output;
+	c->c.output_room = vcon_output_room;
 	c->c.output_opaque = c;
 	c->c.kick = vdev_kick;
 	c->c.kick_opaque = &c->v;
@@ -726,10 +730,17 @@ int vm_virtio_start(struct vm *vm)
 	return ret ? ret : iothread_start(&vm->virtio->io, vm->cfg.seccomp ? &fds : NULL);
 }
 
-void vm_virtio_stop(struct vm *vm)
+int vm_virtio_stop(struct vm *vm)
 {
-	if (vm->virtio)
-		iothread_stop(&vm->virtio->io);
+	return vm->virtio ? iothread_stop(&vm->virtio->io) : 0;
+}
+
+void vm_vconsole_tx_ready(struct vm *vm)
+{
+	struct vm_vcon *c = vm->virtio ? vm->virtio->vcon : NULL;
+
+	if (c && console_tx_take_waiting(&c->c))
+		vdev_kick(&c->v);
 }
 
 void vm_virtio_destroy(struct vm *vm)
@@ -818,6 +829,8 @@ void vm_virtio_summary(struct vm *vm, FILE *f)
 			(unsigned long long)vm->virtio->rng->r.stats.bytes,
 			(unsigned long long)vm->virtio->rng->r.stats.errors);
 	if (vm->virtio && vm->virtio->vcon)
-		fprintf(f, "veil: virtio-console: %llu bytes from the guest\n",
-			(unsigned long long)vm->virtio->vcon->c.stats.tx_bytes);
+		fprintf(f, "veil: virtio-console: %llu bytes from the guest, transmit held back %llu "
+			"times for want of output room\n",
+			(unsigned long long)vm->virtio->vcon->c.stats.tx_bytes,
+			(unsigned long long)vm->virtio->vcon->c.stats.tx_waits);
 }

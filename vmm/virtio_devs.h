@@ -19,6 +19,7 @@
 #include "compiler.h"
 #include "iothread.h"
 #include "mmio.h"
+#include "outq.h"
 #include "pci.h"
 #include "vpci.h"
 
@@ -85,7 +86,7 @@ struct vm_rng {
 struct vm_vcon {
 	struct vm_vdev v;
 	struct virtio_console c;
-	int out_fd;
+	struct outq *out;   /* the VM's console queue (vm_console_queue()) */
 };
 
 struct vm_virtio {
@@ -134,7 +135,9 @@ bool vm_virtio_has_pci(struct vm *vm);
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr);
 /* vm_run()'s: start the I/O thread before the vCPUs, stop it after they joined. */
 int vm_virtio_start(struct vm *vm) __must_check;
-void vm_virtio_stop(struct vm *vm);
+int vm_virtio_stop(struct vm *vm) __must_check; /* -ETIMEDOUT: the I/O thread is stuck */
+/* Output has room again: a virtio-console that stopped transmitting for want of it goes on. */
+void vm_vconsole_tx_ready(struct vm *vm);
 void vm_virtio_destroy(struct vm *vm);
 /* One line per device for the run summary. */
 void vm_virtio_summary(struct vm *vm, FILE *f);

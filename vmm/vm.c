@@ -20,7 +20,7 @@
 #include "vm.h"
 
 #define VM_GUEST_FAULTS_LOGGED 10
-#define VM_JOIN_ATTEMPTS 200 /* x 25 ms: a stop gives up after 5 s */
+#define VM_KICK_MS 25 /* a vCPU not yet out of KVM_RUN is kicked again this often */
 
 int kvm_open(int *kvm_fd, unsigned int *max_vcpus)
 {
@@ -101,31 +101,56 @@ void vm_guest_fault(struct vm *vm, const char *fmt, ...)
 		n == VM_GUEST_FAULTS_LOGGED ? " (further guest faults are only counted)" : "");
 }
 
-static void vm_console_flush(struct vm *vm)
+bool vm_wait_stop(struct vm *vm, unsigned int ms)
 {
-	size_t off = 0;
+	struct timespec ts;
+	bool stopping;
 
-	while (off < vm->console_len) {
-		ssize_t n = write(vm->cfg.console_fd, vm->console_buf + off, vm->console_len - off);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break; /* console gone: the guest must not notice */
-		off += (size_t)n;
+	clock_gettime(CLOCK_REALTIME, &ts); /* stop_cond's clock */
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
 	}
-	vm->console_len = 0;
+	pthread_mutex_lock(&vm->stop_lock);
+	while (!vm->stopping && pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &ts) == 0)
+		;
+	stopping = vm->stopping;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return stopping;
 }
 
-/* Called with the UART's lock held, so one writer at a time. */
+struct outq *vm_console_queue(struct vm *vm, int fd)
+{
+	return fd == vm->cfg.console_fd ? &vm->console_out : NULL;
+}
+
+uint64_t vm_console_dropped(struct vm *vm)
+{
+	return outq_dropped(&vm->console_out) +
+	       (vm->board ? arch_board_console_tx_dropped(vm->board) : 0);
+}
+
+uint64_t vm_console_unwritten(struct vm *vm)
+{
+	return outq_pending(&vm->console_out);
+}
+
+/* The UART's output, on a vCPU thread with its lock held: queued, never written here. */
 static void vm_console_tx(void *opaque, uint8_t byte)
 {
 	struct vm *vm = opaque;
 
 	vm_mark_time(vm, &vm->t_first_byte_ns);
-	vm->console_buf[vm->console_len++] = (char)byte;
-	if (byte == '\n' || vm->console_len == sizeof(vm->console_buf))
-		vm_console_flush(vm);
+	outq_put(&vm->console_out, &byte, 1);
+}
+
+static size_t vm_console_tx_room(void *opaque)
+{
+	struct vm *vm = opaque;
+
+	return outq_room(&vm->console_out);
 }
 
 static void vm_board_stop(void *opaque, int exit_code, const char *why)
@@ -136,7 +161,8 @@ static void vm_board_stop(void *opaque, int exit_code, const char *why)
 static int vm_create_devices(struct vm *vm)
 {
 	struct arch_board_ops ops = {
-		.console_tx = vm_console_tx, .stop = vm_board_stop, .opaque = vm,
+		.console_tx = vm_console_tx, .console_tx_room = vm_console_tx_room,
+		.stop = vm_board_stop, .opaque = vm,
 	};
 	int ret;
 
@@ -242,13 +268,15 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (!vm)
 		return -ENOMEM;
 	vm->cfg = *cfg;
-	vm->kvm_fd = vm->vm_fd = vm->stop_efd = -1;
+	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->console_efd = -1;
 	vm->console_in.fd = -1;
 	if (!vm->cfg.t0_ns)
 		vm->cfg.t0_ns = vm_now_ns();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
 	ret = vm_msi_init(vm);
+	if (!ret)
+		ret = outq_init(&vm->console_out, cfg->console_fd, VM_CONSOLE_QUEUE);
 	if (ret)
 		goto err;
 	ret = kvm_open(&vm->kvm_fd, &max_vcpus);
@@ -267,10 +295,12 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		goto err;
 	}
 	vm->stop_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_efd < 0) {
+	vm->console_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_efd < 0 || vm->console_efd < 0) {
 		ret = -errno;
 		goto err;
 	}
+	outq_set_wake(&vm->console_out, vm->console_efd);
 	ret = vm_create_memory(vm);
 	if (!ret)
 		vm_enable_hypercall_exit(vm);
@@ -298,8 +328,6 @@ void vm_destroy(struct vm *vm)
 	/* Threads that would not stop may still touch all of this: leave it to process exit. */
 	if (vm->threads_stuck)
 		return;
-	if (vm->console_len)
-		vm_console_flush(vm);
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
@@ -309,8 +337,13 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(vm->bus);
 	arch_vm_destroy(vm->arch);
 	gmem_destroy(vm->gmem);
+	if (vm->console_out.buf)
+		outq_drain(&vm->console_out); /* a VM that never ran: what the fd takes now */
+	outq_destroy(&vm->console_out);
 	if (vm->stop_efd >= 0)
 		close(vm->stop_efd);
+	if (vm->console_efd >= 0)
+		close(vm->console_efd);
 	if (vm->vm_fd >= 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd >= 0)
@@ -325,29 +358,38 @@ static void vm_kick_handler(int sig)
 	(void)sig;
 }
 
+/* Kicks and joins one vCPU until deadline_ns (CLOCK_MONOTONIC); false if it is still running. */
+static bool vm_join_vcpu(struct vcpu *vcpu, uint64_t deadline_ns)
+{
+	struct timespec ts;
+
+	do {
+		vcpu_kick(vcpu);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += VM_KICK_MS * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(vcpu->thread, NULL, &ts) == 0)
+			return true;
+	} while (vm_now_ns() < deadline_ns);
+	return false;
+}
+
+/* One deadline for all vCPUs: nothing a vCPU does (console output included) may wait on a reader. */
 static int vm_join_vcpus(struct vm *vm)
 {
-	unsigned int i, attempt;
-	struct timespec ts;
+	uint64_t deadline = vm_now_ns() + VM_JOIN_MS * 1000000ULL;
+	unsigned int i;
 
 	for (i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *vcpu = &vm->vcpus[i];
 
 		if (!vcpu->started)
 			continue;
-		for (attempt = 0; attempt < VM_JOIN_ATTEMPTS; attempt++) {
-			vcpu_kick(vcpu);
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 25 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
-			if (pthread_timedjoin_np(vcpu->thread, NULL, &ts) == 0)
-				break;
-		}
-		if (attempt == VM_JOIN_ATTEMPTS) {
-			pr_err("vCPU %u did not stop within 5 s; giving up on it", i);
+		if (!vm_join_vcpu(vcpu, deadline)) {
+			pr_err("vCPU %u did not stop within %d ms; giving up on it", i, VM_JOIN_MS);
 			vm->threads_stuck = true;
 			return -ETIMEDOUT;
 		}
@@ -374,22 +416,38 @@ static void vm_console_input(struct vm *vm, bool readable)
 	console_in_flush(&vm->console_in, vm_console_rx, vm);
 }
 
+/* Writes out what the console's reader takes now; room made lets the devices go on. */
+static void vm_console_output(struct vm *vm)
+{
+	size_t before = outq_pending(&vm->console_out);
+
+	if (!before || outq_drain(&vm->console_out) == before)
+		return;
+	arch_board_console_tx_ready(vm->board);
+	vm_vconsole_tx_ready(vm);
+}
+
 /* Serves events until a stop is requested.  sfd < 0: signals are not ours to handle. */
 static void vm_event_loop(struct vm *vm, int sfd)
 {
-	struct pollfd pfd[3] = {
+	struct pollfd pfd[5] = {
 		{ .fd = vm->stop_efd, .events = POLLIN },
 		{ .fd = sfd, .events = POLLIN },
 		{ .fd = -1, .events = POLLIN },
+		{ .fd = -1, .events = POLLOUT },
+		{ .fd = vm->console_efd, .events = POLLIN },
 	};
 	struct signalfd_siginfo si;
+	uint64_t v;
 	int timeout;
 
 	while (!vm_stopping(vm)) {
 		/* While the UART's FIFO is full, retry every 10 ms instead of reading more. */
 		pfd[2].fd = console_in_poll_fd(&vm->console_in);
 		timeout = pfd[2].fd < 0 && vm->console_in.off < vm->console_in.len ? 10 : -1;
-		if (poll(pfd, 3, timeout) < 0) {
+		/* Guest output: console_efd says it arrived, POLLOUT that the reader takes more. */
+		pfd[3].fd = outq_pending(&vm->console_out) ? outq_poll_fd(&vm->console_out) : -1;
+		if (poll(pfd, 5, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			vm_request_stop(vm, VM_EXIT_FAILURE, "event loop: poll: %s", strerror(errno));
@@ -399,7 +457,29 @@ static void vm_event_loop(struct vm *vm, int sfd)
 			vm_request_stop(vm, 128 + (int)si.ssi_signo, "stopped by %s",
 					strsignal((int)si.ssi_signo));
 		vm_console_input(vm, pfd[2].fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)));
+		if ((pfd[4].revents & POLLIN) && read(vm->console_efd, &v, sizeof(v)) < 0 &&
+		    errno != EAGAIN)
+			pr_warn("reading the console's eventfd: %s", strerror(errno));
+		vm_console_output(vm);
 	}
+}
+
+/* The signals that stop a VM, each with exit code 128 + its number. */
+static const int vm_stop_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+/* Reads stop signals still pending, so restoring the mask does not kill veil with them. */
+static void vm_drain_signals(int sfd)
+{
+	struct signalfd_siginfo si;
+
+	while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si))
+		;
+}
+
+/* What the console still owes, for a short while; the rest is counted as dropped. */
+static void vm_console_final(struct vm *vm)
+{
+	outq_flush(&vm->console_out, vm_now_ns() + VM_CONSOLE_FLUSH_MS * 1000000ULL);
 }
 
 int vm_run(struct vm *vm)
@@ -410,20 +490,20 @@ int vm_run(struct vm *vm)
 	int sfd = -1;
 
 	sigemptyset(&stopsigs);
-	sigaddset(&stopsigs, SIGINT);
-	sigaddset(&stopsigs, SIGTERM);
+	for (i = 0; i < ARRAY_SIZE(vm_stop_signals); i++)
+		sigaddset(&stopsigs, vm_stop_signals[i]);
 	sigaction(VM_KICK_SIGNAL, &sa, NULL);
 	/* vCPU threads inherit a full mask and unblock only the kick. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	if (vm->cfg.handle_signals) {
 		/* An inherited SIG_IGN would discard them before signalfd sees them. */
-		signal(SIGINT, SIG_DFL);
-		signal(SIGTERM, SIG_DFL);
-		sfd = signalfd(-1, &stopsigs, SFD_CLOEXEC);
+		for (i = 0; i < ARRAY_SIZE(vm_stop_signals); i++)
+			signal(vm_stop_signals[i], SIG_DFL);
+		sfd = signalfd(-1, &stopsigs, SFD_CLOEXEC | SFD_NONBLOCK);
 		if (sfd < 0)
-			pr_warn("signalfd: %s; SIGINT and SIGTERM will not stop the VM cleanly",
-				strerror(errno));
+			pr_warn("signalfd: %s; SIGINT, SIGTERM, SIGHUP and SIGQUIT will not stop the "
+				"VM cleanly", strerror(errno));
 	}
 	/* The VM is built: nothing needs /dev/kvm now, so no thread can reach it. */
 	if (vm->kvm_fd >= 0) {
@@ -453,13 +533,12 @@ int vm_run(struct vm *vm)
 	}
 	vm_event_loop(vm, sfd);
 	console_in_close(&vm->console_in);
-	vm_join_vcpus(vm);
-	if (!vm->threads_stuck)
-		vm_virtio_stop(vm);
+	if (!vm_join_vcpus(vm) && vm_virtio_stop(vm))
+		vm->threads_stuck = true;
+	vm_console_final(vm);
+	vm_drain_signals(sfd);
 	if (sfd >= 0)
 		close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (vm->console_len)
-		vm_console_flush(vm);
 	return vm->exit_code;
 }

@@ -15,8 +15,12 @@
 #include "msi.h"
 #include "gmem.h"
 #include "lat.h"
+#include "outq.h"
 
 #define VM_KICK_SIGNAL SIGUSR1
+#define VM_CONSOLE_QUEUE (64 * 1024) /* guest output waiting for the console's reader */
+#define VM_JOIN_MS 1000              /* a stop gives up on vCPUs still running after this */
+#define VM_CONSOLE_FLUSH_MS 250      /* what the console still owes, at the stop */
 
 /* veil's exit codes; documented in --help and the README. */
 enum vm_exit_code {
@@ -30,10 +34,10 @@ struct vm_config {
 	unsigned int nr_cpus;
 	uint64_t mem_size;
 	unsigned long vm_type;
-	int console_fd;      /* the UART's output */
+	int console_fd;      /* the UART's output (and a virtio-console's), never waited on */
 	int console_in_fd;   /* the UART's input, or -1 */
 	uint64_t t0_ns;      /* CLOCK_MONOTONIC when veil started, for timing */
-	bool handle_signals; /* SIGINT/SIGTERM stop the VM while vm_run() runs */
+	bool handle_signals; /* SIGINT/SIGTERM/SIGHUP/SIGQUIT stop the VM while vm_run() runs */
 	bool destructive;    /* default VMs: conversions punch, so contents read as zeros */
 	bool seccomp;        /* vm_run() confines every thread it starts, and itself (sandbox.h) */
 };
@@ -101,8 +105,14 @@ struct vm {
 	struct console_in console_in;
 	uint64_t t_first_run_ns;  /* first KVM_RUN, since cfg.t0_ns; 0 before */
 	uint64_t t_first_byte_ns; /* first console byte, since cfg.t0_ns; 0 before */
-	char console_buf[256];
-	size_t console_len;
+	/*
+	 * Guest console output, from the UART (vCPU threads) and a
+	 * virtio-console (the I/O thread), on its way to cfg.console_fd.  Only
+	 * the event loop writes it out, never waiting: a reader that stalls
+	 * fills it, and then the devices hold back (back-pressure) or drop.
+	 */
+	struct outq console_out;
+	int console_efd;          /* console_out went from empty to not: the event loop drains */
 	struct vm_stats stats;
 };
 
@@ -114,6 +124,15 @@ void vm_destroy(struct vm *vm);
 
 /* Starts every vCPU, serves events until the VM stops, joins the threads. Returns the exit code. */
 int vm_run(struct vm *vm);
+
+/* Waits up to ms for a stop request; returns vm_stopping(). */
+bool vm_wait_stop(struct vm *vm, unsigned int ms);
+/* The console queue in front of fd, which must be cfg.console_fd; NULL otherwise. */
+struct outq *vm_console_queue(struct vm *vm, int fd);
+/* Guest console bytes lost while it ran: written with no room (the reader did not keep up). */
+uint64_t vm_console_dropped(struct vm *vm);
+/* Guest console bytes the reader had not taken when the VM stopped. */
+uint64_t vm_console_unwritten(struct vm *vm);
 
 /* Asks the VM to stop with an exit code; only the first request counts. Thread-safe. */
 void vm_request_stop(struct vm *vm, int exit_code, const char *fmt, ...) __printf(3, 4);

@@ -84,6 +84,17 @@ size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t le
 	return 0;
 }
 
+void arch_board_console_tx_ready(struct arch_board *b)
+{
+	(void)b;
+}
+
+uint64_t arch_board_console_tx_dropped(struct arch_board *b)
+{
+	(void)b;
+	return 0;
+}
+
 int arch_linux_check(const uint8_t *kernel, size_t size, char *err, size_t errlen)
 {
 	(void)kernel, (void)size;

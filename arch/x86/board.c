@@ -41,6 +41,13 @@ static void board_console_tx(void *opaque, uint8_t byte)
 	b->ops.console_tx(b->ops.opaque, byte);
 }
 
+static size_t board_console_tx_room(void *opaque)
+{
+	struct arch_board *b = opaque;
+
+	return b->ops.console_tx_room ? b->ops.console_tx_room(b->ops.opaque) : SIZE_MAX;
+}
+
 static void board_poweroff(void *opaque)
 {
 	struct arch_board *b = opaque;
@@ -72,7 +79,8 @@ static void board_debug_exit(void *opaque, uint32_t status)
 
 static int board_create_devices(struct arch_board *b)
 {
-	struct uart8250_config uc = { .tx = board_console_tx, .set_irq = board_uart_irq, .opaque = b };
+	struct uart8250_config uc = { .tx = board_console_tx, .tx_room = board_console_tx_room,
+				      .set_irq = board_uart_irq, .opaque = b };
 	struct acpi_pm_config pc = { .poweroff = board_poweroff, .opaque = b };
 	int ret;
 
@@ -158,4 +166,14 @@ void arch_board_destroy(struct arch_board *b)
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len)
 {
 	return uart8250_rx(b->uart, buf, len);
+}
+
+void arch_board_console_tx_ready(struct arch_board *b)
+{
+	uart8250_tx_ready(b->uart);
+}
+
+uint64_t arch_board_console_tx_dropped(struct arch_board *b)
+{
+	return uart8250_tx_dropped(b->uart);
 }

@@ -119,8 +119,17 @@ void console_process_tx(struct virtio_console *c)
 	/* Completions deferred by a used ring under conversion, receive queue's included. */
 	virtio_dev_flush(&c->vdev);
 	pthread_mutex_lock(&c->lock);
+	c->tx_waiting = false;
 	while (virtio_dev_running(&c->vdev)) {
-		int ret = pop(c, CONSOLE_Q_TX, c->req);
+		int ret;
+
+		if (c->output_room && c->output_room(c->output_opaque) < CONSOLE_TX_MIN_ROOM) {
+			/* Left in the queue: the guest waits for the reader, nothing blocks. */
+			c->stats.tx_waits++;
+			c->tx_waiting = true;
+			break;
+		}
+		ret = pop(c, CONSOLE_Q_TX, c->req);
 
 		if (ret < 0)
 			break;
@@ -132,6 +141,17 @@ void console_process_tx(struct virtio_console *c)
 	pthread_mutex_unlock(&c->lock);
 	if (done)
 		virtio_dev_notify_queue(&c->vdev, CONSOLE_Q_TX);
+}
+
+bool console_tx_take_waiting(struct virtio_console *c)
+{
+	bool waiting;
+
+	pthread_mutex_lock(&c->lock);
+	waiting = c->tx_waiting;
+	c->tx_waiting = false;
+	pthread_mutex_unlock(&c->lock);
+	return waiting;
 }
 
 bool console_guest_attached(struct virtio_console *c)

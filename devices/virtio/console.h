@@ -24,6 +24,8 @@
 #define CONSOLE_Q_RX 0 /* receiveq0: the device writes to the guest */
 #define CONSOLE_Q_TX 1 /* transmitq0: the guest writes to the device */
 #define CONSOLE_QUEUE_SIZE 64
+/* Transmit waits for this much output room: Linux's hvc sends at most a page per chain. */
+#define CONSOLE_TX_MIN_ROOM 4096
 
 struct virtio_console {
 	struct virtio_dev vdev;
@@ -31,12 +33,21 @@ struct virtio_console {
 	/*
 	 * Where the guest's output goes, in order: transmitted buffers and
 	 * emergency writes.  Called with lock held, from the I/O thread or (for
-	 * emerg_wr) a vCPU thread: it must not block for long nor call back into
-	 * the device.  buf may point into guest memory, valid only for the call.
-	 * NULL: the output is discarded (still counted).
+	 * emerg_wr) a vCPU thread: it must never wait for the reader, nor call
+	 * back into the device; what it cannot take it drops (and counts).  buf
+	 * may point into guest memory, valid only for the call.  NULL: the output
+	 * is discarded (still counted).
 	 */
 	void (*output)(void *opaque, const void *buf, size_t len);
+	/*
+	 * How many bytes output takes now; NULL: unbounded.  Below
+	 * CONSOLE_TX_MIN_ROOM the device leaves transmit buffers in the queue
+	 * (back-pressure: the guest sees its queue not consumed) and sets
+	 * tx_waiting; the owner kicks it once there is room.
+	 */
+	size_t (*output_room)(void *opaque);
 	void *output_opaque;
+	bool tx_waiting;       /* under lock: transmit stopped for want of output room */
 	/*
 	 * Called when the guest kicks either queue: the owner schedules, on its
 	 * I/O thread, console_process_tx() and, if it holds input the device
@@ -55,6 +66,7 @@ struct virtio_console {
 		 */
 		uint64_t rx_dropped;
 		uint64_t malformed;  /* chains refused: by the virtqueue, or wrong direction */
+		uint64_t tx_waits;   /* times transmit stopped for want of output room */
 	} stats;
 };
 
@@ -82,5 +94,8 @@ size_t console_input(struct virtio_console *c, const void *buf, size_t len);
  * attaching hvc0 (seen: a line sent then was never read).
  */
 bool console_guest_attached(struct virtio_console *c);
+
+/* True once, if transmit stopped for want of room since the last call: kick it again. */
+bool console_tx_take_waiting(struct virtio_console *c);
 
 #endif

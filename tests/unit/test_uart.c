@@ -14,7 +14,15 @@ struct host {
 	unsigned int nr_tx;
 	int level;
 	unsigned int irq_calls;
+	size_t room; /* what host_room() offers */
 };
+
+static size_t host_room(void *opaque)
+{
+	struct host *h = opaque;
+
+	return h->room;
+}
 
 static void host_tx(void *opaque, uint8_t byte)
 {
@@ -325,6 +333,97 @@ static void test_scr_and_readonly(void)
 	uart8250_destroy(u);
 }
 
+static struct uart8250 *make_slow_uart(struct host *h)
+{
+	struct uart8250_config cfg = { .tx = host_tx, .tx_room = host_room, .set_irq = host_irq,
+				       .opaque = h };
+	struct uart8250 *u = NULL;
+
+	memset(h, 0, sizeof(*h));
+	if (uart8250_create(&cfg, &u)) {
+		fprintf(stderr, "uart8250_create failed\n");
+		exit(1);
+	}
+	return u;
+}
+
+/*
+ * A host that cannot take output (stdout's reader stalled) makes a full
+ * transmitter: LSR shows THRE and TEMT clear until it has room, so a driver
+ * that waits for THRE loses nothing, and nothing waits on the host.
+ */
+static void test_tx_backpressure(void)
+{
+	struct host h;
+	struct uart8250 *u = make_slow_uart(&h);
+
+	CHECK_EQ(rd(u, LSR), 0x60);
+	wr(u, THR, 'a');
+	CHECK_EQ(h.nr_tx, 0);
+	CHECK_EQ(rd(u, LSR), 0x00); /* held: THR not empty, transmitter not empty */
+	/* Without FIFOs THR holds one byte: a second one is an overrun, lost and counted. */
+	wr(u, THR, 'b');
+	CHECK_EQ(uart8250_tx_dropped(u), 1);
+	CHECK_EQ(rd(u, LSR), 0x00);
+	/* Room again: polling LSR moves the byte on by itself. */
+	h.room = 1;
+	CHECK_EQ(rd(u, LSR), 0x60);
+	CHECK_EQ(h.nr_tx, 1);
+	CHECK_EQ(h.tx[0], 'a');
+	uart8250_destroy(u);
+}
+
+/* With FIFOs on, 16 bytes wait (as many as Linux loads per THRE); the interrupt comes when all left. */
+static void test_tx_fifo_backpressure(void)
+{
+	struct host h;
+	struct uart8250 *u = make_slow_uart(&h);
+	unsigned int i;
+
+	wr(u, FCR, 0x01);
+	wr(u, IER, 0x02);
+	CHECK_EQ(rd(u, IIR), 0xc2); /* THR empty at first; reading IIR acknowledges it */
+	CHECK_EQ(h.level, 0);
+	for (i = 0; i < UART8250_TX_FIFO_SIZE; i++)
+		wr(u, THR, (uint8_t)('A' + i));
+	CHECK_EQ(uart8250_tx_dropped(u), 0);
+	wr(u, THR, '!');
+	CHECK_EQ(uart8250_tx_dropped(u), 1);
+	CHECK_EQ(h.nr_tx, 0);
+	CHECK_EQ(rd(u, LSR), 0x00);
+	CHECK_EQ(h.level, 0);
+	CHECK_EQ(rd(u, IIR), 0xc1);
+	/* The host drained some: part goes out, the transmitter is still busy, no interrupt. */
+	h.room = 5;
+	uart8250_tx_ready(u);
+	CHECK_EQ(h.nr_tx, 5);
+	CHECK_EQ(h.level, 0);
+	h.room = 0;
+	CHECK_EQ(rd(u, LSR), 0x00);
+	/* All of it: in order, THRE and TEMT set, and THR empty interrupts. */
+	h.room = 100;
+	uart8250_tx_ready(u);
+	CHECK_EQ(h.nr_tx, UART8250_TX_FIFO_SIZE);
+	for (i = 0; i < UART8250_TX_FIFO_SIZE; i++)
+		CHECK_EQ(h.tx[i], 'A' + i);
+	CHECK_EQ(h.level, 1);
+	CHECK_EQ(rd(u, IIR), 0xc2);
+	CHECK_EQ(rd(u, LSR), 0x60);
+	/* FCR bit 2 throws away what is held (counted), and THR is empty again. */
+	h.room = 0;
+	wr(u, THR, 'x');
+	wr(u, THR, 'y');
+	CHECK_EQ(rd(u, LSR), 0x00);
+	wr(u, FCR, 0x05);
+	CHECK_EQ(rd(u, LSR), 0x60);
+	CHECK_EQ(uart8250_tx_dropped(u), 3);
+	CHECK_EQ(h.level, 1);
+	h.room = 100;
+	uart8250_tx_ready(u);
+	CHECK_EQ(h.nr_tx, UART8250_TX_FIFO_SIZE);
+	uart8250_destroy(u);
+}
+
 /* Without a set_irq callback the UART is polled and must not call through NULL. */
 static void test_polled(void)
 {
@@ -358,5 +457,7 @@ int main(void)
 	test_bad_access();
 	test_scr_and_readonly();
 	test_polled();
+	test_tx_backpressure();
+	test_tx_fifo_backpressure();
 	return test_done("test_uart");
 }

@@ -479,7 +479,15 @@ struct sink {
 	uint8_t buf[4096];
 	size_t len;
 	unsigned int calls;
+	size_t room; /* what sink_room() offers */
 };
+
+static size_t sink_room(void *opaque)
+{
+	struct sink *s = opaque;
+
+	return s->room;
+}
 
 static void sink_output(void *opaque, const void *buf, size_t len)
 {
@@ -640,6 +648,46 @@ static void test_console_tx(void)
 	con_teardown(c);
 }
 
+/*
+ * Output without room (stdout's reader stalled): transmit buffers stay in
+ * the queue, unconsumed, until the owner says there is room; the I/O thread
+ * never waits and nothing is lost.
+ */
+static void test_console_tx_backpressure(void)
+{
+	struct con_t *c = con_setup();
+	struct t *t = &c->t;
+
+	c->con.output_room = sink_room;
+	c->out.room = CONSOLE_TX_MIN_ROOM - 1;
+	CHECK(bring_up(t, con_features, 2, CONSOLE_QUEUE_SIZE));
+	put(t, DATA, "held", 4);
+	put(t, DATA + 0x1000, " back", 5);
+	chain(t, CONSOLE_Q_TX, 0, (struct buf[]){ { DATA, 4, false } }, 1);
+	chain(t, CONSOLE_Q_TX, 1, (struct buf[]){ { DATA + 0x1000, 5, false } }, 1);
+	wr(t, 0x050, CONSOLE_Q_TX);
+	console_process_tx(&c->con);
+	CHECK_EQ(c->out.calls, 0);
+	expect_none(t, CONSOLE_Q_TX);
+	CHECK(!t->irq.level);
+	CHECK_EQ(c->con.stats.tx_waits, 1);
+	CHECK(console_tx_take_waiting(&c->con));
+	CHECK(!console_tx_take_waiting(&c->con)); /* once per stop */
+	/* Still no room: still nothing consumed. */
+	console_process_tx(&c->con);
+	expect_none(t, CONSOLE_Q_TX);
+	CHECK_EQ(c->con.stats.tx_waits, 2);
+	/* Room: both chains go out in order and are returned. */
+	c->out.room = 1 << 20;
+	console_process_tx(&c->con);
+	CHECK(sink_is(&c->out, "held back"));
+	expect_used(t, CONSOLE_Q_TX, 0, 0);
+	expect_used(t, CONSOLE_Q_TX, 1, 0);
+	CHECK(!console_tx_take_waiting(&c->con));
+	CHECK_EQ(t->irq.raised, 1);
+	con_teardown(c);
+}
+
 static void test_console_rx(void)
 {
 	struct con_t *c = con_setup();
@@ -733,6 +781,7 @@ int main(void)
 	test_console_registers();
 	test_console_emerg();
 	test_console_tx();
+	test_console_tx_backpressure();
 	test_console_rx();
 	return test_done("virtio_rng_console");
 }
