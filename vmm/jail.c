@@ -104,10 +104,22 @@ static int jail_pivot(const char *dir, char *err, size_t errlen)
 	if (chdir(dir) < 0)
 		return fail(err, errlen, "chdir");
 	/* pivot_root(".", "."): the old root lands on top of the new, then goes; dir stays untouched. */
-	if (syscall(SYS_pivot_root, ".", ".") < 0)
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		if (umount2(".", MNT_DETACH) < 0)
+			return fail(err, errlen, "detaching the old root");
+	} else if (errno == EINVAL) {
+		/*
+		 * The root is the initramfs (rootfs), which has no parent mount to
+		 * pivot from (the nested platform's L1).  Do as switch_root does:
+		 * move dir over / and chroot; without capabilities no chroot is left.
+		 */
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0)
+			return fail(err, errlen, "pivot_root refused (EINVAL), and moving it onto /");
+		if (chroot(".") < 0)
+			return fail(err, errlen, "chroot");
+	} else {
 		return fail(err, errlen, "pivot_root");
-	if (umount2(".", MNT_DETACH) < 0)
-		return fail(err, errlen, "detaching the old root");
+	}
 	if (chdir("/") < 0)
 		return fail(err, errlen, "chdir /");
 	return 0;
