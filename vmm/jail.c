@@ -288,8 +288,11 @@ int jail_enter(const struct jail_cfg *cfg, char *err, size_t errlen)
 		return ret;
 	}
 	if (child > 0) {
-		close(pipefd[0]);
-		jail_parent(child, &waitset); /* keeps pipefd[1] open until it exits */
+		/* The parent needs no file but its end of the pipe, kept open until it exits. */
+		if (pipefd[1] > 3)
+			close_range(3, (unsigned int)pipefd[1] - 1, 0);
+		close_range((unsigned int)pipefd[1] + 1, ~0U, 0);
+		jail_parent(child, &waitset);
 	}
 	close(pipefd[1]);
 	sigorset(&old, &old, &fwd);

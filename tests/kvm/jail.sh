@@ -3,6 +3,7 @@
 # capabilities, no_new_privs, its own namespaces, DIR as its root, the rlimits; guests still
 # run and stop with the right code, and signals reach the jailed veil through its parent.
 . "$(dirname "$0")/../lib/sh.sh"
+BZ=${2:?usage: $0 path/to/veil path/to/linuxboot.bzImage}
 need_kvm
 [ "$(id -u)" = 0 ] || { echo "skip: --jail needs root" >&2; exit 77; }
 for ns in mount:--mount pid:"--pid --fork" ipc:--ipc uts:--uts network:--net; do
@@ -28,6 +29,12 @@ grep -q "selftest: pass" "$TMP/out" || fail "jailed selftest: no pass from the g
 expect 0 "virtio-blk0: 0 reads" -- run --jail "$JAIL" --cpus 2 --transport pci --disk "$TMP/disk.img"
 expect 1 "failure status 5" -- run --jail "$JAIL" --user $NOBODY --firmware "$TMP/status5.bin"
 expect 3 "guest reset \(triple fault\)" -- run --jail "$JAIL" --user $NOBODY --firmware "$TMP/ud2.bin"
+# A kernel and initrd, read before the jail: the linuxboot firmware checks every initrd byte.
+python3 -c 'import sys; sys.stdout.buffer.write(bytes((i * 7 + 3) & 0xff for i in range(100003)))' \
+	>"$TMP/initrd" || { echo "skip: cannot write the initrd (python3)" >&2; exit 77; }
+expect 0 "linuxboot: pass" -- run --jail "$JAIL" --user $NOBODY --kernel "$BZ" --initrd "$TMP/initrd" \
+	--cmdline "console=ttyS0 veiltest=linuxboot" --cpus 2
+grep -q "linuxboot: initrd: 100003 bytes at" "$TMP/out" || fail "jailed linuxboot: initrd not checked"
 [ "$(ls -A "$JAIL")" = marker ] || fail "the jail changed DIR: $(ls -A "$JAIL")"
 
 # start ARGS...: a jailed veil in the background; $PARENT, and $CHILD once the guest runs.
