@@ -28,6 +28,8 @@
 /* Threads beyond the vCPUs (main, I/O, convert stress) plus io_uring's bounded workers. */
 #define JAIL_NPROC_BASE 32
 #define JAIL_NPROC_PER_HOST_CPU 4
+/* What veil's output files (the console, the summary) may grow by in a jail. */
+#define JAIL_FSIZE_SLACK (1ULL << 30)
 
 int jail_parse_user(const char *arg, uid_t *uid, gid_t *gid)
 {
@@ -134,22 +136,27 @@ static int jail_rlimit(int resource, rlim_t v, const char *what, char *err, size
 
 /*
  * Set while still privileged, soft = hard, so the jailed veil cannot raise
- * them.  RLIMIT_FSIZE stops only writes past that size, and veil never
- * grows a disk: the caller gives the largest disk or memfd it sizes.
+ * them.  RLIMIT_FSIZE stops only writes past that size.  veil never grows a
+ * disk, so the largest disk or memfd it sizes is enough for those; stdout
+ * and stderr, when files, may grow by JAIL_FSIZE_SLACK: a guest cannot fill
+ * the host's disk through the console.
  */
 static int jail_limits(const struct jail_cfg *cfg, long host_cpus, char *err, size_t errlen)
 {
+	struct jail_cfg files = { .max_file_size = cfg->max_file_size };
 	rlim_t nofile = JAIL_NOFILE_BASE + (rlim_t)JAIL_NOFILE_PER_CPU * cfg->nr_cpus;
 	rlim_t nproc = JAIL_NPROC_BASE + cfg->nr_cpus +
 		       (rlim_t)JAIL_NPROC_PER_HOST_CPU * (host_cpus > 0 ? (rlim_t)host_cpus : 64);
 	int ret;
 
+	jail_allow_file(&files, STDOUT_FILENO);
+	jail_allow_file(&files, STDERR_FILENO);
 	ret = jail_rlimit(RLIMIT_NOFILE, nofile, "RLIMIT_NOFILE", err, errlen);
 	if (!ret)
 		ret = jail_rlimit(RLIMIT_NPROC, nproc, "RLIMIT_NPROC", err, errlen);
 	if (!ret)
-		ret = jail_rlimit(RLIMIT_FSIZE, cfg->max_file_size ? cfg->max_file_size : 1,
-				  "RLIMIT_FSIZE", err, errlen);
+		ret = jail_rlimit(RLIMIT_FSIZE, files.max_file_size + JAIL_FSIZE_SLACK, "RLIMIT_FSIZE",
+				  err, errlen);
 	return ret;
 }
 

@@ -20,7 +20,7 @@ struct jail_cfg {
 	uid_t uid;
 	gid_t gid;
 	unsigned int nr_cpus;   /* sizes RLIMIT_NPROC and RLIMIT_NOFILE */
-	uint64_t max_file_size; /* RLIMIT_FSIZE: the largest file veil writes or sizes */
+	uint64_t max_file_size; /* the largest file veil writes or sizes; RLIMIT_FSIZE adds 1 GiB */
 };
 
 /* --user UID:GID: two decimal numbers, neither -1; 0 or -EINVAL. */
