@@ -99,7 +99,7 @@ static const char usage_run[] =
 	"                            after; a forbidden system call ends veil with 1\n"
 	"      --jail DIR            open /dev/kvm, the kernel, initrd and disks, then run in\n"
 	"                            new mount, PID, IPC, UTS and network namespaces with DIR\n"
-	"                            (may be empty) as root, no capabilities, no_new_privs\n"
+	"                            (may be empty) as /, no capabilities, no_new_privs\n"
 	"                            and rlimits; a parent forwards INT, TERM, HUP and QUIT\n"
 	"                            and exits with the jailed veil's code (needs root)\n"
 	"      --user UID:GID        with --jail: run as UID:GID, no supplementary groups\n"

@@ -93,9 +93,11 @@ if start --user $NOBODY --cpus 2 --disk "$TMP/disk.img"; then
 	# No SIGHUP or SIGQUIT stops a veil run today; forwarded, they wait (blocked) in the child.
 	kill -s HUP $PARENT
 	kill -s QUIT $PARENT
-	sleep 0.5
+	for i in $(seq 50); do
+		kill -0 $PARENT 2>/dev/null && pend=$(field ShdPnd) && [ $((0x$pend & 0x5)) != 5 ] || break
+		sleep 0.1
+	done
 	if kill -0 $PARENT 2>/dev/null; then
-		pend=$(field ShdPnd)
 		[ $((0x$pend & 0x5)) = 5 ] || fail "SIGHUP and SIGQUIT not forwarded: ShdPnd $pend"
 		stop TERM 143
 	else
@@ -129,6 +131,13 @@ if start --user $NOBODY; then
 	alive && { fail "the jailed veil outlived its parent"; kill -9 $CHILD; }
 fi
 
-# Bad jail arguments that need a real run.
+# Bad jail arguments that need a real run; and root without CAP_SYS_ADMIN gets no jail.
 expect 2 "--disk '$TMP/nosuch.img': No such file" -- run --jail "$JAIL" --disk "$TMP/nosuch.img"
+if command -v setpriv >/dev/null; then
+	checks=$((checks + 1))
+	setpriv --bounding-set -sys_admin "$VEIL" run --jail "$JAIL" >"$TMP/out" 2>&1 </dev/null
+	code=$?
+	[ "$code" = 2 ] && grep -q "new PID namespace: Operation not permitted (a jail needs root)" "$TMP/out" ||
+		{ fail "no CAP_SYS_ADMIN: exit $code, expected 2 with a message"; cat "$TMP/out" >&2; }
+fi
 finish
