@@ -209,12 +209,19 @@ static int jail_tie_to_parent(int parent_pipe, char *err, size_t errlen)
 	return 0;
 }
 
-/* The parent: forward the stop signals, reap the child, exit with its code. */
-static __attribute__((noreturn)) void jail_parent(pid_t child, const sigset_t *waitset)
+/*
+ * The parent: forward the stop signals, reap the child, exit with its code.
+ * It needs no file but its end of the pipe, kept open until it exits.
+ */
+static __attribute__((noreturn)) void jail_parent(pid_t child, const sigset_t *waitset,
+						  int pipe_w)
 {
 	siginfo_t si;
 	int status, sig;
 
+	if (pipe_w > 3)
+		close_range(3, (unsigned int)pipe_w - 1, 0);
+	close_range((unsigned int)pipe_w + 1, ~0U, 0);
 	for (;;) {
 		sig = sigwaitinfo(waitset, &si);
 		if (sig < 0)
@@ -294,13 +301,8 @@ int jail_enter(const struct jail_cfg *cfg, char *err, size_t errlen)
 		close(pipefd[1]);
 		return ret;
 	}
-	if (child > 0) {
-		/* The parent needs no file but its end of the pipe, kept open until it exits. */
-		if (pipefd[1] > 3)
-			close_range(3, (unsigned int)pipefd[1] - 1, 0);
-		close_range((unsigned int)pipefd[1] + 1, ~0U, 0);
-		jail_parent(child, &waitset);
-	}
+	if (child > 0)
+		jail_parent(child, &waitset, pipefd[1]);
 	close(pipefd[1]);
 	sigorset(&old, &old, &fwd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
