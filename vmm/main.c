@@ -18,6 +18,7 @@
 #include "parse.h"
 #include "convstress.h"
 #include "fwsvc.h"
+#include "jail.h"
 #include "virtio_devs.h"
 #include "stress.h"
 #include "vm.h"
@@ -36,6 +37,8 @@
 #define OPT_TRANSPORT 1006
 #define OPT_SECCOMP 1007
 #define OUTPUT_DEADLINE_NS 1000000000ULL /* what stdout still owes at the end, at most */
+#define OPT_JAIL 1008
+#define OPT_USER 1009
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 
@@ -96,6 +99,12 @@ static const char usage_run[] =
 	"      --seccomp on|off      on (default): vCPU and I/O threads load a seccomp\n"
 	"                            filter before they start, the main thread right\n"
 	"                            after; a forbidden system call ends veil with 1\n"
+	"      --jail DIR            open /dev/kvm, the kernel, initrd and disks, then run in\n"
+	"                            new mount, PID, IPC, UTS and network namespaces with DIR\n"
+	"                            (may be empty) as /, no capabilities, no_new_privs\n"
+	"                            and rlimits; a parent forwards INT, TERM, HUP and QUIT\n"
+	"                            and exits with the jailed veil's code (needs root)\n"
+	"      --user UID:GID        with --jail: run as UID:GID, no supplementary groups\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
@@ -167,6 +176,7 @@ struct run_opts {
 	bool no_seccomp;
 	unsigned int nr_disks;
 	struct vm_disk_cfg disks[VM_MAX_DISKS];
+	struct jail_cfg jail;
 };
 
 __attribute__((noreturn, format(printf, 2, 3))) static void die_usage(const char *cmd,
@@ -244,6 +254,18 @@ static void check_vm_type(const char *cmd, int kvm_fd, unsigned long type)
 			  "(KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
 }
 
+static void check_jail(struct run_opts *o)
+{
+	char err[160];
+
+	if (o->jail.set_user && !o->jail.dir)
+		die_usage("run", "--user needs --jail: veil drops to it only inside a jail");
+	if (o->jail.dir && jail_check_dir(o->jail.dir, err, sizeof(err)))
+		die_usage("run", "--jail '%s': %s", o->jail.dir, err);
+	o->jail.nr_cpus = o->nr_cpus;
+	o->jail.max_file_size = o->mem_size; /* the out-of-place model's memfds */
+}
+
 static void parse_run(int argc, char **argv, struct run_opts *o)
 {
 	static const struct option longopts[] = {
@@ -266,6 +288,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "console", required_argument, NULL, OPT_VCONSOLE },
 		{ "transport", required_argument, NULL, OPT_TRANSPORT },
 		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
+		{ "jail", required_argument, NULL, OPT_JAIL },
+		{ "user", required_argument, NULL, OPT_USER },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -297,6 +321,13 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 			if (strcmp(optarg, "on") && strcmp(optarg, "off"))
 				die_usage("run", "--seccomp '%s': on or off", optarg);
 			o->no_seccomp = !strcmp(optarg, "off");
+			break;
+		case OPT_JAIL: o->jail.dir = optarg; break;
+		case OPT_USER:
+			if (jail_parse_user(optarg, &o->jail.uid, &o->jail.gid))
+				die_usage("run", "--user '%s': not UID:GID (two numbers, e.g. 65534:65534)",
+					  optarg);
+			o->jail.set_user = true;
 			break;
 		case OPT_VCONSOLE:
 			if (strcmp(optarg, "serial") && strcmp(optarg, "virtio"))
@@ -345,6 +376,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		die_usage("run", "--check-stride applies to --firmware conversions only");
 	if (o->kernel && !o->cmdline)
 		o->cmdline = "console=ttyS0";
+	check_jail(o);
 	log_set_level(verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN);
 }
 
@@ -506,12 +538,12 @@ static int selftest_verdict(struct vm *vm, const struct fw_boot *fb, char *verdi
 	return VM_EXIT_POWEROFF;
 }
 
-static int run_vm(const struct run_opts *o, struct boot_src *b)
+static int run_vm(const struct run_opts *o, struct boot_src *b, int kvm_fd)
 {
 	struct vm_config cfg = {
 		.nr_cpus = o->nr_cpus, .mem_size = o->mem_size, .vm_type = o->vm_type,
 		.console_fd = STDOUT_FILENO, .console_in_fd = STDIN_FILENO, .handle_signals = true,
-		.t0_ns = o->t0_ns, .seccomp = !o->no_seccomp,
+		.t0_ns = o->t0_ns, .seccomp = !o->no_seccomp, .kvm_fd = kvm_fd,
 	};
 	char verdict[320] = "";
 	struct fw_boot fb;
@@ -591,6 +623,32 @@ static int run_vm(const struct run_opts *o, struct boot_src *b)
 	return code;
 }
 
+/* Before any jail: a jailed veil can open nothing by path. */
+static void open_disks(struct run_opts *o)
+{
+	for (unsigned int i = 0; i < o->nr_disks; i++) {
+		int ret = vm_disk_open(&o->disks[i]);
+
+		if (ret)
+			die_usage("run", "--disk '%s': %s", o->disks[i].path, strerror(-ret));
+		jail_allow_file(&o->jail, o->disks[i].fd);
+	}
+}
+
+/* Returns in the jailed child only; the parent exits with the child's code. */
+static void enter_jail(struct run_opts *o)
+{
+	char err[200] = "";
+	int ret = jail_enter(&o->jail, err, sizeof(err));
+
+	if (ret == -EPERM)
+		die_usage("run", "--jail '%s': %s (a jail needs root)", o->jail.dir, err);
+	if (ret) {
+		fprintf(stderr, "veil run: --jail '%s': %s\n", o->jail.dir, err);
+		exit(VM_EXIT_FAILURE);
+	}
+}
+
 static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 {
 	unsigned int max_vcpus;
@@ -608,13 +666,18 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 		return VM_EXIT_FAILURE;
 	}
 	check_vm_type("run", kvm_fd, o.vm_type);
-	close(kvm_fd);
 	if (o.nr_cpus > max_vcpus)
 		die_usage("run", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
-	ret = run_vm(&o, &b);
+	open_disks(&o);
+	if (o.jail.dir)
+		enter_jail(&o);
+	ret = run_vm(&o, &b, kvm_fd);
+	close(kvm_fd);
 	boot_src_free(&b);
-	for (unsigned int i = 0; i < o.nr_disks; i++)
+	for (unsigned int i = 0; i < o.nr_disks; i++) {
+		close(o.disks[i].fd);
 		free((char *)o.disks[i].path); /* the strdup'd --disk spec starts with its path */
+	}
 	return ret;
 }
 

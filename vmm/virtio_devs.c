@@ -25,6 +25,7 @@ int vm_disk_parse(char *spec, struct vm_disk_cfg *cfg, char *err, size_t errlen)
 	char *opt;
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->fd = -1;
 	cfg->path = strsep(&spec, ",");
 	if (!cfg->path[0]) {
 		snprintf(err, errlen, "no file name");
@@ -41,6 +42,17 @@ int vm_disk_parse(char *spec, struct vm_disk_cfg *cfg, char *err, size_t errlen)
 		}
 	}
 	return 0;
+}
+
+static int disk_open_flags(const struct vm_disk_cfg *cfg)
+{
+	return (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (cfg->direct ? O_DIRECT : 0);
+}
+
+int vm_disk_open(struct vm_disk_cfg *cfg)
+{
+	cfg->fd = open(cfg->path, disk_open_flags(cfg));
+	return cfg->fd < 0 ? -errno : 0;
 }
 
 static struct vm_virtio *virtio_of(struct vm *vm)
@@ -446,7 +458,7 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 	struct vm_virtio *v = virtio_of(vm);
 	uint64_t size = 0;
 	struct vm_blk *b;
-	int ret, flags;
+	int ret;
 
 	if (!v) {
 		snprintf(err, errlen, "cannot set up the I/O thread's io_uring");
@@ -461,8 +473,7 @@ int vm_add_disk(struct vm *vm, const struct vm_disk_cfg *cfg, char *err, size_t 
 		return -ENOMEM;
 	b->v.kick_efd = -1;
 	snprintf(b->v.name, sizeof(b->v.name), "virtio-blk%u", v->nr_blk);
-	flags = (cfg->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (cfg->direct ? O_DIRECT : 0);
-	b->fd = open(cfg->path, flags);
+	b->fd = cfg->fd >= 0 ? fcntl(cfg->fd, F_DUPFD_CLOEXEC, 0) : open(cfg->path, disk_open_flags(cfg));
 	if (b->fd < 0) {
 		ret = -errno;
 		snprintf(err, errlen, "%s", strerror(errno));

@@ -31,6 +31,7 @@ struct vm_disk_cfg {
 	const char *path;
 	bool read_only;
 	bool direct; /* O_DIRECT */
+	int fd;      /* opened by vm_disk_open(), or -1: vm_add_disk() opens path */
 };
 
 /* What every device has: its transport, slot, kick eventfd, and a process call. */
@@ -108,8 +109,10 @@ struct vm_virtio {
  * cfg->path points into spec.
  */
 int vm_disk_parse(char *spec, struct vm_disk_cfg *cfg, char *err, size_t errlen) __must_check;
+/* Opens cfg->path into cfg->fd as vm_add_disk() would (before a jail); 0 or -errno. */
+int vm_disk_open(struct vm_disk_cfg *cfg) __must_check;
 /*
- * Opens the disk and adds a virtio-blk device on the next virtio-mmio slot.
+ * Opens the disk (or takes a copy of cfg->fd) and adds a virtio-blk device on the next virtio-mmio slot.
  * -errno with err set: a missing or unusable file, a size not a multiple
  * of 512, too many devices.
  */

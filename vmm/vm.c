@@ -22,11 +22,10 @@
 #define VM_GUEST_FAULTS_LOGGED 10
 #define VM_KICK_MS 25 /* a vCPU not yet out of KVM_RUN is kicked again this often */
 
-int kvm_open(int *kvm_fd, unsigned int *max_vcpus)
+static int kvm_check(int fd, int *kvm_fd, unsigned int *max_vcpus)
 {
-	int fd, ver, max;
+	int ver, max;
 
-	fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	ver = ioctl(fd, KVM_GET_API_VERSION, 0);
@@ -40,6 +39,16 @@ int kvm_open(int *kvm_fd, unsigned int *max_vcpus)
 	*max_vcpus = max > 0 ? (unsigned int)max : 4;
 	*kvm_fd = fd;
 	return 0;
+}
+
+int kvm_open(int *kvm_fd, unsigned int *max_vcpus)
+{
+	return kvm_check(open("/dev/kvm", O_RDWR | O_CLOEXEC), kvm_fd, max_vcpus);
+}
+
+int kvm_dup(int from, int *kvm_fd, unsigned int *max_vcpus)
+{
+	return kvm_check(fcntl(from, F_DUPFD_CLOEXEC, 0), kvm_fd, max_vcpus);
 }
 
 uint64_t vm_now_ns(void)
@@ -279,7 +288,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		ret = outq_init(&vm->console_out, cfg->console_fd, VM_CONSOLE_QUEUE);
 	if (ret)
 		goto err;
-	ret = kvm_open(&vm->kvm_fd, &max_vcpus);
+	ret = cfg->kvm_fd > 0 ? kvm_dup(cfg->kvm_fd, &vm->kvm_fd, &max_vcpus) :
+				kvm_open(&vm->kvm_fd, &max_vcpus);
 	if (ret) {
 		pr_err("opening /dev/kvm: %s", strerror(-ret));
 		goto err;

@@ -40,6 +40,7 @@ struct vm_config {
 	bool handle_signals; /* SIGINT/SIGTERM/SIGHUP/SIGQUIT stop the VM while vm_run() runs */
 	bool destructive;    /* default VMs: conversions punch, so contents read as zeros */
 	bool seccomp;        /* vm_run() confines every thread it starts, and itself (sandbox.h) */
+	int kvm_fd;          /* > 0: an open /dev/kvm that vm_create() copies (--jail); 0: open it */
 };
 
 struct vcpu_stats {
@@ -118,6 +119,8 @@ struct vm {
 
 /* Opens /dev/kvm; *max_vcpus gets KVM_CAP_MAX_VCPUS. */
 int kvm_open(int *kvm_fd, unsigned int *max_vcpus) __must_check;
+/* The same checks on a copy of an already open /dev/kvm, from. */
+int kvm_dup(int from, int *kvm_fd, unsigned int *max_vcpus) __must_check;
 
 int vm_create(const struct vm_config *cfg, struct vm **out) __must_check;
 void vm_destroy(struct vm *vm);

@@ -9,7 +9,7 @@
 #                                selftest, linux-stock, linux-swprot, linux-panic,
 #                                stress-default, stress-swprot, stress-inplace,
 #                                virtio-blk-integrity, virtio-balloon, virtio-pci,
-#                                virtio-pci-intx, seed-inplace
+#                                virtio-pci-intx, seed-inplace, virtio-blk-jail
 #   qemu-direct [stock|swprot] [poweroff|panic|shell] [-- QEMU ARGS]
 #                                debugging: boots an L2 kernel with the L2 initramfs directly
 #                                under host-level QEMU TCG (no L1, no veil) and checks markers
@@ -703,6 +703,47 @@ test_blk_integrity() { # NAME [VEIL ARGS...]
 		fi
 	fi
 }
+# The integrity test with veil jailed (veil run --jail): an empty root, user 65534, no
+# capabilities.  A watcher in L1 finds the jailed veil (PID 1 of its own PID namespace) once
+# its seccomp filter is on, that is once the guest runs, and prints what /proc says of it.
+jail_watch_script='
+i=0
+while [ $i -lt 300 ]; do
+	for d in /proc/[0-9]*; do
+		read -r c 2>/dev/null <$d/comm || continue # a builtin: no fork per process under TCG
+		[ "$c" = veil ] || continue
+		grep -q "^NSpid:.*[[:space:]]1$" $d/status 2>/dev/null || continue
+		grep -q "^Seccomp:[[:space:]]*2" $d/status || continue
+		echo "VEIL-JAIL: $(grep -E "^(Uid|Gid|CapEff|CapBnd|NoNewPrivs):" $d/status | tr -s "\t\n" "  ")"
+		for n in mnt pid ipc uts net; do
+			[ "$(readlink $d/ns/$n)" = "$(readlink /proc/1/ns/$n)" ] || echo "VEIL-JAIL: own $n namespace"
+		done
+		echo "VEIL-JAIL: root=[$(ls -A $d/root | tr "\n" " ")]"
+		exit 0
+	done
+	i=$((i + 1))
+	sleep 1
+done
+echo "VEIL-JAIL: no jailed veil seen"'
+jail_own_ns() { local n; for n in mnt pid ipc uts net; do output_has linux "^VEIL-JAIL: own $n namespace" || return 1; done; }
+test_blk_jail() {
+	add_step mkjail 30 mkdir -p /tmp/jail
+	# In the background: the step returns at once, the watcher prints during the next steps.
+	add_step watch 30 sh -c "(sh -c '$jail_watch_script') &"
+	blk_integrity_steps --jail /tmp/jail --user 65534:65534
+	run_l1 virtio-blk-jail || return 1
+	check "L2 found the virtio-blk disk (through ACPI)" output_has linux '^VEIL-L2: blk=present sectors=147456'
+	check "L2 read back what it wrote" output_has linux '^VEIL-L2: blk=ok'
+	check "veil exits 0 after the guest's poweroff, through its jail's parent" exit_is linux 0
+	check "veil saw no I/O errors and no malformed requests" \
+		output_has linux '^veil: virtio-blk0: .* 0 errors, 0 malformed'
+	check "the image in L1 holds the generator's 64 MiB" image_matches
+	check "the running veil was uid/gid 65534, no capabilities, no_new_privs" output_has linux \
+		'^VEIL-JAIL: Uid: 65534 65534 65534 65534 Gid: 65534 65534 65534 65534 CapEff: 0+ CapBnd: 0+ NoNewPrivs: 1'
+	check "it had its own mount, PID, IPC, UTS and network namespaces" jail_own_ns
+	check "its root was the empty /tmp/jail" output_has linux '^VEIL-JAIL: root=\[\]'
+}
+
 # The seeds' scenario end to end (issue 6), on the in-place kernel with a SW_PROTECTED VM, so
 # conversions are real kernel conversions that keep contents: while the stock L2 does the
 # integrity test's I/O, veil round-trips ranges of its RAM, half of them over the disk's live
@@ -883,6 +924,7 @@ run_test() {
 	local name=${1:?run-test needs a test name}
 	case $name in
 	selftest | linux-stock | linux-panic | stress-default | virtio-blk-integrity | virtio-balloon | virtio-pci) ;;
+	virtio-blk-jail) ;;
 	virtio-pci-intx)
 		# Linux's virtio-pci then falls back to INTx (the ACPI _PRT's GSI, level-triggered).
 		export NESTED_L2_CMDLINE_EXTRA="${NESTED_L2_CMDLINE_EXTRA:-} pci=nomsi"
@@ -895,7 +937,7 @@ run_test() {
 		L1_CHOICE=inplace
 		L1_CMDLINE+=" kvm.gmem_in_place_conversion=1"
 		;;
-	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace, virtio-pci, virtio-pci-intx)" ;;
+	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace, virtio-pci, virtio-pci-intx, virtio-blk-jail)" ;;
 	esac
 	# Firmware guests run under single-threaded TCG.  Multi-threaded TCG gave two kinds of
 	# failure here that single-threaded TCG never showed in 10 firmware runs (5 of them with a CPU
@@ -921,6 +963,7 @@ run_test() {
 		stress-swprot) test_stress_swprot || true ;;
 		stress-inplace) test_stress_inplace || true ;;
 		virtio-blk-integrity) test_blk_integrity virtio-blk-integrity || true ;;
+		virtio-blk-jail) test_blk_jail || true ;;
 		virtio-pci) test_blk_integrity virtio-pci --transport pci --rng || true ;;
 		virtio-pci-intx) test_blk_integrity virtio-pci-intx --transport pci --rng || true ;;
 		virtio-balloon) test_balloon || true ;;

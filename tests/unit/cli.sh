@@ -55,6 +55,20 @@ expect 2 "--initrd needs --kernel" -- run --initrd /x
 expect 2 "--cmdline needs --kernel" -- run --cmdline x
 expect 2 "--kernel '/nonexistent': No such file" -- run --kernel /nonexistent
 expect 2 "--kernel '$TMP/empty.bin': not a regular file" -- run --kernel "$TMP/empty.bin"
+# --jail DIR [--user UID:GID]: checked before anything is opened or any namespace entered.
+expect 2 "--jail '/nonexistent': No such file or directory" -- run --jail /nonexistent
+expect 2 "--jail '$TMP/empty.bin': not a directory" -- run --jail "$TMP/empty.bin"
+expect 2 "--jail '': No such file or directory" -- run --jail ''
+expect 2 "--jail '/': the root directory itself is no jail" -- run --jail /
+expect 2 "option '--jail' needs a value" -- run --jail
+expect 2 "--user needs --jail" -- run --user 65534:65534
+for u in abc 1 1: :1 1:2:3 -1:0 0:-1 4294967295:0 0:4294967295 99999999999:0 " 1:1" 1:0x1; do
+	expect 2 "--user '$u': not UID:GID" -- run --jail "$TMP/dir" --user "$u"
+done
+expect 2 "option '--user' needs a value" -- run --jail "$TMP/dir" --user
+expect 2 "veil stress: unknown option '--jail'" -- stress --jail "$TMP/dir"
+expect 2 "veil caps: unknown option '--jail'" -- caps --jail "$TMP/dir"
+expect 2 "veil stress: unknown option '--user'" -- stress --user 0:0
 head -c 8192 /dev/urandom >"$TMP/random.bin"
 expect 2 "--kernel '$TMP/random.bin': not a Linux kernel" -- run --kernel "$TMP/random.bin"
 
@@ -69,7 +83,7 @@ for opt in --cpus --mem --seconds --vm-type --destructive --no-dma --foreign-pin
 	grep -q -- "$opt" "$TMP/out" || fail "veil stress --help does not mention $opt"
 done
 expect 0 "--kernel" -- run --help
-for opt in --kernel --initrd --cmdline --vm-type --timing; do
+for opt in --kernel --initrd --cmdline --vm-type --timing --jail --user; do
 	grep -q -- "$opt" "$TMP/out" || fail "veil run --help does not mention $opt"
 done
 expect 0 "commands:" -- --help
