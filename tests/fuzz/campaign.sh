@@ -17,7 +17,7 @@ for t in "${targets[@]}"; do
 		-artifact_prefix="$work/crashes/" "$work/new" "$corpus" > "$work/fuzz.log" 2>&1
 	echo "$t: rc $? $(grep -o 'cov: [0-9]*' "$work/fuzz.log" | tail -1)," \
 		"$(grep -o 'number_of_executed_units: [0-9]*' "$work/fuzz.log")," \
-		"$(grep -o 'average_exec_per_sec: [0-9]*' "$work/fuzz.log")," \
+		"$(grep -o 'average_exec_per_sec: *[0-9]*' "$work/fuzz.log")," \
 		"crashes $(ls "$work/crashes" | wc -l)" | tee -a "$logdir/summary"
 	# Keep only what adds coverage: merge the found inputs into a fresh minimal corpus.
 	rm -rf "$work/min" && mkdir -p "$work/min"

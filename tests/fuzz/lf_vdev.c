@@ -78,7 +78,13 @@ static uint32_t reg_rd(struct lf *t, uint64_t off, unsigned int len)
 
 static void reg_wr(struct lf *t, uint64_t off, uint32_t v, unsigned int len)
 {
-	CHECK_EQ(reg_access(t, off, &v, len, true), 0);
+	int ret = reg_access(t, off, &v, len, true);
+
+	if (ret)
+		fprintf(stderr, "register write at 0x%llx (%u bytes) of 0x%x: %d; bar 0x%llx\n",
+			(unsigned long long)off, len, v, ret,
+			t->pci ? (unsigned long long)pci_bar_addr(&t->vp.pci, 0) : 0ULL);
+	CHECK_EQ(ret, 0);
 }
 
 static void cfg_wr(struct lf *t, uint32_t reg, uint32_t v, unsigned int len)
@@ -495,8 +501,11 @@ static void damage(struct lf *t, unsigned int q)
 		break;
 	}
 	v = fuzz_value(f, 0, w);
-	if (at == QRING(q) + 0x8000 + 2 && w == 2)
-		t->q[q].avail_idx = (uint16_t)v;
+	if (at < QRING(q) + 0x8000 + 4 && at + w > QRING(q) + 0x8000 + 2) { /* on the avail idx */
+		t->q[q].jumped = true;
+		if (at == QRING(q) + 0x8000 + 2 && w == 2)
+			t->q[q].avail_idx = (uint16_t)v;
+	}
 	put(t, at, &v, w);
 }
 
@@ -520,12 +529,14 @@ static void poke(struct lf *t)
 static void pci_cfg(struct lf *t)
 {
 	struct fuzz *f = &t->f;
-	uint32_t reg = (uint32_t)fuzz_below(f, PCI_CFG_SIZE), v = (uint32_t)fuzz_value(f, 0, 4);
 	unsigned int len = 1u << fuzz_below(f, 3);
+	uint32_t reg = (uint32_t)fuzz_below(f, PCI_CFG_SIZE) & ~(len - 1), v = (uint32_t)fuzz_value(f, 0, 4);
 
-	if (reg < PCI_COMMAND + 2 || (reg >= PCI_BAR0 && reg < PCI_BAR0 + 24))
-		return; /* moving the BAR away is fuzz_pci's; here the device must stay reachable */
-	cfg_wr(t, reg & ~(len - 1), v, len);
+	/* Moving the BAR or turning decoding off is fuzz_pci's; here the device must stay reachable. */
+	if ((reg < PCI_COMMAND + 2 && reg + len > PCI_COMMAND) ||
+	    (reg < PCI_BAR0 + 4 * PCI_BARS && reg + len > PCI_BAR0))
+		return;
+	cfg_wr(t, reg, v, len);
 }
 
 static void check(struct lf *t)
@@ -543,6 +554,9 @@ static void check(struct lf *t)
 		memcpy(&idx, t->ram + QRING(q) + 0x8000 + 2, 2);
 		if (!t->vd->vq[q].ready || t->q[q].jumped || idx != t->q[q].avail_idx)
 			continue;
+		if (t->vd->vq[q].used_idx > t->q[q].published)
+			fprintf(stderr, "queue %u: used %u chains of %u published (last_avail %u, avail idx %u)\n",
+				q, t->vd->vq[q].used_idx, t->q[q].published, t->vd->vq[q].last_avail, idx);
 		CHECK(t->vd->vq[q].used_idx <= t->q[q].published);
 	}
 }
