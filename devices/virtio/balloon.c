@@ -8,6 +8,7 @@
 
 #define PFN_SHIFT 12 /* the balloon's page frame numbers are 4 KiB, whatever the guest's */
 #define PFNS_PER_CHUNK 256
+#define BALLOON_MAX_PFNS 256 /* per inflate request */
 
 struct balloon_config {
 	uint32_t num_pages;
@@ -82,13 +83,21 @@ static void report(struct virtio_balloon *b, const struct vq_req *req)
 	}
 }
 
-/* Inflate: the readable buffers hold 32-bit PFNs of pages the guest gave up. */
+/*
+ * Inflate: the readable buffers hold 32-bit PFNs of pages the guest gave up.
+ * At most BALLOON_MAX_PFNS a request, as Linux sends (its
+ * VIRTIO_BALLOON_ARRAY_PFNS_MAX): a chain of 1 MiB buffers would otherwise
+ * hold ~34 M PFNs, a punch each, and hold the I/O thread for minutes (found
+ * by vdev_balloon_lf: 38 s for one 1 MiB buffer).  The rest is ignored.
+ */
 static void inflate(struct virtio_balloon *b, const struct vq_req *req)
 {
 	uint32_t pfn[PFNS_PER_CHUNK];
 	uint64_t off = 0, n, i;
 
-	while ((n = vq_copy_from(req, off, pfn, sizeof(pfn)) / 4) != 0) {
+	if (req->out_len > BALLOON_MAX_PFNS * 4)
+		b->stats.malformed++;
+	while (off < BALLOON_MAX_PFNS * 4 && (n = vq_copy_from(req, off, pfn, sizeof(pfn)) / 4) != 0) {
 		for (i = 0; i < n; i++)
 			discard(b, (uint64_t)pfn[i] << PFN_SHIFT, GMEM_PAGE_SIZE);
 		b->stats.inflated_pages += n;

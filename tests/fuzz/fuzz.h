@@ -27,6 +27,10 @@ struct fuzz {
 	unsigned long first, iters;
 	uint64_t s; /* the current iteration's stream */
 	bool carries_state; /* iterations build on each other: a replay starts at 0 */
+#ifdef VEIL_LIBFUZZER
+	const uint8_t *in;  /* libFuzzer's input: the choices, read in order */
+	size_t in_len, in_pos;
+#endif
 };
 
 /* For the crash and timeout notes, which run where no struct fuzz is in reach. */
@@ -34,7 +38,7 @@ static struct fuzz *fuzz_current;
 static volatile unsigned long fuzz_iter_now;
 
 /* The environment that runs iteration i again, into buf; returns its length. */
-static int fuzz_replay(const struct fuzz *f, unsigned long i, char *buf, size_t len)
+static inline int fuzz_replay(const struct fuzz *f, unsigned long i, char *buf, size_t len)
 {
 	unsigned long first = f->carries_state ? f->first : i;
 
@@ -42,7 +46,7 @@ static int fuzz_replay(const struct fuzz *f, unsigned long i, char *buf, size_t 
 			(unsigned long long)f->seed, first, i - first + 1);
 }
 
-static void fuzz_note(void)
+static inline void fuzz_note(void)
 {
 	char line[200];
 	int n;
@@ -56,7 +60,7 @@ static void fuzz_note(void)
 		return;
 }
 
-static void fuzz_on_signal(int sig)
+static inline void fuzz_on_signal(int sig)
 {
 	fuzz_note();
 	signal(sig, SIG_DFL);
@@ -66,14 +70,14 @@ static void fuzz_on_signal(int sig)
 /* Sanitizers call this before they exit; weak, so a build without them still links. */
 extern void __sanitizer_set_death_callback(void (*cb)(void)) __attribute__((weak));
 
-static unsigned long fuzz_env(const char *var, unsigned long dflt)
+static inline unsigned long fuzz_env(const char *var, unsigned long dflt)
 {
 	const char *s = getenv(var);
 
 	return s && *s ? strtoul(s, NULL, 0) : dflt;
 }
 
-static void fuzz_init(struct fuzz *f, const char *name, uint64_t seed, unsigned long iters)
+static inline void fuzz_init(struct fuzz *f, const char *name, uint64_t seed, unsigned long iters)
 {
 	const char *s = getenv("VEIL_FUZZ_SEED");
 
@@ -96,7 +100,7 @@ static void fuzz_init(struct fuzz *f, const char *name, uint64_t seed, unsigned 
 }
 
 /* splitmix64: tiny, full-period, and good enough to drive mutations. */
-static inline uint64_t fuzz_next(struct fuzz *f)
+static inline uint64_t fuzz_splitmix(struct fuzz *f)
 {
 	uint64_t z = (f->s += 0x9e3779b97f4a7c15ULL);
 
@@ -104,6 +108,64 @@ static inline uint64_t fuzz_next(struct fuzz *f)
 	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
 	return z ^ (z >> 31);
 }
+
+#ifdef VEIL_LIBFUZZER
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/*
+ * Under libFuzzer every choice comes from the input, so the fuzzer's
+ * mutations steer the generator: fuzz_next takes 8 bytes, fuzz_below as few
+ * as n needs.  Past the end of the input the choices go on from splitmix,
+ * seeded by the input's length, so every input replays exactly.
+ */
+static inline uint64_t fuzz_take(struct fuzz *f, unsigned int bytes)
+{
+	uint64_t v = 0;
+	size_t n = f->in_len - f->in_pos;
+
+	if (!n)
+		return fuzz_splitmix(f);
+	if (n > bytes)
+		n = bytes;
+	memcpy(&v, f->in + f->in_pos, n);
+	f->in_pos += n;
+	return v;
+}
+
+static inline uint64_t fuzz_next(struct fuzz *f)
+{
+	return fuzz_take(f, 8);
+}
+
+/* Whether unread input is left. */
+static inline bool fuzz_lf_more(const struct fuzz *f)
+{
+	return f->in_pos < f->in_len;
+}
+
+/* Starts one libFuzzer input: no banner, no signal handlers (libFuzzer has its own). */
+static inline void fuzz_lf_begin(struct fuzz *f, const char *name, const uint8_t *data, size_t size)
+{
+	*f = (struct fuzz){ .name = name, .seed = 0x6c6962667a ^ size, .iters = 1, .in = data,
+			    .in_len = size };
+	f->s = f->seed;
+	test_failures = 0;
+}
+
+/* A failed check is a crash to libFuzzer, which then saves the input. */
+static inline void fuzz_lf_end(struct fuzz *f)
+{
+	if (test_failures) {
+		fprintf(stderr, "%s: %d check(s) failed on this input\n", f->name, test_failures);
+		abort();
+	}
+}
+#else
+static inline uint64_t fuzz_next(struct fuzz *f)
+{
+	return fuzz_splitmix(f);
+}
+#endif
 
 static inline void fuzz_begin(struct fuzz *f, unsigned long i)
 {
@@ -130,7 +192,14 @@ static inline bool fuzz_end(struct fuzz *f, unsigned long i)
 /* 0 .. n-1; n 0 gives 0. */
 static inline uint64_t fuzz_below(struct fuzz *f, uint64_t n)
 {
+#ifdef VEIL_LIBFUZZER
+	/* The fewest input bytes that can name every value: mutations stay local. */
+	unsigned int b = n <= 0x100 ? 1 : n <= 0x10000 ? 2 : n <= 0x100000000ULL ? 4 : 8;
+
+	return n ? fuzz_take(f, b) % n : 0;
+#else
 	return n ? fuzz_next(f) % n : 0;
+#endif
 }
 
 /* True one time in n. */

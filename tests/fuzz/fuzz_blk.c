@@ -313,6 +313,39 @@ static void one(struct t *t)
 	}
 }
 
+#ifdef VEIL_LIBFUZZER
+/* The input is one()'s choices, for up to 4 iterations while it lasts. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct t *t;
+	static struct fuzz f;
+
+	if (!t) {
+		log_set_level(LOG_ERR);
+		t = calloc(1, sizeof(*t));
+		drv_setup(&t->d, &f);
+		for (unsigned int i = 0; i < 2; i++) {
+			CHECK_EQ(virtio_blk_init(&t->blk[i], t->d.gm, i ? "fuzz-blk-ro" : "fuzz-blk",
+						 sizeof(t->disk), i, "fuzz"), 0);
+			t->blk[i].backend = &be_ops;
+			t->blk[i].backend_opaque = t;
+			t->blk[i].vdev.set_irq = set_irq;
+			t->blk[i].vdev.irq_opaque = t;
+		}
+	}
+	fuzz_lf_begin(&f, "fuzz_blk", data, size);
+	/* RAM, its shadow and the disk as at the start: every input replays alone. */
+	memset(t->d.ram, 0, GUARD);
+	memset(t->d.shadow, 0, GUARD);
+	memset(t->d.ram + GUARD + GUARD_LEN, 0, MEM - GUARD - GUARD_LEN);
+	memset(t->d.shadow + GUARD + GUARD_LEN, 0, MEM - GUARD - GUARD_LEN);
+	memset(t->disk, 0, sizeof(t->disk));
+	for (unsigned int n = 0; n < 4 && !test_failures && (n == 0 || fuzz_lf_more(&f)); n++)
+		one(t);
+	fuzz_lf_end(&f);
+	return 0;
+}
+#else
 int main(void)
 {
 	struct t *t = calloc(1, sizeof(*t));
@@ -346,3 +379,4 @@ int main(void)
 	free(t);
 	return test_done("fuzz_blk");
 }
+#endif

@@ -246,35 +246,71 @@ static void check_load(struct gmem *gm, const uint8_t *img, size_t len, const st
 	}
 }
 
-static void one(struct fuzz *f, struct gmem *gm, uint8_t *work, unsigned long *accepted)
+/* The parser on len bytes at img, and the loader on what it accepts; true if accepted. */
+static bool check_image(struct gmem *gm, const uint8_t *work, size_t len)
 {
-	unsigned int kind = (unsigned int)fuzz_below(f, 4), n = (unsigned int)fuzz_below(f, 9);
-	size_t len = kind == 0 ? seed_bzimage(work, true) : kind == 1 ? seed_bzimage(work, false) :
-		     seed_elf(work, kind == 2 ? 1 : 3, kind == 2);
 	struct x86_kernel k;
 	char err[ERRLEN];
 	uint8_t *img;
 	int ret;
 
-	for (unsigned int i = 0; i < n; i++)
-		mutate(f, work, &len, kind >= 2);
 	/* Exactly len bytes on the heap: ASan sees a read past the end of the file. */
 	img = malloc(len ? len : 1);
 	memcpy(img, work, len);
 	memset(err, 0, sizeof(err));
 	ret = x86_kernel_parse(img, len, &k, err, sizeof(err));
 	if (ret == 0) {
-		(*accepted)++;
 		check_accepted(img, len, &k);
 		check_load(gm, img, len, &k);
 	} else {
-		CHECK(n > 0); /* the seeds are good images */
 		CHECK_EQ(ret, -EINVAL);
 		CHECK(err[0] != '\0' && memchr(err, '\0', sizeof(err)) != NULL);
 	}
 	free(img);
+	return ret == 0;
 }
 
+static void one(struct fuzz *f, struct gmem *gm, uint8_t *work, unsigned long *accepted)
+{
+	unsigned int kind = (unsigned int)fuzz_below(f, 4), n = (unsigned int)fuzz_below(f, 9);
+	size_t len = kind == 0 ? seed_bzimage(work, true) : kind == 1 ? seed_bzimage(work, false) :
+		     seed_elf(work, kind == 2 ? 1 : 3, kind == 2);
+
+	for (unsigned int i = 0; i < n; i++)
+		mutate(f, work, &len, kind >= 2);
+	if (check_image(gm, work, len))
+		(*accepted)++;
+	else
+		CHECK(n > 0); /* the seeds are good images */
+}
+
+#ifdef VEIL_LIBFUZZER
+/*
+ * First byte even: the rest is the image itself (a bzImage or an ELF);
+ * odd: the rest are the choices of one(), which starts from a good image.
+ */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct gmem *gm;
+	static uint8_t *work;
+	unsigned long accepted = 0;
+	struct fuzz f;
+
+	if (!gm) {
+		gm = test_gmem(RAM, 20);
+		work = malloc(CAP);
+	}
+	fuzz_lf_begin(&f, "fuzz_kernel", data, size);
+	if (size && data[0] & 1) {
+		f.in_pos = 1;
+		one(&f, gm, work, &accepted);
+	} else {
+		check_image(gm, size ? data + 1 : data, size ? size - 1 : 0);
+	}
+	fuzz_lf_end(&f);
+	return 0;
+}
+#else
 int main(void)
 {
 	struct gmem *gm = test_gmem(RAM, 20);
@@ -296,3 +332,4 @@ int main(void)
 	gmem_destroy(gm);
 	return test_done("fuzz_kernel");
 }
+#endif

@@ -5,8 +5,10 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "log.h"
 #include "parse.h"
 #include "uart8250.h"
+#include "virtio_devs.h"
 
 /* ---- parse_size, parse_uint ---- */
 
@@ -38,6 +40,22 @@ static int ref_parse(const char *s, bool size, uint64_t *out)
 
 static unsigned long parsed[3], uart_ops; /* accepted, -EINVAL, -ERANGE: coverage */
 
+/* One string to parse_size (size) or parse_uint, against the reference. */
+static void check_parse(const char *buf, bool size)
+{
+	uint64_t got = 0xfeedULL, want = 0xfeedULL;
+	int ret, exp;
+
+	exp = ref_parse(buf, size, &want);
+	ret = size ? parse_size(buf, &got) : parse_uint(buf, &got);
+	if (ret != exp || got != want)
+		fprintf(stderr, "parse_%s(\"%s\") = %d, %llu; expected %d, %llu\n", size ? "size" : "uint",
+			buf, ret, (unsigned long long)got, exp, (unsigned long long)want);
+	CHECK_EQ(ret, exp);
+	CHECK(got == want); /* the value on success; untouched on failure */
+	parsed[ret == 0 ? 0 : ret == -EINVAL ? 1 : 2]++;
+}
+
 static void fuzz_parse(struct fuzz *f)
 {
 	static const char *const seeds[] = {
@@ -48,9 +66,6 @@ static void fuzz_parse(struct fuzz *f)
 	static const char alphabet[] = "0123456789kKmMgGtT -+x.\t";
 	char buf[64];
 	size_t len;
-	uint64_t got = 0xfeedULL, want = 0xfeedULL;
-	bool size;
-	int ret, exp;
 
 	strcpy(buf, seeds[fuzz_below(f, ARRAY_SIZE(seeds))]);
 	len = strlen(buf);
@@ -60,15 +75,7 @@ static void fuzz_parse(struct fuzz *f)
 			buf[fuzz_below(f, len)] = alphabet[fuzz_below(f, sizeof(alphabet) - 1)];
 	}
 	buf[len] = '\0';
-	size = fuzz_one_in(f, 2);
-	exp = ref_parse(buf, size, &want);
-	ret = size ? parse_size(buf, &got) : parse_uint(buf, &got);
-	if (ret != exp || got != want)
-		fprintf(stderr, "parse_%s(\"%s\") = %d, %llu; expected %d, %llu\n", size ? "size" : "uint",
-			buf, ret, (unsigned long long)got, exp, (unsigned long long)want);
-	CHECK_EQ(ret, exp);
-	CHECK(got == want); /* the value on success; untouched on failure */
-	parsed[ret == 0 ? 0 : ret == -EINVAL ? 1 : 2]++;
+	check_parse(buf, fuzz_one_in(f, 2));
 }
 
 /* ---- the 8250 UART ---- */
@@ -176,6 +183,63 @@ static void fuzz_uart(struct fuzz *f)
 	uart8250_destroy(u);
 }
 
+#ifdef VEIL_LIBFUZZER
+/* --disk's spec: a file name, then only the options it knows; the name is what precedes the first comma. */
+static void check_disk_spec(const char *spec)
+{
+	char *copy = strdup(spec), err[128] = "";
+	const char *comma = strchr(spec, ',');
+	size_t name_len = comma ? (size_t)(comma - spec) : strlen(spec);
+	struct vm_disk_cfg cfg;
+	bool ok = name_len > 0, ro = false, direct = false;
+	int ret;
+
+	for (const char *o = comma; ok && o; o = strchr(o + 1, ',')) {
+		const char *end = strchr(o + 1, ',');
+		size_t n = end ? (size_t)(end - o - 1) : strlen(o + 1);
+
+		if (n == 2 && !memcmp(o + 1, "ro", 2))
+			ro = true;
+		else if (n == 6 && !memcmp(o + 1, "direct", 6))
+			direct = true;
+		else
+			ok = false;
+	}
+	ret = vm_disk_parse(copy, &cfg, err, sizeof(err));
+	CHECK_EQ(ret, ok ? 0 : -EINVAL);
+	if (!ret) {
+		CHECK(strlen(cfg.path) == name_len && !memcmp(cfg.path, spec, name_len));
+		CHECK(cfg.read_only == ro && cfg.direct == direct);
+	} else {
+		CHECK(err[0] != '\0');
+	}
+	free(copy);
+}
+
+/*
+ * The first byte picks the parser; for the three string parsers the rest
+ * is the string itself (up to a NUL), for the UART the choices of fuzz_uart.
+ */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fuzz f;
+	char *s;
+
+	fuzz_lf_begin(&f, "fuzz_misc", data, size);
+	log_set_level(LOG_ERR);
+	s = strndup(size ? (const char *)data + 1 : "", size ? size - 1 : 0);
+	switch (size ? data[0] % 5 : 0) {
+	case 0: check_parse(s, true); break;
+	case 1: check_parse(s, false); break;
+	case 2: check_disk_spec(s); break;
+	case 3: f.in_pos = 1; fuzz_uart(&f); break;
+	default: f.in_pos = 1; fuzz_parse(&f); break;
+	}
+	free(s);
+	fuzz_lf_end(&f);
+	return 0;
+}
+#else
 int main(void)
 {
 	struct fuzz f;
@@ -195,3 +259,4 @@ int main(void)
 		      uart_ops > f.iters);
 	return test_done("fuzz_misc");
 }
+#endif

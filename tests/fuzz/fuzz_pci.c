@@ -300,6 +300,46 @@ after:
 	check_state(t);
 }
 
+#ifdef VEIL_LIBFUZZER
+/*
+ * Fresh devices for every input, RAM holding the same junk each time; the
+ * input is driver_prefix()'s and poke()'s choices, up to 4 rounds.
+ */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static uint64_t *junk;
+	struct t *t = calloc(1, sizeof(*t));
+	struct fuzz f;
+	void *ram;
+
+	log_set_level(LOG_ERR);
+	if (!junk) {
+		junk = malloc(MEM);
+		fuzz_lf_begin(&f, "fuzz_pci", NULL, 0);
+		for (uint64_t i = 0; i < MEM / 8; i++)
+			junk[i] = fuzz_splitmix(&f) % 4 ? 0 : fuzz_splitmix(&f);
+	}
+	fuzz_lf_begin(&f, "fuzz_pci", data, size);
+	t->f = &f;
+	setup(t);
+	if (gmem_translate(t->gm, 0, MEM, &ram))
+		abort();
+	memcpy(ram, junk, MEM);
+	CHECK_EQ(gmem_attr_set_private(t->gm, GUARD, GUARD_LEN, true), 0);
+	for (unsigned int n = 0; n < 4 && !test_failures && (n == 0 || fuzz_lf_more(&f)); n++) {
+		driver_prefix(t);
+		for (unsigned int k = 0; k < OPS && !test_failures; k++)
+			poke(t);
+	}
+	fuzz_lf_end(&f);
+	virtio_blk_destroy(&t->blk);
+	pci_host_destroy(&t->host);
+	bus_destroy(t->bus);
+	gmem_destroy(t->gm);
+	free(t);
+	return 0;
+}
+#else
 int main(void)
 {
 	struct t *t = calloc(1, sizeof(*t));
@@ -335,3 +375,4 @@ int main(void)
 	free(t);
 	return test_done("fuzz_pci");
 }
+#endif

@@ -6,6 +6,7 @@
 
 #include "fuzz.h"
 #include "fuzz_vq.h"
+#include "log.h"
 #include "virtqueue.h"
 
 #define MAX_HELD 8
@@ -255,6 +256,36 @@ static void one(struct st *s)
 	vq_reset(&s->vq);
 }
 
+#ifdef VEIL_LIBFUZZER
+/* RAM and its shadow back to zeros, the guard aside: every input starts from the same state. */
+static void drv_clean(struct vq_drv *d)
+{
+	memset(d->ram, 0, GUARD);
+	memset(d->shadow, 0, GUARD);
+	memset(d->ram + GUARD + GUARD_LEN, 0, MEM - GUARD - GUARD_LEN);
+	memset(d->shadow + GUARD + GUARD_LEN, 0, MEM - GUARD - GUARD_LEN);
+}
+
+/* The input is one()'s choices, for up to 4 iterations while it lasts. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct st s;
+	static struct fuzz f;
+
+	if (!s.d.gm) {
+		log_set_level(LOG_ERR);
+		drv_setup(&s.d, &f);
+		for (unsigned int i = 0; i <= MAX_HELD; i++)
+			s.req[i] = calloc(1, sizeof(struct vq_req));
+	}
+	fuzz_lf_begin(&f, "fuzz_virtqueue", data, size);
+	drv_clean(&s.d);
+	for (unsigned int n = 0; n < 4 && !test_failures && (n == 0 || fuzz_lf_more(&f)); n++)
+		one(&s);
+	fuzz_lf_end(&f);
+	return 0;
+}
+#else
 int main(void)
 {
 	struct gmem_conv_result res;
@@ -281,3 +312,4 @@ int main(void)
 	drv_teardown(&s.d);
 	return test_done("fuzz_virtqueue");
 }
+#endif
