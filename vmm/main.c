@@ -553,6 +553,8 @@ static int run_vm(const struct run_opts *o, struct boot_src *b, int kvm_fd)
 	int ret, code;
 
 	ret = vm_create(&cfg, &vm);
+	/* The VM holds its own copy, which vm_run() closes: no /dev/kvm while the guest runs. */
+	close(kvm_fd);
 	if (ret) {
 		fprintf(stderr, "veil run: could not create the VM: %s\n", strerror(-ret));
 		return VM_EXIT_FAILURE;
@@ -671,8 +673,7 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 	open_disks(&o);
 	if (o.jail.dir)
 		enter_jail(&o);
-	ret = run_vm(&o, &b, kvm_fd);
-	close(kvm_fd);
+	ret = run_vm(&o, &b, kvm_fd); /* closes kvm_fd */
 	boot_src_free(&b);
 	for (unsigned int i = 0; i < o.nr_disks; i++) {
 		close(o.disks[i].fd);

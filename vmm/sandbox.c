@@ -147,9 +147,11 @@ static const struct ioctl_rule ioctl_rules[] = {
 	I(KVM_GET_SREGS, ON_VCPU, K_VCPU, "the register dump when the VM fails"),
 	I(KVM_IRQ_LINE, ON_VM, K_ALL, "a device's interrupt line: from an exit (vCPU), a "
 	  "completion (I/O thread) or console input (main)"),
-	I(KVM_SET_GSI_ROUTING, ON_VM, K_ALL, "MSI: a vector's route, set on its first use or "
-	  "change, from the same three places"),
+	I(KVM_SET_GSI_ROUTING, ON_VM, K_ALL, "MSI: routes that settled (vm_msi_settle), from "
+	  "the I/O thread and the main thread"),
 	I(KVM_IRQFD, ON_VM, K_ALL, "MSI: a vector's irqfd, attached on its first use"),
+	I(KVM_SIGNAL_MSI, ON_VM, K_ALL, "MSI: a message sent directly while its route settles "
+	  "(vm_msi_send), from the same three places"),
 	I(KVM_SET_MEMORY_ATTRIBUTES, ON_VM, K_VCPU | K_WORKER, "conversions: the guest's "
 	  "(vCPU), the balloon's discards and --convert-stress's (worker)"),
 	I(KVM_SET_MEMORY_ATTRIBUTES2, ON_MEM, K_VCPU | K_WORKER, "conversions in place, on "

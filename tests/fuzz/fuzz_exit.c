@@ -88,7 +88,7 @@ static void setup(struct t *t, struct fuzz *f)
 	t->con.kick_opaque = t->balloon.kick_opaque = t;
 	virtio_mmio_init(&t->mmio[0], &t->con.vdev);
 	virtio_mmio_init(&t->mmio[1], &t->balloon.vdev);
-	t->vcpu = (struct vcpu){ .vm = &t->vm, .index = 1, .fd = -1, .run = t->run,
+	t->vcpu = (struct vcpu){ .vm = &t->vm, .index = 0, .fd = -1, .run = t->run,
 				 .run_size = RUN_SIZE };
 	/* The conversions service, as where MAP_GPA_RANGE exits do not reach veil. */
 	t->vm.vcpus = &t->vcpu;
@@ -349,6 +349,14 @@ static void one(struct t *t)
 	if (t->run->exit_reason == KVM_EXIT_IO && t->run->io.port == VEIL_PORT_SERVICE) {
 		t->vm.gmem = t->d.gm;
 		t->svc_exits++;
+		/* Half the time a well-formed request: the calling vCPU's own number, 4 bytes out. */
+		if (fuzz_one_in(f, 2)) {
+			uint32_t self = t->vcpu.index;
+
+			t->run->io.direction = KVM_EXIT_IO_OUT, t->run->io.size = 4, t->run->io.count = 1;
+			t->run->io.data_offset = IO_OFF;
+			memcpy((char *)t->run + IO_OFF, &self, sizeof(self));
+		}
 	}
 	writable_run(t->run, &lo, &hi);
 	memcpy(t->before, t->run, RUN_SIZE);
