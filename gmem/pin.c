@@ -2,7 +2,8 @@
  * Pins and the converting state: a pin is one compare-and-swap per page on
  * the page's state word, so the common path takes no lock across I/O.  A
  * conversion sets "converting" on its pages, which stops new pins, and waits
- * (bounded) for the existing ones to drain.
+ * (bounded) for the existing ones to drain.  A leaf: it depends on nothing
+ * of gmem's but the shared structures.
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,4 +1,7 @@
-/* Unit test: a detached (memfd-backed) gmem — bounds, accessors, the attribute map (I3), punching. */
+/*
+ * Unit test: a detached (memfd-backed) gmem — bounds, accessors, the attribute map (I3), punching,
+ * and the queries behind veil_vm_memory (attribute extents, pin summary).
+ */
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
