@@ -1,4 +1,8 @@
-/* gmem: guest_memfd regions, their memslots and host mappings, checked accessors, attribute map. */
+/*
+ * gmem: guest_memfd regions, their memslots and host mappings, from creation
+ * to destruction, and the queries about them.  The top of gmem/: it picks
+ * the backend and sets up what the other files use.
+ */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -9,7 +13,10 @@
 #include <unistd.h>
 
 #include "file.h"
-#include "gmem_internal.h"
+#include "gmem_backend.h"
+#include "gmem_longterm.h"
+#include "gmem_pins.h"
+#include "gmem_revoke.h"
 #include "kvm_uapi.h"
 #include "log.h"
 
@@ -19,11 +26,6 @@
 static int sys_ret(long ret)
 {
 	return ret < 0 ? -errno : (int)ret;
-}
-
-void gmem_stat_add(uint64_t *counter, uint64_t n)
-{
-	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
 int gmem_probe_flags(int vm_fd, uint64_t *flags)
@@ -56,7 +58,7 @@ static int memfd_open(uint64_t size, int *out)
 /* The out-of-place model's private side is never mapped; the others map guest_memfd itself. */
 static uint64_t region_gmem_flags(const struct gmem *gm)
 {
-	if (gm->cfg.model == GMEM_MODEL_OUT_OF_PLACE)
+	if (gm->backend->separate_shared)
 		return 0;
 	return GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
 }
@@ -72,7 +74,7 @@ static int region_open(struct gmem *gm, struct gmem_region *r)
 	if (fd < 0)
 		return -errno;
 	r->fd = fd;
-	if (gm->cfg.model == GMEM_MODEL_OUT_OF_PLACE)
+	if (gm->backend->separate_shared)
 		return memfd_open(r->size, &r->shared_fd);
 	return 0;
 }
@@ -196,6 +198,7 @@ int gmem_create_cfg(const struct gmem_config *cfg, const struct gmem_layout *lay
 		gm->cfg.drain_timeout_ns = GMEM_DEFAULT_DRAIN_NS;
 	if (!gm->cfg.max_retries)
 		gm->cfg.max_retries = GMEM_DEFAULT_RETRIES;
+	gm->backend = gmem_backend_for(cfg->model, cfg->destructive);
 	gm->layout = *layout;
 	gmem_init_locks(gm);
 	gmem_set_attrs2_fn(gm, NULL, NULL);
@@ -243,86 +246,8 @@ void gmem_destroy(struct gmem *gm)
 		return;
 	for (i = 0; i < gm->nr; i++)
 		region_close(gm, &gm->regions[i]);
-	while (gm->longterm) {
-		struct gmem_longterm *lt = gm->longterm;
-
-		gm->longterm = lt->next;
-		free(lt);
-	}
+	gmem_longterm_free_all(gm);
 	free(gm);
-}
-
-/* The region that holds all of [gpa, gpa+len), or NULL.  len may be 0. */
-struct gmem_region *gmem_region_find(struct gmem *gm, uint64_t gpa, uint64_t len)
-{
-	unsigned int i;
-	uint64_t end;
-
-	if (__builtin_add_overflow(gpa, len, &end))
-		return NULL;
-	for (i = 0; i < gm->nr; i++) {
-		struct gmem_region *r = &gm->regions[i];
-
-		if (gpa >= r->gpa && end <= r->gpa + r->size && gpa < r->gpa + r->size)
-			return r;
-	}
-	return NULL;
-}
-
-struct gmem_region *gmem_region_find_pages(struct gmem *gm, uint64_t gpa, uint64_t len)
-{
-	if (!len || !IS_ALIGNED(gpa, GMEM_PAGE_SIZE) || !IS_ALIGNED(len, GMEM_PAGE_SIZE))
-		return NULL;
-	return gmem_region_find(gm, gpa, len);
-}
-
-/* The attribute map is the private bit of each page's state word: one source of truth. */
-static bool page_private(const struct gmem_region *r, uint64_t page)
-{
-	return __atomic_load_n(&r->page_state[page], __ATOMIC_ACQUIRE) & PS_PRIVATE;
-}
-
-bool gmem_range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len)
-{
-	uint64_t first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
-	uint64_t last = (gpa - r->gpa + (len ? len - 1 : 0)) / GMEM_PAGE_SIZE;
-	uint64_t p;
-
-	(void)gm;
-	for (p = first; p <= last; p++)
-		if (page_private(r, p))
-			return true;
-	return false;
-}
-
-/* Only a converter, holding the pages' converting bit, changes their private bit. */
-void gmem_attr_update(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n, bool private)
-{
-	uint64_t p;
-
-	(void)gm;
-	for (p = first; p < first + n; p++) {
-		if (private)
-			__atomic_fetch_or(&r->page_state[p], PS_PRIVATE, __ATOMIC_RELEASE);
-		else
-			__atomic_fetch_and(&r->page_state[p], ~PS_PRIVATE, __ATOMIC_RELEASE);
-	}
-}
-
-int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
-{
-	struct gmem_region *r = gmem_region_find(gm, gpa, len);
-
-	if (!r) {
-		gmem_stat_add(&gm->stats.out_of_range, 1);
-		return -EFAULT;
-	}
-	if (gmem_range_has_private(gm, r, gpa, len)) {
-		gmem_stat_add(&gm->stats.refused_private, 1);
-		return -EACCES;
-	}
-	*hva = r->hva + (gpa - r->gpa);
-	return 0;
 }
 
 int gmem_allocated_bytes(const struct gmem *gm, uint64_t *bytes)
@@ -343,79 +268,6 @@ int gmem_allocated_bytes(const struct gmem *gm, uint64_t *bytes)
 			*bytes += (uint64_t)st.st_blocks * 512;
 		}
 	}
-	return 0;
-}
-
-int gmem_read(struct gmem *gm, uint64_t gpa, void *buf, uint64_t len)
-{
-	struct gmem_pin pin;
-	int ret = gmem_pin(gm, gpa, len, "vmm", 0, &pin);
-
-	if (ret)
-		return ret;
-	memcpy(buf, pin.hva, len);
-	gmem_unpin(&pin);
-	return 0;
-}
-
-int gmem_write(struct gmem *gm, uint64_t gpa, const void *buf, uint64_t len)
-{
-	struct gmem_pin pin;
-	int ret = gmem_pin(gm, gpa, len, "vmm", 0, &pin);
-
-	if (ret)
-		return ret;
-	memcpy(pin.hva, buf, len);
-	gmem_unpin(&pin);
-	return 0;
-}
-
-int gmem_punch_hole(struct gmem *gm, uint64_t gpa, uint64_t len)
-{
-	struct gmem_conv_result res;
-
-	return gmem_discard(gm, gpa, len, &res);
-}
-
-int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessible)
-{
-	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
-
-	if (!r)
-		return -EINVAL;
-	if (mprotect(r->hva + (gpa - r->gpa), len,
-		     accessible ? PROT_READ | PROT_WRITE : PROT_NONE) < 0)
-		return -errno;
-	return 0;
-}
-
-int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool private)
-{
-	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
-
-	if (!r)
-		return -EINVAL;
-	gmem_attr_update(gm, r, (gpa - r->gpa) / GMEM_PAGE_SIZE, len / GMEM_PAGE_SIZE, private);
-	return 0;
-}
-
-int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private)
-{
-	struct gmem_region *r = gmem_region_find(gm, gpa, 1);
-
-	if (!r)
-		return -EFAULT;
-	*private = page_private(r, (gpa - r->gpa) / GMEM_PAGE_SIZE);
-	return 0;
-}
-
-int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen)
-{
-	struct gmem_region *r = gmem_region_find(gm, gpa, 1);
-
-	if (!r)
-		return -EFAULT;
-	*gen = __atomic_load_n(&r->page_state[(gpa - r->gpa) / GMEM_PAGE_SIZE], __ATOMIC_ACQUIRE) >> 32;
 	return 0;
 }
 
@@ -460,6 +312,45 @@ uint64_t gmem_total_size(const struct gmem *gm)
 const struct gmem_layout *gmem_get_layout(const struct gmem *gm)
 {
 	return &gm->layout;
+}
+
+int gmem_allocate(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	struct gmem_region *r = gmem_region_find_pages(gm, gpa, len);
+
+	if (!r)
+		return -EINVAL;
+	/* Allocation keeps contents, so it needs no drain: nobody can observe it. */
+	if (fallocate(r->fd, FALLOC_FL_KEEP_SIZE, (off_t)(gpa - r->gpa), (off_t)len) < 0)
+		return -errno;
+	return 0;
+}
+
+/*
+ * Pages are counted once however many pins cover them; every page's word is
+ * read once, so the figures are a snapshot page by page, not of the whole.
+ */
+void gmem_pin_summary(struct gmem *gm, uint64_t *pins, uint64_t *pinned_bytes,
+		      uint64_t *converting_bytes)
+{
+	uint64_t held = gmem_pins_held(gm), pinned = 0, converting = 0, p, s;
+	unsigned int i;
+
+	pthread_mutex_lock(&gm->longterm_lock);
+	held += gmem_longterm_held_locked(gm);
+	for (i = 0; i < gm->nr; i++) {
+		const struct gmem_region *r = &gm->regions[i];
+
+		for (p = 0; p < r->size / GMEM_PAGE_SIZE; p++) {
+			s = gmem_ps_load(&r->page_state[p]);
+			pinned += (s & PS_PINS_MASK) || gmem_longterm_covers_locked(gm, r, p);
+			converting += (s & PS_CONVERTING) != 0;
+		}
+	}
+	pthread_mutex_unlock(&gm->longterm_lock);
+	*pins = held;
+	*pinned_bytes = pinned * GMEM_PAGE_SIZE;
+	*converting_bytes = converting * GMEM_PAGE_SIZE;
 }
 
 void gmem_get_stats(struct gmem *gm, struct gmem_stats *out)

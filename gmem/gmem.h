@@ -197,6 +197,17 @@ void gmem_set_mprotect_fn(struct gmem *gm, gmem_mprotect_fn fn, void *opaque);
 
 enum gmem_model gmem_model(const struct gmem *gm);
 const char *gmem_model_name(enum gmem_model m);
+/*
+ * Whether a conversion keeps the pages' contents under this gmem's model and
+ * destructive flag: the one answer to that question.  True for in-place and
+ * for non-destructive host-enforced; false for out-of-place and destructive.
+ */
+bool gmem_keeps_contents(const struct gmem *gm);
+/*
+ * Whether the kernel itself refuses to convert a page it holds an extra
+ * reference to (in-place, §2b), so that a foreign pin shows as EAGAIN.
+ */
+bool gmem_kernel_sees_pins(const struct gmem *gm);
 /* What a conversion does to contents under this gmem's model, in words. */
 const char *gmem_content_semantics(const struct gmem *gm);
 
@@ -220,6 +231,23 @@ int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool priv
 int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private) __must_check;
 /* The page's generation, bumped by each conversion or punch that completes; -EFAULT outside RAM. */
 int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen) __must_check;
+/*
+ * Calls fn once per maximal run of pages with the same attribute, in GPA
+ * order, over all of RAM (runs do not span the gaps between RAM ranges);
+ * fn may be NULL.  Returns the number of runs.  Takes no lock: each page is
+ * read once, so a conversion in flight may show as done for some pages and
+ * not yet for others.
+ */
+typedef void (*gmem_extent_fn)(void *opaque, uint64_t gpa, uint64_t len, bool priv);
+int gmem_attr_extents(struct gmem *gm, gmem_extent_fn fn, void *opaque);
+/*
+ * The references held now and what they cover: *pins counts gmem_pin()s not
+ * yet unpinned plus long-term pins not released; *pinned_bytes is the size
+ * of the pages they cover, each page once; *converting_bytes the size of the
+ * pages a conversion or punch is working on.  A snapshot, page by page.
+ */
+void gmem_pin_summary(struct gmem *gm, uint64_t *pins, uint64_t *pinned_bytes,
+		      uint64_t *converting_bytes);
 
 uint64_t gmem_flags(const struct gmem *gm);
 /*

@@ -1,9 +1,15 @@
-/* Internal to gmem/: the region and gmem structures its files share. */
+/*
+ * Internal to gmem/: the region and gmem structures its files share, and the
+ * leaf helpers every file may use.  This header depends on nothing of gmem's
+ * but gmem.h; each module's own functions are declared in its own header
+ * (attr.h, pin_int.h, ...), so that who-uses-whom is visible and one-way.
+ */
 #ifndef VEIL_GMEM_INTERNAL_H
 #define VEIL_GMEM_INTERNAL_H
 
 #include <pthread.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "gmem.h"
 
@@ -18,6 +24,8 @@
 #define PS_PRIVATE (1ULL << 30)
 #define PS_CONVERTING (1ULL << 31)
 #define PS_GEN_ONE (1ULL << 32)
+
+struct gmem_backend;
 
 struct gmem_region {
 	uint64_t gpa;
@@ -48,6 +56,7 @@ struct gmem_longterm {
 
 struct gmem {
 	struct gmem_config cfg;
+	const struct gmem_backend *backend; /* chosen once from cfg.model and cfg.destructive */
 	struct gmem_layout layout;
 	unsigned int nr;
 	struct gmem_region regions[GMEM_MAX_REGIONS];
@@ -68,28 +77,47 @@ struct gmem {
 	struct gmem_stats stats;
 };
 
-struct gmem_region *gmem_region_find(struct gmem *gm, uint64_t gpa, uint64_t len);
-struct gmem_region *gmem_region_find_pages(struct gmem *gm, uint64_t gpa, uint64_t len);
-bool gmem_range_has_private(struct gmem *gm, struct gmem_region *r, uint64_t gpa, uint64_t len);
-void gmem_attr_update(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n, bool private);
-void gmem_stat_add(uint64_t *counter, uint64_t n);
+static inline void gmem_stat_add(uint64_t *counter, uint64_t n)
+{
+	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+}
 
-/* revoke.c: the host mapping of private pages, within the VMA budget. */
-int gmem_revoke_init(struct gmem *gm, struct gmem_region *r) __must_check;
-/* Revokes pages that became private, where the budget allows; never fails. */
-void gmem_revoke_private(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n);
-/* Restores access to pages becoming shared; on failure nothing else changed. */
-int gmem_revoke_shared(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
-		       struct gmem_conv_result *res) __must_check;
+static inline uint64_t gmem_now_ns(void)
+{
+	struct timespec ts;
 
-/* pin.c: marking a range as converting and waiting for its pins to drain. */
-int gmem_range_begin(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
-		     struct gmem_conv_result *res) __must_check;
-/* As gmem_range_begin, with its own bound (0: do not wait at all). */
-int gmem_range_begin_within(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
-			    uint64_t timeout_ns, struct gmem_conv_result *res) __must_check;
-void gmem_range_end(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n, bool bump);
-/* Names whoever pins a page of [gpa, gpa+len): a pin of ours, in res->culprit. */
-bool gmem_pins_culprit(struct gmem *gm, uint64_t gpa, uint64_t len, char *buf, size_t size);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static inline uint64_t gmem_ps_load(const uint64_t *ps)
+{
+	return __atomic_load_n(ps, __ATOMIC_ACQUIRE);
+}
+
+/* The region that holds all of [gpa, gpa+len), or NULL.  len may be 0. */
+static inline struct gmem_region *gmem_region_find(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	unsigned int i;
+	uint64_t end;
+
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	for (i = 0; i < gm->nr; i++) {
+		struct gmem_region *r = &gm->regions[i];
+
+		if (gpa >= r->gpa && end <= r->gpa + r->size && gpa < r->gpa + r->size)
+			return r;
+	}
+	return NULL;
+}
+
+/* As gmem_region_find, for a non-empty page-aligned range. */
+static inline struct gmem_region *gmem_region_find_pages(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	if (!len || !IS_ALIGNED(gpa, GMEM_PAGE_SIZE) || !IS_ALIGNED(len, GMEM_PAGE_SIZE))
+		return NULL;
+	return gmem_region_find(gm, gpa, len);
+}
 
 #endif

@@ -2,27 +2,20 @@
  * Pins and the converting state: a pin is one compare-and-swap per page on
  * the page's state word, so the common path takes no lock across I/O.  A
  * conversion sets "converting" on its pages, which stops new pins, and waits
- * (bounded) for the existing ones to drain.
+ * (bounded) for the existing ones to drain.  A leaf: it depends on nothing
+ * of gmem's but the shared structures.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "gmem_internal.h"
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
+#include "gmem_pins.h"
 
 /* cond waits use CLOCK_REALTIME; deadlines are kept in CLOCK_MONOTONIC. */
 static int wait_until(struct gmem *gm, uint64_t deadline)
 {
-	uint64_t now = now_ns(), left;
+	uint64_t now = gmem_now_ns(), left;
 	struct timespec ts;
 
 	if (now >= deadline)
@@ -45,18 +38,13 @@ static void wake_all(struct gmem *gm)
 	pthread_mutex_unlock(&gm->wait_lock);
 }
 
-static uint64_t ps_load(const uint64_t *ps)
-{
-	return __atomic_load_n(ps, __ATOMIC_ACQUIRE);
-}
-
 /* Waits, bounded, until the page is no longer converting. */
 static int wait_page_settled(struct gmem *gm, const uint64_t *ps, uint64_t deadline)
 {
 	int ret = 0;
 
 	pthread_mutex_lock(&gm->wait_lock);
-	while (!ret && (ps_load(ps) & PS_CONVERTING))
+	while (!ret && (gmem_ps_load(ps) & PS_CONVERTING))
 		ret = wait_until(gm, deadline);
 	pthread_mutex_unlock(&gm->wait_lock);
 	return ret;
@@ -84,12 +72,12 @@ static void unpin_pages(struct gmem *gm, struct gmem_region *r, uint64_t first, 
 static int pin_pages(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 		     bool wait)
 {
-	uint64_t deadline = now_ns() + gm->cfg.drain_timeout_ns, p, s, gen;
+	uint64_t deadline = gmem_now_ns() + gm->cfg.drain_timeout_ns, p, s, gen;
 	int ret;
 
 restart:
 	for (p = first; p < first + n; p++) {
-		s = ps_load(&r->page_state[p]);
+		s = gmem_ps_load(&r->page_state[p]);
 		gen = s >> 32;
 		for (;;) {
 			if (s & (PS_CONVERTING | PS_PRIVATE))
@@ -165,7 +153,7 @@ static int pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, u
 		return ret;
 	*pin = (struct gmem_pin){
 		.hva = r->hva + (gpa - r->gpa), .gpa = gpa, .len = len, .owner = owner, .req = req,
-		.since_ns = now_ns(), .gm = gm, .region = r,
+		.since_ns = gmem_now_ns(), .gm = gm, .region = r,
 	};
 	registry_add(gm, pin);
 	return 0;
@@ -197,7 +185,7 @@ void gmem_unpin(struct gmem_pin *pin)
 
 bool gmem_pins_culprit(struct gmem *gm, uint64_t gpa, uint64_t len, char *buf, size_t size)
 {
-	uint64_t now = now_ns();
+	uint64_t now = gmem_now_ns();
 	bool found = false;
 	unsigned int i;
 
@@ -220,13 +208,30 @@ bool gmem_pins_culprit(struct gmem *gm, uint64_t gpa, uint64_t len, char *buf, s
 	return found;
 }
 
+uint64_t gmem_pins_held(struct gmem *gm)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < GMEM_PIN_SHARDS; i++) {
+		struct gmem_shard *sh = &gm->shards[i];
+		struct gmem_pin *p;
+
+		pthread_mutex_lock(&sh->lock);
+		for (p = sh->head; p; p = p->next)
+			n++;
+		pthread_mutex_unlock(&sh->lock);
+	}
+	return n;
+}
+
 static void clear_converting(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 			     bool bump)
 {
 	uint64_t p;
 
 	for (p = first; p < first + n; p++) {
-		uint64_t s = ps_load(&r->page_state[p]), want;
+		uint64_t s = gmem_ps_load(&r->page_state[p]), want;
 
 		do {
 			want = (s & ~PS_CONVERTING) + (bump ? PS_GEN_ONE : 0);
@@ -244,7 +249,7 @@ static int mark_converting(struct gmem *gm, struct gmem_region *r, uint64_t firs
 	int ret;
 
 	for (p = first; p < first + n; p++) {
-		s = ps_load(&r->page_state[p]);
+		s = gmem_ps_load(&r->page_state[p]);
 		for (;;) {
 			if (s & PS_CONVERTING) {
 				/* Another conversion of this page: overlapping ranges serialize. */
@@ -253,7 +258,7 @@ static int mark_converting(struct gmem *gm, struct gmem_region *r, uint64_t firs
 					*done = p - first;
 					return ret;
 				}
-				s = ps_load(&r->page_state[p]);
+				s = gmem_ps_load(&r->page_state[p]);
 				continue;
 			}
 			if (__atomic_compare_exchange_n(&r->page_state[p], &s, s | PS_CONVERTING, false,
@@ -270,7 +275,7 @@ static bool range_pinned(const struct gmem_region *r, uint64_t first, uint64_t n
 	uint64_t p;
 
 	for (p = first; p < first + n; p++)
-		if (ps_load(&r->page_state[p]) & PS_PINS_MASK)
+		if (gmem_ps_load(&r->page_state[p]) & PS_PINS_MASK)
 			return true;
 	return false;
 }
@@ -300,7 +305,7 @@ int gmem_range_begin(struct gmem *gm, struct gmem_region *r, uint64_t first, uin
 int gmem_range_begin_within(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 			    uint64_t timeout_ns, struct gmem_conv_result *res)
 {
-	uint64_t start = now_ns(), deadline = start + timeout_ns, done;
+	uint64_t start = gmem_now_ns(), deadline = start + timeout_ns, done;
 	uint64_t gpa = r->gpa + first * GMEM_PAGE_SIZE, len = n * GMEM_PAGE_SIZE;
 	int ret;
 
@@ -313,7 +318,7 @@ int gmem_range_begin_within(struct gmem *gm, struct gmem_region *r, uint64_t fir
 		return ret;
 	}
 	ret = drain_pins(gm, r, first, n, deadline, res);
-	res->wait_ns += now_ns() - start;
+	res->wait_ns += gmem_now_ns() - start;
 	if (ret) {
 		if (!gmem_pins_culprit(gm, gpa, len, res->culprit, sizeof(res->culprit)))
 			snprintf(res->culprit, sizeof(res->culprit), "an unregistered pin in GPA 0x%llx+0x%llx",

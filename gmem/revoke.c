@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "gmem_internal.h"
+#include "gmem_revoke.h"
 #include "log.h"
 
 #define BITS 64

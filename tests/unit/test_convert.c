@@ -534,6 +534,54 @@ static void test_map_gpa_range_args(void)
 	CHECK_EQ(vcpu_check_map_gpa_range(0, UINT64_MAX, 0, &len), -EINVAL);
 }
 
+/* Contents after a conversion to private and back, under gm's model: kept or not. */
+static bool contents_survive(struct gmem *gm, uint64_t gpa)
+{
+	uint64_t v = 0x5eed5eed5eed5eedULL, got = 0;
+	struct gmem_conv_result res;
+
+	CHECK_EQ(gmem_write(gm, gpa, &v, sizeof(v)), 0);
+	CHECK_EQ(gmem_convert(gm, gpa, PAGE, true, &res), 0);
+	CHECK_EQ(gmem_convert(gm, gpa, PAGE, false, &res), 0);
+	CHECK_EQ(gmem_read(gm, gpa, &got, sizeof(got)), 0);
+	return got == v;
+}
+
+/*
+ * One answer to "does this model keep contents": gmem_keeps_contents(), the
+ * words of gmem_content_semantics(), gmem_roundtrip()'s refusal and the
+ * contents themselves agree for every model, destructive or not.
+ */
+static void test_keeps_contents_agrees(void)
+{
+	static const enum gmem_model models[] = {
+		GMEM_MODEL_HOST, GMEM_MODEL_OUT_OF_PLACE, GMEM_MODEL_IN_PLACE,
+	};
+	struct fake_kernel k = { .error_offset = UINT64_MAX };
+	struct gmem_conv_result res;
+	unsigned int i, d;
+
+	for (i = 0; i < 3; i++) {
+		for (d = 0; d < 2; d++) {
+			struct gmem *gm = make(models[i], d, 200);
+			bool want = models[i] == GMEM_MODEL_IN_PLACE ||
+				    (models[i] == GMEM_MODEL_HOST && !d);
+			bool keeps = gmem_keeps_contents(gm);
+
+			CHECK_EQ(keeps, want);
+			CHECK_EQ(strncmp(gmem_content_semantics(gm), "preserved", 9) == 0, keeps);
+			CHECK_EQ(gmem_kernel_sees_pins(gm), models[i] == GMEM_MODEL_IN_PLACE);
+			CHECK_STR_CONTAINS(gmem_model_name(models[i]), "-");
+			gmem_set_attrs2_fn(gm, fake_attrs2, &k);
+			CHECK_EQ(gmem_roundtrip(gm, 0x60000, PAGE, &res), keeps ? 0 : -EOPNOTSUPP);
+			/* Out-of-place needs a VM for its ioctl; the others convert detached. */
+			if (models[i] != GMEM_MODEL_OUT_OF_PLACE)
+				CHECK_EQ(contents_survive(gm, 0x61000), keeps);
+			gmem_destroy(gm);
+		}
+	}
+}
+
 int main(void)
 {
 	test_private_refused_and_preserved();
@@ -548,5 +596,6 @@ int main(void)
 	test_race_pins_conversions();
 	test_roundtrip();
 	test_map_gpa_range_args();
+	test_keeps_contents_agrees();
 	return test_done("convert");
 }

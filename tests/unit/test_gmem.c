@@ -1,7 +1,12 @@
-/* Unit test: a detached (memfd-backed) gmem — bounds, accessors, the attribute map (I3), punching. */
+/*
+ * Unit test: a detached (memfd-backed) gmem — bounds, accessors, the attribute map (I3), punching,
+ * and the queries behind veil_vm_memory (attribute extents, pin summary).
+ */
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "gmem.h"
 #include "test.h"
@@ -302,6 +307,192 @@ static void test_create_invalid(void)
 	gmem_destroy(NULL);
 }
 
+/* What gmem_attr_extents reported, in the order it reported it. */
+struct extents {
+	unsigned int n;
+	struct { uint64_t gpa, len; bool priv; } e[16];
+};
+
+static void extent_cb(void *opaque, uint64_t gpa, uint64_t len, bool priv)
+{
+	struct extents *x = opaque;
+
+	if (x->n < 16)
+		x->e[x->n] = (__typeof__(x->e[0])){ gpa, len, priv };
+	x->n++;
+}
+
+#define CHECK_EXTENT(x, i, g, l, p)                                       \
+	do {                                                              \
+		CHECK_EQ((x).e[i].gpa, (g));                              \
+		CHECK_EQ((x).e[i].len, (l));                              \
+		CHECK_EQ((x).e[i].priv, (p));                             \
+	} while (0)
+
+/* Maximal runs in GPA order: split at the hole, at every change, merged when adjacent. */
+static void test_attr_extents(void)
+{
+	struct gmem *gm = make_gmem(5 * GiB);
+	struct extents x = { 0 };
+
+	CHECK_EQ(gmem_attr_extents(gm, extent_cb, &x), 2); /* all shared, one run per side of the hole */
+	CHECK_EQ(x.n, 2);
+	CHECK_EXTENT(x, 0, 0, HOLE_START, false);
+	CHECK_EXTENT(x, 1, HOLE_END, 2 * GiB, false);
+	CHECK_EQ(gmem_attr_set_private(gm, 0x10000, 3 * PAGE, true), 0);
+	CHECK_EQ(gmem_attr_set_private(gm, HOLE_START - PAGE, PAGE, true), 0);
+	CHECK_EQ(gmem_attr_set_private(gm, HOLE_END, PAGE, true), 0);
+	CHECK_EQ(gmem_attr_set_private(gm, 6 * GiB - PAGE, PAGE, true), 0);
+	x.n = 0;
+	CHECK_EQ(gmem_attr_extents(gm, extent_cb, &x), 7);
+	CHECK_EQ(x.n, 7);
+	CHECK_EXTENT(x, 0, 0, 0x10000, false);
+	CHECK_EXTENT(x, 1, 0x10000, 3 * PAGE, true);
+	CHECK_EXTENT(x, 2, 0x13000, HOLE_START - PAGE - 0x13000, false);
+	/* Private on both sides of the hole: two runs, since the hole is not RAM. */
+	CHECK_EXTENT(x, 3, HOLE_START - PAGE, PAGE, true);
+	CHECK_EXTENT(x, 4, HOLE_END, PAGE, true);
+	CHECK_EXTENT(x, 5, HOLE_END + PAGE, 2 * GiB - 2 * PAGE, false);
+	CHECK_EXTENT(x, 6, 6 * GiB - PAGE, PAGE, true);
+	/* A neighbour joins its run; clearing the middle splits one. */
+	CHECK_EQ(gmem_attr_set_private(gm, 0x13000, PAGE, true), 0);
+	CHECK_EQ(gmem_attr_set_private(gm, 0x11000, PAGE, false), 0);
+	x.n = 0;
+	CHECK_EQ(gmem_attr_extents(gm, NULL, NULL), 9);
+	CHECK_EQ(gmem_attr_extents(gm, extent_cb, &x), 9);
+	CHECK_EXTENT(x, 1, 0x10000, PAGE, true);
+	CHECK_EXTENT(x, 2, 0x11000, PAGE, false);
+	CHECK_EXTENT(x, 3, 0x12000, 2 * PAGE, true);
+	CHECK_EXTENT(x, 4, 0x14000, HOLE_START - PAGE - 0x14000, false);
+	gmem_destroy(gm);
+}
+
+/* Ranges given out of GPA order, adjacent: reported in GPA order, one run across them. */
+static void test_attr_extents_order(void)
+{
+	struct gmem_layout l = { .nr = 2, .r = { { 0x100000, 0x100000 }, { 0, 0x100000 } } };
+	struct extents x = { 0 };
+	struct gmem *gm = NULL;
+
+	CHECK_EQ(gmem_create(-1, &l, 0, &gm), 0);
+	if (!gm)
+		return;
+	CHECK_EQ(gmem_attr_extents(gm, extent_cb, &x), 1);
+	CHECK_EXTENT(x, 0, 0, 0x200000, false);
+	CHECK_EQ(gmem_attr_set_private(gm, 0xff000, PAGE, true), 0);  /* the last of one range */
+	CHECK_EQ(gmem_attr_set_private(gm, 0x100000, PAGE, true), 0); /* the first of the other */
+	x.n = 0;
+	CHECK_EQ(gmem_attr_extents(gm, extent_cb, &x), 3);
+	CHECK_EXTENT(x, 0, 0, 0xff000, false);
+	CHECK_EXTENT(x, 1, 0xff000, 2 * PAGE, true);
+	CHECK_EXTENT(x, 2, 0x101000, 0xff000, false);
+	gmem_destroy(gm);
+}
+
+static void summary(struct gmem *gm, uint64_t *pins, uint64_t *bytes, uint64_t *conv)
+{
+	*pins = *bytes = *conv = UINT64_MAX;
+	gmem_pin_summary(gm, pins, bytes, conv);
+}
+
+static int lt_noop(void *opaque)
+{
+	(void)opaque;
+	return 0;
+}
+
+static const struct gmem_longterm_ops lt_ops = {
+	.release = lt_noop, .restore = lt_noop, .name = "test-ring",
+};
+
+/* Pins counted one by one, their pages once each, long-term pins included. */
+static void test_pin_summary(void)
+{
+	struct gmem *gm = make_gmem(4 * MiB);
+	struct gmem_pin a, b, c;
+	uint64_t pins, bytes, conv;
+	int lt;
+
+	summary(gm, &pins, &bytes, &conv);
+	CHECK_EQ(pins, 0);
+	CHECK_EQ(bytes, 0);
+	CHECK_EQ(conv, 0);
+	CHECK_EQ(gmem_pin(gm, 0x1800, 16, "dev", 1, &a), 0);       /* page 1 */
+	CHECK_EQ(gmem_pin(gm, 0x1000, 2 * PAGE, "dev", 2, &b), 0); /* pages 1-2 */
+	CHECK_EQ(gmem_pin(gm, 0x2fff, 2, "dev", 3, &c), 0);        /* pages 2-3 */
+	summary(gm, &pins, &bytes, &conv);
+	CHECK_EQ(pins, 3);
+	CHECK_EQ(bytes, 3 * PAGE);
+	CHECK_EQ(conv, 0);
+	CHECK_EQ(gmem_longterm_register(gm, 0x3000, 4 * PAGE, &lt_ops, &lt), 0); /* pages 3-6 */
+	summary(gm, &pins, &bytes, &conv);
+	CHECK_EQ(pins, 4);
+	CHECK_EQ(bytes, 6 * PAGE);
+	gmem_unpin(&b);
+	gmem_unpin(&c);
+	summary(gm, &pins, &bytes, &conv);
+	CHECK_EQ(pins, 2);
+	CHECK_EQ(bytes, 5 * PAGE);
+	gmem_longterm_unregister(gm, &lt);
+	gmem_unpin(&a);
+	summary(gm, &pins, &bytes, &conv);
+	CHECK_EQ(pins, 0);
+	CHECK_EQ(bytes, 0);
+	CHECK_EQ(conv, 0);
+	gmem_destroy(gm);
+}
+
+struct bg_convert {
+	struct gmem *gm;
+	uint64_t gpa, len;
+	int ret;
+};
+
+static void *bg_convert(void *arg)
+{
+	struct bg_convert *b = arg;
+	struct gmem_conv_result res;
+
+	b->ret = gmem_convert(b->gm, b->gpa, b->len, true, &res);
+	return NULL;
+}
+
+/* A conversion waiting for a pin to drain is in flight: its bytes show as converting. */
+static void test_pin_summary_converting(void)
+{
+	struct gmem_config cfg = { .vm_fd = -1, .model = GMEM_MODEL_HOST,
+				   .drain_timeout_ns = 5000000000ULL };
+	struct gmem_layout l = { .nr = 1, .r = { { 0, 4 * MiB } } };
+	struct bg_convert b = { .gpa = 0x20000, .len = 4 * PAGE };
+	uint64_t pins = 0, bytes = 0, conv = 0;
+	struct gmem *gm = NULL;
+	struct gmem_pin pin;
+	pthread_t t;
+	int i;
+
+	CHECK_EQ(gmem_create_cfg(&cfg, &l, &gm), 0);
+	if (!gm)
+		return;
+	b.gm = gm;
+	CHECK_EQ(gmem_pin(gm, 0x21000, 8, "dev", 1, &pin), 0);
+	CHECK_EQ(pthread_create(&t, NULL, bg_convert, &b), 0);
+	for (i = 0; i < 2000 && conv == 0; i++) {
+		usleep(1000);
+		gmem_pin_summary(gm, &pins, &bytes, &conv);
+	}
+	CHECK_EQ(conv, 4 * PAGE);
+	CHECK_EQ(pins, 1);
+	CHECK_EQ(bytes, PAGE);
+	gmem_unpin(&pin);
+	pthread_join(t, NULL);
+	CHECK_EQ(b.ret, 0);
+	summary(gm, &pins, &bytes, &conv);
+	CHECK_EQ(pins, 0);
+	CHECK_EQ(bytes, 0);
+	CHECK_EQ(conv, 0);
+	gmem_destroy(gm);
+}
+
 int main(void)
 {
 	test_create_invalid();
@@ -313,5 +504,9 @@ int main(void)
 	test_attr_ranges();
 	test_attr_invalid();
 	test_punch_hole();
+	test_attr_extents();
+	test_attr_extents_order();
+	test_pin_summary();
+	test_pin_summary_converting();
 	return test_done("test_gmem");
 }
