@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "arch.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 #include "msi.h"
 #include "vm.h"
@@ -34,16 +34,16 @@ static int kvm_set_routes(void *ctx, const struct vm_msi_route *routes, unsigned
 		r->entries[n].u.msi.data = routes[i].data;
 	}
 	r->nr = n;
-	ret = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0 ? -errno : 0;
+	ret = _kvm_ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r);
 	free(r);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 static int kvm_bind(void *ctx, int efd, uint32_t gsi)
 {
 	struct kvm_irqfd irqfd = { .fd = (uint32_t)efd, .gsi = gsi };
 
-	return ioctl(((struct vm *)ctx)->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+	return _kvm_ioctl(((struct vm *)ctx)->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
 }
 
 static int kvm_signal(void *ctx, uint64_t addr, uint32_t data)
@@ -56,7 +56,7 @@ static int kvm_signal(void *ctx, uint64_t addr, uint32_t data)
 	 * 0, or -EPERM on x86: no APIC took it (the guest aimed it nowhere), which
 	 * an irqfd route would drop as silently.
 	 */
-	if (ioctl(((struct vm *)ctx)->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 && errno != EPERM)
+	if (__kvm_ioctl(((struct vm *)ctx)->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 && errno != EPERM)
 		return -errno;
 	return 0;
 }
