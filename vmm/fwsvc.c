@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "caps.h"
+#include "exit.h"
 #include "fwsvc.h"
 #include "log.h"
 #include "vm.h"

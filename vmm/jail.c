@@ -262,6 +262,13 @@ static int jail_child(const struct jail_cfg *cfg, long host_cpus, int parent_pip
 {
 	int ret = jail_pivot(cfg->dir, err, errlen);
 
+	/*
+	 * No probe cache in a jail (caps_cache.h): what a jailed veil would read
+	 * there, the jail's previous occupant could have written.  It probes.
+	 */
+	unsetenv("VEIL_CACHE_DIR");
+	unsetenv("XDG_CACHE_HOME");
+	unsetenv("HOME");
 	if (!ret)
 		ret = jail_limits(cfg, host_cpus, err, errlen);
 	if (!ret)

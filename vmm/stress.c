@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "exit.h"
 #include "fw.h"
 #include "fw_blobs.h"
 #include "fwsvc.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "exit.h"
 #include "kvm.h"
 #include "log.h"
 #include "sandbox.h"

@@ -238,7 +238,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		vm->cfg.t0_ns = vm_now_ns();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
-	ret = vm_msi_init(vm);
+	ret = vm_msi_init(&vm->msi, &vm->vm_fd);
 	if (!ret)
 		ret = outq_init(&vm->console_out, cfg->console_fd, VM_CONSOLE_QUEUE);
 	if (ret)
@@ -297,7 +297,7 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm_virtio_destroy(vm); /* before gmem: in-flight I/O targets guest memory */
-	vm_msi_destroy(vm);
+	vm_msi_destroy(&vm->msi);
 	arch_board_destroy(vm->board);
 	bus_destroy(vm->bus);
 	arch_vm_destroy(vm->arch);

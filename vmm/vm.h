@@ -12,7 +12,6 @@
 #include "bus.h"
 #include "compiler.h"
 #include "console.h"
-#include "exit.h"
 #include "msi.h"
 #include "gmem.h"
 #include "kvm.h"
@@ -146,7 +145,7 @@ void vm_mark_time(struct vm *vm, uint64_t *slot);
 /* Logs a guest-caused problem, counted always, printed only the first few times. */
 void vm_guest_fault(struct vm *vm, const char *fmt, ...) __printf(2, 3);
 
-/* vCPU side (vcpu.c; exit.c answers through exit.h). */
+/* vCPU side (vcpu.c; exit.h declares what exit.c answers). */
 int vcpu_create(struct vm *vm, unsigned int index, struct vcpu *vcpu) __must_check;
 void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_start(struct vcpu *vcpu) __must_check;

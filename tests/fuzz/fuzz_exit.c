@@ -7,6 +7,7 @@
 
 #include "balloon.h"
 #include "debug_exit.h"
+#include "exit.h"
 #include "fw.h"
 #include "fwsvc.h"
 #include "fuzz.h"

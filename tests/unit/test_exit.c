@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "debug_exit.h"
+#include "exit.h"
 #include "kvm_uapi.h"
 #include "log.h"
 #include "gmem.h"

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "exit.h"
 #include "fwsvc.h"
 #include "gmem.h"
 #include "kvm_uapi.h"
