@@ -8,13 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "gmem_internal.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 
 #define BACKOFF_MAX_US 2000
@@ -57,7 +56,7 @@ static int default_attrs2(int fd, uint64_t offset, uint64_t size, uint64_t attrs
 	struct kvm_memory_attributes2 a = { .offset = offset, .size = size, .attributes = attrs };
 
 	(void)opaque;
-	if (ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a) == 0)
+	if (__kvm_ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a) == 0)
 		return 0;
 	*error_offset = a.error_offset;
 	return -errno;
@@ -192,7 +191,7 @@ static int backend_out_of_place(struct gmem *gm, struct gmem_region *r, uint64_t
 	int ret;
 
 	for (attempt = 0;; attempt++) {
-		ret = ioctl(gm->cfg.vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &a) < 0 ? -errno : 0;
+		ret = _kvm_ioctl(gm->cfg.vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &a);
 		if (ret != -EAGAIN || attempt >= gm->cfg.max_retries)
 			break;
 		res->eagain++;
