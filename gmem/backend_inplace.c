@@ -6,11 +6,10 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "gmem_backend.h"
 #include "gmem_longterm.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 
 static int default_attrs2(int fd, uint64_t offset, uint64_t size, uint64_t attrs,
 			  uint64_t *error_offset, void *opaque)
@@ -18,7 +17,7 @@ static int default_attrs2(int fd, uint64_t offset, uint64_t size, uint64_t attrs
 	struct kvm_memory_attributes2 a = { .offset = offset, .size = size, .attributes = attrs };
 
 	(void)opaque;
-	if (ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a) == 0)
+	if (__kvm_ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &a) == 0)
 		return 0;
 	*error_offset = a.error_offset;
 	return -errno;

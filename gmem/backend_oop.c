@@ -6,10 +6,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "gmem_backend.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 
 static int oop_convert(struct gmem *gm, struct gmem_region *r, uint64_t off, uint64_t len,
@@ -23,7 +22,7 @@ static int oop_convert(struct gmem *gm, struct gmem_region *r, uint64_t off, uin
 	int ret;
 
 	for (attempt = 0;; attempt++) {
-		ret = ioctl(gm->cfg.vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &a) < 0 ? -errno : 0;
+		ret = _kvm_ioctl(gm->cfg.vm_fd, KVM_SET_MEMORY_ATTRIBUTES, &a);
 		if (ret != -EAGAIN || attempt >= gm->cfg.max_retries)
 			break;
 		res->eagain++;

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,25 +16,20 @@
 #include "gmem_longterm.h"
 #include "gmem_pins.h"
 #include "gmem_revoke.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 
 #define GMEM_DEFAULT_DRAIN_NS 2000000000ULL
 #define GMEM_DEFAULT_RETRIES 16
 
-static int sys_ret(long ret)
-{
-	return ret < 0 ? -errno : (int)ret;
-}
-
 int gmem_probe_flags(int vm_fd, uint64_t *flags)
 {
 	int ret;
 
-	ret = sys_ret(ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD));
+	ret = _kvm_ioctl_val(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD);
 	if (ret <= 0)
 		return -EOPNOTSUPP;
-	ret = sys_ret(ioctl(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS));
+	ret = _kvm_ioctl_val(vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS);
 	*flags = ret > 0 ? (uint64_t)ret : 0;
 	return 0;
 }
@@ -70,7 +64,7 @@ static int region_open(struct gmem *gm, struct gmem_region *r)
 
 	if (gm->cfg.vm_fd < 0)
 		return memfd_open(r->size, &r->fd);
-	fd = ioctl(gm->cfg.vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
+	fd = __kvm_ioctl(gm->cfg.vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
 	if (fd < 0)
 		return -errno;
 	r->fd = fd;
@@ -111,7 +105,7 @@ static int region_bind(struct gmem *gm, struct gmem_region *r)
 	ret = region_check_binding(r, slot.guest_memfd_offset);
 	if (ret)
 		return ret;
-	ret = sys_ret(ioctl(gm->cfg.vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot));
+	ret = _kvm_ioctl(gm->cfg.vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot);
 	if (ret)
 		return ret;
 	r->bound = true;
@@ -122,7 +116,7 @@ static void region_unbind(struct gmem *gm, struct gmem_region *r)
 {
 	struct kvm_userspace_memory_region2 slot = { .slot = r->slot };
 
-	if (r->bound && ioctl(gm->cfg.vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot) < 0)
+	if (r->bound && __kvm_ioctl(gm->cfg.vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot) < 0)
 		pr_warn("deleting memslot %u: %s", r->slot, strerror(errno));
 	r->bound = false;
 }
@@ -377,14 +371,14 @@ int gmem_probe_inplace(int vm_fd, uint64_t gmem_flags)
 	};
 	int fd, ret = 1;
 
-	fd = ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
+	fd = __kvm_ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
 	if (fd < 0)
 		return -errno;
-	if (ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs) < 0) {
+	if (__kvm_ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs) < 0) {
 		ret = errno == ENOTTY ? 0 : -errno;
 	} else {
 		attrs.attributes = 0;
-		if (ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs) < 0)
+		if (__kvm_ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, &attrs) < 0)
 			ret = -errno;
 	}
 	close(fd);

@@ -1,18 +1,17 @@
 /* `veil caps`: probes KVM, including a tiny guest that learns whether host-mapping revocation is safe. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "arch.h"
 #include "caps.h"
 #include "gmem.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
+#include "log.h"
 #include "probe.h"
-#include "vm.h"
 
 #define PROBE_MAGIC 0x5a17
 #define PROBE_TIMEOUT_MS 500
@@ -59,13 +58,6 @@ void caps_choose_model(struct caps_vm_type *t, int revoke_safe)
 		t->model = CAPS_MODEL_NONE;
 		snprintf(t->why, sizeof(t->why), "neither VM-level nor per-guest_memfd attributes");
 	}
-}
-
-static int64_t check_ext(int fd, long cap)
-{
-	int r = ioctl(fd, KVM_CHECK_EXTENSION, cap);
-
-	return r < 0 ? 0 : r;
 }
 
 /* Runs the probe guest until its port write; describes what happened. */
@@ -117,7 +109,7 @@ int caps_probe_revoke(int kvm_fd, char *detail, size_t len)
 	uint16_t magic = PROBE_MAGIC;
 	int ret;
 
-	if (probe_vm_create(kvm_fd, &pv)) {
+	if (probe_vm_create(kvm_fd, "probe VM (is revoking the host mapping safe)", &pv)) {
 		snprintf(detail, len, "could not create a probe VM with guest_memfd");
 		return -1;
 	}
@@ -146,12 +138,13 @@ int caps_probe_hypercall_exit(int kvm_fd, char *detail, size_t len)
 	struct probe_vm pv;
 	int ret;
 
-	if (probe_vm_create(kvm_fd, &pv)) {
+	if (probe_vm_create(kvm_fd, "probe VM (does MAP_GPA_RANGE reach veil)", &pv)) {
 		snprintf(detail, len, "could not create a probe VM");
 		return -1;
 	}
-	if (ioctl(pv.vm_fd, KVM_ENABLE_CAP, &cap) < 0) {
-		snprintf(detail, len, "KVM_ENABLE_CAP(EXIT_HYPERCALL): %s", strerror(errno));
+	ret = _kvm_ioctl(pv.vm_fd, KVM_ENABLE_CAP, &cap);
+	if (ret < 0) {
+		snprintf(detail, len, "KVM_ENABLE_CAP(EXIT_HYPERCALL): %s", strerror(-ret));
 		probe_vm_destroy(&pv);
 		return 0;
 	}
@@ -176,6 +169,119 @@ int caps_probe_hypercall_exit(int kvm_fd, char *detail, size_t len)
 	return ret;
 }
 
+const char *caps_source_name(enum caps_source s)
+{
+	return s == CAPS_FROM_CACHE ? "cached" : s == CAPS_FROM_PROBE ? "probed" : "not probed";
+}
+
+typedef int (*caps_probe_fn)(int kvm_fd, char *detail, size_t len);
+
+static const caps_probe_fn caps_probes[CAPS_CACHE_NR] = {
+	[CAPS_CACHE_REVOKE] = caps_probe_revoke,
+	[CAPS_CACHE_HYPERCALL] = caps_probe_hypercall_exit,
+};
+
+/*
+ * One behaviour probe through the cache.  A cache that cannot be read or
+ * written costs a probe, never a guessed answer; an unknown result (-1) is
+ * not stored, so the next run tries again.
+ */
+static int caps_cached(int kvm_fd, enum caps_cache_id id, enum caps_cache_mode mode,
+		       char *detail, size_t len, enum caps_source *from)
+{
+	char dir[PATH_MAX], key[CAPS_CACHE_KEY];
+	bool usable = mode != CAPS_CACHE_OFF && !caps_cache_dir(dir, sizeof(dir)) &&
+		      !caps_cache_key(key, sizeof(key));
+	struct caps_cache c;
+	int v, ret;
+
+	if (usable && mode == CAPS_CACHE_USE && !caps_cache_load(dir, key, &c) &&
+	    c.e[id].value >= 0) {
+		snprintf(detail, len, "%s", c.e[id].detail);
+		*from = CAPS_FROM_CACHE;
+		return c.e[id].value;
+	}
+	v = caps_probes[id](kvm_fd, detail, len);
+	*from = CAPS_FROM_PROBE;
+	if (!usable || v < 0)
+		return v;
+	if (caps_cache_load(dir, key, &c))
+		caps_cache_init(&c);
+	c.e[id].value = v;
+	snprintf(c.e[id].detail, sizeof(c.e[id].detail), "%s", detail);
+	ret = caps_cache_store(dir, key, &c);
+	if (ret)
+		pr_info("probe cache %s: not written: %s", dir, strerror(-ret));
+	return v;
+}
+
+int caps_revoke_safe(int kvm_fd, enum caps_cache_mode mode, char *detail, size_t len,
+		     enum caps_source *from)
+{
+	return caps_cached(kvm_fd, CAPS_CACHE_REVOKE, mode, detail, len, from);
+}
+
+int caps_hypercall_exit_cached(int kvm_fd, enum caps_cache_mode mode, char *detail, size_t len,
+			       enum caps_source *from)
+{
+	return caps_cached(kvm_fd, CAPS_CACHE_HYPERCALL, mode, detail, len, from);
+}
+
+int caps_hypercall_exit(int kvm_fd, char *detail, size_t len)
+{
+	enum caps_source from;
+
+	return caps_cached(kvm_fd, CAPS_CACHE_HYPERCALL, CAPS_CACHE_USE, detail, len, &from);
+}
+
+/* The hypercall result if this boot's cache holds it; never probes. */
+static void caps_hypercall_from_cache(struct caps_choice *out)
+{
+	char dir[PATH_MAX], key[CAPS_CACHE_KEY];
+	struct caps_cache c;
+
+	if (!caps_cache_dir(dir, sizeof(dir)) && !caps_cache_key(key, sizeof(key)) &&
+	    !caps_cache_load(dir, key, &c) && c.e[CAPS_CACHE_HYPERCALL].value >= 0) {
+		out->hypercall_exit = c.e[CAPS_CACHE_HYPERCALL].value;
+		out->hypercall_from = CAPS_FROM_CACHE;
+	}
+}
+
+int caps_for_vm(int kvm_fd, int vm_fd, unsigned long vm_type, bool destructive,
+		struct caps_choice *out)
+{
+	struct caps_vm_type t = { .type = vm_type, .supported = true };
+	char detail[CAPS_CACHE_DETAIL] = "";
+
+	*out = (struct caps_choice){ .revoke_safe = -1, .hypercall_exit = -1,
+				     .destructive = destructive };
+	caps_probe_vm(vm_fd, &t);
+	if (t.type == KVM_X86_DEFAULT_VM)
+		out->revoke_safe = caps_revoke_safe(kvm_fd, CAPS_CACHE_USE, detail, sizeof(detail),
+						    &out->revoke_from);
+	caps_hypercall_from_cache(out);
+	caps_choose_model(&t, out->revoke_safe);
+	out->model = t.model;
+	snprintf(out->why, sizeof(out->why), "%s", t.why);
+	if (t.model == CAPS_MODEL_NONE) {
+		pr_err("VM type %lu: %s", vm_type, t.why);
+		return -EOPNOTSUPP;
+	}
+	out->gmem_model = caps_gmem_model(t.model);
+	out->revoke_host_mapping = t.model == CAPS_MODEL_HOST_ENFORCED && out->revoke_safe == 1;
+	if (t.model == CAPS_MODEL_HOST_ENFORCED &&
+	    (t.gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
+	    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) {
+		pr_err("guest_memfd flags 0x%llx lack MMAP|INIT_SHARED, which default VMs need",
+		       (unsigned long long)t.gmem_flags);
+		return -EOPNOTSUPP;
+	}
+	pr_info("host mapping revocable: %s (%s)%s%s",
+		out->revoke_safe == 1 ? "yes" : out->revoke_safe == 0 ? "no" : "not asked",
+		caps_source_name(out->revoke_from), detail[0] ? ": " : "", detail);
+	return 0;
+}
+
 void caps_probe_vm(int vm_fd, struct caps_vm_type *t)
 {
 	uint64_t flags = 0;
@@ -183,7 +289,7 @@ void caps_probe_vm(int vm_fd, struct caps_vm_type *t)
 	t->probed = true;
 	if (gmem_probe_flags(vm_fd, &flags) == 0)
 		t->gmem_flags = flags;
-	t->mem_attrs = check_ext(vm_fd, KVM_CAP_MEMORY_ATTRIBUTES);
+	t->mem_attrs = kvm_check_extension(vm_fd, KVM_CAP_MEMORY_ATTRIBUTES);
 	/* In-place conversion is a property of private-capable VMs; probe it by behaviour. */
 	if (t->type != KVM_X86_DEFAULT_VM)
 		t->inplace = gmem_probe_inplace(vm_fd, flags & GUEST_MEMFD_FLAG_MMAP ?
@@ -196,14 +302,14 @@ static void caps_probe_type(int kvm_fd, struct caps_vm_type *t)
 
 	if (!t->supported)
 		return;
-	vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, t->type);
+	vm_fd = kvm_create_vm(kvm_fd, t->type, "probe VM (memory attributes)");
 	if (vm_fd < 0)
 		return;
 	caps_probe_vm(vm_fd, t);
 	close(vm_fd);
 }
 
-int caps_probe(struct caps *c)
+int caps_probe(struct caps *c, enum caps_cache_mode mode)
 {
 	unsigned int i;
 	int kvm_fd, ret;
@@ -214,20 +320,22 @@ int caps_probe(struct caps *c)
 	ret = kvm_open(&kvm_fd, &c->max_vcpus);
 	if (ret)
 		return ret;
-	c->api_version = ioctl(kvm_fd, KVM_GET_API_VERSION, 0);
-	c->guest_memfd = check_ext(kvm_fd, KVM_CAP_GUEST_MEMFD) > 0;
-	c->user_memory2 = check_ext(kvm_fd, KVM_CAP_USER_MEMORY2) > 0;
-	c->vm_types = check_ext(kvm_fd, KVM_CAP_VM_TYPES);
+	c->api_version = _kvm_ioctl_val(kvm_fd, KVM_GET_API_VERSION, 0);
+	c->guest_memfd = kvm_check_extension(kvm_fd, KVM_CAP_GUEST_MEMFD) > 0;
+	c->user_memory2 = kvm_check_extension(kvm_fd, KVM_CAP_USER_MEMORY2) > 0;
+	c->vm_types = kvm_check_extension(kvm_fd, KVM_CAP_VM_TYPES);
 	if (c->vm_types == 0)
 		c->vm_types = 1u << KVM_X86_DEFAULT_VM;
-	c->exit_hypercall = check_ext(kvm_fd, KVM_CAP_EXIT_HYPERCALL);
-	c->memory_fault_info = check_ext(kvm_fd, KVM_CAP_MEMORY_FAULT_INFO) > 0;
+	c->exit_hypercall = kvm_check_extension(kvm_fd, KVM_CAP_EXIT_HYPERCALL);
+	c->memory_fault_info = kvm_check_extension(kvm_fd, KVM_CAP_MEMORY_FAULT_INFO) > 0;
 	c->hypercall_exit = -1;
 	if (c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE))
-		c->hypercall_exit = caps_probe_hypercall_exit(kvm_fd, c->hypercall_detail,
-							      sizeof(c->hypercall_detail));
-	c->revoke_safe = c->guest_memfd ? caps_probe_revoke(kvm_fd, c->revoke_detail,
-							    sizeof(c->revoke_detail)) : -1;
+		c->hypercall_exit = caps_hypercall_exit_cached(kvm_fd, mode, c->hypercall_detail,
+							       sizeof(c->hypercall_detail),
+							       &c->hypercall_from);
+	c->revoke_safe = c->guest_memfd ? caps_revoke_safe(kvm_fd, mode, c->revoke_detail,
+							   sizeof(c->revoke_detail),
+							   &c->revoke_from) : -1;
 	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
 		c->types[i].supported = c->vm_types & (1LL << c->types[i].type);
 		caps_probe_type(kvm_fd, &c->types[i]);
@@ -282,13 +390,14 @@ void caps_print(const struct caps *c, FILE *out)
 	}
 	fprintf(out, "exit on hypercall:         0x%llx%s\n", (unsigned long long)c->exit_hypercall,
 		c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE) ? " (MAP_GPA_RANGE)" : "");
-	fprintf(out, "MAP_GPA_RANGE reaches veil: %s%s%s\n",
-		c->hypercall_exit == 1 ? "yes" : c->hypercall_exit == 0 ? "no" : "not probed",
-		c->hypercall_detail[0] ? ": " : "", c->hypercall_detail);
+	fprintf(out, "MAP_GPA_RANGE reaches veil: %s (%s)%s%s\n",
+		c->hypercall_exit == 1 ? "yes" : c->hypercall_exit == 0 ? "no" : "unknown",
+		caps_source_name(c->hypercall_from), c->hypercall_detail[0] ? ": " : "",
+		c->hypercall_detail);
 	fprintf(out, "memory fault info:         %s\n", c->memory_fault_info ? "yes" : "no");
-	fprintf(out, "host mapping revocable:    %s: %s\n",
+	fprintf(out, "host mapping revocable:    %s (%s): %s\n",
 		c->revoke_safe == 1 ? "yes" : c->revoke_safe == 0 ? "no" : "unknown",
-		c->revoke_detail);
+		caps_source_name(c->revoke_from), c->revoke_detail);
 	fprintf(out, "conversion model per VM type:\n");
 	for (i = 0; i < ARRAY_SIZE(c->types); i++)
 		fprintf(out, "  %-13s %s: %s\n", c->types[i].name, caps_model_name(c->types[i].model),
@@ -303,14 +412,16 @@ void caps_print_json(const struct caps *c, FILE *out)
 	fprintf(out, "{\"api_version\":%d,\"max_vcpus\":%u,\"guest_memfd\":%s,"
 		"\"guest_memfd_flags\":%llu,\"user_memory2\":%s,\"vm_types\":%lld,"
 		"\"exit_hypercall\":%lld,\"map_gpa_range_exits\":%s,\"memory_fault_info\":%s,\"revoke_safe\":%s,"
-		"\"revoke_detail\":\"%s\",\"vm\":{",
+		"\"revoke_detail\":\"%s\",\"revoke_from\":\"%s\",\"map_gpa_range_from\":\"%s\","
+		"\"vm\":{",
 		c->api_version, c->max_vcpus, c->guest_memfd ? "true" : "false",
 		(unsigned long long)c->types[0].gmem_flags, c->user_memory2 ? "true" : "false",
 		(long long)c->vm_types, (long long)c->exit_hypercall,
 		c->hypercall_exit == 1 ? "true" : c->hypercall_exit == 0 ? "false" : "null",
 		c->memory_fault_info ? "true" : "false",
 		c->revoke_safe == 1 ? "true" : c->revoke_safe == 0 ? "false" : "null",
-		c->revoke_detail);
+		c->revoke_detail, caps_source_name(c->revoke_from),
+		caps_source_name(c->hypercall_from));
 	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
 		const struct caps_vm_type *t = &c->types[i];
 

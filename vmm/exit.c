@@ -1,37 +1,64 @@
-/* vCPU exit handling: one pure function from a kvm_run to an action, unit-tested with made-up exits. */
+/* vCPU exit handling: one function from a kvm_run to a result, unit-tested with made-up exits. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <linux/kvm_para.h>
 
-#include "kvm_uapi.h"
+#include "exit.h"
+#include "kvm.h"
 #include "log.h"
-#include "vm.h"
+#include "vm.h" /* struct vcpu, struct vm and the exit codes; nothing of vm.c */
 
-const char *kvm_exit_reason_name(uint32_t reason)
+#define EXIT_GUEST_FAULTS_LOGGED 10
+
+static struct vcpu_exit exit_continue(void)
 {
-	static const char *const names[] = {
-		[KVM_EXIT_UNKNOWN] = "UNKNOWN", [KVM_EXIT_EXCEPTION] = "EXCEPTION",
-		[KVM_EXIT_IO] = "IO", [KVM_EXIT_HYPERCALL] = "HYPERCALL",
-		[KVM_EXIT_DEBUG] = "DEBUG", [KVM_EXIT_HLT] = "HLT", [KVM_EXIT_MMIO] = "MMIO",
-		[KVM_EXIT_IRQ_WINDOW_OPEN] = "IRQ_WINDOW_OPEN", [KVM_EXIT_SHUTDOWN] = "SHUTDOWN",
-		[KVM_EXIT_FAIL_ENTRY] = "FAIL_ENTRY", [KVM_EXIT_INTR] = "INTR",
-		[KVM_EXIT_SET_TPR] = "SET_TPR", [KVM_EXIT_TPR_ACCESS] = "TPR_ACCESS",
-		[KVM_EXIT_NMI] = "NMI", [KVM_EXIT_INTERNAL_ERROR] = "INTERNAL_ERROR",
-		[KVM_EXIT_OSI] = "OSI", [KVM_EXIT_PAPR_HCALL] = "PAPR_HCALL",
-		[KVM_EXIT_WATCHDOG] = "WATCHDOG", [KVM_EXIT_EPR] = "EPR",
-		[KVM_EXIT_SYSTEM_EVENT] = "SYSTEM_EVENT", [KVM_EXIT_IOAPIC_EOI] = "IOAPIC_EOI",
-		[KVM_EXIT_HYPERV] = "HYPERV", [KVM_EXIT_X86_RDMSR] = "X86_RDMSR",
-		[KVM_EXIT_X86_WRMSR] = "X86_WRMSR", [KVM_EXIT_DIRTY_RING_FULL] = "DIRTY_RING_FULL",
-		[KVM_EXIT_AP_RESET_HOLD] = "AP_RESET_HOLD", [KVM_EXIT_X86_BUS_LOCK] = "X86_BUS_LOCK",
-		[KVM_EXIT_XEN] = "XEN", [KVM_EXIT_RISCV_SBI] = "RISCV_SBI",
-		[KVM_EXIT_NOTIFY] = "NOTIFY", [KVM_EXIT_MEMORY_FAULT] = "MEMORY_FAULT",
-	};
+	return (struct vcpu_exit){ .action = VCPU_CONTINUE };
+}
 
-	if (reason < ARRAY_SIZE(names) && names[reason])
-		return names[reason];
-	return "(unknown exit reason)";
+static struct vcpu_exit exit_action(enum vcpu_action action)
+{
+	return (struct vcpu_exit){ .action = action };
+}
+
+/* A stop for the caller to request: action VCPU_STOP or VCPU_STOP_DUMP. */
+static struct vcpu_exit __printf(3, 4) exit_stop(enum vcpu_action action, int code,
+						 const char *fmt, ...)
+{
+	struct vcpu_exit r = { .action = action, .code = code };
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(r.reason, sizeof(r.reason), fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+/* A guest-caused problem: counted always, logged only the first few times. */
+static void __printf(2, 3) exit_guest_fault(struct vcpu *vcpu, const char *fmt, ...)
+{
+	uint64_t n = __atomic_add_fetch(&vcpu->vm->stats.guest_faults, 1, __ATOMIC_RELAXED);
+	char msg[256];
+	va_list ap;
+
+	if (n > EXIT_GUEST_FAULTS_LOGGED)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_warn("guest: %s%s", msg,
+		n == EXIT_GUEST_FAULTS_LOGGED ? " (further guest faults are only counted)" : "");
+}
+
+static uint64_t exit_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
 static const char *internal_error_name(uint32_t suberror)
@@ -65,12 +92,12 @@ static void exit_unhandled_io(struct vcpu *vcpu, const char *space, uint64_t add
 		pr_debug("vCPU %u: %s %s of %u bytes at 0x%llx has no device", vcpu->index, space,
 			 is_write ? "write" : "read", len, (unsigned long long)addr);
 	else
-		vm_guest_fault(vm, "vCPU %u: %s %s of %u bytes at 0x%llx was refused by its device",
+		exit_guest_fault(vcpu, "vCPU %u: %s %s of %u bytes at 0x%llx was refused by its device",
 			       vcpu->index, space, is_write ? "write" : "read", len,
 			       (unsigned long long)addr);
 }
 
-static enum vcpu_action exit_io(struct vcpu *vcpu)
+static struct vcpu_exit exit_io(struct vcpu *vcpu)
 {
 	/*
 	 * Copied once: the kernel fills these, but checked fields re-read later
@@ -90,10 +117,9 @@ static enum vcpu_action exit_io(struct vcpu *vcpu)
 	/* A bad offset would turn into a wild pointer, or data over the exit itself. */
 	if ((size != 1 && size != 2 && size != 4) || off < sizeof(struct kvm_run) ||
 	    off > vcpu->run_size || bytes > vcpu->run_size - off) {
-		vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
-				"vCPU %u: malformed IO exit (size %u, count %u, offset %llu)",
-				vcpu->index, size, count, (unsigned long long)off);
-		return VCPU_STOP;
+		return exit_stop(VCPU_STOP, VM_EXIT_FAILURE,
+				 "vCPU %u: malformed IO exit (size %u, count %u, offset %llu)",
+				 vcpu->index, size, count, (unsigned long long)off);
 	}
 	data = (uint8_t *)vcpu->run + off;
 	vcpu->stats.io++;
@@ -106,18 +132,17 @@ static enum vcpu_action exit_io(struct vcpu *vcpu)
 			exit_unhandled_io(vcpu, "port", port, size, is_write, ret);
 		}
 	}
-	return vm_stopping(vcpu->vm) ? VCPU_STOP : VCPU_CONTINUE;
+	return exit_continue(); /* a device that stopped the VM did so itself */
 }
 
-static enum vcpu_action exit_mmio(struct vcpu *vcpu)
+static struct vcpu_exit exit_mmio(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	int ret;
 
 	if (run->mmio.len == 0 || run->mmio.len > sizeof(run->mmio.data)) {
-		vm_request_stop(vcpu->vm, VM_EXIT_FAILURE, "vCPU %u: malformed MMIO exit (len %u)",
-				vcpu->index, run->mmio.len);
-		return VCPU_STOP;
+		return exit_stop(VCPU_STOP, VM_EXIT_FAILURE, "vCPU %u: malformed MMIO exit (len %u)",
+				 vcpu->index, run->mmio.len);
 	}
 	vcpu->stats.mmio++;
 	ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
@@ -128,7 +153,7 @@ static enum vcpu_action exit_mmio(struct vcpu *vcpu)
 		exit_unhandled_io(vcpu, "MMIO", run->mmio.phys_addr, run->mmio.len,
 				  run->mmio.is_write, ret);
 	}
-	return vm_stopping(vcpu->vm) ? VCPU_STOP : VCPU_CONTINUE;
+	return exit_continue(); /* a device that stopped the VM did so itself */
 }
 
 #define MAP_GPA_RANGE_PAGE_SZ_MASK 0xfULL
@@ -166,7 +191,7 @@ static uint64_t hypercall_errno(int err)
 uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, uint64_t attrs)
 {
 	struct gmem_conv_result res = { .culprit = "" };
-	uint64_t len = 0, t0 = vm_now_ns();
+	uint64_t len = 0, t0 = exit_now_ns();
 	int ret;
 
 	ret = vcpu_check_map_gpa_range(gpa, npages, attrs, &len);
@@ -174,37 +199,37 @@ uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, ui
 		ret = gmem_convert(vcpu->vm->gmem, gpa, len, attrs & KVM_MAP_GPA_RANGE_ENCRYPTED, &res);
 	if (ret) {
 		vcpu->stats.conversion_fails++;
-		vm_guest_fault(vcpu->vm, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",
+		exit_guest_fault(vcpu, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",
 			       vcpu->index, (unsigned long long)gpa, (unsigned long long)npages,
 			       (unsigned long long)attrs, strerror(-ret), res.culprit[0] ? ": " : "",
 			       res.culprit);
 		return hypercall_errno(ret);
 	}
 	if (vcpu->vm->guest_conv_lat)
-		lat_add(vcpu->vm->guest_conv_lat, vm_now_ns() - t0);
+		lat_add(vcpu->vm->guest_conv_lat, exit_now_ns() - t0);
 	vcpu->stats.conversions++;
 	return 0;
 }
 
-static enum vcpu_action exit_map_gpa_range(struct vcpu *vcpu)
+static struct vcpu_exit exit_map_gpa_range(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
 	run->hypercall.ret = vcpu_map_gpa_range(vcpu, run->hypercall.args[0],
 						run->hypercall.args[1], run->hypercall.args[2]);
-	return VCPU_CONTINUE;
+	return exit_continue();
 }
 
-static enum vcpu_action exit_hypercall(struct vcpu *vcpu)
+static struct vcpu_exit exit_hypercall(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
 	if (run->hypercall.nr == KVM_HC_MAP_GPA_RANGE && vcpu->vm->gmem)
 		return exit_map_gpa_range(vcpu);
-	vm_guest_fault(vcpu->vm, "vCPU %u: hypercall %llu is not implemented", vcpu->index,
+	exit_guest_fault(vcpu, "vCPU %u: hypercall %llu is not implemented", vcpu->index,
 		       (unsigned long long)run->hypercall.nr);
 	run->hypercall.ret = (uint64_t)-KVM_ENOSYS;
-	return VCPU_CONTINUE;
+	return exit_continue();
 }
 
 /*
@@ -212,7 +237,7 @@ static enum vcpu_action exit_hypercall(struct vcpu *vcpu)
  * differs from the access.  Convert and let it retry; a fault that repeats
  * at the same place means the memslot cannot serve it at all.
  */
-static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
+static struct vcpu_exit exit_memory_fault(struct vcpu *vcpu)
 {
 	const struct veil_kvm_memory_fault *mf = (const void *)vcpu->run->padding;
 	bool to_private = mf->flags & KVM_MEMORY_EXIT_FLAG_PRIVATE;
@@ -242,7 +267,7 @@ static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, to_private, &res);
 		} else if (vcpu->fault_repeats == 0) {
 			vcpu->stats.fault_retries++;
-			return VCPU_CONTINUE;
+			return exit_continue();
 		} else if (gmem_attr_is_private(vcpu->vm->gmem, gpa, &private) == 0) {
 			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, private, &res);
 			if (!ret) {
@@ -251,46 +276,43 @@ static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 					"the map's state was applied again", vcpu->index,
 					(unsigned long long)mf->gpa, to_private ? "private" : "shared",
 					private ? "private" : "shared");
-				return VCPU_CONTINUE;
+				return exit_continue();
 			}
 		}
 	}
 	if (!ret) {
 		vcpu->stats.conversions++;
-		return VCPU_CONTINUE;
+		return exit_continue();
 	}
-	vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
+	return exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE,
 			"vCPU %u: memory fault at GPA 0x%llx, %llu bytes, guest wanted it %s: %s",
 			vcpu->index, (unsigned long long)mf->gpa, (unsigned long long)mf->size,
 			to_private ? "private" : "shared",
 			vcpu->fault_repeats >= FAULT_REPEATS_MAX ?
 				"it faulted again at the same GPA, so its memslot cannot serve that access" :
 			res.culprit[0] ? res.culprit : "the range is not guest RAM");
-	return VCPU_STOP_DUMP;
 }
 
-static enum vcpu_action exit_system_event(struct vcpu *vcpu)
+static struct vcpu_exit exit_system_event(struct vcpu *vcpu)
 {
-	struct vm *vm = vcpu->vm;
-
 	switch (vcpu->run->system_event.type) {
 	case KVM_SYSTEM_EVENT_SHUTDOWN:
-		vm_request_stop(vm, VM_EXIT_POWEROFF, "vCPU %u: guest powered off", vcpu->index);
-		return VCPU_STOP;
+		return exit_stop(VCPU_STOP, VM_EXIT_POWEROFF, "vCPU %u: guest powered off",
+				 vcpu->index);
 	case KVM_SYSTEM_EVENT_RESET:
-		vm_request_stop(vm, VM_EXIT_RESET, "vCPU %u: guest reset (system event)", vcpu->index);
-		return VCPU_STOP;
+		return exit_stop(VCPU_STOP, VM_EXIT_RESET, "vCPU %u: guest reset (system event)",
+				 vcpu->index);
 	case KVM_SYSTEM_EVENT_CRASH:
-		vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: guest crashed", vcpu->index);
-		return VCPU_STOP_DUMP;
+		return exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE, "vCPU %u: guest crashed",
+				 vcpu->index);
 	default:
-		vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: unexpected system event %u",
-				vcpu->index, vcpu->run->system_event.type);
-		return VCPU_STOP_DUMP;
+		return exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE,
+				 "vCPU %u: unexpected system event %u", vcpu->index,
+				 vcpu->run->system_event.type);
 	}
 }
 
-static enum vcpu_action exit_internal_error(struct vcpu *vcpu)
+static struct vcpu_exit exit_internal_error(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 	char extra[96] = "";
@@ -304,17 +326,15 @@ static enum vcpu_action exit_internal_error(struct vcpu *vcpu)
 		snprintf(extra + len, sizeof(extra) - len, " %llx",
 			 (unsigned long long)run->internal.data[i]);
 	}
-	vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
-			"vCPU %u: KVM internal error, suberror %u (%s)%s%s", vcpu->index,
-			run->internal.suberror, internal_error_name(run->internal.suberror),
-			n ? ", data:" : "", extra);
-	return VCPU_STOP_DUMP;
+	return exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE,
+			 "vCPU %u: KVM internal error, suberror %u (%s)%s%s", vcpu->index,
+			 run->internal.suberror, internal_error_name(run->internal.suberror),
+			 n ? ", data:" : "", extra);
 }
 
-enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu)
+struct vcpu_exit vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
-	struct vm *vm = vcpu->vm;
 
 	vcpu->stats.exits++;
 	switch (run->exit_reason) {
@@ -323,31 +343,29 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu)
 	case KVM_EXIT_MMIO:
 		return exit_mmio(vcpu);
 	case KVM_EXIT_INTR:
-		return vm_stopping(vm) ? VCPU_STOP : VCPU_CONTINUE;
+		return exit_continue(); /* a kick: the loop looks at the VM's state */
 	case KVM_EXIT_HLT:
 		/* Only without an in-kernel LAPIC: nothing can wake this vCPU again. */
-		return VCPU_PARK;
+		return exit_action(VCPU_PARK);
 	case KVM_EXIT_SHUTDOWN:
-		vm_request_stop(vm, VM_EXIT_RESET, "vCPU %u: guest reset (triple fault)", vcpu->index);
-		return VCPU_STOP_DUMP;
+		return exit_stop(VCPU_STOP_DUMP, VM_EXIT_RESET, "vCPU %u: guest reset (triple fault)",
+				 vcpu->index);
 	case KVM_EXIT_SYSTEM_EVENT:
 		return exit_system_event(vcpu);
 	case KVM_EXIT_INTERNAL_ERROR:
 		return exit_internal_error(vcpu);
 	case KVM_EXIT_FAIL_ENTRY:
-		vm_request_stop(vm, VM_EXIT_FAILURE,
-				"vCPU %u: VM entry failed, hardware reason 0x%llx on host CPU %u",
-				vcpu->index,
-				(unsigned long long)run->fail_entry.hardware_entry_failure_reason,
-				run->fail_entry.cpu);
-		return VCPU_STOP_DUMP;
+		return exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE,
+				 "vCPU %u: VM entry failed, hardware reason 0x%llx on host CPU %u",
+				 vcpu->index,
+				 (unsigned long long)run->fail_entry.hardware_entry_failure_reason,
+				 run->fail_entry.cpu);
 	case KVM_EXIT_HYPERCALL:
 		return exit_hypercall(vcpu);
 	case KVM_EXIT_MEMORY_FAULT:
 		return exit_memory_fault(vcpu);
 	default:
-		vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: unexpected exit %u (%s)", vcpu->index,
-				run->exit_reason, kvm_exit_reason_name(run->exit_reason));
-		return VCPU_STOP_DUMP;
+		return exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE, "vCPU %u: unexpected exit %u (%s)",
+				 vcpu->index, run->exit_reason, kvm_exit_reason_name(run->exit_reason));
 	}
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "caps.h"
+#include "exit.h"
 #include "fwsvc.h"
 #include "log.h"
 #include "vm.h"
@@ -144,7 +145,7 @@ int fwsvc_prepare(struct fwsvc *s, struct vm *vm, uint32_t check_stride,
 	s->check_stride = check_stride ? check_stride : 1;
 	if (vm->nr_vcpus > VEIL_STRESS_MAX_CPUS)
 		return -EINVAL;
-	if (!vm->map_gpa_range_exits || caps_probe_hypercall_exit(vm->kvm_fd, why, sizeof(why)) != 1) {
+	if (!vm->map_gpa_range_exits || caps_hypercall_exit(vm->kvm_fd, why, sizeof(why)) != 1) {
 		s->conv_port = VEIL_PORT_SERVICE;
 		pr_info("conversions: the guest converts through port 0x%x: %s", s->conv_port,
 			vm->map_gpa_range_exits ? why : "KVM does not offer MAP_GPA_RANGE exits");

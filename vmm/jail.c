@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "jail.h"
+#include "kvm.h"
 #include "parse.h"
 
 /* Descriptors veil holds beyond these per vCPU: KVM, devices, eventfds, the ring, stdio. */
@@ -76,7 +77,7 @@ void jail_allow_file(struct jail_cfg *cfg, int fd)
 
 	if (fstat(fd, &st) < 0)
 		return;
-	if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &size) < 0)
+	if (S_ISBLK(st.st_mode) && __kvm_ioctl(fd, BLKGETSIZE64, &size) < 0)
 		return;
 	if (!S_ISBLK(st.st_mode))
 		size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
@@ -261,6 +262,13 @@ static int jail_child(const struct jail_cfg *cfg, long host_cpus, int parent_pip
 {
 	int ret = jail_pivot(cfg->dir, err, errlen);
 
+	/*
+	 * No probe cache in a jail (caps_cache.h): what a jailed veil would read
+	 * there, the jail's previous occupant could have written.  It probes.
+	 */
+	unsetenv("VEIL_CACHE_DIR");
+	unsetenv("XDG_CACHE_HOME");
+	unsetenv("HOME");
 	if (!ret)
 		ret = jail_limits(cfg, host_cpus, err, errlen);
 	if (!ret)

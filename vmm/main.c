@@ -12,7 +12,7 @@
 #include "caps.h"
 #include "file.h"
 #include "fw.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 #include "outq.h"
 #include "parse.h"
@@ -145,15 +145,21 @@ static const char usage_stress[] =
 	"  -h, --help            show this help\n";
 
 static const char usage_caps[] =
-	"usage: veil caps [--json]\n"
+	"usage: veil caps [--json] [--refresh | --no-cache]\n"
 	"\n"
 	"Probes /dev/kvm: API version, guest_memfd flags, VM types, memory\n"
 	"attributes, hypercall exits, memory-fault info, whether revoking the\n"
 	"host mapping of guest_memfd is safe (tried with a tiny guest), and the\n"
 	"conversion model each VM type would get.\n"
 	"\n"
+	"The two results that need a guest are cached per host kernel boot in\n"
+	"$VEIL_CACHE_DIR, else $XDG_CACHE_HOME/veil, else ~/.cache/veil; each\n"
+	"line says whether its result was cached or probed.\n"
+	"\n"
 	"options:\n"
 	"  --json      one JSON object instead of text\n"
+	"  --refresh   probe again and store the results in the cache\n"
+	"  --no-cache  probe again; neither read nor write the cache\n"
 	"  -h, --help  show this help\n";
 
 struct run_opts {
@@ -245,7 +251,7 @@ static unsigned long opt_vm_type(const char *cmd, const char *arg)
 /* Whether this KVM offers the VM type at all: a configuration question, so exit 2. */
 static void check_vm_type(const char *cmd, int kvm_fd, unsigned long type)
 {
-	int types = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+	int types = (int)kvm_check_extension(kvm_fd, KVM_CAP_VM_TYPES);
 
 	if (types <= 0)
 		types = 1 << KVM_X86_DEFAULT_VM;
@@ -761,9 +767,12 @@ static int cmd_caps(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "refresh", no_argument, NULL, 'r' },
+		{ "no-cache", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	enum caps_cache_mode mode = CAPS_CACHE_USE;
 	bool json = false;
 	struct caps c;
 	int ch, ret;
@@ -772,6 +781,8 @@ static int cmd_caps(int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
 		if (ch == 'j')
 			json = true;
+		else if (ch == 'r' || ch == 'n')
+			mode = ch == 'r' ? CAPS_CACHE_REFRESH : CAPS_CACHE_OFF;
 		else if (ch == 'h') {
 			fputs(usage_caps, stdout);
 			return 0;
@@ -780,7 +791,7 @@ static int cmd_caps(int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("caps", "unexpected argument '%s'", argv[optind]);
-	ret = caps_probe(&c);
+	ret = caps_probe(&c, mode);
 	if (ret) {
 		fprintf(stderr, "veil caps: cannot use /dev/kvm: %s\n", strerror(-ret));
 		return VM_EXIT_FAILURE;

@@ -3,21 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "arch.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 #include "msi.h"
-#include "vm.h"
 
 /* ---- KVM's side ---- */
 
 /* The whole table: the irqchip's defaults, then the given MSI routes. */
 static int kvm_set_routes(void *ctx, const struct vm_msi_route *routes, unsigned int nr)
 {
-	struct vm *vm = ctx;
+	const int *vm_fd = ctx;
 	size_t max = ARCH_IRQ_DEFAULT_ROUTES + VM_MSI_MAX;
 	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + max * sizeof(r->entries[0]));
 	unsigned int i, n;
@@ -34,16 +32,16 @@ static int kvm_set_routes(void *ctx, const struct vm_msi_route *routes, unsigned
 		r->entries[n].u.msi.data = routes[i].data;
 	}
 	r->nr = n;
-	ret = ioctl(vm->vm_fd, KVM_SET_GSI_ROUTING, r) < 0 ? -errno : 0;
+	ret = _kvm_ioctl(*vm_fd, KVM_SET_GSI_ROUTING, r);
 	free(r);
-	return ret;
+	return ret < 0 ? ret : 0;
 }
 
 static int kvm_bind(void *ctx, int efd, uint32_t gsi)
 {
 	struct kvm_irqfd irqfd = { .fd = (uint32_t)efd, .gsi = gsi };
 
-	return ioctl(((struct vm *)ctx)->vm_fd, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
+	return _kvm_ioctl(*(const int *)ctx, KVM_IRQFD, &irqfd) < 0 ? -errno : 0;
 }
 
 static int kvm_signal(void *ctx, uint64_t addr, uint32_t data)
@@ -56,7 +54,7 @@ static int kvm_signal(void *ctx, uint64_t addr, uint32_t data)
 	 * 0, or -EPERM on x86: no APIC took it (the guest aimed it nowhere), which
 	 * an irqfd route would drop as silently.
 	 */
-	if (ioctl(((struct vm *)ctx)->vm_fd, KVM_SIGNAL_MSI, &msi) < 0 && errno != EPERM)
+	if (__kvm_ioctl(*(const int *)ctx, KVM_SIGNAL_MSI, &msi) < 0 && errno != EPERM)
 		return -errno;
 	return 0;
 }
@@ -65,14 +63,14 @@ static const struct vm_msi_ops kvm_msi_ops = {
 	.set_routes = kvm_set_routes, .bind = kvm_bind, .signal = kvm_signal,
 };
 
-int vm_msi_init(struct vm *vm)
+int vm_msi_init(struct vm_msi *m, const int *vm_fd)
 {
-	return vm_msi_init_ops(&vm->msi, &kvm_msi_ops, vm);
+	return vm_msi_init_ops(m, &kvm_msi_ops, (void *)vm_fd);
 }
 
-void vm_msi_destroy(struct vm *vm)
+void vm_msi_destroy(struct vm_msi *m)
 {
-	vm_msi_destroy_ops(&vm->msi);
+	vm_msi_destroy_ops(m);
 }
 
 /* ---- sources ---- */

@@ -28,8 +28,6 @@
 #define VM_MSI_GSI_BASE 24 /* after the IOAPIC's pins */
 #define VM_MSI_BACKOFF_MAX 12 /* a route's move waits for at most 1 << 12 steady messages */
 
-struct vm;
-
 struct vm_msi_route {
 	uint32_t gsi;
 	uint64_t addr;
@@ -79,9 +77,9 @@ struct vm_msi {
 	struct vm_msi_stats stats;
 };
 
-/* KVM's ops on vm->vm_fd (opened later: used only once messages flow). */
-int vm_msi_init(struct vm *vm) __must_check;
-void vm_msi_destroy(struct vm *vm);
+/* KVM's ops on the VM fd at *vm_fd (opened later: read only once messages flow). */
+int vm_msi_init(struct vm_msi *m, const int *vm_fd) __must_check;
+void vm_msi_destroy(struct vm_msi *m);
 int vm_msi_init_ops(struct vm_msi *m, const struct vm_msi_ops *ops, void *ctx) __must_check;
 void vm_msi_destroy_ops(struct vm_msi *m);
 /* A new message source; its handle, or -errno (-ENOSPC past VM_MSI_MAX). */

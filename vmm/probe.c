@@ -3,44 +3,38 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "kvm_uapi.h"
+#include "arch.h"
+#include "kvm.h"
 #include "probe.h"
-#include "vm.h"
 
-int probe_vm_create(int kvm_fd, struct probe_vm *pv)
+/* The vCPU kick veil uses elsewhere; installed only while a probe runs, then restored. */
+#define PROBE_KICK_SIGNAL SIGUSR1
+
+int probe_vm_create(int kvm_fd, const char *what, struct probe_vm *pv)
 {
 	struct gmem_layout layout;
-	int size, ret;
+	int ret;
 
 	memset(pv, 0, sizeof(*pv));
 	pv->vcpu_fd = -1;
 	pv->run = MAP_FAILED;
-	pv->vm_fd = ioctl(kvm_fd, KVM_CREATE_VM, KVM_X86_DEFAULT_VM);
+	pv->vm_fd = kvm_create_vm(kvm_fd, KVM_X86_DEFAULT_VM, what);
 	if (pv->vm_fd < 0)
-		return -errno;
+		return pv->vm_fd;
 	ret = gmem_layout_compute(arch_mem_map(), GMEM_MIN_SIZE, &layout);
 	if (!ret)
 		ret = gmem_create(pv->vm_fd, &layout,
 				  GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED, &pv->gm);
 	if (ret)
 		goto err;
-	pv->vcpu_fd = ioctl(pv->vm_fd, KVM_CREATE_VCPU, 0);
-	size = ioctl(kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (pv->vcpu_fd < 0 || size <= 0) {
-		ret = -errno;
+	pv->vcpu_fd = _kvm_ioctl_val(pv->vm_fd, KVM_CREATE_VCPU, 0);
+	ret = pv->vcpu_fd < 0 ? pv->vcpu_fd : kvm_run_map(kvm_fd, pv->vcpu_fd, &pv->run, &pv->run_size);
+	if (ret)
 		goto err;
-	}
-	pv->run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, pv->vcpu_fd, 0);
-	if (pv->run == MAP_FAILED) {
-		ret = -errno;
-		goto err;
-	}
-	pv->run_size = (size_t)size;
 	return 0;
 err:
 	probe_vm_destroy(pv);
@@ -49,8 +43,7 @@ err:
 
 void probe_vm_destroy(struct probe_vm *pv)
 {
-	if (pv->run != MAP_FAILED && pv->run)
-		munmap(pv->run, pv->run_size);
+	kvm_run_unmap(pv->run, pv->run_size);
 	if (pv->vcpu_fd >= 0)
 		close(pv->vcpu_fd);
 	gmem_destroy(pv->gm);
@@ -91,7 +84,7 @@ static void *watchdog_thread(void *arg)
 
 		w->fired = true;
 		__atomic_store_n(&w->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		pthread_kill(w->target, VM_KICK_SIGNAL);
+		pthread_kill(w->target, PROBE_KICK_SIGNAL);
 		pthread_mutex_unlock(&w->lock);
 		nanosleep(&tick, NULL);
 		pthread_mutex_lock(&w->lock);
@@ -117,14 +110,14 @@ int probe_vm_run(struct probe_vm *pv, unsigned int timeout_ms)
 	int ret;
 
 	sigemptyset(&kick);
-	sigaddset(&kick, VM_KICK_SIGNAL);
-	sigaction(VM_KICK_SIGNAL, &sa, &old_sa);
+	sigaddset(&kick, PROBE_KICK_SIGNAL);
+	sigaction(PROBE_KICK_SIGNAL, &sa, &old_sa);
 	pthread_sigmask(SIG_UNBLOCK, &kick, &old_mask);
 	if (pthread_create(&t, NULL, watchdog_thread, &w)) {
 		ret = -EAGAIN;
 		goto out;
 	}
-	ret = ioctl(pv->vcpu_fd, KVM_RUN, 0) < 0 ? -errno : 0;
+	ret = _kvm_ioctl_val(pv->vcpu_fd, KVM_RUN, 0);
 	pthread_mutex_lock(&w.lock);
 	w.done = true;
 	pthread_cond_signal(&w.cond);
@@ -135,6 +128,6 @@ int probe_vm_run(struct probe_vm *pv, unsigned int timeout_ms)
 	pv->run->immediate_exit = 0;
 out:
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-	sigaction(VM_KICK_SIGNAL, &old_sa, NULL);
+	sigaction(PROBE_KICK_SIGNAL, &old_sa, NULL);
 	return ret;
 }

@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,9 +17,11 @@
 #include <unistd.h>
 
 #include "caps.h"
+#include "exit.h"
 #include "fw.h"
 #include "fw_blobs.h"
 #include "fwsvc.h"
+#include "kvm.h"
 #include "log.h"
 #include "stress.h"
 #include "stress_dma.h"
@@ -209,7 +210,7 @@ static int gup_pin(int fd, void *hva)
 		.flags = PIN_LONGTERM_TEST_FLAG_USE_WRITE,
 	};
 
-	return ioctl(fd, PIN_LONGTERM_TEST_START, &t) ? -errno : 0;
+	return __kvm_ioctl(fd, PIN_LONGTERM_TEST_START, &t) ? -errno : 0;
 }
 
 static bool range_shared(struct gmem *gm, uint64_t gpa, unsigned int pages)
@@ -262,7 +263,7 @@ static void foreign_pin_check(struct stress *s)
 		 s->foreign_ok ? "refused" : "FAILED", ret ? strerror(-ret) : "converted",
 		 (unsigned long long)res.eagain, res.culprit,
 		 range_shared(gm, gpa, FOREIGN_PAGES) ? "; nothing converted" : "; HALF CONVERTED");
-	if (ioctl(fd, PIN_LONGTERM_TEST_STOP))
+	if (__kvm_ioctl_val(fd, PIN_LONGTERM_TEST_STOP, 0))
 		s->foreign_ok = false;
 	close(fd);
 	if (gmem_convert(gm, gpa, FOREIGN_PAGES * GMEM_PAGE_SIZE, true, &res) ||
@@ -340,7 +341,7 @@ static const struct bus_device_ops conv_port_ops = { .write_vcpu = conv_port_wri
 static int stress_conv_route(struct stress *s)
 {
 	if (s->vm->map_gpa_range_exits &&
-	    caps_probe_hypercall_exit(s->vm->kvm_fd, s->conv_why, sizeof(s->conv_why)) == 1)
+	    caps_hypercall_exit(s->vm->kvm_fd, s->conv_why, sizeof(s->conv_why)) == 1)
 		return 0;
 	if (!s->vm->map_gpa_range_exits)
 		snprintf(s->conv_why, sizeof(s->conv_why), "KVM does not offer MAP_GPA_RANGE exits");

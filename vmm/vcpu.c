@@ -4,41 +4,34 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
-#include "kvm_uapi.h"
+#include "exit.h"
+#include "kvm.h"
 #include "log.h"
 #include "sandbox.h"
 #include "vm.h"
 
 int vcpu_create(struct vm *vm, unsigned int index, struct vcpu *vcpu)
 {
-	int size, ret;
-	void *run;
+	struct kvm_run *run;
+	size_t size;
+	int ret;
 
 	memset(vcpu, 0, sizeof(*vcpu));
 	vcpu->vm = vm;
 	vcpu->index = index;
-	vcpu->fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, (unsigned long)index);
+	vcpu->fd = _kvm_ioctl_val(vm->vm_fd, KVM_CREATE_VCPU, index);
 	if (vcpu->fd < 0) {
-		ret = -errno;
+		ret = vcpu->fd;
 		pr_err("KVM_CREATE_VCPU %u: %s", index, strerror(-ret));
 		return ret;
 	}
-	size = ioctl(vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
-	if (size < (int)sizeof(struct kvm_run)) {
-		ret = size < 0 ? -errno : -EINVAL;
+	ret = kvm_run_map(vm->kvm_fd, vcpu->fd, &run, &size);
+	if (ret)
 		goto err;
-	}
-	run = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu->fd, 0);
-	if (run == MAP_FAILED) {
-		ret = -errno;
-		goto err;
-	}
 	vcpu->run = run;
-	vcpu->run_size = (size_t)size;
+	vcpu->run_size = size;
 	return 0;
 err:
 	pr_err("vCPU %u: mapping kvm_run: %s", index, strerror(-ret));
@@ -49,8 +42,7 @@ err:
 
 void vcpu_destroy(struct vcpu *vcpu)
 {
-	if (vcpu->run)
-		munmap(vcpu->run, vcpu->run_size);
+	kvm_run_unmap(vcpu->run, vcpu->run_size);
 	if (vcpu->fd >= 0)
 		close(vcpu->fd);
 	vcpu->run = NULL;
@@ -83,11 +75,11 @@ static void vcpu_park(struct vcpu *vcpu)
 static void vcpu_loop(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
-	enum vcpu_action action;
+	struct vcpu_exit r;
 
 	vm_mark_time(vm, &vm->t_first_run_ns);
 	while (!vm_stopping(vm)) {
-		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
+		if (__kvm_ioctl_val(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* Kicked out of a failing VM: show where this vCPU was. */
 				if (vm_stopping(vm) && vm->exit_code == VM_EXIT_FAILURE)
@@ -102,12 +94,14 @@ static void vcpu_loop(struct vcpu *vcpu)
 				return;
 			}
 		}
-		action = vcpu_handle_exit(vcpu);
-		if (action == VCPU_STOP_DUMP)
+		r = vcpu_handle_exit(vcpu);
+		if (r.action == VCPU_STOP || r.action == VCPU_STOP_DUMP)
+			vm_request_stop(vm, r.code, "%s", r.reason);
+		if (r.action == VCPU_STOP_DUMP)
 			vcpu_dump(vcpu);
-		if (action == VCPU_PARK)
+		if (r.action == VCPU_PARK)
 			vcpu_park(vcpu);
-		if (action != VCPU_CONTINUE)
+		if (r.action != VCPU_CONTINUE)
 			return;
 	}
 }

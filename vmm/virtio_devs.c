@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "file.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 #include "sandbox.h"
 #include "virtio_devs.h"
@@ -72,7 +72,7 @@ static int disk_size(int fd, uint64_t *size)
 	if (file_fstat(fd, &st) < 0)
 		return -errno;
 	if (S_ISBLK(st.st_mode))
-		return ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
+		return __kvm_ioctl(fd, BLKGETSIZE64, size) < 0 ? -errno : 0;
 	if (!S_ISREG(st.st_mode))
 		return -EINVAL;
 	*size = (uint64_t)st.st_size;
@@ -85,7 +85,7 @@ static void vdev_set_irq(void *opaque, bool level)
 	struct vm_vdev *v = opaque;
 	struct kvm_irq_level irq = { .irq = v->slot.irq, .level = level };
 
-	if (ioctl(v->vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+	if (__kvm_ioctl(v->vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
 		pr_warn("%s: KVM_IRQ_LINE %u: %s", v->name, v->slot.irq, strerror(errno));
 }
 
@@ -262,7 +262,7 @@ static int vdev_attach_pci(struct vm *vm, struct vm_vdev *v, char *err, size_t e
 			.len = 2, .fd = v->kick_efd,
 		};
 
-		v->ioeventfd &= ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev) == 0;
+		v->ioeventfd &= __kvm_ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev) == 0;
 	}
 	if (!v->ioeventfd)
 		pr_info("%s: no ioeventfd (%s); kicks go through the bus", v->name, strerror(errno));
@@ -318,7 +318,7 @@ static int vdev_attach(struct vm *vm, struct vm_vdev *v, struct virtio_dev *vd,
 	/* Without ioeventfd the kick still arrives, through a vCPU exit and the bus. */
 	ev.addr = v->slot.base + VIRTIO_MMIO_QUEUE_NOTIFY;
 	ev.fd = v->kick_efd;
-	v->ioeventfd = ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev) == 0;
+	v->ioeventfd = __kvm_ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev) == 0;
 	if (!v->ioeventfd)
 		pr_info("%s: no ioeventfd (%s); kicks go through the bus", v->name, strerror(errno));
 	vv->mmio_devs[vv->nr_mmio++] = v->slot;

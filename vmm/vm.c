@@ -7,13 +7,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "kvm_uapi.h"
 #include "caps.h"
+#include "kvm.h"
 #include "log.h"
 #include "sandbox.h"
 #include "virtio_devs.h"
@@ -21,35 +20,6 @@
 
 #define VM_GUEST_FAULTS_LOGGED 10
 #define VM_KICK_MS 25 /* a vCPU not yet out of KVM_RUN is kicked again this often */
-
-static int kvm_check(int fd, int *kvm_fd, unsigned int *max_vcpus)
-{
-	int ver, max;
-
-	if (fd < 0)
-		return -errno;
-	ver = ioctl(fd, KVM_GET_API_VERSION, 0);
-	if (ver != KVM_API_VERSION) {
-		close(fd);
-		return -EPROTO;
-	}
-	max = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_MAX_VCPUS);
-	if (max <= 0)
-		max = ioctl(fd, KVM_CHECK_EXTENSION, KVM_CAP_NR_VCPUS);
-	*max_vcpus = max > 0 ? (unsigned int)max : 4;
-	*kvm_fd = fd;
-	return 0;
-}
-
-int kvm_open(int *kvm_fd, unsigned int *max_vcpus)
-{
-	return kvm_check(open("/dev/kvm", O_RDWR | O_CLOEXEC), kvm_fd, max_vcpus);
-}
-
-int kvm_dup(int from, int *kvm_fd, unsigned int *max_vcpus)
-{
-	return kvm_check(fcntl(from, F_DUPFD_CLOEXEC, 0), kvm_fd, max_vcpus);
-}
 
 uint64_t vm_now_ns(void)
 {
@@ -184,30 +154,15 @@ static int vm_create_devices(struct vm *vm)
 /* The strongest conversion model this VM's kernel offers (DESIGN.md §2), and why. */
 static int vm_choose_model(struct vm *vm, struct gmem_config *gc)
 {
-	struct caps_vm_type t = { .type = vm->cfg.vm_type, .supported = true };
-	char detail[200] = "";
-	int revoke = -1;
+	struct caps_choice c;
+	int ret;
 
-	caps_probe_vm(vm->vm_fd, &t);
-	if (t.type == KVM_X86_DEFAULT_VM)
-		revoke = caps_probe_revoke(vm->kvm_fd, detail, sizeof(detail));
-	caps_choose_model(&t, revoke);
-	snprintf(vm->model_why, sizeof(vm->model_why), "%s", t.why);
-	*gc = (struct gmem_config){ .vm_fd = vm->vm_fd, .destructive = vm->cfg.destructive };
-	if (t.model == CAPS_MODEL_NONE) {
-		pr_err("VM type %lu: %s", vm->cfg.vm_type, t.why);
-		return -EOPNOTSUPP;
-	}
-	gc->model = caps_gmem_model(t.model);
-	gc->revoke_host_mapping = t.model == CAPS_MODEL_HOST_ENFORCED && revoke == 1;
-	if (t.model == CAPS_MODEL_HOST_ENFORCED &&
-	    (t.gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
-	    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) {
-		pr_err("guest_memfd flags 0x%llx lack MMAP|INIT_SHARED, which default VMs need",
-		       (unsigned long long)t.gmem_flags);
-		return -EOPNOTSUPP;
-	}
-	return 0;
+	ret = caps_for_vm(vm->kvm_fd, vm->vm_fd, vm->cfg.vm_type, vm->cfg.destructive, &c);
+	snprintf(vm->model_why, sizeof(vm->model_why), "%s", c.why);
+	*gc = (struct gmem_config){ .vm_fd = vm->vm_fd, .destructive = c.destructive,
+				    .model = c.gmem_model,
+				    .revoke_host_mapping = c.revoke_host_mapping };
+	return ret;
 }
 
 static int vm_create_memory(struct vm *vm)
@@ -238,9 +193,9 @@ static void vm_enable_hypercall_exit(struct vm *vm)
 	struct kvm_enable_cap cap = {
 		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
 	};
-	int have = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_EXIT_HYPERCALL);
+	int64_t have = kvm_check_extension(vm->kvm_fd, KVM_CAP_EXIT_HYPERCALL);
 
-	if (have > 0 && (have & (1 << KVM_HC_MAP_GPA_RANGE)) && ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+	if ((have & (1 << KVM_HC_MAP_GPA_RANGE)) && _kvm_ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
 		vm->map_gpa_range_exits = true;
 	else
 		pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");
@@ -283,7 +238,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		vm->cfg.t0_ns = vm_now_ns();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
-	ret = vm_msi_init(vm);
+	ret = vm_msi_init(&vm->msi, &vm->vm_fd);
 	if (!ret)
 		ret = outq_init(&vm->console_out, cfg->console_fd, VM_CONSOLE_QUEUE);
 	if (ret)
@@ -298,9 +253,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		ret = -E2BIG;
 		goto err;
 	}
-	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, cfg->vm_type);
+	vm->vm_fd = kvm_create_vm(vm->kvm_fd, cfg->vm_type, "VM");
 	if (vm->vm_fd < 0) {
-		ret = -errno;
+		ret = vm->vm_fd;
 		pr_err("KVM_CREATE_VM (type %lu): %s", cfg->vm_type, strerror(-ret));
 		goto err;
 	}
@@ -342,7 +297,7 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
 	vm_virtio_destroy(vm); /* before gmem: in-flight I/O targets guest memory */
-	vm_msi_destroy(vm);
+	vm_msi_destroy(&vm->msi);
 	arch_board_destroy(vm->board);
 	bus_destroy(vm->bus);
 	arch_vm_destroy(vm->arch);

@@ -14,6 +14,7 @@
 #include "console.h"
 #include "msi.h"
 #include "gmem.h"
+#include "kvm.h"
 #include "lat.h"
 #include "outq.h"
 
@@ -117,11 +118,6 @@ struct vm {
 	struct vm_stats stats;
 };
 
-/* Opens /dev/kvm; *max_vcpus gets KVM_CAP_MAX_VCPUS. */
-int kvm_open(int *kvm_fd, unsigned int *max_vcpus) __must_check;
-/* The same checks on a copy of an already open /dev/kvm, from. */
-int kvm_dup(int from, int *kvm_fd, unsigned int *max_vcpus) __must_check;
-
 int vm_create(const struct vm_config *cfg, struct vm **out) __must_check;
 void vm_destroy(struct vm *vm);
 
@@ -149,26 +145,11 @@ void vm_mark_time(struct vm *vm, uint64_t *slot);
 /* Logs a guest-caused problem, counted always, printed only the first few times. */
 void vm_guest_fault(struct vm *vm, const char *fmt, ...) __printf(2, 3);
 
-/* vCPU side (vcpu.c, exit.c). */
-enum vcpu_action {
-	VCPU_CONTINUE,
-	VCPU_STOP,      /* the VM is stopping; vm_request_stop() was called */
-	VCPU_STOP_DUMP, /* as VCPU_STOP, and the registers explain why */
-	VCPU_PARK,      /* this vCPU cannot run again; wait for the VM to stop */
-};
-
+/* vCPU side (vcpu.c; exit.h declares what exit.c answers). */
 int vcpu_create(struct vm *vm, unsigned int index, struct vcpu *vcpu) __must_check;
 void vcpu_destroy(struct vcpu *vcpu);
 int vcpu_start(struct vcpu *vcpu) __must_check;
 /* Makes a vCPU leave KVM_RUN now and never re-enter it. */
 void vcpu_kick(struct vcpu *vcpu);
-/* Handles the exit in vcpu->run; pure but for the bus and vm_request_stop(). */
-enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu);
-/* A guest's MAP_GPA_RANGE request, however it arrived; returns the guest's return value. */
-uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, uint64_t attrs);
-/* Checks KVM_HC_MAP_GPA_RANGE's arguments; 0 with *len, or -EINVAL. */
-int vcpu_check_map_gpa_range(uint64_t gpa, uint64_t npages, uint64_t attrs, uint64_t *len)
-	__must_check;
-const char *kvm_exit_reason_name(uint32_t reason);
 
 #endif

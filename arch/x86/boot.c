@@ -2,10 +2,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "arch.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "x86.h"
 
 #define X86_GDT_GPA 0x1000ULL
@@ -29,11 +28,6 @@
 #define CR4_OSXMMEXCPT 0x400ULL
 #define EFER_LME 0x100ULL
 #define EFER_LMA 0x400ULL
-
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return ioctl(fd, req, arg) < 0 ? -errno : 0;
-}
 
 static uint64_t ram_top(struct gmem *gm)
 {
@@ -95,7 +89,7 @@ static int x86_long_mode_sregs(int vcpu_fd)
 	struct kvm_sregs s;
 	int ret;
 
-	ret = xioctl(vcpu_fd, KVM_GET_SREGS, &s);
+	ret = kvm_ioctl(vcpu_fd, KVM_GET_SREGS, &s);
 	if (ret)
 		return ret;
 	x86_seg(&s.cs, 0x10, 11, 1);
@@ -109,7 +103,7 @@ static int x86_long_mode_sregs(int vcpu_fd)
 	s.cr3 = X86_PML4_GPA;
 	s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
 	s.efer = EFER_LME | EFER_LMA;
-	return xioctl(vcpu_fd, KVM_SET_SREGS, &s);
+	return kvm_ioctl(vcpu_fd, KVM_SET_SREGS, &s);
 }
 
 /* Long mode at rip with rsi and rdi as given: the shared tail of firmware and Linux entry. */
@@ -121,13 +115,13 @@ int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rsp, uint64_t rdi, u
 	int ret;
 
 	/* With the in-kernel LAPIC, APs would otherwise wait for INIT/SIPI. */
-	ret = xioctl(vcpu_fd, KVM_SET_MP_STATE, &mp);
+	ret = kvm_ioctl(vcpu_fd, KVM_SET_MP_STATE, &mp);
 	if (!ret)
 		ret = x86_long_mode_sregs(vcpu_fd);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_FPU, &fpu);
+		ret = kvm_ioctl(vcpu_fd, KVM_SET_FPU, &fpu);
 	if (!ret)
-		ret = xioctl(vcpu_fd, KVM_SET_REGS, &r);
+		ret = kvm_ioctl(vcpu_fd, KVM_SET_REGS, &r);
 	return ret;
 }
 
@@ -143,15 +137,15 @@ static int x86_real_mode_entry(int vcpu_fd, uint64_t rip)
 	struct kvm_sregs s;
 	int ret;
 
-	ret = xioctl(vcpu_fd, KVM_GET_SREGS, &s);
+	ret = kvm_ioctl(vcpu_fd, KVM_GET_SREGS, &s);
 	if (ret)
 		return ret;
 	s.cs.base = 0;
 	s.cs.selector = 0;
 	s.ds.base = 0;
 	s.ds.selector = 0;
-	ret = xioctl(vcpu_fd, KVM_SET_SREGS, &s);
-	return ret ? ret : xioctl(vcpu_fd, KVM_SET_REGS, &r);
+	ret = kvm_ioctl(vcpu_fd, KVM_SET_SREGS, &s);
+	return ret ? ret : kvm_ioctl(vcpu_fd, KVM_SET_REGS, &r);
 }
 
 /* The host's vendor decides the instruction: VMMCALL on AMD and Hygon, VMCALL on Intel. */
@@ -201,7 +195,7 @@ void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len)
 	struct kvm_regs r;
 	struct kvm_sregs s;
 
-	if (xioctl(vcpu_fd, KVM_GET_REGS, &r) || xioctl(vcpu_fd, KVM_GET_SREGS, &s)) {
+	if (__kvm_ioctl(vcpu_fd, KVM_GET_REGS, &r) || __kvm_ioctl(vcpu_fd, KVM_GET_SREGS, &s)) {
 		snprintf(buf, len, "(registers unavailable: %s)", strerror(errno));
 		return;
 	}

@@ -2,10 +2,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 
 #include "arch.h"
-#include "kvm_uapi.h"
+#include "kvm.h"
 #include "log.h"
 
 const char arch_name[] = "x86_64";
@@ -33,11 +32,6 @@ const struct gmem_arch_map *arch_mem_map(void)
 	return &x86_mem_map;
 }
 
-static int xioctl(int fd, unsigned long req, void *arg)
-{
-	return ioctl(fd, req, arg) < 0 ? -errno : 0;
-}
-
 static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 {
 	struct kvm_cpuid2 *c;
@@ -47,7 +41,7 @@ static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 	if (!c)
 		return -ENOMEM;
 	c->nent = X86_MAX_CPUID;
-	ret = xioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
+	ret = _kvm_ioctl(kvm_fd, KVM_GET_SUPPORTED_CPUID, c);
 	if (ret) {
 		free(c);
 		return ret;
@@ -71,17 +65,16 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, struct arch_vm *
 	avm->vm_fd = vm_fd;
 	avm->nr_cpus = nr_cpus;
 	/* Intel needs these pages for real mode; they sit in the MMIO hole, outside RAM. */
-	if (ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0 ||
-	    ioctl(vm_fd, KVM_SET_TSS_ADDR, (unsigned long)X86_TSS_ADDR) < 0) {
-		ret = -errno;
-		pr_err("KVM_SET_TSS_ADDR: %s", strerror(-ret));
+	ret = kvm_ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
+	if (!ret)
+		ret = kvm_ioctl_val(vm_fd, KVM_SET_TSS_ADDR, X86_TSS_ADDR);
+	/* The in-kernel irqchip and PIT. */
+	if (!ret)
+		ret = kvm_ioctl_val(vm_fd, KVM_CREATE_IRQCHIP, 0);
+	if (!ret)
+		ret = kvm_ioctl(vm_fd, KVM_CREATE_PIT2, &pit);
+	if (ret)
 		goto err;
-	}
-	if (ioctl(vm_fd, KVM_CREATE_IRQCHIP, 0) < 0 || ioctl(vm_fd, KVM_CREATE_PIT2, &pit) < 0) {
-		ret = -errno;
-		pr_err("creating the in-kernel irqchip and PIT: %s", strerror(-ret));
-		goto err;
-	}
 	ret = x86_get_supported_cpuid(kvm_fd, &avm->cpuid);
 	if (ret) {
 		pr_err("KVM_GET_SUPPORTED_CPUID: %s", strerror(-ret));
@@ -106,7 +99,7 @@ int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 {
 	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
 
-	return xioctl(avm->vm_fd, KVM_IRQ_LINE, &l);
+	return _kvm_ioctl(avm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
 static unsigned int order_base_2(unsigned int n)
@@ -170,7 +163,7 @@ static void x86_cpuid_topology(struct kvm_cpuid_entry2 *e, unsigned int index, u
 /* Tells the guest the TSC frequency, so it need not calibrate against the PIT. */
 static void x86_cpuid_tsc_leaf(struct kvm_cpuid2 *c, int vcpu_fd)
 {
-	int khz = ioctl(vcpu_fd, KVM_GET_TSC_KHZ, 0);
+	int khz = _kvm_ioctl_val(vcpu_fd, KVM_GET_TSC_KHZ, 0);
 	unsigned int i;
 	bool have_sig = false;
 
@@ -208,7 +201,7 @@ static int x86_vcpu_cpuid(struct arch_vm *avm, int vcpu_fd, unsigned int index)
 	for (i = 0; i < c->nent; i++)
 		x86_cpuid_topology(&c->entries[i], index, avm->nr_cpus);
 	x86_cpuid_tsc_leaf(c, vcpu_fd);
-	ret = xioctl(vcpu_fd, KVM_SET_CPUID2, c);
+	ret = kvm_ioctl(vcpu_fd, KVM_SET_CPUID2, c);
 	free(c);
 	return ret;
 }
@@ -232,9 +225,9 @@ static int x86_vcpu_msrs(int vcpu_fd)
 	m.e[i].index = 0x1a0; /* MISC_ENABLE: fast strings */
 	m.e[i].data = 1;
 	m.hdr.nmsrs = ARRAY_SIZE(m.e);
-	n = ioctl(vcpu_fd, KVM_SET_MSRS, &m);
+	n = kvm_ioctl(vcpu_fd, KVM_SET_MSRS, &m.hdr);
 	if (n < 0)
-		return -errno;
+		return n;
 	if ((unsigned int)n != m.hdr.nmsrs) {
 		pr_err("KVM_SET_MSRS: MSR 0x%x refused", m.e[n].index);
 		return -EINVAL;
@@ -254,7 +247,7 @@ static int x86_vcpu_lapic(int vcpu_fd)
 	uint32_t v;
 	int ret;
 
-	ret = xioctl(vcpu_fd, KVM_GET_LAPIC, &l);
+	ret = kvm_ioctl(vcpu_fd, KVM_GET_LAPIC, &l);
 	if (ret)
 		return ret;
 	memcpy(&v, &l.regs[APIC_LVT0], 4);
@@ -263,7 +256,7 @@ static int x86_vcpu_lapic(int vcpu_fd)
 	memcpy(&v, &l.regs[APIC_LVT1], 4);
 	v = (v & ~0x700u) | APIC_MODE_NMI;
 	memcpy(&l.regs[APIC_LVT1], &v, 4);
-	return xioctl(vcpu_fd, KVM_SET_LAPIC, &l);
+	return kvm_ioctl(vcpu_fd, KVM_SET_LAPIC, &l);
 }
 
 int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index)

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "exit.h"
 #include "gmem.h"
 #include "kvm_uapi.h"
 #include "test.h"

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "debug_exit.h"
+#include "exit.h"
 #include "kvm_uapi.h"
 #include "log.h"
 #include "gmem.h"
@@ -41,6 +42,7 @@ struct ctx {
 	struct kvm_run *run;
 	struct probe pio, mmio;
 	struct debug_exit dbg;
+	struct vcpu_exit last; /* what vcpu_handle_exit() returned last */
 };
 
 static int probe_access(struct probe *p, uint64_t offset, void *data, unsigned int len,
@@ -130,15 +132,37 @@ static void set_mmio(struct ctx *c, uint64_t gpa, uint32_t len, bool is_write)
 	c->run->mmio.is_write = is_write;
 }
 
+/* One exit through vcpu_handle_exit(); its result is kept in c->last. */
+static enum vcpu_action handle(struct ctx *c)
+{
+	c->last = vcpu_handle_exit(&c->vcpu);
+	return c->last.action;
+}
+
 static void expect_running(struct ctx *c)
 {
+	CHECK(c->last.action == VCPU_CONTINUE || c->last.action == VCPU_PARK);
 	CHECK(!vm_stopping(&c->vm));
 	CHECK_EQ(c->vm.exit_code, 0);
 	CHECK_EQ(c->vm.stop_reason[0], '\0');
 }
 
+/*
+ * The last exit asked for a stop with this code and reason, and only asked:
+ * stopping the VM is the caller's business, so the VM is not stopping.
+ */
 static void expect_stopped(struct ctx *c, int code, const char *reason)
 {
+	CHECK(c->last.action == VCPU_STOP || c->last.action == VCPU_STOP_DUMP);
+	CHECK_EQ(c->last.code, code);
+	CHECK_STR_CONTAINS(c->last.reason, reason);
+	CHECK(!vm_stopping(&c->vm));
+}
+
+/* A device on the bus stopped the VM itself (debug-exit's callback); the exit just goes on. */
+static void expect_device_stopped(struct ctx *c, int code, const char *reason)
+{
+	CHECK_EQ(c->last.action, VCPU_CONTINUE);
 	CHECK(vm_stopping(&c->vm));
 	CHECK_EQ(c->vm.exit_code, code);
 	CHECK_STR_CONTAINS(c->vm.stop_reason, reason);
@@ -152,7 +176,7 @@ static void test_io_out(void)
 	ctx_setup(&c);
 	set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE + 2, 2, 2);
 	memcpy(io_data(&c), v, sizeof(v));
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.pio.n, 2);
 	CHECK_EQ(c.pio.a[0].offset, 2);
 	CHECK_EQ(c.pio.a[0].len, 2);
@@ -174,7 +198,7 @@ static void test_io_in(void)
 
 	ctx_setup(&c);
 	set_io(&c, KVM_EXIT_IO_IN, PIO_BASE, 4, 2);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	d = io_data(&c);
 	CHECK_EQ(c.pio.n, 2);
 	CHECK(!c.pio.a[0].is_write && !c.pio.a[1].is_write);
@@ -199,7 +223,7 @@ static void test_io_unclaimed(void)
 
 	ctx_setup(&c);
 	set_io(&c, KVM_EXIT_IO_IN, 0x80, 2, 3);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	d = io_data(&c);
 	for (i = 0; i < 6; i++)
 		CHECK_EQ(d[i], 0xff);
@@ -207,18 +231,18 @@ static void test_io_unclaimed(void)
 	CHECK_EQ(c.vm.stats.unhandled_io, 3);
 	CHECK_EQ(c.vm.stats.guest_faults, 0); /* probing absent hardware is no fault */
 	set_io(&c, KVM_EXIT_IO_OUT, 0x80, 1, 1);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.vm.stats.unhandled_io, 4);
 	/* Straddling the end of a device is no access to it. */
 	set_io(&c, KVM_EXIT_IO_IN, PIO_BASE + 3, 2, 1);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(d[0], 0xff);
 	CHECK_EQ(d[1], 0xff);
 	CHECK_EQ(c.pio.n, 0);
 	CHECK_EQ(c.vm.stats.unhandled_io, 5);
 	/* A device refusing the access counts too: debug-exit takes offset 0 only. */
 	set_io(&c, KVM_EXIT_IO_OUT, DBG_PORT + 1, 1, 1);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.vm.stats.unhandled_io, 6);
 	expect_running(&c);
 	ctx_teardown(&c);
@@ -231,9 +255,9 @@ static void expect_malformed_io(uint8_t size, uint32_t count, uint64_t offset)
 	ctx_setup(&c);
 	set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE, size, count);
 	c.run->io.data_offset = offset;
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP);
+	CHECK_EQ(handle(&c), VCPU_STOP);
 	expect_stopped(&c, VM_EXIT_FAILURE, "malformed IO exit");
-	CHECK_STR_CONTAINS(c.vm.stop_reason, "vCPU 3");
+	CHECK_STR_CONTAINS(c.last.reason, "vCPU 3");
 	CHECK_EQ(c.pio.n, 0);
 	ctx_teardown(&c);
 }
@@ -255,7 +279,7 @@ static void test_io_malformed(void)
 	/* The last bytes of the run page are still fair game. */
 	ctx_setup(&c);
 	set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE, 4, 256);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.pio.n, 256);
 	expect_running(&c);
 	ctx_teardown(&c);
@@ -269,13 +293,13 @@ static void test_io_debug_exit(void)
 	ctx_setup(&c);
 	set_io(&c, KVM_EXIT_IO_OUT, DBG_PORT, 4, 1);
 	memcpy(io_data(&c), &status, sizeof(status));
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP);
-	expect_stopped(&c, VM_EXIT_FAILURE, "debug-exit status 7");
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	expect_device_stopped(&c, VM_EXIT_FAILURE, "debug-exit status 7");
 	ctx_teardown(&c);
 	ctx_setup(&c);
 	set_io(&c, KVM_EXIT_IO_OUT, DBG_PORT, 1, 1);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP);
-	expect_stopped(&c, VM_EXIT_POWEROFF, "debug-exit status 0");
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	expect_device_stopped(&c, VM_EXIT_POWEROFF, "debug-exit status 0");
 	ctx_teardown(&c);
 }
 
@@ -287,7 +311,7 @@ static void test_mmio_write_read(void)
 	ctx_setup(&c);
 	set_mmio(&c, MMIO_BASE + 0x10, 4, true);
 	memcpy(c.run->mmio.data, w, sizeof(w));
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.mmio.n, 1);
 	CHECK(c.mmio.a[0].is_write);
 	CHECK_EQ(c.mmio.a[0].offset, 0x10);
@@ -295,7 +319,7 @@ static void test_mmio_write_read(void)
 	CHECK(memcmp(c.mmio.a[0].data, w, sizeof(w)) == 0);
 	set_mmio(&c, MMIO_BASE + 0xff8, 8, false);
 	memset(c.run->mmio.data, 0, sizeof(c.run->mmio.data));
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.mmio.n, 2);
 	CHECK_EQ(c.mmio.a[1].offset, 0xff8);
 	CHECK_EQ(c.mmio.a[1].len, 8);
@@ -314,17 +338,17 @@ static void test_mmio_unclaimed(void)
 
 	ctx_setup(&c);
 	set_mmio(&c, 0xe0000000ULL, 4, false);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.run->mmio.data[0], 0xff);
 	CHECK_EQ(c.run->mmio.data[3], 0xff);
 	CHECK_EQ(c.run->mmio.data[4], 0);
 	CHECK_EQ(c.vm.stats.unhandled_io, 1);
 	set_mmio(&c, MMIO_BASE + 0xffc, 8, false);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.run->mmio.data[7], 0xff);
 	CHECK_EQ(c.mmio.n, 0);
 	set_mmio(&c, 0xe0000000ULL, 2, true);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.vm.stats.unhandled_io, 3);
 	expect_running(&c);
 	ctx_teardown(&c);
@@ -336,7 +360,7 @@ static void expect_malformed_mmio(uint32_t len)
 
 	ctx_setup(&c);
 	set_mmio(&c, MMIO_BASE, len, false);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP);
+	CHECK_EQ(handle(&c), VCPU_STOP);
 	expect_stopped(&c, VM_EXIT_FAILURE, "malformed MMIO exit");
 	CHECK_EQ(c.mmio.n, 0);
 	ctx_teardown(&c);
@@ -348,13 +372,14 @@ static void test_hlt_intr(void)
 
 	ctx_setup(&c);
 	c.run->exit_reason = KVM_EXIT_HLT;
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_PARK);
+	CHECK_EQ(handle(&c), VCPU_PARK);
 	expect_running(&c);
 	c.run->exit_reason = KVM_EXIT_INTR;
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	expect_running(&c);
+	/* A kick out of a stopping VM: the loop, not the exit, sees the stop. */
 	vm_request_stop(&c.vm, VM_EXIT_POWEROFF, "test stop");
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.vcpu.stats.exits, 3);
 	ctx_teardown(&c);
 }
@@ -366,9 +391,9 @@ static void expect_stop(struct kvm_run *tmpl, enum vcpu_action act, int code, co
 
 	ctx_setup(&c);
 	memcpy(c.run, tmpl, sizeof(*tmpl));
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), act);
+	CHECK_EQ(handle(&c), act);
 	expect_stopped(&c, code, reason);
-	CHECK_STR_CONTAINS(c.vm.stop_reason, "vCPU 3");
+	CHECK_STR_CONTAINS(c.last.reason, "vCPU 3");
 	ctx_teardown(&c);
 }
 
@@ -428,7 +453,7 @@ static void test_hypercall(void)
 	c.run->exit_reason = KVM_EXIT_HYPERCALL;
 	c.run->hypercall.nr = KVM_HC_MAP_GPA_RANGE;
 	c.run->hypercall.ret = 0;
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK(c.run->hypercall.ret == (uint64_t)-1000);
 	CHECK_EQ(c.vm.stats.guest_faults, 1);
 	expect_running(&c);
@@ -476,14 +501,14 @@ static void test_memory_fault_in_ram(void)
 	set_memory_fault(&r, KVM_MEMORY_EXIT_FLAG_PRIVATE, 0x200000ULL, 0x1000);
 	for (i = 0; i < 4; i++) {
 		memcpy(c.run, &r, sizeof(r));
-		CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+		CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	}
 	CHECK_EQ(gmem_attr_is_private(c.vm.gmem, 0x200000ULL, &private), 0);
 	CHECK(!private); /* the map stayed shared: the repeats re-applied shared */
 	CHECK_EQ(c.vcpu.stats.fault_retries, 1);
 	CHECK_EQ(c.vcpu.stats.fault_resyncs, 3);
 	memcpy(c.run, &r, sizeof(r));
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP_DUMP);
+	CHECK_EQ(handle(&c), VCPU_STOP_DUMP);
 	expect_stopped(&c, VM_EXIT_FAILURE, "faulted again at the same GPA");
 	gmem_destroy(c.vm.gmem);
 	ctx_teardown(&c);
@@ -492,7 +517,7 @@ static void test_memory_fault_in_ram(void)
 	CHECK_EQ(gmem_create(-1, &l, 0, &c.vm.gmem), 0);
 	c.vm.implicit_conversions = true;
 	memcpy(c.run, &r, sizeof(r));
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_CONTINUE);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(gmem_attr_is_private(c.vm.gmem, 0x200000ULL, &private), 0);
 	CHECK(private);
 	CHECK_EQ(c.vcpu.stats.conversions, 1);
@@ -520,14 +545,19 @@ static void test_first_stop_wins(void)
 	ctx_setup(&c);
 	vm_request_stop(&c.vm, VM_EXIT_POWEROFF, "first %d", 1);
 	vm_request_stop(&c.vm, VM_EXIT_FAILURE, "second");
-	expect_stopped(&c, VM_EXIT_POWEROFF, "first 1");
+	CHECK(vm_stopping(&c.vm));
+	CHECK_EQ(c.vm.exit_code, VM_EXIT_POWEROFF);
+	CHECK_STR_CONTAINS(c.vm.stop_reason, "first 1");
+	/* A later exit's stop is only returned: the VM keeps the first reason. */
 	c.run->exit_reason = KVM_EXIT_SHUTDOWN;
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP_DUMP);
-	expect_stopped(&c, VM_EXIT_POWEROFF, "first 1");
+	CHECK_EQ(handle(&c), VCPU_STOP_DUMP);
+	CHECK_EQ(c.last.code, VM_EXIT_RESET);
+	CHECK_STR_CONTAINS(c.last.reason, "triple fault");
+	CHECK_EQ(c.vm.exit_code, VM_EXIT_POWEROFF);
 	CHECK(strstr(c.vm.stop_reason, "triple") == NULL);
-	/* Once stopping, device I/O still completes but tells the vCPU to stop. */
+	/* Once stopping, device I/O still completes; the vCPU loop sees the stop. */
 	set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE, 1, 1);
-	CHECK_EQ(vcpu_handle_exit(&c.vcpu), VCPU_STOP);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
 	CHECK_EQ(c.pio.n, 1);
 	ctx_teardown(&c);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "exit.h"
 #include "fwsvc.h"
 #include "gmem.h"
 #include "kvm_uapi.h"
@@ -114,7 +115,7 @@ static void port_write(struct ctx *c, unsigned int cpu, uint32_t says)
 	r->io.count = 1;
 	r->io.data_offset = IO_OFF;
 	memcpy((uint8_t *)r + IO_OFF, &says, sizeof(says));
-	CHECK_EQ(vcpu_handle_exit(&c->vcpus[cpu]), VCPU_CONTINUE);
+	CHECK_EQ(vcpu_handle_exit(&c->vcpus[cpu]).action, VCPU_CONTINUE);
 }
 
 /*
