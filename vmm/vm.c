@@ -541,7 +541,9 @@ int vm_start(struct vm *vm)
 	ret = vm->started ? -EBUSY : vm_check_kick(vm);
 	if (ret)
 		goto out;
+	pthread_mutex_lock(&vm->stop_lock);
 	vm->started = true;
+	pthread_mutex_unlock(&vm->stop_lock);
 	/* The VM is built: nothing needs /dev/kvm now, so no thread can reach it. */
 	if (vm->kvm_fd >= 0) {
 		close(vm->kvm_fd);
