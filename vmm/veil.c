@@ -207,15 +207,10 @@ VEIL_EXPORT enum veil_state veil_vm_state(struct veil_vm *v)
 
 VEIL_EXPORT int veil_vm_confine_caller(struct veil_vm *v, struct veil_error *err)
 {
-	struct vmm_sandbox_fds fds;
 	int ret;
 
-	if (!v->vm->cfg.seccomp)
-		return 0;
 	SINK_ENTER(v);
-	ret = vmm_sandbox_fds_of(v->vm, NULL, &fds);
-	if (!ret)
-		ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main", &fds);
+	ret = vm_confine_caller(v->vm);
 	SINK_LEAVE();
 	if (ret)
 		veil_set_err(err, false, ret, "seccomp: loading the main thread's filter");

@@ -517,12 +517,19 @@ static int vm_check_kick(struct vm *vm)
 
 static int vm_start_event_thread(struct vm *vm)
 {
-	struct vmm_sandbox_fds fds;
-	int ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+	int ret;
 
+	/*
+	 * The main kind's fds, taken once while the console is open: the event
+	 * thread closes it at the stop, and a caller confining itself later
+	 * (vm_confine_caller()) must get the same filter.
+	 */
+	vm->main_fds_ret = vmm_sandbox_fds_of(vm, NULL, &vm->main_fds);
+	ret = vm->main_fds_ret;
 	if (!ret)
 		ret = vmm_thread_start(&vm->event_thread, VMM_THREAD_MAIN,
-				       vm->cfg.seccomp ? &fds : NULL, "veil-event", vm_event_thread, vm);
+				       vm->cfg.seccomp ? &vm->main_fds : NULL, "veil-event",
+				       vm_event_thread, vm);
 	if (ret)
 		return ret;
 	vm->event_started = true;
@@ -563,6 +570,16 @@ int vm_start(struct vm *vm)
 out:
 	log_set_sink(old);
 	return ret;
+}
+
+int vm_confine_caller(struct vm *vm)
+{
+	if (!vm->cfg.seccomp)
+		return 0;
+	if (!vm->event_started && !vm->ended)
+		return -EINVAL; /* not started: its fds are not settled */
+	return vm->main_fds_ret ? vm->main_fds_ret :
+				  vmm_seccomp_load(VMM_THREAD_MAIN, "main", &vm->main_fds);
 }
 
 int vm_join(struct vm *vm, int ms)
@@ -627,7 +644,7 @@ int vm_pause(struct vm *vm)
 		pthread_mutex_unlock(&vm->stop_lock);
 		return -EINVAL;
 	}
-	vm->pause_req = true;
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE); /* vCPUs check it unlocked */
 	pthread_mutex_unlock(&vm->stop_lock);
 	for (;;) {
 		for (i = 0; i < vm->nr_vcpus; i++)
@@ -645,7 +662,7 @@ int vm_resume(struct vm *vm)
 		pthread_mutex_unlock(&vm->stop_lock);
 		return -EINVAL;
 	}
-	vm->pause_req = false;
+	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->stop_cond);
 	pthread_mutex_unlock(&vm->stop_lock);
 	return 0;
@@ -714,11 +731,8 @@ int vm_run(struct vm *vm)
 		vm_request_stop(vm, VM_EXIT_FAILURE, "no kick handler");
 	/* Last: everything the main thread opens or starts is in place by now. */
 	if (vm->cfg.seccomp && !vm_stopping(vm)) {
-		struct vmm_sandbox_fds fds;
-		int ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+		int ret = vm_confine_caller(vm);
 
-		if (!ret)
-			ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main", &fds);
 		if (ret)
 			vm_request_stop(vm, VM_EXIT_FAILURE, "seccomp: loading the main thread's "
 					"filter: %s", strerror(-ret));
