@@ -532,7 +532,9 @@ static int vm_start_event_thread(struct vm *vm)
 				       vm_event_thread, vm);
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&vm->stop_lock);
 	vm->event_started = true;
+	pthread_mutex_unlock(&vm->stop_lock);
 	return 0;
 }
 
@@ -585,6 +587,7 @@ int vm_confine_caller(struct vm *vm)
 int vm_join(struct vm *vm, int ms)
 {
 	struct timespec ts;
+	bool join;
 	int ret = 0;
 
 	if (!vm->started)
@@ -606,11 +609,13 @@ int vm_join(struct vm *vm, int ms)
 			ret = pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &ts);
 	}
 	ret = vm->ended ? 0 : -ETIMEDOUT;
-	pthread_mutex_unlock(&vm->stop_lock);
-	if (!ret && vm->event_started) {
-		pthread_join(vm->event_thread, NULL);
+	/* One waiter joins the event thread (its work is done: it set ended); others need not. */
+	join = !ret && vm->event_started;
+	if (join)
 		vm->event_started = false;
-	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (join)
+		pthread_join(vm->event_thread, NULL);
 	return ret;
 }
 
