@@ -422,7 +422,18 @@ VEIL_EXPORT void veil_vm_destroy(struct veil_vm *v)
 	if (!v)
 		return;
 	SINK_ENTER(v);
-	build_release(&v->b); /* stops and joins what still runs */
+	if (v->vm->started && !v->vm->ended) {
+		vm_request_stop(v->vm, VM_EXIT_FAILURE, "destroyed while running");
+		if (vm_join(v->vm, -1))
+			v->vm->threads_stuck = true;
+	}
+	if (v->vm->threads_stuck) {
+		/* Threads that would not stop may still use the VM and log to v->sink: both stay. */
+		pr_err("threads of this VM did not stop; its memory is left to the process's exit");
+		SINK_LEAVE();
+		return;
+	}
+	build_release(&v->b);
 	SINK_LEAVE();
 	pthread_mutex_destroy(&v->lock);
 	free(v);
