@@ -122,7 +122,7 @@ static struct vcpu_exit exit_io(struct vcpu *vcpu)
 				 vcpu->index, size, count, (unsigned long long)off);
 	}
 	data = (uint8_t *)vcpu->run + off;
-	vcpu->stats.io++;
+	__atomic_add_fetch(&vcpu->stats.io, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < count; i++, data += size) {
 		ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_PIO, port, data, size, is_write,
 					vcpu->index);
@@ -144,7 +144,7 @@ static struct vcpu_exit exit_mmio(struct vcpu *vcpu)
 		return exit_stop(VCPU_STOP, VM_EXIT_FAILURE, "vCPU %u: malformed MMIO exit (len %u)",
 				 vcpu->index, run->mmio.len);
 	}
-	vcpu->stats.mmio++;
+	__atomic_add_fetch(&vcpu->stats.mmio, 1, __ATOMIC_RELAXED);
 	ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
 				run->mmio.len, run->mmio.is_write, vcpu->index);
 	if (ret) {
@@ -198,7 +198,7 @@ uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, ui
 	if (!ret)
 		ret = gmem_convert(vcpu->vm->gmem, gpa, len, attrs & KVM_MAP_GPA_RANGE_ENCRYPTED, &res);
 	if (ret) {
-		vcpu->stats.conversion_fails++;
+		__atomic_add_fetch(&vcpu->stats.conversion_fails, 1, __ATOMIC_RELAXED);
 		exit_guest_fault(vcpu, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",
 			       vcpu->index, (unsigned long long)gpa, (unsigned long long)npages,
 			       (unsigned long long)attrs, strerror(-ret), res.culprit[0] ? ": " : "",
@@ -207,7 +207,7 @@ uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, ui
 	}
 	if (vcpu->vm->guest_conv_lat)
 		lat_add(vcpu->vm->guest_conv_lat, exit_now_ns() - t0);
-	vcpu->stats.conversions++;
+	__atomic_add_fetch(&vcpu->stats.conversions, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -266,12 +266,12 @@ static struct vcpu_exit exit_memory_fault(struct vcpu *vcpu)
 		if (vcpu->vm->implicit_conversions) {
 			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, to_private, &res);
 		} else if (vcpu->fault_repeats == 0) {
-			vcpu->stats.fault_retries++;
+			__atomic_add_fetch(&vcpu->stats.fault_retries, 1, __ATOMIC_RELAXED);
 			return exit_continue();
 		} else if (gmem_attr_is_private(vcpu->vm->gmem, gpa, &private) == 0) {
 			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, private, &res);
 			if (!ret) {
-				vcpu->stats.fault_resyncs++;
+				__atomic_add_fetch(&vcpu->stats.fault_resyncs, 1, __ATOMIC_RELAXED);
 				pr_warn("vCPU %u: KVM faulted GPA 0x%llx as %s while the map says %s; "
 					"the map's state was applied again", vcpu->index,
 					(unsigned long long)mf->gpa, to_private ? "private" : "shared",
@@ -281,7 +281,7 @@ static struct vcpu_exit exit_memory_fault(struct vcpu *vcpu)
 		}
 	}
 	if (!ret) {
-		vcpu->stats.conversions++;
+		__atomic_add_fetch(&vcpu->stats.conversions, 1, __ATOMIC_RELAXED);
 		return exit_continue();
 	}
 	return exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE,
@@ -336,7 +336,7 @@ struct vcpu_exit vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
-	vcpu->stats.exits++;
+	__atomic_add_fetch(&vcpu->stats.exits, 1, __ATOMIC_RELAXED);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		return exit_io(vcpu);
