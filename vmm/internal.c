@@ -1,0 +1,168 @@
+/* The test hooks of veil_internal.h: the one harness-facing file that sees struct vm. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "caps.h"
+#include "fw.h"
+#include "log.h"
+#include "sandbox.h"
+#include "veil_internal.h"
+#include "virtio_devs.h"
+#include "vm.h"
+
+int veil_hooks_run(const struct veil_hooks *hooks, struct vm *vm, struct fw_image *img,
+		   struct fw_boot_opts *fw)
+{
+	if (!hooks)
+		return 0;
+	if (hooks->firmware) {
+		if (!img)
+			return -EINVAL; /* a kernel boot has no firmware to replace */
+		fw_image_close(img);
+		*img = *hooks->firmware;
+	}
+	return hooks->build ? hooks->build(hooks->opaque, vm, fw) : 0;
+}
+
+struct gmem *veil_internal_gmem(struct vm *vm)
+{
+	return vm->gmem;
+}
+
+unsigned int veil_internal_nr_vcpus(const struct vm *vm)
+{
+	return vm->nr_vcpus;
+}
+
+/* To be gmem_keeps_contents(vm->gmem) once h/gmem's predicate lands. */
+bool veil_internal_keeps_contents(struct vm *vm)
+{
+	enum gmem_model m = gmem_model(vm->gmem);
+
+	return m == GMEM_MODEL_IN_PLACE || (m == GMEM_MODEL_HOST && !vm->cfg.destructive);
+}
+
+int veil_internal_add_port(struct vm *vm, uint16_t port, unsigned int len,
+			   const struct bus_device_ops *ops, void *opaque, const char *name)
+{
+	return bus_register(vm->bus, BUS_PIO, port, len, ops, opaque, name);
+}
+
+int veil_internal_map_gpa_range_exits(struct vm *vm, char *why, size_t len)
+{
+	if (!vm->map_gpa_range_exits) {
+		snprintf(why, len, "KVM does not offer MAP_GPA_RANGE exits");
+		return 0;
+	}
+	/* The behaviour probe: h/kvm's cache replaces this one call. */
+	return caps_probe_hypercall_exit(vm->kvm_fd, why, len) == 1;
+}
+
+uint64_t veil_internal_map_gpa_range(struct vm *vm, unsigned int cpu, uint64_t gpa,
+				     uint64_t npages, uint64_t attrs)
+{
+	return vcpu_map_gpa_range(&vm->vcpus[cpu], gpa, npages, attrs);
+}
+
+void veil_internal_set_guest_conv_lat(struct vm *vm, struct lat *lat)
+{
+	vm->guest_conv_lat = lat;
+}
+
+bool veil_internal_last_disk_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pages)
+{
+	struct vm_virtio *v = vm->virtio;
+
+	if (!v || !v->nr_blk)
+		return false;
+	return virtio_blk_last_buffer(&v->blk[x % v->nr_blk]->blk, gpa, pages);
+}
+
+int veil_internal_worker_start(struct vm *vm, pthread_t *thread, const char *label,
+			       void *(*fn)(void *), void *arg)
+{
+	struct vmm_sandbox_fds fds;
+	int ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+
+	if (ret)
+		return ret;
+	return vmm_thread_start(thread, VMM_THREAD_WORKER, vm->cfg.seccomp ? &fds : NULL, label,
+				fn, arg);
+}
+
+int veil_internal_vcpu_stats(struct vm *vm, unsigned int cpu, struct veil_vcpu_stats *out)
+{
+	const struct vcpu_stats *st;
+
+	if (cpu >= vm->nr_vcpus)
+		return -EINVAL;
+	st = &vm->vcpus[cpu].stats;
+	*out = (struct veil_vcpu_stats){
+		.exits = st->exits, .io = st->io, .mmio = st->mmio, .conversions = st->conversions,
+		.conversion_fails = st->conversion_fails, .fault_retries = st->fault_retries,
+		.fault_resyncs = st->fault_resyncs,
+	};
+	return 0;
+}
+
+/* Until the merge with h/core: the harness's VM on today's core. */
+int veil_internal_legacy_create(const struct veil_config *cfg, const struct veil_hooks *hooks,
+				struct vm **out)
+{
+	struct vm_config vc = {
+		.nr_cpus = cfg->nr_cpus, .mem_size = cfg->mem_size, .vm_type = cfg->vm_type,
+		.console_fd = cfg->console_out_fd, .console_in_fd = cfg->console_in_fd,
+		.handle_signals = true, .destructive = cfg->destructive, .seccomp = cfg->seccomp,
+	};
+	struct fw_boot_opts opts = { .seed = cfg->boot.seed };
+	struct fw_image img = { 0 };
+	struct fw_boot fb;
+	struct vm *vm;
+	int ret;
+
+	ret = vm_create(&vc, &vm);
+	if (ret) {
+		fprintf(stderr, "veil stress: could not create the VM: %s\n", strerror(-ret));
+		return ret;
+	}
+	ret = veil_hooks_run(hooks, vm, &img, &opts);
+	if (!ret) {
+		ret = fw_boot(vm, &img, &opts, &fb);
+		if (ret)
+			fprintf(stderr, "veil stress: loading the firmware: %s\n", strerror(-ret));
+	}
+	if (ret) {
+		vm_destroy(vm);
+		return ret;
+	}
+	*out = vm;
+	return 0;
+}
+
+int veil_internal_legacy_run(struct vm *vm)
+{
+	return vm_run(vm);
+}
+
+void veil_internal_legacy_stop(struct vm *vm, int code, const char *why)
+{
+	vm_request_stop(vm, code, "%s", why);
+}
+
+bool veil_internal_legacy_wait_stop(struct vm *vm, unsigned int ms)
+{
+	return vm_wait_stop(vm, ms);
+}
+
+const char *veil_internal_legacy_stop_reason(struct vm *vm)
+{
+	return vm->stop_reason;
+}
+
+void veil_internal_legacy_destroy(struct vm *vm)
+{
+	vm_destroy(vm);
+}
