@@ -40,13 +40,21 @@ struct veil_hooks {
 };
 
 /*
- * veil_vm_create() with hooks (NULL: none).  What the builder must do:
- * with img and fw the image and boot options it is about to pass to
- * fw_boot() (both NULL for a kernel), call
- *	ret = veil_hooks_run(hooks, vm, img, fw);
- * after the devices attach and before it loads the guest, and fail the
- * build if ret != 0.  veil_hooks_run() replaces *img (closing it) if the
- * hooks bring their own firmware.
+ * veil_vm_create() with hooks (NULL: none).  What the core's side does (a
+ * few lines; h/core's vmm/build.c and vmm/veil.c):
+ * - veil.c: veil_vm_create()'s body as veil_vm_build(cfg, hooks, out, err),
+ *   which sets b.hooks = hooks before build_vm(); veil_vm_create() passes
+ *   NULL.  veil_vm_create_hooked() (internal.c) calls veil_vm_build().
+ * - build.c, build_boot(): with img and opts the image and boot options it
+ *   is about to pass to fw_boot() (both NULL for a kernel), after the
+ *   devices attach and before the guest is loaded:
+ *	ret = veil_hooks_run(b->hooks, vm, &b->img, &opts);
+ *   failing the build if ret != 0.  veil_hooks_run() replaces *img
+ *   (closing it) if the hooks bring their own firmware.
+ * - The conversions firmware's service port (fwsvc) is such a hook, so the
+ *   builder does not call fwsvc_prepare(): `veil run --firmware
+ *   conversions` creates its VM with fwsvc_vm_create() (harness/fwsvc.h),
+ *   and a plain veil_vm_create() refuses that firmware (config fault).
  */
 int veil_vm_create_hooked(const struct veil_config *cfg, const struct veil_hooks *hooks,
 			  struct veil_vm **out, struct veil_error *err) __must_check;
