@@ -11,20 +11,18 @@
 #include "sandbox.h"
 #include "veil_internal.h"
 #include "virtio_devs.h"
+#include "veil_vm.h"
 #include "vm.h"
 
-int veil_hooks_run(const struct veil_hooks *hooks, struct vm *vm, struct fw_image *img,
-		   struct fw_boot_opts *fw)
+int veil_vm_create_hooked(const struct veil_config *cfg, const struct veil_hooks *hooks,
+			  struct veil_vm **out, struct veil_error *err)
 {
-	if (!hooks)
-		return 0;
-	if (hooks->firmware) {
-		if (!img)
-			return -EINVAL; /* a kernel boot has no firmware to replace */
-		fw_image_close(img);
-		*img = *hooks->firmware;
-	}
-	return hooks->build ? hooks->build(hooks->opaque, vm, fw) : 0;
+	return veil_vm_build(cfg, hooks, out, err);
+}
+
+struct vm *veil_internal_vm(struct veil_vm *vm)
+{
+	return veil_vm_core(vm);
 }
 
 struct gmem *veil_internal_gmem(struct vm *vm)

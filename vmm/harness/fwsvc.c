@@ -156,3 +156,24 @@ int fwsvc_prepare(struct fwsvc *s, struct vm *vm, uint32_t check_stride,
 	return veil_internal_add_port(vm, VEIL_PORT_SERVICE, 4, &svc_port_ops, s,
 				      "conversions-service");
 }
+
+struct fwsvc_build {
+	struct fwsvc *s;
+	uint32_t check_stride;
+};
+
+static int svc_build(void *opaque, struct vm *vm, struct fw_boot_opts *fw)
+{
+	struct fwsvc_build *b = opaque;
+
+	return fw ? fwsvc_prepare(b->s, vm, b->check_stride, fw) : -EINVAL;
+}
+
+int fwsvc_vm_create(struct fwsvc *s, const struct veil_config *cfg, struct veil_vm **out,
+		    struct veil_error *err)
+{
+	struct fwsvc_build b = { .s = s, .check_stride = cfg->boot.check_stride };
+	const struct veil_hooks hooks = { .build = svc_build, .opaque = &b };
+
+	return veil_vm_create_hooked(cfg, &hooks, out, err);
+}

@@ -7,7 +7,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -44,12 +46,27 @@ struct pin_longterm_test {
 #define PIN_LONGTERM_TEST_STOP _IO('g', 8)
 #define PIN_LONGTERM_TEST_FLAG_USE_WRITE 1
 #define STOP_GRACE_S 30
+#define SV_KICK_SIGNAL SIGUSR1
+#define SV_POLL_MS 200 /* the main thread looks at the VM's state at least this often */
+
+/* Each stops the stress with 128 + its number, as they stop `veil run`. */
+static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+static void stop_sigset(sigset_t *set)
+{
+	unsigned int i;
+
+	sigemptyset(set);
+	for (i = 0; i < ARRAY_SIZE(stop_sigs); i++)
+		sigaddset(set, stop_sigs[i]);
+}
 
 enum { LAT_GUEST, LAT_HOST, LAT_PUNCH, LAT_DMA, LAT_NR };
 static const char *const lat_names[LAT_NR] = { "guest_convert", "host_convert", "punch", "dma" };
 
 struct stress {
 	const struct stress_opts *o;
+	struct veil_vm *veil;
 	struct vm *vm;       /* for the hooks of veil_internal.h only */
 	struct gmem *gm;
 	unsigned int nr_vcpus;
@@ -63,7 +80,7 @@ struct stress {
 	volatile bool stop;
 	uint64_t t_start_ns, t_end_ns; /* the guest's run, for the actual duration */
 	bool interrupted;              /* a signal stopped the run */
-	char stop_reason[VEIL_ERROR_LEN];
+	char stop_reason[VEIL_ERROR_LEN + 32];
 	/* host thread counters */
 	uint64_t host_conversions, host_punches, host_failures, violations;
 	char first_failure[200];
@@ -279,54 +296,124 @@ static void foreign_pin_check(struct stress *s)
 }
 
 static int stress_build(void *opaque, struct vm *vm, struct fw_boot_opts *fw);
+static bool sv_stopping(struct stress *s);
 
 /*
  * The VM, driven as any program drives one: created from a configuration
- * with build hooks, run, stopped, and its stop reason.
+ * (with build hooks), started, watched through its stop fd, stopped.
  */
 static int sv_create(struct stress *s)
 {
 	const struct veil_hooks hooks = { .build = stress_build, .opaque = s, .firmware = &s->fw };
-	struct veil_config cfg = {
-		.api_version = VEIL_API_VERSION, .nr_cpus = s->o->nr_cpus, .mem_size = s->o->mem_size,
-		.vm_type = s->o->vm_type ? VEIL_VM_SW_PROTECTED : VEIL_VM_DEFAULT,
-		.destructive = s->o->destructive, .boot.seed = s->o->seed,
-		.console_out_fd = s->o->json ? STDERR_FILENO : STDOUT_FILENO, .console_in_fd = -1,
-		.kick_signal = SIGUSR1, .kvm_fd = -1,
-	};
+	struct veil_error err = { 0 };
+	struct veil_config cfg;
+	int ret;
 
-	return veil_internal_legacy_create(&cfg, &hooks, &s->vm);
+	veil_config_init(&cfg);
+	cfg.nr_cpus = s->o->nr_cpus;
+	cfg.mem_size = s->o->mem_size;
+	cfg.vm_type = s->o->vm_type ? VEIL_VM_SW_PROTECTED : VEIL_VM_DEFAULT;
+	cfg.destructive = s->o->destructive;
+	cfg.boot.seed = s->o->seed;
+	cfg.console_out_fd = s->o->json ? STDERR_FILENO : STDOUT_FILENO;
+	cfg.console_in_fd = -1;
+	cfg.seccomp = false;
+	cfg.kick_signal = SV_KICK_SIGNAL;
+	cfg.log_level = (enum veil_log_level)log_get_level(); /* -v */
+	ret = veil_vm_create_hooked(&cfg, &hooks, &s->veil, &err);
+	if (ret)
+		fprintf(stderr, "veil stress: could not create the VM: %s\n",
+			err.msg[0] ? err.msg : strerror(-ret));
+	else
+		s->vm = veil_internal_vm(s->veil);
+	return ret;
+}
+
+/* The stop signals stop the VM with 128 + N, as `veil run`'s do; stress_run() blocks them. */
+static int sv_signalfd(void)
+{
+	sigset_t set;
+	unsigned int i;
+
+	/* An inherited SIG_IGN would discard them before the signalfd sees them. */
+	for (i = 0; i < ARRAY_SIZE(stop_sigs); i++)
+		signal(stop_sigs[i], SIG_DFL);
+	stop_sigset(&set);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static void sv_serve_signals(struct stress *s, int sfd)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = veil_vm_stop_fd(s->veil), .events = POLLIN },
+		{ .fd = sfd, .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+	char why[64];
+
+	/* The stop fd wakes the poll; the state, checked too, is what says stopped. */
+	while (!sv_stopping(s)) {
+		if (poll(pfd, 2, SV_POLL_MS) < 0 && errno != EINTR)
+			return;
+		if ((pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			snprintf(why, sizeof(why), "stopped by %s", strsignal((int)si.ssi_signo));
+			veil_vm_stop(s->veil, 128 + (int)si.ssi_signo, why);
+		}
+	}
 }
 
 /* Runs until the VM stops; returns its exit code, 128 + N for stop signal N. */
 static int sv_run(struct stress *s)
 {
-	int code = veil_internal_legacy_run(s->vm);
+	struct veil_error err = { 0 };
+	struct veil_exit ex = { 0 };
+	int sfd = sv_signalfd(), ret;
+	struct signalfd_siginfo si;
 
-	snprintf(s->stop_reason, sizeof(s->stop_reason), "%s",
-		 veil_internal_legacy_stop_reason(s->vm));
-	return code;
+	if (sfd < 0)
+		pr_warn("signalfd: %s; stop signals will not end the stress cleanly", strerror(errno));
+	ret = veil_install_kick_handler(SV_KICK_SIGNAL);
+	if (!ret)
+		ret = veil_vm_start(s->veil, &err);
+	if (ret) {
+		snprintf(s->stop_reason, sizeof(s->stop_reason), "could not start the VM: %s",
+			 err.msg[0] ? err.msg : strerror(-ret));
+		veil_vm_stop(s->veil, VEIL_EXIT_FAILURE, s->stop_reason);
+	} else {
+		sv_serve_signals(s, sfd);
+		ret = veil_vm_wait(s->veil, -1, &ex);
+		snprintf(s->stop_reason, sizeof(s->stop_reason), "%s", ex.reason);
+	}
+	while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si))
+		;
+	if (sfd >= 0)
+		close(sfd);
+	return ret ? VEIL_EXIT_FAILURE : ex.code;
 }
 
 static bool sv_stopping(struct stress *s)
 {
-	return veil_internal_legacy_wait_stop(s->vm, 0);
+	return veil_vm_state(s->veil) == VEIL_STATE_STOPPED;
 }
 
-static bool sv_wait_stop(struct stress *s, unsigned int ms)
+/* Waits up to ms for the VM to stop; whether it did. */
+static bool sv_wait_stop(struct stress *s, int ms)
 {
-	return veil_internal_legacy_wait_stop(s->vm, ms);
+	struct pollfd pfd = { .fd = veil_vm_stop_fd(s->veil), .events = POLLIN };
+
+	return (poll(&pfd, 1, ms) > 0 && (pfd.revents & POLLIN)) || sv_stopping(s);
 }
 
 static void sv_stop(struct stress *s, int code, const char *why)
 {
-	veil_internal_legacy_stop(s->vm, code, why);
+	veil_vm_stop(s->veil, code, why);
 }
 
 static void sv_destroy(struct stress *s)
 {
-	if (s->vm)
-		veil_internal_legacy_destroy(s->vm);
+	if (s->veil)
+		veil_vm_destroy(s->veil);
+	s->veil = NULL;
 	s->vm = NULL;
 }
 
@@ -337,7 +424,8 @@ static void *monitor_thread(void *arg)
 	uint64_t one = 1;
 	unsigned int sec;
 
-	for (sec = 1; !sv_stopping(s) && sec <= s->o->seconds + STOP_GRACE_S; sec++) {
+	for (sec = 1; !sv_stopping(s) && !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) &&
+		      sec <= s->o->seconds + STOP_GRACE_S; sec++) {
 		/* Woken by a stop at once: a signal must end the stress within 2 s. */
 		if (sv_wait_stop(s, 1000))
 			break;
@@ -664,11 +752,7 @@ static void stop_signals_block(sigset_t *old)
 {
 	sigset_t stop;
 
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigaddset(&stop, SIGQUIT);
+	stop_sigset(&stop);
 	pthread_sigmask(SIG_BLOCK, &stop, old);
 }
 
@@ -677,11 +761,7 @@ static void stop_signals_restore(const sigset_t *old)
 	struct timespec zero = { 0, 0 };
 	sigset_t stop;
 
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigaddset(&stop, SIGQUIT);
+	stop_sigset(&stop);
 	while (sigtimedwait(&stop, NULL, &zero) > 0)
 		;
 	pthread_sigmask(SIG_SETMASK, old, NULL);
