@@ -232,7 +232,7 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 		if (b->img.conversions && !b->hooks)
 			return build_fail(err, true, "firmware 'conversions' needs its host-side "
 					  "service, which only veil run (the harness) attaches");
-		ret = veil_hooks_run(b->hooks, vm, &b->img, &opts);
+		ret = veil_hooks_run(b->hooks, vm, &opts);
 		if (!ret)
 			ret = fw_boot(vm, &b->img, &opts, &b->fb);
 		if (ret)
@@ -241,7 +241,7 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 		b->booted = true;
 		return 0;
 	}
-	ret = veil_hooks_run(b->hooks, vm, NULL, NULL);
+	ret = veil_hooks_run(b->hooks, vm, NULL);
 	if (ret)
 		return build_fail(err, false, "build hooks: %s", strerror(-ret));
 	lb->mmio_devs = vm_mmio_devs(vm, &lb->nr_mmio_devs);

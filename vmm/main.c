@@ -21,6 +21,7 @@
 #include "outq.h"
 #include "parse.h"
 #include "convstress.h"
+#include "fwsvc.h"
 #include "veil_vm.h"
 /* The stress and caps commands (the harness's and the KVM layer's). */
 #include "caps.h"
@@ -695,12 +696,15 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 	struct veil_exit ex = { 0 };
 	struct convstress cs = { 0 };
 	struct veil_config cfg;
+	struct fwsvc svc;
 	char verdict[320] = "";
 	struct veil_vm *vm;
 	int ret, code;
 
 	run_config(o, f, kvm_fd, &cfg);
-	ret = veil_vm_create(&cfg, &vm, &err);
+	/* The conversions firmware's host side is the harness's (fwsvc.h). */
+	ret = o->firmware && !strcmp(o->firmware, "conversions") ?
+	      fwsvc_vm_create(&svc, &cfg, &vm, &err) : veil_vm_create(&cfg, &vm, &err);
 	/* The VM holds its own copy, closed when it starts: no /dev/kvm while the guest runs. */
 	if (kvm_fd >= 0)
 		close(kvm_fd);
@@ -709,7 +713,7 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 		return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 	}
 	if (o->convert_stress) {
-		ret = convstress_start(&cs, veil_vm_core(vm), boot_seed());
+		ret = convstress_start(&cs, vm, boot_seed());
 		if (ret) {
 			fprintf(stderr, "veil run: --convert-stress: %s\n", ret == -EOPNOTSUPP ?
 				"the memory model does not keep contents across conversions "

@@ -7,19 +7,18 @@
 #ifndef VEIL_INTERNAL_H
 #define VEIL_INTERNAL_H
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "compiler.h"
-#include "fw.h"
 #include "veil.h"
 
 struct vm;
 struct gmem;
 struct lat;
+struct fw_boot_opts;
 struct bus_device_ops;
 
 /*
@@ -35,42 +34,29 @@ struct veil_hooks {
 	 */
 	int (*build)(void *opaque, struct vm *vm, struct fw_boot_opts *fw);
 	void *opaque;
-	/* Loaded instead of cfg->boot.firmware (e.g. the stress firmware); NULL: that one. */
-	const struct fw_image *firmware;
 };
 
 /*
- * veil_vm_create() with hooks (NULL: none).  What the core's side does (a
- * few lines; h/core's vmm/build.c and vmm/veil.c):
- * - veil.c: veil_vm_create()'s body as veil_vm_build(cfg, hooks, out, err),
- *   which sets b.hooks = hooks before build_vm(); veil_vm_create() passes
- *   NULL.  veil_vm_create_hooked() (internal.c) calls veil_vm_build().
- * - build.c, build_boot(): with img and opts the image and boot options it
- *   is about to pass to fw_boot() (both NULL for a kernel), after the
- *   devices attach and before the guest is loaded:
- *	ret = veil_hooks_run(b->hooks, vm, &b->img, &opts);
- *   failing the build if ret != 0.  veil_hooks_run() replaces *img
- *   (closing it) if the hooks bring their own firmware.
+ * veil_vm_create() with hooks (NULL: none).  The core's side, a few lines:
+ * - veil.c: veil_vm_create()'s body is veil_vm_build(cfg, hooks, out, err)
+ *   (veil_vm.h), which sets build.hooks; veil_vm_create() passes NULL.
+ * - build.c, build_boot(): after the devices attach and before the guest
+ *   is loaded, with opts the boot options it then passes to fw_boot() (NULL
+ *   for a kernel), ret = veil_hooks_run(b->hooks, vm, &opts), failing the
+ *   build if ret != 0.
  * - The conversions firmware's service port (fwsvc) is such a hook, so the
  *   builder does not call fwsvc_prepare(): `veil run --firmware
  *   conversions` creates its VM with fwsvc_vm_create() (harness/fwsvc.h),
  *   and a plain veil_vm_create() refuses that firmware (config fault).
+ * A harness's own firmware comes as cfg->boot.firmware_data.
  */
 int veil_vm_create_hooked(const struct veil_config *cfg, const struct veil_hooks *hooks,
 			  struct veil_vm **out, struct veil_error *err) __must_check;
 /* Inline: the core library calls it and links nothing of the harness's. */
 static inline int __must_check veil_hooks_run(const struct veil_hooks *hooks, struct vm *vm,
-					      struct fw_image *img, struct fw_boot_opts *fw)
+					      struct fw_boot_opts *fw)
 {
-	if (!hooks)
-		return 0;
-	if (hooks->firmware) {
-		if (!img)
-			return -EINVAL; /* a kernel boot has no firmware to replace */
-		fw_image_close(img);
-		*img = *hooks->firmware;
-	}
-	return hooks->build ? hooks->build(hooks->opaque, vm, fw) : 0;
+	return hooks && hooks->build ? hooks->build(hooks->opaque, vm, fw) : 0;
 }
 
 /* The core VM behind a handle, for the hooks below. */
@@ -118,19 +104,5 @@ struct veil_vcpu_stats {
 /* -EINVAL if cpu is not one of the VM's vCPUs. */
 int veil_internal_vcpu_stats(struct vm *vm, unsigned int cpu, struct veil_vcpu_stats *out)
 	__must_check;
-
-/*
- * Until libveil's veil_vm_create/start/wait land (h/core): the same on
- * today's core, for the harness alone.  Removed at the merge.
- */
-int veil_internal_legacy_create(const struct veil_config *cfg, const struct veil_hooks *hooks,
-				struct vm **out) __must_check;
-/* Runs until a stop; INT, TERM, HUP and QUIT stop it with 128 + N.  Returns the exit code. */
-int veil_internal_legacy_run(struct vm *vm);
-void veil_internal_legacy_stop(struct vm *vm, int code, const char *why);
-/* Waits up to ms for a stop request; whether there was one. */
-bool veil_internal_legacy_wait_stop(struct vm *vm, unsigned int ms);
-const char *veil_internal_legacy_stop_reason(struct vm *vm);
-void veil_internal_legacy_destroy(struct vm *vm);
 
 #endif

@@ -16,7 +16,7 @@
 static bool convstress_stopping(struct convstress *cs)
 {
 	return __atomic_load_n(&cs->stop, __ATOMIC_ACQUIRE) ||
-	       veil_internal_legacy_wait_stop(cs->vm, 0);
+	       veil_vm_state(cs->veil) == VEIL_STATE_STOPPED;
 }
 
 /*
@@ -77,16 +77,17 @@ static void *convstress_main(void *arg)
 	return NULL;
 }
 
-int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed)
+int convstress_start(struct convstress *cs, struct veil_vm *vm, uint64_t seed)
 {
 	int ret;
 
 	memset(cs, 0, sizeof(*cs));
-	cs->vm = vm;
+	cs->veil = vm;
+	cs->vm = veil_internal_vm(vm);
 	cs->seed = seed;
-	if (!veil_internal_keeps_contents(vm))
+	if (!veil_internal_keeps_contents(cs->vm))
 		return -EOPNOTSUPP;
-	ret = veil_internal_worker_start(vm, &cs->thread, "convert-stress", convstress_main, cs);
+	ret = veil_internal_worker_start(cs->vm, &cs->thread, "convert-stress", convstress_main, cs);
 	cs->started = ret == 0;
 	return ret;
 }

@@ -70,7 +70,6 @@ struct stress {
 	struct vm *vm;       /* for the hooks of veil_internal.h only */
 	struct gmem *gm;
 	unsigned int nr_vcpus;
-	struct fw_image fw;  /* the stress firmware */
 	struct stress_dma *dma;
 	uint64_t ctl_gpa, pool_gpa, host_gpa;
 	uint32_t pool_pages;
@@ -304,7 +303,7 @@ static bool sv_stopping(struct stress *s);
  */
 static int sv_create(struct stress *s)
 {
-	const struct veil_hooks hooks = { .build = stress_build, .opaque = s, .firmware = &s->fw };
+	const struct veil_hooks hooks = { .build = stress_build, .opaque = s };
 	struct veil_error err = { 0 };
 	struct veil_config cfg;
 	int ret;
@@ -315,6 +314,9 @@ static int sv_create(struct stress *s)
 	cfg.vm_type = s->o->vm_type ? VEIL_VM_SW_PROTECTED : VEIL_VM_DEFAULT;
 	cfg.destructive = s->o->destructive;
 	cfg.boot.seed = s->o->seed;
+	cfg.boot.firmware = "convert-stress"; /* its name, in messages */
+	cfg.boot.firmware_data = fw_blob_stress;
+	cfg.boot.firmware_size = fw_blob_stress_size;
 	cfg.console_out_fd = s->o->json ? STDERR_FILENO : STDOUT_FILENO;
 	cfg.console_in_fd = -1;
 	cfg.seccomp = false;
@@ -526,9 +528,6 @@ static int stress_setup(struct stress *s)
 	for (i = 0; i < LAT_NR; i++)
 		if (lat_init(&s->lat[i]))
 			return -ENOMEM;
-	snprintf(s->fw.name, sizeof(s->fw.name), "convert-stress");
-	s->fw.data = fw_blob_stress;
-	s->fw.size = fw_blob_stress_size;
 	return sv_create(s);
 }
 
