@@ -259,18 +259,6 @@ static unsigned long opt_vm_type(const char *cmd, const char *arg)
 	die_usage(cmd, "--vm-type '%s': not default or sw-protected", arg);
 }
 
-/* Whether this KVM offers the VM type at all: a configuration question, so exit 2. */
-static void check_vm_type(const char *cmd, int kvm_fd, unsigned long type)
-{
-	int types = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
-
-	if (types <= 0)
-		types = 1 << KVM_X86_DEFAULT_VM;
-	if (!(types & (1 << type)))
-		die_usage(cmd, "--vm-type sw-protected: this KVM offers only VM types 0x%x "
-			  "(KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
-}
-
 /* "PATH[,ro][,direct]"; d->path points into spec.  -EINVAL with err set on a bad option. */
 static int disk_parse(char *spec, struct cli_disk *d, char *err, size_t errlen)
 {
@@ -529,7 +517,7 @@ static void run_config(const struct run_opts *o, const struct boot_files *f, int
  * libveil names the configuration field at fault ("firmware 'x': ..."); the
  * CLI's users know it as an option, so it gets its dashes back.
  */
-static void print_veil_error(const struct veil_error *err)
+static void print_veil_error_of(const char *cmd, const struct veil_error *err)
 {
 	static const char *const fields[] = {
 		"firmware '", "kernel '", "initrd '", "disk '", "disk:", "mem ", "cpus '",
@@ -541,7 +529,12 @@ static void print_veil_error(const struct veil_error *err)
 		if (!strncmp(err->msg, fields[i], strlen(fields[i])))
 			dashes = "--";
 	}
-	fprintf(stderr, "veil run: %s%s\n", dashes, err->msg);
+	fprintf(stderr, "veil %s: %s%s\n", cmd, dashes, err->msg);
+}
+
+static void print_veil_error(const struct veil_error *err)
+{
+	print_veil_error_of("run", err);
 }
 
 /* What a conversion does to contents, as the summary has always said it. */
@@ -833,23 +826,19 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 static int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 {
 	struct stress_opts o = { .nr_cpus = 2, .mem_size = DEFAULT_MEM, .seconds = 5, .t0_ns = t0_ns };
-	unsigned int max_vcpus;
-	int kvm_fd, ret;
+	struct veil_error err = { 0 };
+	int code;
 
 	o.seed = boot_seed(); /* unless --seed sets it */
 	parse_stress(argc, argv, &o);
-	ret = kvm_open(&kvm_fd, &max_vcpus);
-	if (ret) {
-		fprintf(stderr, "veil stress: cannot use /dev/kvm: %s\n", strerror(-ret));
-		return VM_EXIT_FAILURE;
-	}
-	check_vm_type("stress", kvm_fd, o.vm_type);
-	close(kvm_fd);
-	if (o.nr_cpus > max_vcpus)
-		die_usage("stress", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
 	if (o.mem_size < 16ULL << 20)
 		die_usage("stress", "--mem: the stress needs at least 16M");
-	return stress_run(&o);
+	/* libveil checks the VM type and vCPU count against this KVM, as for run. */
+	code = stress_run(&o, &err);
+	if (code >= 0)
+		return code;
+	print_veil_error_of("stress", &err);
+	return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 }
 
 static int cmd_caps(int argc, char **argv)

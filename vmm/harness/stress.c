@@ -301,10 +301,9 @@ static bool sv_stopping(struct stress *s);
  * The VM, driven as any program drives one: created from a configuration
  * (with build hooks), started, watched through its stop fd, stopped.
  */
-static int sv_create(struct stress *s)
+static int sv_create(struct stress *s, struct veil_error *err)
 {
 	const struct veil_hooks hooks = { .build = stress_build, .opaque = s };
-	struct veil_error err = { 0 };
 	struct veil_config cfg;
 	int ret;
 
@@ -322,12 +321,11 @@ static int sv_create(struct stress *s)
 	cfg.seccomp = false;
 	cfg.kick_signal = SV_KICK_SIGNAL;
 	cfg.log_level = (enum veil_log_level)log_get_level(); /* -v */
-	ret = veil_vm_create_hooked(&cfg, &hooks, &s->veil, &err);
-	if (ret)
-		fprintf(stderr, "veil stress: could not create the VM: %s\n",
-			err.msg[0] ? err.msg : strerror(-ret));
-	else
+	ret = veil_vm_create_hooked(&cfg, &hooks, &s->veil, err);
+	if (!ret)
 		s->vm = veil_internal_vm(s->veil);
+	else if (!err->msg[0])
+		snprintf(err->msg, sizeof(err->msg), "creating the VM: %s", strerror(-ret));
 	return ret;
 }
 
@@ -520,15 +518,19 @@ static int stress_build(void *opaque, struct vm *vm, struct fw_boot_opts *fw)
 	return 0;
 }
 
-static int stress_setup(struct stress *s)
+static int stress_setup(struct stress *s, struct veil_error *err)
 {
 	unsigned int i;
 
 	s->nr_vcpus = s->o->nr_cpus;
-	for (i = 0; i < LAT_NR; i++)
-		if (lat_init(&s->lat[i]))
+	for (i = 0; i < LAT_NR; i++) {
+		if (lat_init(&s->lat[i])) {
+			snprintf(err->msg, sizeof(err->msg), "latency histograms: %s",
+				 strerror(ENOMEM));
 			return -ENOMEM;
-	return sv_create(s);
+		}
+	}
+	return sv_create(s, err);
 }
 
 static int stress_dma_setup(struct stress *s)
@@ -798,13 +800,18 @@ static int stress_go(struct stress *s)
 	return stress_report(s, code);
 }
 
-int stress_run(const struct stress_opts *o)
+int stress_run(const struct stress_opts *o, struct veil_error *err)
 {
 	struct stress s = { .o = o, .progress = o->json ? stderr : stdout };
 	sigset_t old;
 	int code;
 
-	if (stress_setup(&s) || stress_dma_setup(&s)) {
+	*err = (struct veil_error){ 0 };
+	if (stress_setup(&s, err)) {
+		stress_free(&s);
+		return -1;
+	}
+	if (stress_dma_setup(&s)) {
 		stress_free(&s);
 		return VEIL_EXIT_FAILURE;
 	}
