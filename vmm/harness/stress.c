@@ -7,9 +7,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
 #include <stddef.h>
 #include <pthread.h>
 #include <signal.h>
@@ -26,6 +24,7 @@
 #include "log.h"
 #include "stress.h"
 #include "stress_dma.h"
+#include "stress_vm.h"
 #include "veil.h"
 #include "veil_internal.h"
 
@@ -47,19 +46,7 @@ struct pin_longterm_test {
 #define PIN_LONGTERM_TEST_FLAG_USE_WRITE 1
 #define STOP_GRACE_S 30
 #define SV_KICK_SIGNAL SIGUSR1
-#define SV_POLL_MS 200 /* the main thread looks at the VM's state at least this often */
 
-/* Each stops the stress with 128 + its number, as they stop `veil run`. */
-static const int stop_sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-
-static void stop_sigset(sigset_t *set)
-{
-	unsigned int i;
-
-	sigemptyset(set);
-	for (i = 0; i < ARRAY_SIZE(stop_sigs); i++)
-		sigaddset(set, stop_sigs[i]);
-}
 
 enum { LAT_GUEST, LAT_HOST, LAT_PUNCH, LAT_DMA, LAT_NR };
 static const char *const lat_names[LAT_NR] = { "guest_convert", "host_convert", "punch", "dma" };
@@ -295,7 +282,6 @@ static void foreign_pin_check(struct stress *s)
 }
 
 static int stress_build(void *opaque, struct vm *vm, struct fw_boot_opts *fw);
-static bool sv_stopping(struct stress *s);
 
 /*
  * The VM, driven as any program drives one: created from a configuration
@@ -329,79 +315,20 @@ static int sv_create(struct stress *s, struct veil_error *err)
 	return ret;
 }
 
-/* The stop signals stop the VM with 128 + N, as `veil run`'s do; stress_run() blocks them. */
-static int sv_signalfd(void)
-{
-	sigset_t set;
-	unsigned int i;
-
-	/* An inherited SIG_IGN would discard them before the signalfd sees them. */
-	for (i = 0; i < ARRAY_SIZE(stop_sigs); i++)
-		signal(stop_sigs[i], SIG_DFL);
-	stop_sigset(&set);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
-
-static void sv_serve_signals(struct stress *s, int sfd)
-{
-	struct pollfd pfd[2] = {
-		{ .fd = veil_vm_stop_fd(s->veil), .events = POLLIN },
-		{ .fd = sfd, .events = POLLIN },
-	};
-	struct signalfd_siginfo si;
-	char why[64];
-
-	/* The stop fd wakes the poll; the state, checked too, is what says stopped. */
-	while (!sv_stopping(s)) {
-		if (poll(pfd, 2, SV_POLL_MS) < 0 && errno != EINTR)
-			return;
-		if ((pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			snprintf(why, sizeof(why), "stopped by %s", strsignal((int)si.ssi_signo));
-			veil_vm_stop(s->veil, 128 + (int)si.ssi_signo, why);
-		}
-	}
-}
-
 /* Runs until the VM stops; returns its exit code, 128 + N for stop signal N. */
 static int sv_run(struct stress *s)
 {
-	struct veil_error err = { 0 };
-	struct veil_exit ex = { 0 };
-	int sfd = sv_signalfd(), ret;
-	struct signalfd_siginfo si;
-
-	if (sfd < 0)
-		pr_warn("signalfd: %s; stop signals will not end the stress cleanly", strerror(errno));
-	ret = veil_install_kick_handler(SV_KICK_SIGNAL);
-	if (!ret)
-		ret = veil_vm_start(s->veil, &err);
-	if (ret) {
-		snprintf(s->stop_reason, sizeof(s->stop_reason), "could not start the VM: %s",
-			 err.msg[0] ? err.msg : strerror(-ret));
-		veil_vm_stop(s->veil, VEIL_EXIT_FAILURE, s->stop_reason);
-	} else {
-		sv_serve_signals(s, sfd);
-		ret = veil_vm_wait(s->veil, -1, &ex);
-		snprintf(s->stop_reason, sizeof(s->stop_reason), "%s", ex.reason);
-	}
-	while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si))
-		;
-	if (sfd >= 0)
-		close(sfd);
-	return ret ? VEIL_EXIT_FAILURE : ex.code;
+	return stress_vm_run(s->veil, SV_KICK_SIGNAL, s->stop_reason, sizeof(s->stop_reason));
 }
 
 static bool sv_stopping(struct stress *s)
 {
-	return veil_vm_state(s->veil) == VEIL_STATE_STOPPED;
+	return stress_vm_stopping(s->veil);
 }
 
-/* Waits up to ms for the VM to stop; whether it did. */
 static bool sv_wait_stop(struct stress *s, int ms)
 {
-	struct pollfd pfd = { .fd = veil_vm_stop_fd(s->veil), .events = POLLIN };
-
-	return (poll(&pfd, 1, ms) > 0 && (pfd.revents & POLLIN)) || sv_stopping(s);
+	return stress_vm_wait_stop(s->veil, ms);
 }
 
 static void sv_stop(struct stress *s, int code, const char *why)
@@ -742,32 +669,6 @@ static void stress_free(struct stress *s)
 		lat_free(&s->lat[i]);
 }
 
-/*
- * SIGINT and SIGTERM stay blocked from the run to the end of the report:
- * the run restores the mask it found, and a second signal pending then
- * (timeout(1) signals the child and then its process group; a user presses
- * Ctrl-C twice) used to kill veil before the report was out.  Any such
- * signal is the same interruption: consumed once the report is written.
- */
-static void stop_signals_block(sigset_t *old)
-{
-	sigset_t stop;
-
-	stop_sigset(&stop);
-	pthread_sigmask(SIG_BLOCK, &stop, old);
-}
-
-static void stop_signals_restore(const sigset_t *old)
-{
-	struct timespec zero = { 0, 0 };
-	sigset_t stop;
-
-	stop_sigset(&stop);
-	while (sigtimedwait(&stop, NULL, &zero) > 0)
-		;
-	pthread_sigmask(SIG_SETMASK, old, NULL);
-}
-
 static int stress_go(struct stress *s)
 {
 	pthread_t host, dma, mon;
@@ -815,11 +716,11 @@ int stress_run(const struct stress_opts *o, struct veil_error *err)
 		stress_free(&s);
 		return VEIL_EXIT_FAILURE;
 	}
-	stop_signals_block(&old);
+	stress_vm_signals_block(&old);
 	code = stress_go(&s);
 	fflush(stdout);
 	fflush(s.progress);
-	stop_signals_restore(&old);
+	stress_vm_signals_restore(&old);
 	stress_free(&s);
 	return code;
 }
