@@ -2,11 +2,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bus.h"
 #include "caps.h"
-#include "fw.h"
 #include "log.h"
 #include "sandbox.h"
 #include "veil_internal.h"
@@ -98,10 +96,15 @@ int veil_internal_vcpu_stats(struct vm *vm, unsigned int cpu, struct veil_vcpu_s
 	if (cpu >= vm->nr_vcpus)
 		return -EINVAL;
 	st = &vm->vcpus[cpu].stats;
+	/* Relaxed: the vCPU may be running and counting. */
 	*out = (struct veil_vcpu_stats){
-		.exits = st->exits, .io = st->io, .mmio = st->mmio, .conversions = st->conversions,
-		.conversion_fails = st->conversion_fails, .fault_retries = st->fault_retries,
-		.fault_resyncs = st->fault_resyncs,
+		.exits = __atomic_load_n(&st->exits, __ATOMIC_RELAXED),
+		.io = __atomic_load_n(&st->io, __ATOMIC_RELAXED),
+		.mmio = __atomic_load_n(&st->mmio, __ATOMIC_RELAXED),
+		.conversions = __atomic_load_n(&st->conversions, __ATOMIC_RELAXED),
+		.conversion_fails = __atomic_load_n(&st->conversion_fails, __ATOMIC_RELAXED),
+		.fault_retries = __atomic_load_n(&st->fault_retries, __ATOMIC_RELAXED),
+		.fault_resyncs = __atomic_load_n(&st->fault_resyncs, __ATOMIC_RELAXED),
 	};
 	return 0;
 }
