@@ -12,6 +12,7 @@
 #include "file.h"
 #include "kvm_uapi.h"
 #include "log.h"
+#include "veil_internal.h"
 #include "virtio_devs.h"
 #include "vm.h"
 
@@ -228,17 +229,21 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 
 		if (!opts.seed && getrandom(&opts.seed, sizeof(opts.seed), 0) != sizeof(opts.seed))
 			opts.seed = vm_now_ns() ^ ((uint64_t)getpid() * 0x9e3779b97f4a7c15ULL);
-		ret = b->img.conversions ?
-			      fwsvc_prepare(&b->svc, vm, cfg->boot.check_stride ? cfg->boot.check_stride : 1,
-					    &opts) : 0;
+		if (b->img.conversions && !b->hooks)
+			return build_fail(err, true, "firmware 'conversions' needs its host-side "
+					  "service, which only veil run (the harness) attaches");
+		ret = veil_hooks_run(b->hooks, vm, &opts);
 		if (!ret)
 			ret = fw_boot(vm, &b->img, &opts, &b->fb);
 		if (ret)
-			return build_fail(err, false, "loading firmware '%s': %s", build_fw_name(cfg),
+			return build_fail(err, false, "loading firmware '%s': %s", b->img.name,
 					  strerror(-ret));
 		b->booted = true;
 		return 0;
 	}
+	ret = veil_hooks_run(b->hooks, vm, NULL);
+	if (ret)
+		return build_fail(err, false, "build hooks: %s", strerror(-ret));
 	lb->mmio_devs = vm_mmio_devs(vm, &lb->nr_mmio_devs);
 	lb->pci = vm_virtio_has_pci(vm);
 	ret = arch_linux_load(vm->gmem, lb, vm->nr_vcpus, &st, why, sizeof(why));

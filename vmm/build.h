@@ -7,11 +7,11 @@
 
 #include "compiler.h"
 #include "fw.h"
-#include "fwsvc.h"
 #include "log.h"
 #include "veil.h"
 
 struct vm;
+struct veil_hooks;
 
 /* The steps of a build, in order; build.fail_at names one to fail (tests). */
 enum build_step {
@@ -30,7 +30,7 @@ struct build {
 	bool firmware;
 	struct fw_boot fb;
 	bool booted;
-	struct fwsvc svc;         /* the conversions firmware's host side; lives with the VM */
+	const struct veil_hooks *hooks; /* veil_internal.h: run between devices and guest; or NULL */
 	uint8_t *kernel_buf;      /* read from boot.kernel (not the caller's kernel_data) */
 	uint8_t *initrd_buf;
 	/* Test hook: the step that fails with -EIO as if it had failed itself (0: none). */

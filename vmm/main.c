@@ -21,6 +21,7 @@
 #include "outq.h"
 #include "parse.h"
 #include "convstress.h"
+#include "fwsvc.h"
 #include "veil_vm.h"
 /* The stress and caps commands (the harness's and the KVM layer's). */
 #include "caps.h"
@@ -262,18 +263,6 @@ static unsigned long opt_vm_type(const char *cmd, const char *arg)
 	if (!strcmp(arg, "sw-protected"))
 		return KVM_X86_SW_PROTECTED_VM;
 	die_usage(cmd, "--vm-type '%s': not default or sw-protected", arg);
-}
-
-/* Whether this KVM offers the VM type at all: a configuration question, so exit 2. */
-static void check_vm_type(const char *cmd, int kvm_fd, unsigned long type)
-{
-	int types = (int)kvm_check_extension(kvm_fd, KVM_CAP_VM_TYPES);
-
-	if (types <= 0)
-		types = 1 << KVM_X86_DEFAULT_VM;
-	if (!(types & (1 << type)))
-		die_usage(cmd, "--vm-type sw-protected: this KVM offers only VM types 0x%x "
-			  "(KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
 }
 
 /* "PATH[,ro][,direct]"; d->path points into spec.  -EINVAL with err set on a bad option. */
@@ -534,7 +523,7 @@ static void run_config(const struct run_opts *o, const struct boot_files *f, int
  * libveil names the configuration field at fault ("firmware 'x': ..."); the
  * CLI's users know it as an option, so it gets its dashes back.
  */
-static void print_veil_error(const struct veil_error *err)
+static void print_veil_error_of(const char *cmd, const struct veil_error *err)
 {
 	static const char *const fields[] = {
 		"firmware '", "kernel '", "initrd '", "disk '", "disk:", "mem ", "cpus '",
@@ -546,7 +535,12 @@ static void print_veil_error(const struct veil_error *err)
 		if (!strncmp(err->msg, fields[i], strlen(fields[i])))
 			dashes = "--";
 	}
-	fprintf(stderr, "veil run: %s%s\n", dashes, err->msg);
+	fprintf(stderr, "veil %s: %s%s\n", cmd, dashes, err->msg);
+}
+
+static void print_veil_error(const struct veil_error *err)
+{
+	print_veil_error_of("run", err);
 }
 
 /* What a conversion does to contents, as the summary has always said it. */
@@ -701,12 +695,15 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 	struct veil_exit ex = { 0 };
 	struct convstress cs = { 0 };
 	struct veil_config cfg;
+	struct fwsvc svc;
 	char verdict[320] = "";
 	struct veil_vm *vm;
 	int ret, code;
 
 	run_config(o, f, kvm_fd, &cfg);
-	ret = veil_vm_create(&cfg, &vm, &err);
+	/* The conversions firmware's host side is the harness's (fwsvc.h). */
+	ret = o->firmware && !strcmp(o->firmware, "conversions") ?
+	      fwsvc_vm_create(&svc, &cfg, &vm, &err) : veil_vm_create(&cfg, &vm, &err);
 	/* The VM holds its own copy, closed when it starts: no /dev/kvm while the guest runs. */
 	if (kvm_fd >= 0)
 		close(kvm_fd);
@@ -715,7 +712,7 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 		return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 	}
 	if (o->convert_stress) {
-		ret = convstress_start(&cs, veil_vm_core(vm), boot_seed());
+		ret = convstress_start(&cs, vm, boot_seed());
 		if (ret) {
 			fprintf(stderr, "veil run: --convert-stress: %s\n", ret == -EOPNOTSUPP ?
 				"the memory model does not keep contents across conversions "
@@ -835,23 +832,19 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 static int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 {
 	struct stress_opts o = { .nr_cpus = 2, .mem_size = DEFAULT_MEM, .seconds = 5, .t0_ns = t0_ns };
-	unsigned int max_vcpus;
-	int kvm_fd, ret;
+	struct veil_error err = { 0 };
+	int code;
 
 	o.seed = boot_seed(); /* unless --seed sets it */
 	parse_stress(argc, argv, &o);
-	ret = kvm_open(&kvm_fd, &max_vcpus);
-	if (ret) {
-		fprintf(stderr, "veil stress: cannot use /dev/kvm: %s\n", strerror(-ret));
-		return VM_EXIT_FAILURE;
-	}
-	check_vm_type("stress", kvm_fd, o.vm_type);
-	close(kvm_fd);
-	if (o.nr_cpus > max_vcpus)
-		die_usage("stress", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
 	if (o.mem_size < 16ULL << 20)
 		die_usage("stress", "--mem: the stress needs at least 16M");
-	return stress_run(&o);
+	/* libveil checks the VM type and vCPU count against this KVM, as for run. */
+	code = stress_run(&o, &err);
+	if (code >= 0)
+		return code;
+	print_veil_error_of("stress", &err);
+	return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 }
 
 static int cmd_caps(int argc, char **argv)

@@ -60,6 +60,12 @@ void veil_build_fail_at(int step)
 VEIL_EXPORT int veil_vm_create(const struct veil_config *cfg, struct veil_vm **out,
 			       struct veil_error *err)
 {
+	return veil_vm_build(cfg, NULL, out, err);
+}
+
+int veil_vm_build(const struct veil_config *cfg, const struct veil_hooks *hooks,
+		  struct veil_vm **out, struct veil_error *err)
+{
 	struct veil_error local;
 	struct veil_vm *v;
 	int ret;
@@ -79,6 +85,7 @@ VEIL_EXPORT int veil_vm_create(const struct veil_config *cfg, struct veil_vm **o
 				     .level = (enum log_level)cfg->log_level };
 	pthread_mutex_init(&v->lock, NULL);
 	v->b.fail_at = (enum build_step)veil_fail_step;
+	v->b.hooks = hooks;
 	SINK_ENTER(v);
 	ret = build_vm(&v->b, cfg, &v->sink, err);
 	SINK_LEAVE();
@@ -282,18 +289,6 @@ VEIL_EXPORT int veil_vm_set_balloon(struct veil_vm *v, uint64_t bytes)
 	return -EOPNOTSUPP; /* the balloon's target arrives with the device registry */
 }
 
-static bool veil_keeps_contents(const struct vm *vm)
-{
-	switch (gmem_model(vm->gmem)) {
-	case GMEM_MODEL_HOST:
-		return !vm->cfg.destructive;
-	case GMEM_MODEL_OUT_OF_PLACE:
-		return false;
-	default:
-		return true;
-	}
-}
-
 VEIL_EXPORT int veil_vm_info(struct veil_vm *v, struct veil_info *info)
 {
 	const struct gmem_layout *l = gmem_get_layout(v->vm->gmem);
@@ -306,7 +301,7 @@ VEIL_EXPORT int veil_vm_info(struct veil_vm *v, struct veil_info *info)
 	info->nr_cpus = v->vm->nr_vcpus;
 	info->mem_size = v->vm->cfg.mem_size;
 	info->model = gmem_model_name(gmem_model(v->vm->gmem));
-	info->keeps_contents = veil_keeps_contents(v->vm);
+	info->keeps_contents = gmem_keeps_contents(v->vm->gmem);
 	info->revokes_host_mapping = v->vm->revoke_host_mapping;
 	for (i = 0; i < l->nr && i < VEIL_MAX_RANGES; i++)
 		info->ranges[i] = (struct veil_range){ .gpa = l->r[i].gpa, .size = l->r[i].size };

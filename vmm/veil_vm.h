@@ -22,6 +22,9 @@ struct veil_vm {
 	pthread_mutex_t lock;     /* serializes start, pause, resume, wait */
 };
 
+/* veil_vm_create() with veil_internal.h's build hooks (NULL: none). */
+int veil_vm_build(const struct veil_config *cfg, const struct veil_hooks *hooks,
+		  struct veil_vm **out, struct veil_error *err) __must_check;
 /* The VM core behind a handle (harness hooks: --convert-stress). */
 struct vm *veil_vm_core(struct veil_vm *vm);
 /*

@@ -15,9 +15,18 @@
 #include <unistd.h>
 
 #include "build.h"
+#include "fwsvc.h"
 #include "test.h"
 #include "veil.h"
 #include "veil_vm.h"
+
+/* The conversions firmware with its host service, whose port a build hook registers too. */
+static struct fwsvc svc;
+
+static int create(const struct veil_config *cfg, struct veil_vm **vm, struct veil_error *err)
+{
+	return fwsvc_vm_create(&svc, cfg, vm, err);
+}
 
 static unsigned int count_dir(const char *path)
 {
@@ -92,7 +101,7 @@ int main(void)
 	veil_config_init(&cfg);
 	cfg.nr_cpus = 2;
 	cfg.mem_size = 16ULL << 20;
-	cfg.boot.firmware = "conversions"; /* its host service registers on the bus too */
+	cfg.boot.firmware = "conversions";
 	cfg.nr_disks = 1;
 	cfg.disks[0].path = disk;
 	cfg.balloon = true;
@@ -102,7 +111,7 @@ int main(void)
 	cfg.log_level = VEIL_LOG_ERR;
 
 	/* A first build and destroy: lazily made process state (the allocator's) settles. */
-	CHECK_EQ(veil_vm_create(&cfg, &vm, &err), 0);
+	CHECK_EQ(create(&cfg, &vm, &err), 0);
 	veil_vm_destroy(vm);
 
 	snap(&before);
@@ -111,7 +120,7 @@ int main(void)
 
 		veil_build_fail_at(step);
 		vm = NULL;
-		ret = veil_vm_create(&cfg, &vm, &err);
+		ret = create(&cfg, &vm, &err);
 		CHECK(ret < 0);
 		CHECK(vm == NULL);
 		CHECK_STR_CONTAINS(err.msg, "(injected)");
@@ -125,7 +134,7 @@ int main(void)
 	/* A configuration error, found before anything is made. */
 	cfg.nr_disks = 1;
 	cfg.disks[0].path = "/nonexistent/disk.img";
-	CHECK(veil_vm_create(&cfg, &vm, &err) < 0);
+	CHECK(create(&cfg, &vm, &err) < 0);
 	CHECK(err.config_fault);
 	CHECK_STR_CONTAINS(err.msg, "disk '/nonexistent/disk.img'");
 	check_same(&before, "a missing disk");
@@ -133,7 +142,7 @@ int main(void)
 
 	/* Built, started, stopped, destroyed: nothing left either. */
 	CHECK_EQ(veil_install_kick_handler(SIGUSR1), 0);
-	ret = veil_vm_create(&cfg, &vm, &err);
+	ret = create(&cfg, &vm, &err);
 	CHECK_EQ(ret, 0);
 	if (ret)
 		return test_done("build");

@@ -191,11 +191,48 @@ static void test_port_vcpu(void)
 	ctx_teardown(&c);
 }
 
+/*
+ * What the firmware is told about contents follows the one predicate: a
+ * destructive default VM zeroes on conversion (the service used to tell the
+ * firmware "preserved" there, unlike the rest of veil).
+ */
+static void test_semantics_follow_model(void)
+{
+	static const bool destructive[] = { false, true };
+	struct gmem_layout l = { .nr = 1, .r = { { 0, 4ULL << 20 } } };
+	struct fw_plan plan = { .scratch_base = 0x10000 };
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(destructive); i++) {
+		struct gmem_config gc = { .vm_fd = -1, .model = GMEM_MODEL_HOST,
+					  .destructive = destructive[i] };
+		struct fw_boot_opts opts = { 0 };
+		struct veil_boot_info bi = { 0 };
+		struct fwsvc svc;
+		struct vm vm;
+
+		memset(&vm, 0, sizeof(vm));
+		vm.nr_vcpus = 1;
+		vm.cfg.destructive = destructive[i];
+		if (bus_create(&vm.bus) || gmem_create_cfg(&gc, &l, &vm.gmem) ||
+		    fwsvc_prepare(&svc, &vm, 1, &opts)) {
+			fprintf(stderr, "test setup failed\n");
+			exit(1);
+		}
+		CHECK(opts.fill != NULL);
+		opts.fill(&bi, &plan, opts.opaque);
+		CHECK_EQ(bi.semantics, destructive[i] ? VEIL_CONTENT_ZEROED : VEIL_CONTENT_PRESERVED);
+		gmem_destroy(vm.gmem);
+		bus_destroy(vm.bus);
+	}
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERR);
 	test_other_vcpu_refused();
 	test_own_vcpu_served();
 	test_port_vcpu();
+	test_semantics_follow_model();
 	return test_done("test_fwsvc");
 }

@@ -12,6 +12,7 @@
 
 #include "compiler.h"
 #include "fw.h"
+#include "veil.h"
 
 struct vm;
 
@@ -32,6 +33,14 @@ struct fwsvc {
  */
 int fwsvc_prepare(struct fwsvc *s, struct vm *vm, uint32_t check_stride,
 		  struct fw_boot_opts *opts) __must_check;
+
+/*
+ * veil_vm_create() for the conversions firmware (cfg->boot.firmware
+ * "conversions"): the same VM with the service attached, as `veil run`
+ * makes it.  s must live until the VM is destroyed.
+ */
+int fwsvc_vm_create(struct fwsvc *s, const struct veil_config *cfg, struct veil_vm **out,
+		    struct veil_error *err) __must_check;
 
 /* Serves one request for vCPU cpu; what the port write does.  Exposed for tests. */
 int fwsvc_serve(struct fwsvc *s, uint32_t cpu) __must_check;

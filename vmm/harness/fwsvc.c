@@ -4,11 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "caps.h"
-#include "exit.h"
+#include "bus.h"
 #include "fwsvc.h"
 #include "log.h"
-#include "vm.h"
+#include "veil_internal.h"
 
 #define SVC_DATA_SIZE ((2ULL << 20) + GMEM_PAGE_SIZE)
 #define SVC_ALIGN (2ULL << 20)
@@ -53,13 +52,13 @@ static int64_t host_bytes(struct gmem *gm, const struct veil_svc_req *rq, bool w
 int fwsvc_serve(struct fwsvc *s, uint32_t cpu)
 {
 	uint64_t slot = s->ctl_gpa + (uint64_t)cpu * sizeof(struct veil_svc_req);
-	struct gmem *gm = s->vm->gmem;
+	struct gmem *gm = veil_internal_gmem(s->vm);
 	struct gmem_conv_result res;
 	struct veil_svc_req rq;
 	int64_t ret;
 	int err;
 
-	if (cpu >= s->vm->nr_vcpus)
+	if (cpu >= veil_internal_nr_vcpus(s->vm))
 		return -EINVAL;
 	err = gmem_read(gm, slot, &rq, sizeof(rq));
 	if (err)
@@ -82,7 +81,7 @@ int fwsvc_serve(struct fwsvc *s, uint32_t cpu)
 		ret = gmem_allocate(gm, rq.gpa, rq.len);
 		break;
 	case VEIL_SVC_MAP_GPA_RANGE:
-		ret = (int64_t)vcpu_map_gpa_range(&s->vm->vcpus[cpu], rq.gpa, rq.len, rq.arg);
+		ret = (int64_t)veil_internal_map_gpa_range(s->vm, cpu, rq.gpa, rq.len, rq.arg);
 		break;
 	default:
 		ret = -EINVAL;
@@ -101,7 +100,7 @@ int fwsvc_port_vcpu(const struct vm *vm, unsigned int vcpu, uint64_t offset, con
 {
 	uint32_t says;
 
-	if (len != 4 || offset != 0 || vcpu >= vm->nr_vcpus)
+	if (len != 4 || offset != 0 || vcpu >= veil_internal_nr_vcpus(vm))
 		return -EINVAL;
 	memcpy(&says, data, sizeof(says));
 	return says == vcpu ? (int)vcpu : -EINVAL;
@@ -122,38 +121,59 @@ static void svc_fill(struct veil_boot_info *bi, const struct fw_plan *plan, void
 {
 	struct fwsvc *s = opaque;
 
-	s->ctl_gpa = plan->scratch_base + (uint64_t)s->vm->nr_vcpus * GMEM_PAGE_SIZE;
+	s->ctl_gpa = plan->scratch_base + (uint64_t)veil_internal_nr_vcpus(s->vm) * GMEM_PAGE_SIZE;
 	s->data_gpa = ALIGN_UP(s->ctl_gpa + GMEM_PAGE_SIZE, SVC_ALIGN);
 	bi->ctl_gpa = s->ctl_gpa;
 	bi->pool_gpa = s->data_gpa;
 	bi->pool_pages = SVC_DATA_SIZE / GMEM_PAGE_SIZE;
 	bi->conv_port = s->conv_port;
 	bi->check_stride = s->check_stride;
-	bi->semantics = gmem_model(s->vm->gmem) == GMEM_MODEL_OUT_OF_PLACE ?
-			VEIL_CONTENT_ZEROED : VEIL_CONTENT_PRESERVED;
+	/* The predicate every part of veil asks: a destructive default VM zeroes too. */
+	bi->semantics = veil_internal_keeps_contents(s->vm) ? VEIL_CONTENT_PRESERVED
+							    : VEIL_CONTENT_ZEROED;
 }
 
 int fwsvc_prepare(struct fwsvc *s, struct vm *vm, uint32_t check_stride,
 		  struct fw_boot_opts *opts)
 {
-	char why[160] = "";
+	char why[200] = "";
 
 	_Static_assert(VEIL_STRESS_MAX_CPUS * sizeof(struct veil_svc_req) <= GMEM_PAGE_SIZE,
 		       "one control page holds every vCPU's request");
 	memset(s, 0, sizeof(*s));
 	s->vm = vm;
 	s->check_stride = check_stride ? check_stride : 1;
-	if (vm->nr_vcpus > VEIL_STRESS_MAX_CPUS)
+	if (veil_internal_nr_vcpus(vm) > VEIL_STRESS_MAX_CPUS)
 		return -EINVAL;
-	if (!vm->map_gpa_range_exits || caps_hypercall_exit(vm->kvm_fd, why, sizeof(why)) != 1) {
+	if (veil_internal_map_gpa_range_exits(vm, why, sizeof(why)) != 1) {
 		s->conv_port = VEIL_PORT_SERVICE;
-		pr_info("conversions: the guest converts through port 0x%x: %s", s->conv_port,
-			vm->map_gpa_range_exits ? why : "KVM does not offer MAP_GPA_RANGE exits");
+		pr_info("conversions: the guest converts through port 0x%x: %s", s->conv_port, why);
 	}
 	/* The control page, then up to 2 MiB of alignment, then the data area. */
 	opts->reserve = GMEM_PAGE_SIZE + SVC_ALIGN + SVC_DATA_SIZE;
 	opts->fill = svc_fill;
 	opts->opaque = s;
-	return bus_register(vm->bus, BUS_PIO, VEIL_PORT_SERVICE, 4, &svc_port_ops, s,
-			    "conversions-service");
+	return veil_internal_add_port(vm, VEIL_PORT_SERVICE, 4, &svc_port_ops, s,
+				      "conversions-service");
+}
+
+struct fwsvc_build {
+	struct fwsvc *s;
+	uint32_t check_stride;
+};
+
+static int svc_build(void *opaque, struct vm *vm, struct fw_boot_opts *fw)
+{
+	struct fwsvc_build *b = opaque;
+
+	return fw ? fwsvc_prepare(b->s, vm, b->check_stride, fw) : -EINVAL;
+}
+
+int fwsvc_vm_create(struct fwsvc *s, const struct veil_config *cfg, struct veil_vm **out,
+		    struct veil_error *err)
+{
+	struct fwsvc_build b = { .s = s, .check_stride = cfg->boot.check_stride };
+	const struct veil_hooks hooks = { .build = svc_build, .opaque = &b };
+
+	return veil_vm_create_hooked(cfg, &hooks, out, err);
 }

@@ -16,8 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "caps.h"
-#include "exit.h"
+#include "bus.h"
 #include "fw.h"
 #include "fw_blobs.h"
 #include "fwsvc.h"
@@ -25,7 +24,9 @@
 #include "log.h"
 #include "stress.h"
 #include "stress_dma.h"
-#include "vm.h"
+#include "stress_vm.h"
+#include "veil.h"
+#include "veil_internal.h"
 
 #define OWN_PAGES 8
 #define SHARED_PAGES 32
@@ -44,14 +45,18 @@ struct pin_longterm_test {
 #define PIN_LONGTERM_TEST_STOP _IO('g', 8)
 #define PIN_LONGTERM_TEST_FLAG_USE_WRITE 1
 #define STOP_GRACE_S 30
+#define SV_KICK_SIGNAL SIGUSR1
+
 
 enum { LAT_GUEST, LAT_HOST, LAT_PUNCH, LAT_DMA, LAT_NR };
 static const char *const lat_names[LAT_NR] = { "guest_convert", "host_convert", "punch", "dma" };
 
 struct stress {
 	const struct stress_opts *o;
-	struct vm *vm;
-	struct fw_boot fb;
+	struct veil_vm *veil;
+	struct vm *vm;       /* for the hooks of veil_internal.h only */
+	struct gmem *gm;
+	unsigned int nr_vcpus;
 	struct stress_dma *dma;
 	uint64_t ctl_gpa, pool_gpa, host_gpa;
 	uint32_t pool_pages;
@@ -61,6 +66,7 @@ struct stress {
 	volatile bool stop;
 	uint64_t t_start_ns, t_end_ns; /* the guest's run, for the actual duration */
 	bool interrupted;              /* a signal stopped the run */
+	char stop_reason[VEIL_ERROR_LEN + 32];
 	/* host thread counters */
 	uint64_t host_conversions, host_punches, host_failures, violations;
 	char first_failure[200];
@@ -91,20 +97,19 @@ static unsigned long long rd(const uint64_t *c)
 static void stress_fill(struct veil_boot_info *bi, const struct fw_plan *plan, void *opaque)
 {
 	struct stress *s = opaque;
-	uint64_t base = plan->scratch_base + (uint64_t)s->vm->nr_vcpus * GMEM_PAGE_SIZE;
+	uint64_t base = plan->scratch_base + (uint64_t)s->nr_vcpus * GMEM_PAGE_SIZE;
 
 	s->ctl_gpa = base;
 	s->pool_gpa = base + GMEM_PAGE_SIZE;
-	s->pool_pages = s->vm->nr_vcpus * OWN_PAGES + SHARED_PAGES;
+	s->pool_pages = s->nr_vcpus * OWN_PAGES + SHARED_PAGES;
 	s->host_gpa = s->pool_gpa + (uint64_t)s->pool_pages * GMEM_PAGE_SIZE;
 	bi->ctl_gpa = s->ctl_gpa;
 	bi->pool_gpa = s->pool_gpa;
 	bi->pool_pages = s->pool_pages;
 	bi->own_pages = OWN_PAGES;
 	bi->conv_port = s->conv_port;
-	bi->semantics = gmem_model(s->vm->gmem) == GMEM_MODEL_IN_PLACE ||
-			(gmem_model(s->vm->gmem) == GMEM_MODEL_HOST && !s->o->destructive) ?
-			VEIL_CONTENT_PRESERVED : VEIL_CONTENT_ZEROED;
+	bi->semantics = veil_internal_keeps_contents(s->vm) ? VEIL_CONTENT_PRESERVED
+							    : VEIL_CONTENT_ZEROED;
 }
 
 static uint64_t stress_reserve(unsigned int nr_cpus)
@@ -131,19 +136,19 @@ static void host_op(struct stress *s, uint64_t x)
 	int ret;
 
 	if (op == 0) {
-		ret = gmem_discard(s->vm->gmem, gpa, n * GMEM_PAGE_SIZE, &res);
+		ret = gmem_discard(s->gm, gpa, n * GMEM_PAGE_SIZE, &res);
 		if (!ret) {
 			inc(&s->host_punches);
 			lat_add(&s->lat[LAT_PUNCH], now_ns() - t0);
 		}
 	} else {
-		ret = gmem_convert(s->vm->gmem, gpa, n * GMEM_PAGE_SIZE, op == 1, &res);
+		ret = gmem_convert(s->gm, gpa, n * GMEM_PAGE_SIZE, op == 1, &res);
 		if (!ret) {
 			inc(&s->host_conversions);
 			lat_add(&s->lat[LAT_HOST], now_ns() - t0);
 		}
 		/* I3: the VMM itself must be refused a private page. */
-		if (!ret && op == 1 && gmem_read(s->vm->gmem, gpa, &probe, sizeof(probe)) != -EACCES)
+		if (!ret && op == 1 && gmem_read(s->gm, gpa, &probe, sizeof(probe)) != -EACCES)
 			inc(&s->violations);
 	}
 	if (ret)
@@ -176,9 +181,9 @@ static void guest_totals(struct stress *s, struct veil_stress_cpu *t)
 	unsigned int i;
 
 	memset(t, 0, sizeof(*t));
-	if (gmem_read(s->vm->gmem, s->ctl_gpa, &ctl, sizeof(ctl)))
+	if (gmem_read(s->gm, s->ctl_gpa, &ctl, sizeof(ctl)))
 		return;
-	for (i = 0; i < s->vm->nr_vcpus; i++) {
+	for (i = 0; i < s->nr_vcpus; i++) {
 		t->iterations += ctl.cpu[i].iterations;
 		t->conversions += ctl.cpu[i].conversions;
 		t->hc_errors += ctl.cpu[i].hc_errors;
@@ -233,7 +238,7 @@ static bool range_shared(struct gmem *gm, uint64_t gpa, unsigned int pages)
 static void foreign_pin_check(struct stress *s)
 {
 	uint64_t gpa = s->host_gpa + (uint64_t)HOST_RANDOM_PAGES * GMEM_PAGE_SIZE, pinned;
-	struct gmem *gm = s->vm->gmem;
+	struct gmem *gm = s->gm;
 	struct gmem_conv_result res;
 	void *hva;
 	int fd, ret;
@@ -276,6 +281,69 @@ static void foreign_pin_check(struct stress *s)
 		inc(&s->violations);
 }
 
+static int stress_build(void *opaque, struct vm *vm, struct fw_boot_opts *fw);
+
+/*
+ * The VM, driven as any program drives one: created from a configuration
+ * (with build hooks), started, watched through its stop fd, stopped.
+ */
+static int sv_create(struct stress *s, struct veil_error *err)
+{
+	const struct veil_hooks hooks = { .build = stress_build, .opaque = s };
+	struct veil_config cfg;
+	int ret;
+
+	veil_config_init(&cfg);
+	cfg.nr_cpus = s->o->nr_cpus;
+	cfg.mem_size = s->o->mem_size;
+	cfg.vm_type = s->o->vm_type ? VEIL_VM_SW_PROTECTED : VEIL_VM_DEFAULT;
+	cfg.destructive = s->o->destructive;
+	cfg.boot.seed = s->o->seed;
+	cfg.boot.firmware = "convert-stress"; /* its name, in messages */
+	cfg.boot.firmware_data = fw_blob_stress;
+	cfg.boot.firmware_size = fw_blob_stress_size;
+	cfg.console_out_fd = s->o->json ? STDERR_FILENO : STDOUT_FILENO;
+	cfg.console_in_fd = -1;
+	cfg.seccomp = false;
+	cfg.kick_signal = SV_KICK_SIGNAL;
+	cfg.log_level = (enum veil_log_level)log_get_level(); /* -v */
+	ret = veil_vm_create_hooked(&cfg, &hooks, &s->veil, err);
+	if (!ret)
+		s->vm = veil_internal_vm(s->veil);
+	else if (!err->msg[0])
+		snprintf(err->msg, sizeof(err->msg), "creating the VM: %s", strerror(-ret));
+	return ret;
+}
+
+/* Runs until the VM stops; returns its exit code, 128 + N for stop signal N. */
+static int sv_run(struct stress *s)
+{
+	return stress_vm_run(s->veil, SV_KICK_SIGNAL, s->stop_reason, sizeof(s->stop_reason));
+}
+
+static bool sv_stopping(struct stress *s)
+{
+	return stress_vm_stopping(s->veil);
+}
+
+static bool sv_wait_stop(struct stress *s, int ms)
+{
+	return stress_vm_wait_stop(s->veil, ms);
+}
+
+static void sv_stop(struct stress *s, int code, const char *why)
+{
+	veil_vm_stop(s->veil, code, why);
+}
+
+static void sv_destroy(struct stress *s)
+{
+	if (s->veil)
+		veil_vm_destroy(s->veil);
+	s->veil = NULL;
+	s->vm = NULL;
+}
+
 /* Progress each second; at the deadline, tells the firmware to stop; never waits forever. */
 static void *monitor_thread(void *arg)
 {
@@ -283,20 +351,25 @@ static void *monitor_thread(void *arg)
 	uint64_t one = 1;
 	unsigned int sec;
 
-	for (sec = 1; !vm_stopping(s->vm) && sec <= s->o->seconds + STOP_GRACE_S; sec++) {
+	for (sec = 1; !sv_stopping(s) && !__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE) &&
+		      sec <= s->o->seconds + STOP_GRACE_S; sec++) {
 		/* Woken by a stop at once: a signal must end the stress within 2 s. */
-		if (vm_wait_stop(s->vm, 1000))
+		if (sv_wait_stop(s, 1000))
 			break;
 		if (sec <= s->o->seconds)
 			progress(s, sec);
 		if (sec == 1 && s->o->foreign_pin)
 			foreign_pin_check(s);
-		if (sec == s->o->seconds && gmem_write(s->vm->gmem, s->ctl_gpa, &one, sizeof(one)))
-			vm_request_stop(s->vm, VM_EXIT_FAILURE, "could not tell the firmware to stop");
+		if (sec == s->o->seconds && gmem_write(s->gm, s->ctl_gpa, &one, sizeof(one)))
+			sv_stop(s, VEIL_EXIT_FAILURE, "could not tell the firmware to stop");
 	}
-	if (!vm_stopping(s->vm))
-		vm_request_stop(s->vm, VM_EXIT_FAILURE, "the stress firmware did not stop within %u s",
-				STOP_GRACE_S);
+	if (!sv_stopping(s)) {
+		char why[80];
+
+		snprintf(why, sizeof(why), "the stress firmware did not stop within %u s",
+			 STOP_GRACE_S);
+		sv_stop(s, VEIL_EXIT_FAILURE, why);
+	}
 	return NULL;
 }
 
@@ -305,7 +378,7 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 	sigset_t all, old;
 	int ret;
 
-	/* SIGINT and SIGTERM belong to vm_run()'s signalfd, not to these threads. */
+	/* The stop signals belong to the main thread's signalfd, not to these threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ret = -pthread_create(t, NULL, fn, arg);
@@ -328,11 +401,11 @@ static int conv_port_write(void *opaque, unsigned int vcpu, uint64_t offset, con
 	if (cpu < 0)
 		return cpu;
 	slot_gpa = s->ctl_gpa + offsetof(struct veil_stress_ctl, cpu) + (uint64_t)cpu * sizeof(slot);
-	if (gmem_read(s->vm->gmem, slot_gpa, &slot, sizeof(slot)))
+	if (gmem_read(s->gm, slot_gpa, &slot, sizeof(slot)))
 		return -EFAULT;
-	ret = vcpu_map_gpa_range(&s->vm->vcpus[cpu], slot.req_gpa, slot.req_args & 0xffffffffu,
-				 slot.req_args >> 32);
-	return gmem_write(s->vm->gmem, slot_gpa + offsetof(struct veil_stress_cpu, req_ret), &ret,
+	ret = veil_internal_map_gpa_range(s->vm, (unsigned int)cpu, slot.req_gpa,
+					  slot.req_args & 0xffffffffu, slot.req_args >> 32);
+	return gmem_write(s->gm, slot_gpa + offsetof(struct veil_stress_cpu, req_ret), &ret,
 			  sizeof(ret));
 }
 
@@ -340,57 +413,57 @@ static const struct bus_device_ops conv_port_ops = { .write_vcpu = conv_port_wri
 
 static int stress_conv_route(struct stress *s)
 {
-	if (s->vm->map_gpa_range_exits &&
-	    caps_hypercall_exit(s->vm->kvm_fd, s->conv_why, sizeof(s->conv_why)) == 1)
+	if (veil_internal_map_gpa_range_exits(s->vm, s->conv_why, sizeof(s->conv_why)) == 1)
 		return 0;
-	if (!s->vm->map_gpa_range_exits)
-		snprintf(s->conv_why, sizeof(s->conv_why), "KVM does not offer MAP_GPA_RANGE exits");
 	s->conv_port = VEIL_PORT_CONVERT;
 	fprintf(s->progress, "stress: the guest converts through port 0x%x: %s\n", s->conv_port,
 		s->conv_why);
-	return bus_register(s->vm->bus, BUS_PIO, VEIL_PORT_CONVERT, 4, &conv_port_ops, s,
-			    "stress-convert-port");
+	return veil_internal_add_port(s->vm, VEIL_PORT_CONVERT, 4, &conv_port_ops, s,
+				      "stress-convert-port");
 }
 
-static int stress_setup(struct stress *s)
+/*
+ * Build time, between the devices and the firmware: the conversion route
+ * (its port if need be), the guest-conversion timer and where the firmware
+ * finds its control page, pool and the host's pages.
+ */
+static int stress_build(void *opaque, struct vm *vm, struct fw_boot_opts *fw)
 {
-	struct vm_config cfg = {
-		.nr_cpus = s->o->nr_cpus, .mem_size = s->o->mem_size, .vm_type = s->o->vm_type,
-		.console_fd = s->o->json ? STDERR_FILENO : STDOUT_FILENO, .console_in_fd = -1,
-		.handle_signals = true, .destructive = s->o->destructive, .t0_ns = s->o->t0_ns,
-	};
-	struct fw_image img = { .name = "convert-stress" };
-	struct fw_boot_opts opts = {
-		.seed = s->o->seed, .reserve = stress_reserve(s->o->nr_cpus), .fill = stress_fill,
-		.opaque = s,
-	};
-	unsigned int i;
+	struct stress *s = opaque;
 	int ret;
 
-	for (i = 0; i < LAT_NR; i++)
-		if (lat_init(&s->lat[i]))
-			return -ENOMEM;
-	ret = vm_create(&cfg, &s->vm);
-	if (ret) {
-		fprintf(stderr, "veil stress: could not create the VM: %s\n", strerror(-ret));
-		return ret;
-	}
+	if (!fw)
+		return -EINVAL;
+	s->vm = vm;
+	s->gm = veil_internal_gmem(vm);
 	ret = stress_conv_route(s);
 	if (ret)
 		return ret;
-	s->vm->guest_conv_lat = &s->lat[LAT_GUEST];
-	img.data = fw_blob_stress;
-	img.size = fw_blob_stress_size;
-	ret = fw_boot(s->vm, &img, &opts, &s->fb);
-	if (ret)
-		fprintf(stderr, "veil stress: loading the firmware: %s\n", strerror(-ret));
-	return ret;
+	veil_internal_set_guest_conv_lat(vm, &s->lat[LAT_GUEST]);
+	*fw = (struct fw_boot_opts){ .seed = s->o->seed, .reserve = stress_reserve(s->nr_vcpus),
+				     .fill = stress_fill, .opaque = s };
+	return 0;
+}
+
+static int stress_setup(struct stress *s, struct veil_error *err)
+{
+	unsigned int i;
+
+	s->nr_vcpus = s->o->nr_cpus;
+	for (i = 0; i < LAT_NR; i++) {
+		if (lat_init(&s->lat[i])) {
+			snprintf(err->msg, sizeof(err->msg), "latency histograms: %s",
+				 strerror(ENOMEM));
+			return -ENOMEM;
+		}
+	}
+	return sv_create(s, err);
 }
 
 static int stress_dma_setup(struct stress *s)
 {
 	struct stress_dma_config dc = {
-		.gm = s->vm->gmem, .host_gpa = s->host_gpa, .host_pages = HOST_RANDOM_PAGES,
+		.gm = s->gm, .host_gpa = s->host_gpa, .host_pages = HOST_RANDOM_PAGES,
 		.pool_gpa = s->pool_gpa, .pool_pages = s->pool_pages, .win_pages = WIN_PAGES,
 		.seed = s->o->seed, .lat = &s->lat[LAT_DMA],
 	};
@@ -449,9 +522,9 @@ static void report_text(struct stress *s, const struct stress_totals *t, FILE *f
 	unsigned int i;
 
 	fprintf(f, "stress report: %u vCPUs, %u s (ran %.2f s%s), %s VM, model %s (contents %s), "
-		"seed %llu\n", s->vm->nr_vcpus, s->o->seconds, stress_seconds(s),
+		"seed %llu\n", s->nr_vcpus, s->o->seconds, stress_seconds(s),
 		s->interrupted ? ", interrupted" : "", vm_type_name(s),
-		gmem_model_name(gmem_model(s->vm->gmem)), gmem_content_semantics(s->vm->gmem),
+		gmem_model_name(gmem_model(s->gm)), gmem_content_semantics(s->gm),
 		(unsigned long long)s->o->seed);
 	fprintf(f, "  conversions: %llu by the guest (%llu refused), %llu by the host, %llu punches\n",
 		(unsigned long long)t->guest.conversions, (unsigned long long)t->guest.hc_errors,
@@ -514,15 +587,15 @@ static const char *foreign_verdict(const struct stress *s)
 static void json_run(FILE *f, const struct stress *s, const struct stress_totals *t)
 {
 	fprintf(f, "{\"model\":\"%s\",\"schema\":%d,\"verdict\":\"%s\",\"interrupted\":%s",
-		gmem_model_name(gmem_model(s->vm->gmem)), STRESS_JSON_SCHEMA,
+		gmem_model_name(gmem_model(s->gm)), STRESS_JSON_SCHEMA,
 		t->pass ? "pass" : "fail", s->interrupted ? "true" : "false");
 	json_u64(f, "seed", s->o->seed);
 	json_str(f, "vm_type", vm_type_name(s));
-	json_str(f, "contents", gmem_content_semantics(s->vm->gmem));
-	json_u64(f, "vcpus", s->vm->nr_vcpus);
+	json_str(f, "contents", gmem_content_semantics(s->gm));
+	json_u64(f, "vcpus", s->nr_vcpus);
 	json_u64(f, "seconds_requested", s->o->seconds);
 	fprintf(f, ",\"seconds_actual\":%.3f", stress_seconds(s));
-	json_str(f, "stop_reason", s->vm->stop_reason);
+	json_str(f, "stop_reason", s->stop_reason);
 }
 
 static void json_counters(FILE *f, const struct stress *s, const struct stress_totals *t)
@@ -571,16 +644,16 @@ static int stress_report(struct stress *s, int code)
 	guest_totals(s, &t.guest);
 	if (s->dma)
 		stress_dma_get_stats(s->dma, &t.dma);
-	gmem_get_stats(s->vm->gmem, &t.gm);
+	gmem_get_stats(s->gm, &t.gm);
 	t.violations = s->violations + t.dma.violations + t.guest.verify_errors;
 	report_text(s, &t, s->progress);
-	if (code == VM_EXIT_POWEROFF && t.dma.lost_writes + t.violations)
-		code = VM_EXIT_FAILURE;
-	if (code != VM_EXIT_POWEROFF)
-		fprintf(s->progress, "stress: FAILED: %s\n", s->vm->stop_reason);
+	if (code == VEIL_EXIT_POWEROFF && t.dma.lost_writes + t.violations)
+		code = VEIL_EXIT_FAILURE;
+	if (code != VEIL_EXIT_POWEROFF)
+		fprintf(s->progress, "stress: FAILED: %s\n", s->stop_reason);
 	else
 		fprintf(s->progress, "stress: verdict: pass\n");
-	t.pass = code == VM_EXIT_POWEROFF;
+	t.pass = code == VEIL_EXIT_POWEROFF;
 	if (s->o->json)
 		report_json(s, &t);
 	return code;
@@ -591,43 +664,9 @@ static void stress_free(struct stress *s)
 	unsigned int i;
 
 	stress_dma_destroy(s->dma);
-	vm_destroy(s->vm);
+	sv_destroy(s);
 	for (i = 0; i < LAT_NR; i++)
 		lat_free(&s->lat[i]);
-}
-
-/*
- * SIGINT and SIGTERM stay blocked from the run to the end of the report:
- * vm_run() restores the mask it found, and a second signal pending then
- * (timeout(1) signals the child and then its process group; a user presses
- * Ctrl-C twice) used to kill veil before the report was out.  Any such
- * signal is the same interruption: consumed once the report is written.
- */
-static void stop_signals_block(sigset_t *old)
-{
-	sigset_t stop;
-
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigaddset(&stop, SIGQUIT);
-	pthread_sigmask(SIG_BLOCK, &stop, old);
-}
-
-static void stop_signals_restore(const sigset_t *old)
-{
-	struct timespec zero = { 0, 0 };
-	sigset_t stop;
-
-	sigemptyset(&stop);
-	sigaddset(&stop, SIGINT);
-	sigaddset(&stop, SIGTERM);
-	sigaddset(&stop, SIGHUP);
-	sigaddset(&stop, SIGQUIT);
-	while (sigtimedwait(&stop, NULL, &zero) > 0)
-		;
-	pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 static int stress_go(struct stress *s)
@@ -640,20 +679,20 @@ static int stress_go(struct stress *s)
 		(unsigned long long)s->o->seed);
 	s->t_start_ns = now_ns();
 	if (start_thread(&host, host_thread, s))
-		return VM_EXIT_FAILURE;
+		return VEIL_EXIT_FAILURE;
 	if (start_thread(&mon, monitor_thread, s)) {
 		__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
 		pthread_join(host, NULL);
-		return VM_EXIT_FAILURE;
+		return VEIL_EXIT_FAILURE;
 	}
 	have_dma = s->dma && !start_thread(&dma, dma_thread, s);
-	code = vm_run(s->vm);
+	code = sv_run(s);
 	s->t_end_ns = now_ns();
-	/* vm_run() answers 128 + the signal's number when a stop signal ended it. */
+	/* 128 + the signal's number when a stop signal ended the run. */
 	s->interrupted = code > 128;
 	if (s->interrupted)
 		fprintf(s->progress, "stress: interrupted (%s); the report covers the run so far\n",
-			s->vm->stop_reason);
+			s->stop_reason);
 	__atomic_store_n(&s->stop, true, __ATOMIC_RELEASE);
 	pthread_join(host, NULL);
 	pthread_join(mon, NULL);
@@ -662,21 +701,26 @@ static int stress_go(struct stress *s)
 	return stress_report(s, code);
 }
 
-int stress_run(const struct stress_opts *o)
+int stress_run(const struct stress_opts *o, struct veil_error *err)
 {
 	struct stress s = { .o = o, .progress = o->json ? stderr : stdout };
 	sigset_t old;
 	int code;
 
-	if (stress_setup(&s) || stress_dma_setup(&s)) {
+	*err = (struct veil_error){ 0 };
+	if (stress_setup(&s, err)) {
 		stress_free(&s);
-		return VM_EXIT_FAILURE;
+		return -1;
 	}
-	stop_signals_block(&old);
+	if (stress_dma_setup(&s)) {
+		stress_free(&s);
+		return VEIL_EXIT_FAILURE;
+	}
+	stress_vm_signals_block(&old);
 	code = stress_go(&s);
 	fflush(stdout);
 	fflush(s.progress);
-	stop_signals_restore(&old);
+	stress_vm_signals_restore(&old);
 	stress_free(&s);
 	return code;
 }

@@ -9,20 +9,14 @@
 #include "arch.h"
 #include "gmem.h"
 #include "log.h"
-#include "sandbox.h"
 #include "veil_boot.h"
-#include "virtio_devs.h"
-#include "vm.h"
+#include "veil_internal.h"
 
-
-/* The pages of a disk request's buffer, likely in flight; false before any disk I/O. */
-static bool live_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pages)
+/* Once the VM stops, at once: its I/O ends then, and a round trip would wait for it in vain. */
+static bool convstress_stopping(struct convstress *cs)
 {
-	struct vm_virtio *v = vm->virtio;
-
-	if (!v || !v->nr_blk)
-		return false;
-	return virtio_blk_last_buffer(&v->blk[x % v->nr_blk]->blk, gpa, pages);
+	return __atomic_load_n(&cs->stop, __ATOMIC_ACQUIRE) ||
+	       veil_vm_state(cs->veil) == VEIL_STATE_STOPPED;
 }
 
 /*
@@ -44,7 +38,7 @@ static void *convstress_main(void *arg)
 
 	if (arch_unused_ram(&spare, &spare_len))
 		spare_len = 0;
-	while (!vm_stopping(cs->vm)) {
+	while (!convstress_stopping(cs)) {
 		struct timespec idle = { 0, 1000000 };
 		struct gmem_conv_result res;
 		uint64_t pages = 0, gpa = 0;
@@ -54,7 +48,7 @@ static void *convstress_main(void *arg)
 		x = veil_mix64(x + 1);
 		live = (x & 1) || !spare_len;
 		if (live) {
-			if (!live_buffer(cs->vm, x >> 1, &gpa, &pages)) {
+			if (!veil_internal_last_disk_buffer(cs->vm, x >> 1, &gpa, &pages)) {
 				nanosleep(&idle, NULL); /* no disk I/O yet */
 				continue;
 			}
@@ -63,7 +57,7 @@ static void *convstress_main(void *arg)
 			gpa = spare + ((x >> 8) % (spare_len / GMEM_PAGE_SIZE - pages + 1)) *
 				      GMEM_PAGE_SIZE;
 		}
-		ret = gmem_roundtrip(cs->vm->gmem, gpa, pages * GMEM_PAGE_SIZE, &res);
+		ret = gmem_roundtrip(veil_internal_gmem(cs->vm), gpa, pages * GMEM_PAGE_SIZE, &res);
 		cs->eagain += res.eagain;
 		if (!ret) {
 			cs->roundtrips++;
@@ -83,28 +77,24 @@ static void *convstress_main(void *arg)
 	return NULL;
 }
 
-int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed)
+int convstress_start(struct convstress *cs, struct veil_vm *vm, uint64_t seed)
 {
-	enum gmem_model m = gmem_model(vm->gmem);
-	struct vmm_sandbox_fds fds;
 	int ret;
 
 	memset(cs, 0, sizeof(*cs));
-	cs->vm = vm;
+	cs->veil = vm;
+	cs->vm = veil_internal_vm(vm);
 	cs->seed = seed;
-	if (m == GMEM_MODEL_OUT_OF_PLACE || vm->cfg.destructive)
+	if (!veil_internal_keeps_contents(cs->vm))
 		return -EOPNOTSUPP;
-	ret = vmm_sandbox_fds_of(vm, NULL, &fds);
-	if (!ret)
-		ret = vmm_thread_start(&cs->thread, VMM_THREAD_WORKER,
-				       vm->cfg.seccomp ? &fds : NULL, "convert-stress",
-				       convstress_main, cs);
+	ret = veil_internal_worker_start(cs->vm, &cs->thread, "convert-stress", convstress_main, cs);
 	cs->started = ret == 0;
 	return ret;
 }
 
 void convstress_stop(struct convstress *cs)
 {
+	__atomic_store_n(&cs->stop, true, __ATOMIC_RELEASE);
 	if (cs->started)
 		pthread_join(cs->thread, NULL);
 	cs->started = false;

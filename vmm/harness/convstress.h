@@ -17,12 +17,15 @@
 
 #include "compiler.h"
 
+struct veil_vm;
 struct vm;
 
 struct convstress {
-	struct vm *vm;
+	struct veil_vm *veil;
+	struct vm *vm;        /* for veil_internal.h's hooks */
 	pthread_t thread;
 	bool started;
+	bool stop;            /* convstress_stop() asks the thread to end */
 	uint64_t seed;
 	uint64_t roundtrips;  /* completed */
 	uint64_t over_io;     /* of those, over the latest disk request's buffer */
@@ -34,8 +37,8 @@ struct convstress {
 };
 
 /* -EOPNOTSUPP if the VM's model does not keep contents across conversions. */
-int convstress_start(struct convstress *cs, struct vm *vm, uint64_t seed) __must_check;
-/* Joins the thread; call after vm_run() returned. */
+int convstress_start(struct convstress *cs, struct veil_vm *vm, uint64_t seed) __must_check;
+/* Ends and joins the thread; call once the VM stopped. */
 void convstress_stop(struct convstress *cs);
 void convstress_summary(const struct convstress *cs, FILE *f);
 

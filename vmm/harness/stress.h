@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "veil.h"
+
 struct stress_opts {
 	unsigned int nr_cpus;
 	uint64_t mem_size;
@@ -18,7 +20,11 @@ struct stress_opts {
 	uint64_t t0_ns;
 };
 
-/* Runs the stress and prints its report; returns veil's exit code (0: every invariant held). */
-int stress_run(const struct stress_opts *o);
+/*
+ * Runs the stress and prints its report; returns veil's exit code (0: every
+ * invariant held), or -1 if the VM could not be built, with err saying why
+ * (config_fault: the options are at fault) for the caller to print.
+ */
+int stress_run(const struct stress_opts *o, struct veil_error *err);
 
 #endif
