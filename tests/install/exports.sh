@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
 # libveil.so exports the veil_* functions of include/veil.h and nothing else: every other
 # name in the core is hidden (visibility) and local (version script), so an embedder's own
-# symbols never collide with veil's internals.
+# symbols never collide with veil's internals.  libveil.a's global names are the same.
 set -u
-LIB=${1:?usage: $0 path/to/libveil.so path/to/veil.h}
-HDR=${2:?usage: $0 path/to/libveil.so path/to/veil.h}
+usage="usage: $0 path/to/libveil.so path/to/veil.h [path/to/libveil.a]"
+LIB=${1:?$usage}
+HDR=${2:?$usage}
+ALIB=${3:-}
 fails=0
+
+if [ -n "$ALIB" ]; then
+	# Its global definitions (capital nm types), which a static link would see.  An ASan
+	# build also defines the LeakSanitizer hook of vmm/jail.c, which the runtime must find.
+	bad=$(nm --defined-only "$ALIB" | awk 'NF == 3 && $2 ~ /^[A-Z]$/ && $3 !~ /^veil_/ { print $3 }' |
+		grep -vx '__lsan_is_turned_off' | sort -u)
+	[ -z "$bad" ] || { echo "FAIL: $ALIB defines global names besides veil_*:"; head -20 <<<"$bad"; fails=$((fails + 1)); }
+	n=$(nm --defined-only "$ALIB" | awk 'NF == 3 && $2 ~ /^[A-Z]$/ && $3 ~ /^veil_/' | wc -l)
+	[ "$n" -gt 0 ] || { echo "FAIL: $ALIB defines no veil_* function"; fails=$((fails + 1)); }
+	echo "$ALIB: $n global definitions, all veil_*"
+fi
 
 syms=$(nm -D --defined-only "$LIB" | awk '{ print $NF }' | sort -u)
 [ -n "$syms" ] || { echo "FAIL: $LIB exports nothing"; exit 1; }
