@@ -159,15 +159,16 @@ static int run(struct veil_vm *vm, const struct veil_config *cfg)
 	/* The middle of the first RAM range: away from the firmware image and the stacks. */
 	gpa = (info.ranges[0].gpa + info.ranges[0].size / 2) & ~(CONVERT_SIZE - 1);
 
-	/* libveil refuses to start a VM whose kick signal has no handler, and says so in the log. */
+	/* libveil refuses to start a VM whose kick signal has no handler, and says why. */
 	ret = veil_vm_start(vm, &err);
-	if (ret != -EINVAL || logs->errors != 1) {
-		fprintf(stderr, "embed: FAIL veil_vm_start without a kick handler returned %d and "
-			"logged %u errors\n", ret, logs->errors);
+	if (ret != -EINVAL || !err.config_fault || !err.msg[0]) {
+		fprintf(stderr, "embed: FAIL veil_vm_start without a kick handler returned %d (%s)\n",
+			ret, err.msg);
 		return -1;
 	}
-	logs->errors = 0;
-	printf("embed: veil_vm_start without a kick handler: refused, as it must be\n");
+	printf("embed: veil_vm_start without a kick handler: refused, as it must be: %s\n", err.msg);
+	logs->errors = 0; /* whether the refusal was logged too is libveil's choice */
+	memset(&err, 0, sizeof(err));
 	ret = veil_install_kick_handler(cfg->kick_signal);
 	if (ret < 0)
 		return fail("veil_install_kick_handler", ret, NULL);
