@@ -10,7 +10,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -20,9 +20,12 @@
 #define MIB (UINT64_C(1) << 20)
 #define CONVERT_SIZE (2 * MIB)
 
-/* What the log callback saw: libveil never writes to stderr itself once a callback is set. */
+/*
+ * What the log callback saw: libveil writes nothing to stderr itself once a callback is set.
+ * The callback runs on whichever thread logged, so its state is atomic.
+ */
 struct logs {
-	unsigned int errors;
+	atomic_uint errors;
 };
 
 static void on_log(void *opaque, enum veil_log_level level, const char *msg)
@@ -31,7 +34,7 @@ static void on_log(void *opaque, enum veil_log_level level, const char *msg)
 	struct logs *logs = opaque;
 
 	if (level == VEIL_LOG_ERR)
-		logs->errors++;
+		atomic_fetch_add(&logs->errors, 1);
 	fprintf(stderr, "embed: veil %s: %s\n",
 		(unsigned int)level < 4 ? names[level] : "?", msg);
 }
@@ -167,7 +170,7 @@ static int run(struct veil_vm *vm, const struct veil_config *cfg)
 		return -1;
 	}
 	printf("embed: veil_vm_start without a kick handler: refused, as it must be: %s\n", err.msg);
-	logs->errors = 0; /* whether the refusal was logged too is libveil's choice */
+	atomic_store(&logs->errors, 0); /* whether the refusal was logged too is libveil's choice */
 	memset(&err, 0, sizeof(err));
 	ret = veil_install_kick_handler(cfg->kick_signal);
 	if (ret < 0)
@@ -211,8 +214,8 @@ int main(void)
 	}
 	ret = run(vm, &cfg);
 	veil_vm_destroy(vm);
-	if (ret == 0 && logs.errors) {
-		fprintf(stderr, "embed: FAIL libveil logged %u errors\n", logs.errors);
+	if (ret == 0 && atomic_load(&logs.errors)) {
+		fprintf(stderr, "embed: FAIL libveil logged %u errors\n", atomic_load(&logs.errors));
 		ret = -1;
 	}
 	printf("embed: %s\n", ret ? "FAIL" : "pass");
