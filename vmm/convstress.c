@@ -18,11 +18,7 @@
 /* The pages of a disk request's buffer, likely in flight; false before any disk I/O. */
 static bool live_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pages)
 {
-	struct vm_virtio *v = vm->virtio;
-
-	if (!v || !v->nr_blk)
-		return false;
-	return virtio_blk_last_buffer(&v->blk[x % v->nr_blk]->blk, gpa, pages);
+	return vm_disk_last_buffer(vm, x, gpa, pages);
 }
 
 /*
