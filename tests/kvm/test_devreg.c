@@ -180,6 +180,14 @@ static void run(bool pci)
 				  sizeof(err)), -EEXIST);
 	CHECK_EQ(vm_devices_count(vm, VDEV_BLK), 1);
 	check_balloon(vm, pci);
+	/* A VM reset resets every device; the balloon's target stays. */
+	vm_devices_reset(vm);
+	{
+		char buf[4096] = "";
+
+		CHECK(vm_devices_counters(vm, count_cb, buf) > 20);
+		CHECK_STR_CONTAINS(buf, "virtio-balloon.target_pages=768\n");
+	}
 	vm_destroy(vm);
 }
 

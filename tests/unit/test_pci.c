@@ -446,7 +446,7 @@ struct msi_t {
 	int src[VPCI_VECTORS];
 };
 
-/* As vmm/virtio_devs.c does: a source per vector, made when first used. */
+/* As vmm/vdev_transport.c does: a source per vector, made when first used. */
 static void msi_signal(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
 {
 	struct msi_t *mt = opaque;
