@@ -155,7 +155,7 @@ static int attach(struct vm *vm, struct vm_virtio *vv, enum vdev_kind kind, cons
 		vv->mmio_devs[vv->nr_mmio++] = v->slot;
 	vv->dev[vv->nr++] = v;
 	if (v->pci)
-		pr_info("%s: virtio-pci, BAR0 0x%llx", v->name,
+		pr_info("%s: virtio-pci 00:%02x.0, BAR0 0x%llx", v->name, v->pci_slot,
 			(unsigned long long)pci_bar_addr(&v->vp.pci, 0));
 	else
 		pr_info("%s: virtio-mmio at 0x%llx, GSI %u", v->name,

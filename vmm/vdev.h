@@ -57,6 +57,7 @@ struct vdev {
 	struct arch_mmio_dev slot;  /* virtio-mmio; on virtio-pci only .irq: INTA#'s GSI */
 	struct virtio_pci vp;       /* virtio-pci */
 	bool pci;
+	unsigned int pci_slot;      /* its function is 00:<pci_slot>.0 */
 	int msi[VPCI_VECTORS];      /* vm_msi sources, -1 until a vector is first used */
 	int kick_efd;
 	bool ioeventfd;             /* every queue's notify goes to kick_efd */

@@ -180,6 +180,7 @@ static int vdev_attach_pci(struct vdev *v, char *err, size_t errlen)
 		return ret;
 	}
 	v->on_pci = true;
+	v->pci_slot = slot;
 	v->slot.irq = arch_pci_intx_gsi(slot);
 	v->vp.pci.cfg[PCI_INTERRUPT_LINE] = (uint8_t)v->slot.irq;
 	v->vp.set_intx = vdev_set_irq;

@@ -320,6 +320,16 @@ static void test_virtio_pci(void)
 	CHECK_EQ(t.msis, 2);
 	cfg_wr(&t, 1, t.vp.msix_cap + 2, 0x8000, 2);
 	CHECK_EQ(t.msis, 3);
+	/* A configuration change (a balloon's new target): the configuration vector. */
+	{
+		uint8_t gen = (uint8_t)bar_rd(&t, 0x15, 1);
+
+		virtio_dev_config_changed(&t.blk.vdev);
+		CHECK_EQ(t.msis, 4);
+		CHECK_EQ(t.msi_data, 0x42);
+		CHECK(bar_rd(&t, 0x15, 1) != gen);
+		t.msis = 3;
+	}
 	/* A broken ring: NEEDS_RESET, signalled on the configuration vector. */
 	CHECK_EQ(gmem_write(t.gm, AVAIL + 2, &bad, 2), 0);
 	bar_wr(&t, VPCI_NOTIFY, 0, 2);
