@@ -89,6 +89,22 @@ int bus_register(struct bus *bus, enum bus_space space, uint64_t base, uint64_t 
 	return 0;
 }
 
+int bus_unregister(struct bus *bus, enum bus_space space, uint64_t base)
+{
+	struct bus_space_map *m;
+	size_t i;
+
+	if ((unsigned int)space >= BUS_NR_SPACES)
+		return -ENOENT;
+	m = &bus->spaces[space];
+	i = map_lower_bound(m, base);
+	if (i == m->nr || m->ranges[i].base != base)
+		return -ENOENT;
+	memmove(&m->ranges[i], &m->ranges[i + 1], (m->nr - i - 1) * sizeof(*m->ranges));
+	m->nr--;
+	return 0;
+}
+
 static const struct bus_range *bus_find(struct bus *bus, enum bus_space space, uint64_t addr)
 {
 	const struct bus_space_map *m;

@@ -42,6 +42,12 @@ void bus_destroy(struct bus *bus);
 int bus_register(struct bus *bus, enum bus_space space, uint64_t base, uint64_t len,
 		 const struct bus_device_ops *ops, void *opaque, const char *name) __must_check;
 
+/*
+ * Removes the range registered at exactly base, before any vCPU runs (as
+ * registration): an attach that failed after registering.  -ENOENT if none.
+ */
+int bus_unregister(struct bus *bus, enum bus_space space, uint64_t base);
+
 /* -ENOENT when no single device covers [addr, addr+len). */
 int bus_dispatch(struct bus *bus, enum bus_space space, uint64_t addr, void *data,
 		 unsigned int len, bool is_write) __must_check;

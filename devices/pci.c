@@ -324,3 +324,31 @@ int pci_host_add(struct pci_host *h, struct pci_dev *d, unsigned int *slot)
 	*slot = s;
 	return 0;
 }
+
+int pci_host_remove(struct pci_host *h, struct pci_dev *d)
+{
+	uint64_t lo = UINT64_MAX, hi = 0;
+	unsigned int s, b;
+
+	pthread_mutex_lock(&h->lock);
+	for (s = 1; s < PCI_SLOTS && h->slot[s] != d; s++)
+		;
+	if (s == PCI_SLOTS) {
+		pthread_mutex_unlock(&h->lock);
+		return -ENOENT;
+	}
+	h->slot[s] = NULL;
+	for (b = 0; b < PCI_BARS; b++) {
+		uint64_t base = pci_bar_addr(d, b);
+
+		if (!d->bar_size[b])
+			continue;
+		lo = base < lo ? base : lo;
+		hi = base + d->bar_size[b] > hi ? base + d->bar_size[b] : hi;
+	}
+	/* Only the last one's: the guest-visible layout of the others never moves. */
+	if (hi && hi == h->win_next)
+		h->win_next = lo;
+	pthread_mutex_unlock(&h->lock);
+	return 0;
+}

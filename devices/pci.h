@@ -82,6 +82,13 @@ void pci_host_destroy(struct pci_host *h);
  */
 int pci_host_add(struct pci_host *h, struct pci_dev *d, unsigned int *slot) __must_check;
 
+/*
+ * Takes d off its slot again, before any vCPU runs: an attach that failed
+ * after adding it.  Its BARs' room is given back if they were the last
+ * allocated.  -ENOENT if d is not on the host.
+ */
+int pci_host_remove(struct pci_host *h, struct pci_dev *d);
+
 /* The BAR's current guest address (0 if absent). */
 uint64_t pci_bar_addr(const struct pci_dev *d, unsigned int bar);
 

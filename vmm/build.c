@@ -183,34 +183,40 @@ static int build_create_vm(struct build *b, const struct veil_config *cfg,
  * Every device the configuration asks for.  The one place devices are
  * attached: the device registry replaces the vm_add_* calls here.
  */
+/* Every device of the configuration, through the registry's one attach path. */
 static int build_devices(struct build *b, const struct veil_config *cfg, struct veil_error *err)
 {
+	struct vm_disk_cfg dc[VEIL_MAX_DISKS];
+	struct vm_vcon_cfg vc = { .out_fd = cfg->console_out_fd };
+	struct { enum vdev_kind kind; const void *cfg; const char *what; } att[VEIL_MAX_DISKS + 3];
+	unsigned int i, n = 0;
 	char why[200] = "";
-	unsigned int i;
 	int ret;
 
 	if (cfg->transport == VEIL_TRANSPORT_PCI && vm_virtio_transport(b->vm, true))
 		return build_fail(err, true, "transport pci: this architecture has no PCI host yet");
-	for (i = 0; i < cfg->nr_disks; i++) {
+	for (i = 0; i < cfg->nr_disks && i < VEIL_MAX_DISKS; i++) {
 		const struct veil_disk *d = &cfg->disks[i];
-		struct vm_disk_cfg dc = {
-			.path = d->path ? d->path : "(fd)", .read_only = d->read_only,
-			.direct = d->direct, .fd = d->fd,
-		};
 
-		ret = vm_add_disk(b->vm, &dc, why, sizeof(why));
-		if (ret)
-			return build_fail(err, ret != -ENOMEM, "disk '%s': %s", dc.path, why);
+		dc[i] = (struct vm_disk_cfg){ .path = d->path ? d->path : "(fd)",
+					      .read_only = d->read_only, .direct = d->direct,
+					      .fd = d->fd };
+		att[n++] = (__typeof__(att[0])){ VDEV_BLK, &dc[i], "disk" };
 	}
-	ret = cfg->balloon ? vm_add_balloon(b->vm, why, sizeof(why)) : 0;
-	if (ret)
-		return build_fail(err, false, "balloon: %s", why);
-	ret = cfg->rng ? vm_add_rng(b->vm, why, sizeof(why)) : 0;
-	if (ret)
-		return build_fail(err, false, "rng: %s", why);
-	ret = cfg->virtio_console ? vm_add_vconsole(b->vm, cfg->console_out_fd, why, sizeof(why)) : 0;
-	if (ret)
-		return build_fail(err, false, "console virtio: %s", why);
+	if (cfg->balloon)
+		att[n++] = (__typeof__(att[0])){ VDEV_BALLOON, NULL, "balloon" };
+	if (cfg->rng)
+		att[n++] = (__typeof__(att[0])){ VDEV_RNG, NULL, "rng" };
+	if (cfg->virtio_console)
+		att[n++] = (__typeof__(att[0])){ VDEV_VCON, &vc, "console virtio" };
+	for (i = 0; i < n; i++) {
+		ret = vm_device_attach(b->vm, att[i].kind, att[i].cfg, why, sizeof(why));
+		if (ret && att[i].kind == VDEV_BLK)
+			return build_fail(err, ret != -ENOMEM, "disk '%s': %s",
+					  ((const struct vm_disk_cfg *)att[i].cfg)->path, why);
+		if (ret)
+			return build_fail(err, false, "%s: %s", att[i].what, why);
+	}
 	return 0;
 }
 

@@ -69,11 +69,7 @@ void veil_internal_set_guest_conv_lat(struct vm *vm, struct lat *lat)
 
 bool veil_internal_last_disk_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pages)
 {
-	struct vm_virtio *v = vm->virtio;
-
-	if (!v || !v->nr_blk)
-		return false;
-	return virtio_blk_last_buffer(&v->blk[x % v->nr_blk]->blk, gpa, pages);
+	return vm_disk_last_buffer(vm, x, gpa, pages);
 }
 
 int veil_internal_worker_start(struct vm *vm, pthread_t *thread, const char *label,

@@ -115,6 +115,21 @@ int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *op
 	return 0;
 }
 
+int iothread_unwatch(struct iothread *t, int fd)
+{
+	unsigned int i;
+
+	if (t->started)
+		return -EBUSY;
+	for (i = 0; i < t->nr_watches && t->watches[i].fd != fd; i++)
+		;
+	if (i == t->nr_watches)
+		return -ENOENT;
+	memmove(&t->watches[i], &t->watches[i + 1], (t->nr_watches - i - 1) * sizeof(t->watches[0]));
+	t->nr_watches--;
+	return 0;
+}
+
 struct io_uring_sqe *iothread_sqe(struct iothread *t)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);

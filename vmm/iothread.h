@@ -49,6 +49,8 @@ int iothread_init(struct iothread *t, unsigned int entries) __must_check;
  * readable, after reading it.  Before iothread_start() only.
  */
 int iothread_watch(struct iothread *t, int fd, void (*handler)(void *), void *opaque) __must_check;
+/* Removes fd's watch, before iothread_start() only (an attach unwinding); -ENOENT if none. */
+int iothread_unwatch(struct iothread *t, int fd) __must_check;
 /* fds: unless NULL, the thread confines itself with the worker seccomp filter first. */
 int iothread_start(struct iothread *t, const struct vmm_sandbox_fds *fds) __must_check;
 /*

@@ -282,11 +282,12 @@ VEIL_EXPORT int veil_vm_discard(struct veil_vm *v, uint64_t gpa, uint64_t size,
 
 VEIL_EXPORT int veil_vm_set_balloon(struct veil_vm *v, uint64_t bytes)
 {
-	if (!v->vm->virtio || !v->vm->virtio->balloon)
-		return -ENODEV;
-	if (bytes % GMEM_PAGE_SIZE)
-		return -EINVAL;
-	return -EOPNOTSUPP; /* the balloon's target arrives with the device registry */
+	int ret;
+
+	SINK_ENTER(v);
+	ret = vm_balloon_set_target(v->vm, bytes);
+	SINK_LEAVE();
+	return ret;
 }
 
 VEIL_EXPORT int veil_vm_info(struct veil_vm *v, struct veil_info *info)
@@ -340,49 +341,14 @@ VEIL_EXPORT int veil_vm_counters(struct veil_vm *v, struct veil_counters *c)
 	return 0;
 }
 
-static void veil_dev_blk(const struct vm_blk *b, veil_counter_fn fn, void *opaque)
-{
-	const __typeof__(b->blk.stats) *s = &b->blk.stats;
-
-	fn(opaque, b->v.name, "reads", LOAD(s->reads));
-	fn(opaque, b->v.name, "bytes_read", LOAD(s->bytes_read));
-	fn(opaque, b->v.name, "writes", LOAD(s->writes));
-	fn(opaque, b->v.name, "bytes_written", LOAD(s->bytes_written));
-	fn(opaque, b->v.name, "flushes", LOAD(s->flushes));
-	fn(opaque, b->v.name, "discards", LOAD(s->discards));
-	fn(opaque, b->v.name, "write_zeroes", LOAD(s->write_zeroes));
-	fn(opaque, b->v.name, "errors", LOAD(s->errors));
-	fn(opaque, b->v.name, "malformed", LOAD(s->malformed));
-	fn(opaque, b->v.name, "deferred", LOAD(b->v.retries));
-}
-
 VEIL_EXPORT int veil_vm_device_counters(struct veil_vm *v, veil_counter_fn fn, void *opaque)
 {
-	const struct vm_virtio *vv = v->vm->virtio;
-	unsigned int i;
+	int n;
 
-	for (i = 0; vv && i < vv->nr_blk; i++)
-		veil_dev_blk(vv->blk[i], fn, opaque);
-	if (vv && vv->balloon) {
-		const __typeof__(vv->balloon->b.stats) *s = &vv->balloon->b.stats;
-
-		fn(opaque, "virtio-balloon", "reports", LOAD(s->reports));
-		fn(opaque, "virtio-balloon", "reported_bytes", LOAD(s->reported_bytes));
-		fn(opaque, "virtio-balloon", "discarded_bytes", LOAD(s->discarded_bytes));
-		fn(opaque, "virtio-balloon", "discard_errors", LOAD(s->discard_errors));
-		fn(opaque, "virtio-balloon", "discard_busy", LOAD(s->discard_busy));
-		fn(opaque, "virtio-balloon", "inflated_pages", LOAD(s->inflated_pages));
-	}
-	if (vv && vv->rng) {
-		fn(opaque, "virtio-rng", "requests", LOAD(vv->rng->r.stats.requests));
-		fn(opaque, "virtio-rng", "bytes", LOAD(vv->rng->r.stats.bytes));
-		fn(opaque, "virtio-rng", "errors", LOAD(vv->rng->r.stats.errors));
-	}
-	if (vv && vv->vcon) {
-		fn(opaque, "virtio-console", "tx_bytes", LOAD(vv->vcon->c.stats.tx_bytes));
-		fn(opaque, "virtio-console", "tx_waits", LOAD(vv->vcon->c.stats.tx_waits));
-	}
-	return 0;
+	SINK_ENTER(v);
+	n = vm_devices_counters(v->vm, fn, opaque);
+	SINK_LEAVE();
+	return n < 0 ? n : 0;
 }
 
 struct memory_walk {

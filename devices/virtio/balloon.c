@@ -26,7 +26,10 @@ static void balloon_config_read(struct virtio_dev *vd, uint32_t off, void *data,
 				unsigned int len)
 {
 	struct virtio_balloon *b = to_balloon(vd);
-	struct balloon_config c = { .num_pages = 0, .actual = b->actual };
+	struct balloon_config c = {
+		.num_pages = __atomic_load_n(&b->num_pages, __ATOMIC_RELAXED),
+		.actual = __atomic_load_n(&b->actual, __ATOMIC_RELAXED),
+	};
 
 	if (off < sizeof(c))
 		memcpy(data, (uint8_t *)&c + off, off + len <= sizeof(c) ? len : sizeof(c) - off);
@@ -36,9 +39,24 @@ static void balloon_config_write(struct virtio_dev *vd, uint32_t off, const void
 				 unsigned int len)
 {
 	struct virtio_balloon *b = to_balloon(vd);
+	uint32_t actual;
 
-	if (off == offsetof(struct balloon_config, actual) && len == 4)
-		memcpy(&b->actual, data, 4);
+	if (off == offsetof(struct balloon_config, actual) && len == 4) {
+		memcpy(&actual, data, 4);
+		__atomic_store_n(&b->actual, actual, __ATOMIC_RELAXED);
+	}
+}
+
+void virtio_balloon_set_target(struct virtio_balloon *b, uint32_t pages)
+{
+	__atomic_store_n(&b->num_pages, pages, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&b->stats.targets, 1, __ATOMIC_RELAXED);
+	virtio_dev_config_changed(&b->vdev);
+}
+
+uint32_t virtio_balloon_actual(struct virtio_balloon *b)
+{
+	return __atomic_load_n(&b->actual, __ATOMIC_RELAXED);
 }
 
 /* Discards [gpa, gpa+len) if it is whole pages; the guest gave them up. */
@@ -84,13 +102,13 @@ static void report(struct virtio_balloon *b, const struct vq_req *req)
 }
 
 /*
- * Inflate: the readable buffers hold 32-bit PFNs of pages the guest gave up.
- * At most BALLOON_MAX_PFNS a request, as Linux sends (its
+ * Inflate (or deflate): the readable buffers hold 32-bit PFNs of pages the
+ * guest gave up (or takes back).  At most BALLOON_MAX_PFNS a request, as Linux sends (its
  * VIRTIO_BALLOON_ARRAY_PFNS_MAX): a chain of 1 MiB buffers would otherwise
  * hold ~34 M PFNs, a punch each, and hold the I/O thread for minutes (found
  * by vdev_balloon_lf: 38 s for one 1 MiB buffer).  The rest is ignored.
  */
-static void inflate(struct virtio_balloon *b, const struct vq_req *req)
+static void pfns(struct virtio_balloon *b, const struct vq_req *req, bool inflate)
 {
 	uint32_t pfn[PFNS_PER_CHUNK];
 	uint64_t off = 0, n, i;
@@ -98,9 +116,13 @@ static void inflate(struct virtio_balloon *b, const struct vq_req *req)
 	if (req->out_len > BALLOON_MAX_PFNS * 4)
 		b->stats.malformed++;
 	while (off < BALLOON_MAX_PFNS * 4 && (n = vq_copy_from(req, off, pfn, sizeof(pfn)) / 4) != 0) {
-		for (i = 0; i < n; i++)
+		/*
+		 * A deflated page needs nothing: it was discarded, and comes back
+		 * zeroed when the guest touches it.
+		 */
+		for (i = 0; i < n && inflate; i++)
 			discard(b, (uint64_t)pfn[i] << PFN_SHIFT, GMEM_PAGE_SIZE);
-		b->stats.inflated_pages += n;
+		*(inflate ? &b->stats.inflated_pages : &b->stats.deflated_pages) += n;
 		off += n * 4;
 	}
 }
@@ -131,9 +153,8 @@ static bool serve(struct virtio_balloon *b, unsigned int q)
 			b->stats.malformed++;
 		else if (q == BALLOON_Q_REPORTING)
 			report(b, b->req);
-		else if (q == BALLOON_Q_INFLATE)
-			inflate(b, b->req);
-		/* Deflate needs nothing: a discarded page comes back zeroed when touched. */
+		else
+			pfns(b, b->req, q == BALLOON_Q_INFLATE);
 		virtio_dev_push(&b->vdev, q, b->req, 0);
 		done = true;
 	}
@@ -171,7 +192,7 @@ static void balloon_reset(struct virtio_dev *vd)
 	struct virtio_balloon *b = to_balloon(vd);
 
 	pthread_mutex_lock(&b->lock);
-	b->actual = 0;
+	__atomic_store_n(&b->actual, 0, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&b->lock);
 }
 

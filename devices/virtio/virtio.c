@@ -111,6 +111,24 @@ int virtio_dev_configure_queue(struct virtio_dev *vd, unsigned int q, uint16_t s
 	return vq_configure(vq, size, desc, avail, used);
 }
 
+void virtio_dev_config_changed(struct virtio_dev *vd)
+{
+	bool msi = false;
+
+	pthread_mutex_lock(&vd->lock);
+	vd->config_generation++;
+	if (vd->status & VIRTIO_STATUS_DRIVER_OK) {
+		vd->isr |= VIRTIO_ISR_CONFIG;
+		if (vd->msi_notify)
+			msi = true;
+		else
+			update_irq(vd);
+	}
+	pthread_mutex_unlock(&vd->lock);
+	if (msi)
+		vd->msi_notify(vd->irq_opaque, VIRTIO_NOTIFY_CONFIG);
+}
+
 void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why)
 {
 	bool msi = false;

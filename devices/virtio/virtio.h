@@ -86,6 +86,13 @@ void virtio_dev_destroy(struct virtio_dev *vd);
 
 /* Raises the queue interrupt unless the driver suppressed it for queue q. */
 void virtio_dev_notify_queue(struct virtio_dev *vd, unsigned int q);
+/*
+ * The device configuration changed (virtio 1.2 §2.1.2): a new generation,
+ * and once the driver is up (DRIVER_OK) the configuration interrupt; a
+ * driver not up yet reads the configuration when it starts.  Not with
+ * vd->lock held.
+ */
+void virtio_dev_config_changed(struct virtio_dev *vd);
 /* Something is broken: NEEDS_RESET and a configuration interrupt (virtio 1.2 §2.1.2). */
 void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why);
 

@@ -351,8 +351,39 @@ static void test_write_vcpu(void)
 	bus_destroy(bus);
 }
 
+/* An unregistered range is gone: dispatch misses, its neighbours stay, the room is reusable. */
+static void test_unregister(void)
+{
+	struct bus *bus = make_bus();
+	struct probe a = { .id = 1 }, b = { .id = 2 }, c = { .id = 3 };
+	uint8_t v = 0;
+
+	CHECK_EQ(reg(bus, BUS_MMIO, 0x1000, 0x100, &a), 0);
+	CHECK_EQ(reg(bus, BUS_MMIO, 0x2000, 0x100, &b), 0);
+	CHECK_EQ(reg(bus, BUS_MMIO, 0x3000, 0x100, &c), 0);
+	CHECK_EQ(bus_unregister(bus, BUS_MMIO, 0x2010), -ENOENT); /* inside, not its base */
+	CHECK_EQ(bus_unregister(bus, BUS_PIO, 0x2000), -ENOENT);  /* other space */
+	CHECK_EQ(bus_unregister(bus, BUS_MMIO, 0x2000), 0);
+	CHECK_EQ(bus_unregister(bus, BUS_MMIO, 0x2000), -ENOENT);
+	CHECK_EQ(bus_dispatch(bus, BUS_MMIO, 0x2000, &v, 1, false), -ENOENT);
+	CHECK_EQ(bus_dispatch(bus, BUS_MMIO, 0x1004, &v, 1, false), 0);
+	CHECK_EQ(a.reads, 1);
+	CHECK_EQ(bus_dispatch(bus, BUS_MMIO, 0x3004, &v, 1, false), 0);
+	CHECK_EQ(c.reads, 1);
+	CHECK(bus_device_name(bus, BUS_MMIO, 0x2000) == NULL);
+	CHECK_EQ(reg(bus, BUS_MMIO, 0x2000, 0x100, &b), 0);
+	CHECK_EQ(bus_dispatch(bus, BUS_MMIO, 0x2000, &v, 1, false), 0);
+	CHECK_EQ(b.reads, 1);
+	CHECK_EQ(bus_unregister(bus, BUS_MMIO, 0x1000), 0);
+	CHECK_EQ(bus_unregister(bus, BUS_MMIO, 0x3000), 0);
+	CHECK_EQ(bus_unregister(bus, BUS_MMIO, 0x2000), 0);
+	CHECK_EQ(bus_dispatch(bus, BUS_MMIO, 0x2000, &v, 1, false), -ENOENT);
+	bus_destroy(bus);
+}
+
 int main(void)
 {
+	test_unregister();
 	test_overlap();
 	test_invalid();
 	test_spaces();

@@ -201,6 +201,30 @@ static void test_config_space(void)
 	teardown(&t);
 }
 
+/* A removed function is gone from config space and its BAR; its slot and window room are reused. */
+static void test_remove(void)
+{
+	struct virtio_pci other;
+	unsigned int slot = 0;
+	uint32_t v;
+	struct t t;
+
+	setup(&t);
+	cfg_wr(&t, 1, PCI_COMMAND, PCI_COMMAND_MEMORY, 2);
+	CHECK_EQ(bar_rd(&t, 0x12, 2), 1);
+	CHECK_EQ(pci_host_remove(&t.host, &t.vp.pci), 0);
+	CHECK_EQ(pci_host_remove(&t.host, &t.vp.pci), -ENOENT);
+	CHECK_EQ(pci_host_remove(&t.host, &t.host.bridge), -ENOENT); /* never the bridge */
+	CHECK_EQ(cfg_rd(&t, 1, 0, 4), 0xffffffffu);
+	CHECK_EQ(bus_dispatch(t.bus, BUS_MMIO, WIN + 0x12, &v, 2, false), -ENOENT);
+	virtio_pci_init(&other, &t.blk.vdev, 0x010000);
+	CHECK_EQ(pci_host_add(&t.host, &other.pci, &slot), 0);
+	CHECK_EQ(slot, 1);
+	CHECK_EQ(pci_bar_addr(&other.pci, 0), WIN); /* the room came back */
+	CHECK_EQ(pci_host_remove(&t.host, &other.pci), 0);
+	teardown(&t);
+}
+
 static void bring_up(struct t *t)
 {
 	static const uint8_t zero[0x3000];
@@ -296,6 +320,16 @@ static void test_virtio_pci(void)
 	CHECK_EQ(t.msis, 2);
 	cfg_wr(&t, 1, t.vp.msix_cap + 2, 0x8000, 2);
 	CHECK_EQ(t.msis, 3);
+	/* A configuration change (a balloon's new target): the configuration vector. */
+	{
+		uint8_t gen = (uint8_t)bar_rd(&t, 0x15, 1);
+
+		virtio_dev_config_changed(&t.blk.vdev);
+		CHECK_EQ(t.msis, 4);
+		CHECK_EQ(t.msi_data, 0x42);
+		CHECK(bar_rd(&t, 0x15, 1) != gen);
+		t.msis = 3;
+	}
 	/* A broken ring: NEEDS_RESET, signalled on the configuration vector. */
 	CHECK_EQ(gmem_write(t.gm, AVAIL + 2, &bad, 2), 0);
 	bar_wr(&t, VPCI_NOTIFY, 0, 2);
@@ -422,7 +456,7 @@ struct msi_t {
 	int src[VPCI_VECTORS];
 };
 
-/* As vmm/virtio_devs.c does: a source per vector, made when first used. */
+/* As vmm/vdev_transport.c does: a source per vector, made when first used. */
 static void msi_signal(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
 {
 	struct msi_t *mt = opaque;
@@ -582,6 +616,7 @@ static void test_msi_backoff(void)
 int main(void)
 {
 	test_config_space();
+	test_remove();
 	test_virtio_pci();
 	test_intx();
 	test_msi_routes();

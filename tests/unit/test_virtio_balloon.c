@@ -206,6 +206,57 @@ int main(void)
 		free(many);
 	}
 
+	/*
+	 * A target (vm.resize's desired_balloon): num_pages in the config
+	 * space, a configuration interrupt (ISR bit 1, a new generation); the
+	 * guest inflates towards it, and the pages it gives up read zeros; it
+	 * reports actual; a deflate is counted and leaves the pages zeroed.
+	 */
+	{
+		uint64_t discarded = t.b.stats.discarded_bytes, inflated = t.b.stats.inflated_pages;
+		uint32_t gen = rd(&t, 0x0fc);
+		uint64_t pages = 13 * MiB;
+
+		wr(&t, 0x064, rd(&t, 0x060));
+		CHECK(!t.irq);
+		CHECK_EQ(rd(&t, 0x100), 0);
+		virtio_balloon_set_target(&t.b, 3);
+		CHECK(t.irq);
+		CHECK_EQ(rd(&t, 0x060), VIRTIO_ISR_CONFIG);
+		CHECK(rd(&t, 0x0fc) != gen);
+		CHECK_EQ(rd(&t, 0x100), 3);
+		wr(&t, 0x064, VIRTIO_ISR_CONFIG);
+		CHECK(!t.irq);
+		fill(&t, pages, 3 * 4096, 0x5555);
+		pfn[0] = (uint32_t)(pages / 4096), pfn[1] = pfn[0] + 1, pfn[2] = pfn[0] + 2;
+		put(&t, PFNS, pfn, sizeof(pfn));
+		gpa[0] = PFNS, len[0] = sizeof(pfn);
+		send(&t, BALLOON_Q_INFLATE, gpa, len, 1, false);
+		wr(&t, 0x104, 3);
+		CHECK_EQ(virtio_balloon_actual(&t.b), 3);
+		CHECK_EQ(rd(&t, 0x104), 3);
+		CHECK_EQ(get64(&t, pages), 0);
+		CHECK_EQ(get64(&t, pages + 8192), 0);
+		CHECK_EQ(t.b.stats.inflated_pages, inflated + 3);
+		CHECK_EQ(t.b.stats.discarded_bytes, discarded + 3 * 4096);
+		CHECK_EQ(t.b.stats.deflated_pages, 0);
+		/* Back to 0: the guest deflates two, the device punches nothing more. */
+		wr(&t, 0x064, rd(&t, 0x060));
+		virtio_balloon_set_target(&t.b, 0);
+		CHECK_EQ(rd(&t, 0x060), VIRTIO_ISR_CONFIG);
+		CHECK_EQ(rd(&t, 0x100), 0);
+		send(&t, BALLOON_Q_DEFLATE, gpa, len, 1, false);
+		CHECK_EQ(t.b.stats.deflated_pages, 3);
+		CHECK_EQ(t.b.stats.inflated_pages, inflated + 3);
+		CHECK_EQ(t.b.stats.discarded_bytes, discarded + 3 * 4096);
+		CHECK_EQ(t.b.stats.targets, 2);
+		/* A device reset forgets actual, not the target. */
+		virtio_balloon_set_target(&t.b, 5);
+		wr(&t, 0x070, 0);
+		CHECK_EQ(virtio_balloon_actual(&t.b), 0);
+		CHECK_EQ(rd(&t, 0x100), 5);
+	}
+
 	virtio_balloon_destroy(&t.b);
 	gmem_destroy(t.gm);
 	return test_done("virtio_balloon");

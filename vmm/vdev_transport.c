@@ -1,0 +1,268 @@
+/* The virtio transports of the registry: virtio-mmio slots and virtio-pci functions, kicks, interrupts. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "kvm.h"
+#include "log.h"
+#include "vdev.h"
+#include "vm.h"
+
+/* The guest's interrupt line for a device: level, on the in-kernel IOAPIC. */
+static void vdev_set_irq(void *opaque, bool level)
+{
+	struct vdev *v = opaque;
+	struct kvm_irq_level irq = { .irq = v->slot.irq, .level = level };
+
+	if (__kvm_ioctl(v->vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
+		pr_warn("%s: KVM_IRQ_LINE %u: %s", v->name, v->slot.irq, strerror(errno));
+}
+
+void vdev_kick(void *opaque)
+{
+	struct vdev *v = opaque;
+	uint64_t one = 1;
+
+	if (write(v->kick_efd, &one, sizeof(one)) < 0)
+		pr_warn("%s: kick: %s", v->name, strerror(errno));
+}
+
+static void vdev_run(struct vdev *v);
+
+static void vdev_retry_fired(struct io_cb *cb, int res)
+{
+	struct vdev *v = (struct vdev *)((char *)cb - offsetof(struct vdev, retry_cb));
+
+	(void)res; /* -ETIME: the timeout expired, as meant */
+	v->retry_armed = false;
+	vdev_run(v);
+}
+
+/*
+ * A device that met a buffer or a ring under conversion asked to be run
+ * again, which a 1 ms timeout on the ring does, so the I/O thread keeps
+ * completing the requests that conversion may be waiting for.
+ */
+static void vdev_retry(struct vdev *v)
+{
+	struct io_uring_sqe *sqe;
+
+	if (!virtio_dev_take_retry(v->vd) || v->retry_armed)
+		return;
+	sqe = iothread_sqe(&v->vm->virtio->io);
+	if (!sqe) {
+		pr_warn("%s: no room on the ring to retry; the next kick will", v->name);
+		return;
+	}
+	v->retry_ts = (struct __kernel_timespec){ .tv_sec = 0, .tv_nsec = 1000000 };
+	v->retry_cb.fn = vdev_retry_fired;
+	io_uring_prep_timeout(sqe, &v->retry_ts, 0, 0);
+	io_uring_sqe_set_data(sqe, &v->retry_cb);
+	v->retry_armed = true;
+	v->retries++;
+}
+
+void vdev_after_io(struct vdev *v)
+{
+	/* A completion the used ring could not take yet (under conversion) is retried. */
+	vdev_retry(v);
+	vdev_settle_msi(v->vm);
+}
+
+static void vdev_run(struct vdev *v)
+{
+	v->ops->process(v);
+	vdev_settle_msi(v->vm);
+	vdev_retry(v);
+}
+
+static void vdev_kicked(void *opaque)
+{
+	vdev_run(opaque);
+}
+
+/*
+ * An MSI from a virtio-pci device, with the device's lock held: an eventfd
+ * write on the vector's irqfd, routed to the LAPICs by KVM's GSI table
+ * (msi.c), or a direct message while the vector's route is missing or stale.
+ */
+static void vdev_signal_msi(void *opaque, unsigned int vector, uint64_t addr, uint32_t data)
+{
+	struct vdev *v = opaque;
+	int ret;
+
+	if (vector >= VPCI_VECTORS)
+		return;
+	if (v->msi[vector] < 0)
+		v->msi[vector] = vm_msi_source(&v->vm->msi);
+	ret = v->msi[vector] < 0 ? v->msi[vector] :
+	      vm_msi_send(&v->vm->msi, v->msi[vector], addr, data);
+	if (ret)
+		pr_warn("%s: MSI vector %u: %s", v->name, vector, strerror(-ret));
+}
+
+void vdev_settle_msi(struct vm *vm)
+{
+	int ret = vm_msi_settle(&vm->msi);
+
+	if (ret)
+		pr_warn("MSI: KVM_SET_GSI_ROUTING: %s; messages go directly", strerror(-ret));
+}
+
+static uint32_t pci_class(uint32_t device_id)
+{
+	switch (device_id) {
+	case VIRTIO_ID_BLOCK: return 0x010000;   /* mass storage */
+	case VIRTIO_ID_CONSOLE: return 0x078000; /* communication, other */
+	default: return 0xff0000;                /* unassigned class */
+	}
+}
+
+static int ioeventfd(struct vdev *v, uint64_t addr, unsigned int len, bool assign)
+{
+	struct kvm_ioeventfd ev = {
+		.addr = addr, .len = len, .fd = v->kick_efd,
+		.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+	};
+
+	return _kvm_ioctl(v->vm->vm_fd, KVM_IOEVENTFD, &ev);
+}
+
+/*
+ * Kicks straight to kick_efd: an ioeventfd on each queue's notify register
+ * (virtio-mmio: one QueueNotify, any value; virtio-pci: one per queue, 16
+ * bits wide, as Linux writes a queue's index).  Without them the kick still
+ * arrives, through a vCPU exit and the bus, so a refusal is not an error;
+ * only a step a test made fail is.
+ */
+static int vdev_ioeventfds(struct vdev *v, char *err, size_t errlen)
+{
+	unsigned int q, n = v->pci ? v->vd->nr_queues : 1;
+	uint64_t base = v->pci ? pci_bar_addr(&v->vp.pci, 0) + VPCI_NOTIFY :
+			v->slot.base + VIRTIO_MMIO_QUEUE_NOTIFY;
+	int ret = 0;
+
+	v->ioeventfd_len = v->pci ? 2 : 4;
+	for (q = 0; q < n && !ret; q++) {
+		v->ioeventfd_addr[q] = base + q * VPCI_NOTIFY_MULT;
+		ret = ioeventfd(v, v->ioeventfd_addr[q], v->ioeventfd_len, true);
+		v->nr_ioeventfds += !ret;
+	}
+	v->ioeventfd = !ret;
+	if (ret)
+		pr_info("%s: no ioeventfd (%s); kicks go through the bus", v->name, strerror(-ret));
+	return vdev_step(v, err, errlen);
+}
+
+/* virtio-pci: a function on the root bus; INTA# for drivers without MSI-X. */
+static int vdev_attach_pci(struct vdev *v, char *err, size_t errlen)
+{
+	struct vm_virtio *vv = v->vm->virtio;
+	unsigned int slot = 0, q;
+	int ret;
+
+	v->pci = true;
+	for (q = 0; q < VPCI_VECTORS; q++)
+		v->msi[q] = -1;
+	virtio_pci_init(&v->vp, v->vd, pci_class(v->vd->device_id));
+	v->vp.signal_msi = vdev_signal_msi;
+	v->vp.msi_opaque = v;
+	ret = vdev_step(v, err, errlen);
+	if (!ret)
+		ret = pci_host_add(vv->pci, &v->vp.pci, &slot);
+	if (ret) {
+		if (!err[0])
+			snprintf(err, errlen, "adding the PCI function: %s", strerror(-ret));
+		return ret;
+	}
+	v->on_pci = true;
+	v->pci_slot = slot;
+	v->slot.irq = arch_pci_intx_gsi(slot);
+	v->vp.pci.cfg[PCI_INTERRUPT_LINE] = (uint8_t)v->slot.irq;
+	v->vp.set_intx = vdev_set_irq;
+	v->vp.intx_opaque = v;
+	return 0;
+}
+
+/* virtio-mmio: the next slot, claimed on the bus, and its interrupt line. */
+static int vdev_attach_mmio(struct vdev *v, char *err, size_t errlen)
+{
+	struct vm_virtio *vv = v->vm->virtio;
+	int ret;
+
+	ret = arch_mmio_slot(vv->nr_mmio, &v->slot);
+	if (ret) {
+		snprintf(err, errlen, "no virtio-mmio slot left on this architecture");
+		return ret;
+	}
+	v->vd->set_irq = vdev_set_irq;
+	v->vd->irq_opaque = v;
+	virtio_mmio_init(&v->mmio, v->vd);
+	ret = vdev_step(v, err, errlen);
+	if (!ret)
+		ret = bus_register(v->vm->bus, BUS_MMIO, v->slot.base, v->slot.size,
+				   &virtio_mmio_ops, &v->mmio, v->name);
+	if (ret) {
+		if (!err[0])
+			snprintf(err, errlen, "registering the device: %s", strerror(-ret));
+		return ret;
+	}
+	v->on_bus = true;
+	return 0;
+}
+
+int vdev_transport_attach(struct vdev *v, char *err, size_t errlen)
+{
+	struct vm_virtio *vv = v->vm->virtio;
+	int ret = vdev_step(v, err, errlen);
+
+	if (ret)
+		return ret;
+	v->kick_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->kick_efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	ret = vv->use_pci ? vdev_attach_pci(v, err, errlen) : vdev_attach_mmio(v, err, errlen);
+	if (!ret)
+		ret = vdev_step(v, err, errlen);
+	if (!ret) {
+		ret = iothread_watch(&vv->io, v->kick_efd, vdev_kicked, v);
+		if (ret)
+			snprintf(err, errlen, "watching its kicks: %s", strerror(-ret));
+	}
+	if (ret)
+		return ret;
+	v->watched = true;
+	return vdev_ioeventfds(v, err, errlen);
+}
+
+void vdev_transport_detach(struct vdev *v)
+{
+	struct vm_virtio *vv = v->vm->virtio;
+
+	while (v->nr_ioeventfds) {
+		v->nr_ioeventfds--;
+		if (ioeventfd(v, v->ioeventfd_addr[v->nr_ioeventfds], v->ioeventfd_len, false))
+			pr_warn("%s: removing an ioeventfd: %s", v->name, strerror(errno));
+	}
+	if (v->watched && iothread_unwatch(&vv->io, v->kick_efd) == 0)
+		v->watched = false;
+	if (v->on_bus && bus_unregister(v->vm->bus, BUS_MMIO, v->slot.base) == 0)
+		v->on_bus = false;
+	if (v->on_pci && pci_host_remove(vv->pci, &v->vp.pci) == 0)
+		v->on_pci = false;
+	if (v->kick_efd >= 0)
+		close(v->kick_efd);
+	v->kick_efd = -1;
+}
+
+const char *vdev_transport_note(const struct vdev *v)
+{
+	if (!v->pci)
+		return "";
+	return v->vp.intx_raised ? "; on virtio-pci with INTx" : "; on virtio-pci with MSI-X";
+}
