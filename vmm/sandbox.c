@@ -85,6 +85,19 @@ static const struct rule worker_rules[] = {
 	R(getrandom, "virtio-rng's entropy, on the I/O thread"),
 };
 
+/*
+ * The control API's thread (vmm/api/server.c): its socket and clients only.
+ * What a request does to the VM runs on the thread that owns the VM.
+ */
+static const struct rule api_rules[] = {
+	R(poll, "serving the listening socket, the clients and the stop eventfd"),
+	R(ppoll, "the same on architectures without poll()"),
+	R(accept4, "a new client"),
+	R(recvfrom, "a client's request (recv)"),
+	R(sendto, "a reply (send with MSG_NOSIGNAL)"),
+	R(getrandom, "json-c's hash seed, if it was not drawn before the filter"),
+};
+
 /* The main thread after the vCPUs started: the event loop, then teardown. */
 static const struct rule main_rules[] = {
 	R(poll, "the event loop: the stop eventfd, signalfd and the console's input"),
@@ -171,6 +184,7 @@ static const char *const kind_names[] = {
 	[VMM_THREAD_MAIN] = "main",
 	[VMM_THREAD_VCPU] = "vCPU",
 	[VMM_THREAD_WORKER] = "worker",
+	[VMM_THREAD_API] = "api",
 };
 
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
@@ -324,6 +338,8 @@ static int build_filter(struct filter *f, enum vmm_thread_kind kind,
 		ret = add_rules(f, worker_rules, ARRAY_SIZE(worker_rules));
 	if (!ret && kind == VMM_THREAD_MAIN)
 		ret = add_rules(f, main_rules, ARRAY_SIZE(main_rules));
+	if (!ret && kind == VMM_THREAD_API)
+		ret = add_rules(f, api_rules, ARRAY_SIZE(api_rules));
 	if (!ret && VEIL_SANITIZED)
 		ret = add_rules(f, sanitizer_rules, ARRAY_SIZE(sanitizer_rules));
 	if (!ret)
