@@ -442,6 +442,7 @@ struct thread_start {
 	const char *label;
 	void *(*fn)(void *);
 	void *arg;
+	const struct log_sink *log; /* the creator's: the new thread logs where it does */
 	sem_t loaded;
 	int ret;
 };
@@ -453,6 +454,7 @@ static void *thread_trampoline(void *p)
 	void *arg = s->arg;
 	int ret;
 
+	log_set_sink(s->log);
 	/* The thread's name in ps and /proc (truncated to 15 bytes). */
 	prctl(PR_SET_NAME, s->label, 0, 0, 0);
 	ret = s->fds ? vmm_seccomp_load(s->kind, s->label, s->fds) : 0;
@@ -467,7 +469,7 @@ int vmm_thread_start(pthread_t *thread, enum vmm_thread_kind kind,
 		     void *(*fn)(void *), void *arg)
 {
 	struct thread_start s = { .kind = kind, .fds = fds, .label = label,
-				  .fn = fn, .arg = arg };
+				  .fn = fn, .arg = arg, .log = log_get_sink() };
 	sigset_t all, old;
 	int ret;
 

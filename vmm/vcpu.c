@@ -69,6 +69,17 @@ static void vcpu_dump(struct vcpu *vcpu)
 		       " (after a triple fault KVM may have reset them already)" : "", regs);
 }
 
+/* This vCPU thread will not enter KVM_RUN again: a pause need not wait for it. */
+static void vcpu_leave(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	vm->vcpus_active--;
+	pthread_cond_broadcast(&vm->stop_cond);
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
 /* Waits until the VM stops: for a vCPU that can never run again. */
 static void vcpu_park(struct vcpu *vcpu)
 {
@@ -80,6 +91,28 @@ static void vcpu_park(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->stop_lock);
 }
 
+/*
+ * A pause asked for: wait outside KVM_RUN until it is lifted or the VM
+ * stops.  The kick that brought us here set immediate_exit; clear it for
+ * the next KVM_RUN (a stop's kick racing this is repeated by vm_join()).
+ */
+static void vcpu_pause_point(struct vcpu *vcpu)
+{
+	struct vm *vm = vcpu->vm;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (vm->pause_req && !vm->stopping) {
+		vm->vcpus_parked++;
+		pthread_cond_broadcast(&vm->stop_cond);
+		while (vm->pause_req && !vm->stopping)
+			pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+		vm->vcpus_parked--;
+	}
+	if (!vm->stopping)
+		__atomic_store_n(&vcpu->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
 static void vcpu_loop(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
@@ -87,6 +120,10 @@ static void vcpu_loop(struct vcpu *vcpu)
 
 	vm_mark_time(vm, &vm->t_first_run_ns);
 	while (!vm_stopping(vm)) {
+		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			vcpu_pause_point(vcpu);
+			continue;
+		}
 		if (ioctl(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				/* Kicked out of a failing VM: show where this vCPU was. */
@@ -105,11 +142,15 @@ static void vcpu_loop(struct vcpu *vcpu)
 		action = vcpu_handle_exit(vcpu);
 		if (action == VCPU_STOP_DUMP)
 			vcpu_dump(vcpu);
-		if (action == VCPU_PARK)
+		if (action == VCPU_PARK) {
+			vcpu_leave(vcpu);
 			vcpu_park(vcpu);
-		if (action != VCPU_CONTINUE)
 			return;
+		}
+		if (action != VCPU_CONTINUE)
+			break;
 	}
+	vcpu_leave(vcpu);
 }
 
 static void *vcpu_thread(void *arg)
@@ -118,13 +159,13 @@ static void *vcpu_thread(void *arg)
 	sigset_t kick;
 
 	/*
-	 * Threads start with every signal blocked (vm_run() arranges it).  Only
-	 * the kick is let through: it has no SA_RESTART, so it breaks KVM_RUN
-	 * out with EINTR, and immediate_exit covers a kick that lands just
-	 * before KVM_RUN is entered.
+	 * Threads start with every signal blocked (vmm_thread_start()).  Only
+	 * the kick is let through: its handler has no SA_RESTART, so it breaks
+	 * KVM_RUN out with EINTR, and immediate_exit covers a kick that lands
+	 * just before KVM_RUN is entered.
 	 */
 	sigemptyset(&kick);
-	sigaddset(&kick, VM_KICK_SIGNAL);
+	sigaddset(&kick, vcpu->vm->cfg.kick_signal);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 	vcpu_loop(vcpu);
 	return NULL;
@@ -137,16 +178,24 @@ int vcpu_start(struct vcpu *vcpu)
 
 	snprintf(vcpu->label, sizeof(vcpu->label), "vCPU %u", vcpu->index);
 	ret = vmm_sandbox_fds_of(vcpu->vm, vcpu, &fds);
-	if (!ret)
-		ret = vmm_thread_start(&vcpu->thread, VMM_THREAD_VCPU,
-				       vcpu->vm->cfg.seccomp ? &fds : NULL, vcpu->label,
-				       vcpu_thread, vcpu);
+	if (ret)
+		goto err;
+	pthread_mutex_lock(&vcpu->vm->stop_lock);
+	vcpu->vm->vcpus_active++;
+	pthread_mutex_unlock(&vcpu->vm->stop_lock);
+	ret = vmm_thread_start(&vcpu->thread, VMM_THREAD_VCPU, vcpu->vm->cfg.seccomp ? &fds : NULL,
+			       vcpu->label, vcpu_thread, vcpu);
 	if (ret) {
-		pr_err("starting vCPU %u: %s", vcpu->index, strerror(-ret));
-		return ret;
+		pthread_mutex_lock(&vcpu->vm->stop_lock);
+		vcpu->vm->vcpus_active--;
+		pthread_mutex_unlock(&vcpu->vm->stop_lock);
+		goto err;
 	}
 	vcpu->started = true;
 	return 0;
+err:
+	pr_err("starting vCPU %u: %s", vcpu->index, strerror(-ret));
+	return ret;
 }
 
 void vcpu_kick(struct vcpu *vcpu)
@@ -154,5 +203,5 @@ void vcpu_kick(struct vcpu *vcpu)
 	if (!vcpu->started)
 		return;
 	__atomic_store_n(&vcpu->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-	pthread_kill(vcpu->thread, VM_KICK_SIGNAL);
+	pthread_kill(vcpu->thread, vcpu->vm->cfg.kick_signal);
 }

@@ -200,6 +200,7 @@ static int vm_choose_model(struct vm *vm, struct gmem_config *gc)
 	}
 	gc->model = caps_gmem_model(t.model);
 	gc->revoke_host_mapping = t.model == CAPS_MODEL_HOST_ENFORCED && revoke == 1;
+	vm->revoke_host_mapping = gc->revoke_host_mapping;
 	if (t.model == CAPS_MODEL_HOST_ENFORCED &&
 	    (t.gmem_flags & (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) !=
 	    (GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED)) {
@@ -277,6 +278,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (!vm)
 		return -ENOMEM;
 	vm->cfg = *cfg;
+	if (!vm->cfg.kick_signal)
+		vm->cfg.kick_signal = VM_KICK_SIGNAL;
 	vm->kvm_fd = vm->vm_fd = vm->stop_efd = vm->console_efd = -1;
 	vm->console_in.fd = -1;
 	if (!vm->cfg.t0_ns)
@@ -335,6 +338,13 @@ void vm_destroy(struct vm *vm)
 
 	if (!vm)
 		return;
+	if (vm->started && !vm->ended) {
+		vm_request_stop(vm, VM_EXIT_FAILURE, "destroyed while running");
+		if (vm_join(vm, -1))
+			vm->threads_stuck = true;
+	} else if (vm->event_started && vm_join(vm, -1)) {
+		vm->threads_stuck = true;
+	}
 	/* Threads that would not stop may still touch all of this: leave it to process exit. */
 	if (vm->threads_stuck)
 		return;
@@ -361,11 +371,6 @@ void vm_destroy(struct vm *vm)
 	pthread_cond_destroy(&vm->stop_cond);
 	pthread_mutex_destroy(&vm->stop_lock);
 	free(vm);
-}
-
-static void vm_kick_handler(int sig)
-{
-	(void)sig;
 }
 
 /* Kicks and joins one vCPU until deadline_ns (CLOCK_MONOTONIC); false if it is still running. */
@@ -437,44 +442,222 @@ static void vm_console_output(struct vm *vm)
 	vm_vconsole_tx_ready(vm);
 }
 
-/* Serves events until a stop is requested.  sfd < 0: signals are not ours to handle. */
-static void vm_event_loop(struct vm *vm, int sfd)
+/* Serves the console until a stop is requested. */
+static void vm_event_loop(struct vm *vm)
 {
-	struct pollfd pfd[5] = {
+	struct pollfd pfd[4] = {
 		{ .fd = vm->stop_efd, .events = POLLIN },
-		{ .fd = sfd, .events = POLLIN },
 		{ .fd = -1, .events = POLLIN },
 		{ .fd = -1, .events = POLLOUT },
 		{ .fd = vm->console_efd, .events = POLLIN },
 	};
-	struct signalfd_siginfo si;
 	uint64_t v;
 	int timeout;
 
 	while (!vm_stopping(vm)) {
 		/* While the UART's FIFO is full, retry every 10 ms instead of reading more. */
-		pfd[2].fd = console_in_poll_fd(&vm->console_in);
-		timeout = pfd[2].fd < 0 && vm->console_in.off < vm->console_in.len ? 10 : -1;
+		pfd[1].fd = console_in_poll_fd(&vm->console_in);
+		timeout = pfd[1].fd < 0 && vm->console_in.off < vm->console_in.len ? 10 : -1;
 		/* Guest output: console_efd says it arrived, POLLOUT that the reader takes more. */
-		pfd[3].fd = outq_pending(&vm->console_out) ? outq_poll_fd(&vm->console_out) : -1;
-		if (poll(pfd, 5, timeout) < 0) {
+		pfd[2].fd = outq_pending(&vm->console_out) ? outq_poll_fd(&vm->console_out) : -1;
+		if (poll(pfd, 4, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			vm_request_stop(vm, VM_EXIT_FAILURE, "event loop: poll: %s", strerror(errno));
 			break;
 		}
-		if (sfd >= 0 && (pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
-			vm_request_stop(vm, 128 + (int)si.ssi_signo, "stopped by %s",
-					strsignal((int)si.ssi_signo));
-		vm_console_input(vm, pfd[2].fd >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)));
-		if ((pfd[4].revents & POLLIN) && read(vm->console_efd, &v, sizeof(v)) < 0 &&
+		vm_console_input(vm, pfd[1].fd >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)));
+		if ((pfd[3].revents & POLLIN) && read(vm->console_efd, &v, sizeof(v)) < 0 &&
 		    errno != EAGAIN)
 			pr_warn("reading the console's eventfd: %s", strerror(errno));
 		vm_console_output(vm);
 	}
 }
 
-/* The signals that stop a VM, each with exit code 128 + its number. */
+/* What the console still owes, for a short while; the rest is counted as dropped. */
+static void vm_console_final(struct vm *vm)
+{
+	outq_flush(&vm->console_out, vm_now_ns() + VM_CONSOLE_FLUSH_MS * 1000000ULL);
+}
+
+/* After a stop request: joins the vCPUs and the I/O thread, flushes the console. */
+static void vm_finish(struct vm *vm)
+{
+	console_in_close(&vm->console_in);
+	if (!vm_join_vcpus(vm) && vm_virtio_stop(vm))
+		vm->threads_stuck = true;
+	vm_console_final(vm);
+	pthread_mutex_lock(&vm->stop_lock);
+	vm->ended = true;
+	pthread_cond_broadcast(&vm->stop_cond);
+	pthread_mutex_unlock(&vm->stop_lock);
+}
+
+static void *vm_event_thread(void *arg)
+{
+	struct vm *vm = arg;
+
+	vm_event_loop(vm);
+	vm_finish(vm);
+	return NULL;
+}
+
+/* The kick must have a handler: a default action would kill, an ignored one never interrupts. */
+static int vm_check_kick(struct vm *vm)
+{
+	struct sigaction sa;
+
+	if (sigaction(vm->cfg.kick_signal, NULL, &sa) < 0)
+		return -errno;
+	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
+		pr_err("signal %d (%s), which kicks vCPUs out of KVM_RUN, has no handler: install "
+		       "one (veil_install_kick_handler()) before starting the VM",
+		       vm->cfg.kick_signal, strsignal(vm->cfg.kick_signal));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int vm_start_event_thread(struct vm *vm)
+{
+	struct vmm_sandbox_fds fds;
+	int ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+
+	if (!ret)
+		ret = vmm_thread_start(&vm->event_thread, VMM_THREAD_MAIN,
+				       vm->cfg.seccomp ? &fds : NULL, "veil-event", vm_event_thread, vm);
+	if (ret)
+		return ret;
+	vm->event_started = true;
+	return 0;
+}
+
+int vm_start(struct vm *vm)
+{
+	const struct log_sink *old = log_set_sink(vm->cfg.log ? vm->cfg.log : log_get_sink());
+	unsigned int i;
+	int ret;
+
+	ret = vm->started ? -EBUSY : vm_check_kick(vm);
+	if (ret)
+		goto out;
+	vm->started = true;
+	/* The VM is built: nothing needs /dev/kvm now, so no thread can reach it. */
+	if (vm->kvm_fd >= 0) {
+		close(vm->kvm_fd);
+		vm->kvm_fd = -1;
+	}
+	ret = vm_virtio_start(vm);
+	if (ret)
+		vm_request_stop(vm, VM_EXIT_FAILURE, "could not start the I/O thread");
+	for (i = 0; i < vm->nr_vcpus && !vm_stopping(vm); i++) {
+		ret = vcpu_start(&vm->vcpus[i]);
+		if (ret)
+			vm_request_stop(vm, VM_EXIT_FAILURE, "could not start vCPU %u", i);
+	}
+	console_in_open(&vm->console_in, vm->cfg.console_in_fd);
+	if (vm_start_event_thread(vm)) {
+		vm_request_stop(vm, VM_EXIT_FAILURE, "could not start the event thread");
+		vm_finish(vm);
+		ret = ret ? ret : -EAGAIN;
+	}
+out:
+	log_set_sink(old);
+	return ret;
+}
+
+int vm_join(struct vm *vm, int ms)
+{
+	struct timespec ts;
+	int ret = 0;
+
+	if (!vm->started)
+		return 0;
+	clock_gettime(CLOCK_REALTIME, &ts); /* stop_cond's clock */
+	if (ms > 0) {
+		ts.tv_sec += ms / 1000;
+		ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+	}
+	pthread_mutex_lock(&vm->stop_lock);
+	while (!vm->ended && ret == 0) {
+		if (ms < 0)
+			pthread_cond_wait(&vm->stop_cond, &vm->stop_lock);
+		else
+			ret = pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &ts);
+	}
+	ret = vm->ended ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (!ret && vm->event_started) {
+		pthread_join(vm->event_thread, NULL);
+		vm->event_started = false;
+	}
+	return ret;
+}
+
+/* Waits up to ms for every vCPU that may still run to be parked; true once they are. */
+static bool vm_wait_parked(struct vm *vm, unsigned int ms)
+{
+	struct timespec ts;
+	bool done;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000L;
+	while (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&vm->stop_lock);
+	while (!vm->stopping && vm->vcpus_parked < vm->vcpus_active &&
+	       pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &ts) == 0)
+		;
+	done = vm->stopping || vm->vcpus_parked >= vm->vcpus_active;
+	pthread_mutex_unlock(&vm->stop_lock);
+	return done;
+}
+
+int vm_pause(struct vm *vm)
+{
+	unsigned int i;
+
+	pthread_mutex_lock(&vm->stop_lock);
+	if (!vm->started || vm->stopping) {
+		pthread_mutex_unlock(&vm->stop_lock);
+		return -EINVAL;
+	}
+	vm->pause_req = true;
+	pthread_mutex_unlock(&vm->stop_lock);
+	for (;;) {
+		for (i = 0; i < vm->nr_vcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+		if (vm_wait_parked(vm, VM_KICK_MS))
+			break;
+	}
+	return vm_stopping(vm) ? -ESRCH : 0;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->stop_lock);
+	if (!vm->pause_req) {
+		pthread_mutex_unlock(&vm->stop_lock);
+		return -EINVAL;
+	}
+	vm->pause_req = false;
+	pthread_cond_broadcast(&vm->stop_cond);
+	pthread_mutex_unlock(&vm->stop_lock);
+	return 0;
+}
+
+static void vm_kick_handler(int sig)
+{
+	(void)sig;
+}
+
+/* The signals that stop a VM under vm_run(), each with exit code 128 + its number. */
 static const int vm_stop_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
 /* Reads stop signals still pending, so restoring the mask does not kill veil with them. */
@@ -486,26 +669,37 @@ static void vm_drain_signals(int sfd)
 		;
 }
 
-/* What the console still owes, for a short while; the rest is counted as dropped. */
-static void vm_console_final(struct vm *vm)
+/* vm_run()'s loop on the caller's thread: the stop eventfd and the stop signals. */
+static void vm_run_wait(struct vm *vm, int sfd)
 {
-	outq_flush(&vm->console_out, vm_now_ns() + VM_CONSOLE_FLUSH_MS * 1000000ULL);
+	struct pollfd pfd[2] = {
+		{ .fd = vm->stop_efd, .events = POLLIN }, { .fd = sfd, .events = POLLIN },
+	};
+	struct signalfd_siginfo si;
+
+	while (!vm_stopping(vm)) {
+		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
+			vm_request_stop(vm, VM_EXIT_FAILURE, "poll: %s", strerror(errno));
+			break;
+		}
+		if (sfd >= 0 && (pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
+			vm_request_stop(vm, 128 + (int)si.ssi_signo, "stopped by %s",
+					strsignal((int)si.ssi_signo));
+	}
 }
 
 int vm_run(struct vm *vm)
 {
 	struct sigaction sa = { .sa_handler = vm_kick_handler };
-	sigset_t all, old, stopsigs;
+	sigset_t old, stopsigs;
 	unsigned int i;
 	int sfd = -1;
 
 	sigemptyset(&stopsigs);
 	for (i = 0; i < ARRAY_SIZE(vm_stop_signals); i++)
 		sigaddset(&stopsigs, vm_stop_signals[i]);
-	sigaction(VM_KICK_SIGNAL, &sa, NULL);
-	/* vCPU threads inherit a full mask and unblock only the kick. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
+	sigaction(vm->cfg.kick_signal, &sa, NULL);
+	pthread_sigmask(SIG_BLOCK, &stopsigs, &old);
 	if (vm->cfg.handle_signals) {
 		/* An inherited SIG_IGN would discard them before signalfd sees them. */
 		for (i = 0; i < ARRAY_SIZE(vm_stop_signals); i++)
@@ -514,21 +708,11 @@ int vm_run(struct vm *vm)
 		if (sfd < 0)
 			pr_warn("signalfd: %s; SIGINT, SIGTERM, SIGHUP and SIGQUIT will not stop the "
 				"VM cleanly", strerror(errno));
-	}
-	/* The VM is built: nothing needs /dev/kvm now, so no thread can reach it. */
-	if (vm->kvm_fd >= 0) {
-		close(vm->kvm_fd);
-		vm->kvm_fd = -1;
-	}
-	if (vm_virtio_start(vm))
-		vm_request_stop(vm, VM_EXIT_FAILURE, "could not start the I/O thread");
-	for (i = 0; i < vm->nr_vcpus && !vm_stopping(vm); i++) {
-		if (vcpu_start(&vm->vcpus[i]))
-			vm_request_stop(vm, VM_EXIT_FAILURE, "could not start vCPU %u", i);
-	}
-	if (!vm->cfg.handle_signals)
+	} else {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	console_in_open(&vm->console_in, vm->cfg.console_in_fd);
+	}
+	if (vm_start(vm) == -EINVAL)
+		vm_request_stop(vm, VM_EXIT_FAILURE, "no kick handler");
 	/* Last: everything the main thread opens or starts is in place by now. */
 	if (vm->cfg.seccomp && !vm_stopping(vm)) {
 		struct vmm_sandbox_fds fds;
@@ -536,16 +720,13 @@ int vm_run(struct vm *vm)
 
 		if (!ret)
 			ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main", &fds);
-
 		if (ret)
 			vm_request_stop(vm, VM_EXIT_FAILURE, "seccomp: loading the main thread's "
 					"filter: %s", strerror(-ret));
 	}
-	vm_event_loop(vm, sfd);
-	console_in_close(&vm->console_in);
-	if (!vm_join_vcpus(vm) && vm_virtio_stop(vm))
+	vm_run_wait(vm, sfd);
+	if (vm_join(vm, -1))
 		vm->threads_stuck = true;
-	vm_console_final(vm);
 	vm_drain_signals(sfd);
 	if (sfd >= 0)
 		close(sfd);

@@ -15,9 +15,10 @@
 #include "msi.h"
 #include "gmem.h"
 #include "lat.h"
+#include "log.h"
 #include "outq.h"
 
-#define VM_KICK_SIGNAL SIGUSR1
+#define VM_KICK_SIGNAL SIGUSR1        /* the default of vm_config.kick_signal */
 #define VM_CONSOLE_QUEUE (64 * 1024) /* guest output waiting for the console's reader */
 #define VM_JOIN_MS 1000              /* a stop gives up on vCPUs still running after this */
 #define VM_CONSOLE_FLUSH_MS 250      /* what the console still owes, at the stop */
@@ -37,10 +38,13 @@ struct vm_config {
 	int console_fd;      /* the UART's output (and a virtio-console's), never waited on */
 	int console_in_fd;   /* the UART's input, or -1 */
 	uint64_t t0_ns;      /* CLOCK_MONOTONIC when veil started, for timing */
-	bool handle_signals; /* SIGINT/SIGTERM/SIGHUP/SIGQUIT stop the VM while vm_run() runs */
+	bool handle_signals; /* vm_run() only: SIGINT/SIGTERM/SIGHUP/SIGQUIT stop the VM */
 	bool destructive;    /* default VMs: conversions punch, so contents read as zeros */
 	bool seccomp;        /* vm_run() confines every thread it starts, and itself (sandbox.h) */
 	int kvm_fd;          /* > 0: an open /dev/kvm that vm_create() copies (--jail); 0: open it */
+	int kick_signal;     /* takes vCPUs out of KVM_RUN; 0: VM_KICK_SIGNAL */
+	/* Where the VM's threads log (log.h); NULL: the creator's sink. Must outlive the VM. */
+	const struct log_sink *log;
 };
 
 struct vcpu_stats {
@@ -99,6 +103,7 @@ struct vm {
 	 */
 	bool implicit_conversions;
 	char model_why[200];
+	bool revoke_host_mapping; /* private pages are unmapped from veil itself */
 	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
 
 	struct vm_virtio *virtio;  /* virtio devices and their I/O thread; NULL without any */
@@ -115,6 +120,20 @@ struct vm {
 	struct outq console_out;
 	int console_efd;          /* console_out went from empty to not: the event loop drains */
 	struct vm_stats stats;
+
+	/*
+	 * Running (vm_start() to vm_join()): the event thread serves the
+	 * console and, once a stop is requested, joins the vCPUs and the I/O
+	 * thread, then sets ended.
+	 */
+	pthread_t event_thread;
+	bool event_started;
+	bool started;
+	bool ended;               /* under stop_lock: every thread vm_start() started is joined */
+	/* Pause: vCPUs park at pause_req (under stop_lock, stop_cond) until it clears. */
+	bool pause_req;
+	unsigned int vcpus_active; /* vCPU threads that may still enter KVM_RUN */
+	unsigned int vcpus_parked;
 };
 
 /* Opens /dev/kvm; *max_vcpus gets KVM_CAP_MAX_VCPUS. */
@@ -125,7 +144,23 @@ int kvm_dup(int from, int *kvm_fd, unsigned int *max_vcpus) __must_check;
 int vm_create(const struct vm_config *cfg, struct vm **out) __must_check;
 void vm_destroy(struct vm *vm);
 
-/* Starts every vCPU, serves events until the VM stops, joins the threads. Returns the exit code. */
+/*
+ * Starts the I/O thread, every vCPU and the event thread, and returns.
+ * -EINVAL if the kick signal has no handler (the process's dispositions are
+ * its owner's); other errors leave the VM stopping with VM_EXIT_FAILURE,
+ * and vm_join() still must be called.
+ */
+int vm_start(struct vm *vm) __must_check;
+/* Waits up to ms (-1: forever) for every thread to be joined; 0, or -ETIMEDOUT. */
+int vm_join(struct vm *vm, int ms) __must_check;
+/* Parks every vCPU outside KVM_RUN; returns once all are parked.  -EINVAL if not running. */
+int vm_pause(struct vm *vm) __must_check;
+int vm_resume(struct vm *vm) __must_check;
+/*
+ * For the stress harness and older tests: installs the kick handler,
+ * starts, serves stop signals (cfg.handle_signals) on the calling thread,
+ * joins.  Returns the exit code.  libveil never calls it.
+ */
 int vm_run(struct vm *vm);
 
 /* Waits up to ms for a stop request; returns vm_stopping(). */

@@ -1,0 +1,303 @@
+/* The one builder: config -> VM (memory, vCPUs, devices, the guest loaded), with one unwind path. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "build.h"
+#include "file.h"
+#include "kvm_uapi.h"
+#include "log.h"
+#include "virtio_devs.h"
+#include "vm.h"
+
+#define BUILD_KERNEL_MAX (256ULL << 20)
+#define BUILD_INITRD_MAX (2ULL << 30)
+#define BUILD_CONVERSIONS_MIN_MEM (16ULL << 20)
+
+__printf(3, 4) static int build_fail(struct veil_error *err, bool config_fault, const char *fmt, ...)
+{
+	va_list ap;
+
+	err->config_fault = config_fault;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+	return config_fault ? -EINVAL : -EIO;
+}
+
+static const char *build_fw_name(const struct veil_config *cfg)
+{
+	return cfg->boot.firmware ? cfg->boot.firmware : "selftest";
+}
+
+static int build_check(const struct veil_config *cfg, struct veil_error *err)
+{
+	if (cfg->api_version != VEIL_API_VERSION)
+		return build_fail(err, true, "api_version %u: this libveil speaks %u",
+				  cfg->api_version, VEIL_API_VERSION);
+	if (cfg->nr_cpus == 0)
+		return build_fail(err, true, "cpus '0': a VM needs at least 1 vCPU");
+	if (cfg->mem_size % GMEM_PAGE_SIZE || cfg->mem_size < GMEM_MIN_SIZE)
+		return build_fail(err, true, "mem %llu bytes: not a multiple of 4K of at least 2M",
+				  (unsigned long long)cfg->mem_size);
+	if (cfg->vm_type != VEIL_VM_DEFAULT && cfg->vm_type != VEIL_VM_SW_PROTECTED)
+		return build_fail(err, true, "vm-type %d: not default or sw-protected", cfg->vm_type);
+	if (cfg->destructive && cfg->vm_type != VEIL_VM_DEFAULT)
+		return build_fail(err, true, "destructive applies to default VMs only");
+	if (cfg->nr_disks > VEIL_MAX_DISKS)
+		return build_fail(err, true, "disk: at most %u disks", VEIL_MAX_DISKS);
+	if ((cfg->boot.kernel || cfg->boot.kernel_data) && cfg->boot.firmware)
+		return build_fail(err, true, "kernel and firmware '%s' exclude each other",
+				  cfg->boot.firmware);
+	if (!(cfg->boot.kernel || cfg->boot.kernel_data) &&
+	    (cfg->boot.initrd || cfg->boot.initrd_data || cfg->boot.cmdline))
+		return build_fail(err, true, "%s needs a kernel",
+				  cfg->boot.cmdline ? "cmdline" : "initrd");
+	if (cfg->boot.check_stride > 512)
+		return build_fail(err, true, "check-stride '%u': not a number from 1 to 512",
+				  cfg->boot.check_stride);
+	if (cfg->kick_signal <= 0 || cfg->kick_signal >= NSIG || cfg->kick_signal == SIGKILL ||
+	    cfg->kick_signal == SIGSTOP)
+		return build_fail(err, true, "kick_signal %d: not a signal a handler can catch",
+				  cfg->kick_signal);
+	return 0;
+}
+
+/* Reads a file the caller named, unless it passed the contents. */
+static int build_read(const char *what, const char *path, const void *data, size_t size,
+		      uint64_t max, uint8_t **buf, const uint8_t **out, size_t *out_size,
+		      struct veil_error *err)
+{
+	char why[200] = "";
+
+	if (data) {
+		*out = data;
+		*out_size = size;
+		return 0;
+	}
+	if (file_read_all(path, max, buf, out_size, why, sizeof(why)))
+		return build_fail(err, true, "%s '%s': %s", what, path, why);
+	*out = *buf;
+	return 0;
+}
+
+static const char *build_kernel_name(const struct veil_config *cfg)
+{
+	return cfg->boot.kernel ? cfg->boot.kernel : "(kernel_data)";
+}
+
+/* The firmware image, or the kernel's and initrd's contents, checked before any KVM work. */
+static int build_boot_src(struct build *b, const struct veil_config *cfg,
+			  struct arch_linux_boot *lb, struct veil_error *err)
+{
+	const char *fw = build_fw_name(cfg);
+	char why[200] = "";
+	struct gmem_layout layout;
+	struct fw_plan plan;
+	int ret;
+
+	if (cfg->boot.kernel || cfg->boot.kernel_data) {
+		ret = build_read("kernel", cfg->boot.kernel, cfg->boot.kernel_data,
+				 cfg->boot.kernel_size, BUILD_KERNEL_MAX, &b->kernel_buf, &lb->kernel,
+				 &lb->kernel_size, err);
+		if (!ret && arch_linux_check(lb->kernel, lb->kernel_size, why, sizeof(why)))
+			return build_fail(err, true, "kernel '%s': %s", build_kernel_name(cfg), why);
+		if (!ret && (cfg->boot.initrd || cfg->boot.initrd_data))
+			ret = build_read("initrd", cfg->boot.initrd, cfg->boot.initrd_data,
+					 cfg->boot.initrd_size, BUILD_INITRD_MAX, &b->initrd_buf,
+					 &lb->initrd, &lb->initrd_size, err);
+		lb->cmdline = cfg->boot.cmdline;
+		return ret;
+	}
+	ret = fw_image_open(fw, &b->img, why, sizeof(why));
+	if (ret)
+		return build_fail(err, true, "firmware '%s': %s", fw, why[0] ? why : strerror(-ret));
+	b->firmware = true;
+	if (b->img.conversions && cfg->mem_size < BUILD_CONVERSIONS_MIN_MEM)
+		return build_fail(err, true, "mem %llu MiB is too small for firmware 'conversions': "
+				  "needs at least 16 MiB", (unsigned long long)(cfg->mem_size >> 20));
+	if (gmem_layout_compute(arch_mem_map(), cfg->mem_size, &layout) ||
+	    fw_plan_compute(&layout, cfg->nr_cpus, b->img.size, &plan))
+		return build_fail(err, true, "mem %llu MiB is too small for firmware '%s' (%zu bytes) "
+				  "on %u vCPUs: needs at least %llu MiB",
+				  (unsigned long long)(cfg->mem_size >> 20), fw, b->img.size,
+				  cfg->nr_cpus,
+				  (unsigned long long)(fw_plan_min_mem(cfg->nr_cpus, b->img.size) >> 20));
+	return 0;
+}
+
+/* What this KVM allows: configuration questions, answered before the VM is made. */
+static int build_kvm(const struct veil_config *cfg, struct veil_error *err)
+{
+	unsigned int max_vcpus;
+	int kvm_fd, types, ret;
+
+	ret = cfg->kvm_fd >= 0 ? kvm_dup(cfg->kvm_fd, &kvm_fd, &max_vcpus) :
+				 kvm_open(&kvm_fd, &max_vcpus);
+	if (ret)
+		return build_fail(err, false, "cannot use /dev/kvm: %s", strerror(-ret));
+	types = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+	close(kvm_fd);
+	if (types <= 0)
+		types = 1 << KVM_X86_DEFAULT_VM;
+	if (!(types & (1 << cfg->vm_type)))
+		return build_fail(err, true, "vm-type sw-protected: this KVM offers only VM types "
+				  "0x%x (KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
+	if (cfg->nr_cpus > max_vcpus)
+		return build_fail(err, true, "cpus '%u': this KVM allows at most %u vCPUs",
+				  cfg->nr_cpus, max_vcpus);
+	return 0;
+}
+
+static int build_create_vm(struct build *b, const struct veil_config *cfg,
+			   const struct log_sink *log, struct veil_error *err)
+{
+	struct vm_config vc = {
+		.nr_cpus = cfg->nr_cpus, .mem_size = cfg->mem_size,
+		.vm_type = cfg->vm_type == VEIL_VM_SW_PROTECTED ? KVM_X86_SW_PROTECTED_VM :
+								  KVM_X86_DEFAULT_VM,
+		.console_fd = cfg->console_out_fd, .console_in_fd = cfg->console_in_fd,
+		.destructive = cfg->destructive, .seccomp = cfg->seccomp,
+		.kvm_fd = cfg->kvm_fd >= 0 ? cfg->kvm_fd : 0, .kick_signal = cfg->kick_signal,
+		.log = log,
+	};
+	int ret = vm_create(&vc, &b->vm);
+
+	if (ret)
+		return build_fail(err, false, "could not create the VM: %s", strerror(-ret));
+	return 0;
+}
+
+/*
+ * Every device the configuration asks for.  The one place devices are
+ * attached: the device registry replaces the vm_add_* calls here.
+ */
+static int build_devices(struct build *b, const struct veil_config *cfg, struct veil_error *err)
+{
+	char why[200] = "";
+	unsigned int i;
+	int ret;
+
+	if (cfg->transport == VEIL_TRANSPORT_PCI && vm_virtio_transport(b->vm, true))
+		return build_fail(err, true, "transport pci: this architecture has no PCI host yet");
+	for (i = 0; i < cfg->nr_disks; i++) {
+		const struct veil_disk *d = &cfg->disks[i];
+		struct vm_disk_cfg dc = {
+			.path = d->path ? d->path : "(fd)", .read_only = d->read_only,
+			.direct = d->direct, .fd = d->fd,
+		};
+
+		ret = vm_add_disk(b->vm, &dc, why, sizeof(why));
+		if (ret)
+			return build_fail(err, ret != -ENOMEM, "disk '%s': %s", dc.path, why);
+	}
+	ret = cfg->balloon ? vm_add_balloon(b->vm, why, sizeof(why)) : 0;
+	if (ret)
+		return build_fail(err, false, "balloon: %s", why);
+	ret = cfg->rng ? vm_add_rng(b->vm, why, sizeof(why)) : 0;
+	if (ret)
+		return build_fail(err, false, "rng: %s", why);
+	ret = cfg->virtio_console ? vm_add_vconsole(b->vm, cfg->console_out_fd, why, sizeof(why)) : 0;
+	if (ret)
+		return build_fail(err, false, "console virtio: %s", why);
+	return 0;
+}
+
+/* Puts the guest in memory and sets every vCPU's entry state. */
+static int build_boot(struct build *b, const struct veil_config *cfg, struct arch_linux_boot *lb,
+		      struct veil_error *err)
+{
+	struct arch_boot_state st;
+	struct vm *vm = b->vm;
+	char why[200] = "";
+	unsigned int i;
+	int ret;
+
+	if (b->firmware) {
+		struct fw_boot_opts opts = { .seed = cfg->boot.seed };
+
+		if (!opts.seed && getrandom(&opts.seed, sizeof(opts.seed), 0) != sizeof(opts.seed))
+			opts.seed = vm_now_ns() ^ ((uint64_t)getpid() * 0x9e3779b97f4a7c15ULL);
+		ret = b->img.conversions ?
+			      fwsvc_prepare(&b->svc, vm, cfg->boot.check_stride ? cfg->boot.check_stride : 1,
+					    &opts) : 0;
+		if (!ret)
+			ret = fw_boot(vm, &b->img, &opts, &b->fb);
+		if (ret)
+			return build_fail(err, false, "loading firmware '%s': %s", build_fw_name(cfg),
+					  strerror(-ret));
+		b->booted = true;
+		return 0;
+	}
+	lb->mmio_devs = vm_mmio_devs(vm, &lb->nr_mmio_devs);
+	lb->pci = vm_virtio_has_pci(vm);
+	ret = arch_linux_load(vm->gmem, lb, vm->nr_vcpus, &st, why, sizeof(why));
+	if (ret)
+		return build_fail(err, ret != -ENOMEM && ret != -EFAULT, "kernel '%s': %s",
+				  build_kernel_name(cfg), why);
+	for (i = 0; i < vm->nr_vcpus && !ret; i++)
+		ret = arch_linux_vcpu_entry(vm->vcpus[i].fd, &st, i);
+	if (ret)
+		return build_fail(err, false, "setting up vCPU entry: %s", strerror(-ret));
+	b->booted = true;
+	return 0;
+}
+
+static int build_step(struct build *b, enum build_step step, struct veil_error *err)
+{
+	if (b->fail_at != step)
+		return 0;
+	return build_fail(err, false, "build step %d failed (injected)", step);
+}
+
+int build_vm(struct build *b, const struct veil_config *cfg, const struct log_sink *log,
+	     struct veil_error *err)
+{
+	struct arch_linux_boot lb = { 0 };
+	int ret;
+
+	*err = (struct veil_error){ 0 };
+	ret = build_check(cfg, err);
+	if (!ret)
+		ret = build_step(b, BUILD_CHECK, err);
+	if (!ret)
+		ret = build_boot_src(b, cfg, &lb, err);
+	if (!ret)
+		ret = build_step(b, BUILD_BOOT_SRC, err);
+	if (!ret)
+		ret = build_kvm(cfg, err);
+	if (!ret)
+		ret = build_step(b, BUILD_KVM, err);
+	if (!ret)
+		ret = build_create_vm(b, cfg, log, err);
+	if (!ret)
+		ret = build_step(b, BUILD_VM, err);
+	if (!ret)
+		ret = build_devices(b, cfg, err);
+	if (!ret)
+		ret = build_step(b, BUILD_DEVICES, err);
+	if (!ret)
+		ret = build_boot(b, cfg, &lb, err);
+	if (!ret)
+		ret = build_step(b, BUILD_BOOT, err);
+	if (ret)
+		build_release(b);
+	return ret;
+}
+
+void build_release(struct build *b)
+{
+	enum build_step fail_at = b->fail_at;
+
+	vm_destroy(b->vm);
+	fw_image_close(&b->img);
+	free(b->kernel_buf);
+	free(b->initrd_buf);
+	memset(b, 0, sizeof(*b));
+	b->fail_at = fail_at;
+}
