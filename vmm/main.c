@@ -9,6 +9,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "api/cli.h"
 #include "caps.h"
 #include "file.h"
 #include "fw.h"
@@ -52,6 +53,7 @@ static const char usage_main[] =
 	"  run    run a guest (see veil run --help)\n"
 	"  stress run the conversion stress test (see veil stress --help)\n"
 	"  caps   show what this host's KVM offers (see veil caps --help)\n"
+	"  serve  start with no VM and serve the control API (see veil serve --help)\n"
 	"\n"
 	"options:\n"
 	"  -h, --help     show this help\n"
@@ -814,6 +816,8 @@ static int veil_main(int argc, char **argv, uint64_t t0_ns)
 		return cmd_stress(argc - 1, argv + 1, t0_ns);
 	if (!strcmp(cmd, "caps"))
 		return cmd_caps(argc - 1, argv + 1);
+	if (!strcmp(cmd, "serve"))
+		return api_cli_serve(argc - 1, argv + 1);
 	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);
 }
 

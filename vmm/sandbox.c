@@ -96,6 +96,8 @@ static const struct rule api_rules[] = {
 	R(recvfrom, "a client's request (recv)"),
 	R(sendto, "a reply (send with MSG_NOSIGNAL)"),
 	R(getrandom, "json-c's hash seed, if it was not drawn before the filter"),
+	R(unlink, "removing its socket at the end (the main thread's filter has no unlink)"),
+	R(unlinkat, "the same where there is no unlink (arm64)"),
 };
 
 /* The main thread after the vCPUs started: the event loop, then teardown. */

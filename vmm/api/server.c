@@ -282,6 +282,8 @@ static void *api_thread(void *arg)
 			accept_one(s);
 		serve_clients(s, pfd + 2, slot, n);
 	}
+	/* Here, not in the owner: its filter may forbid unlink (the main thread's does). */
+	unlink(s->path);
 	return NULL;
 }
 
@@ -391,11 +393,10 @@ void api_server_stop(struct api_server *s)
 	pthread_cond_broadcast(&s->done_cond);
 	pthread_mutex_unlock(&s->lock);
 	if (write(s->stop_fd, &one, sizeof(one)) == sizeof(one))
-		pthread_join(s->thread, NULL);
+		pthread_join(s->thread, NULL); /* it removed the socket */
 	for (unsigned int i = 0; i < API_MAX_CLIENTS; i++)
 		if (s->clients[i].fd >= 0)
 			client_close(&s->clients[i]);
-	unlink(s->path);
 	close(s->listen_fd);
 	close(s->stop_fd);
 	close(s->call_fd);
