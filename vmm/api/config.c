@@ -128,8 +128,8 @@ static int parse_field(const char *key, struct json_object *v, struct api_config
 		       size_t len)
 {
 	struct veil_config *c = &ac->cfg;
-	uint64_t u;
-	bool b;
+	uint64_t u = 0;
+	bool b = false;
 	int ret;
 
 	if (!strcmp(key, "cpus")) {
