@@ -249,7 +249,7 @@ static void serve_clients(struct api_server *s, struct pollfd *pfd, unsigned int
 			client_close(c);
 		else if (c->fd >= 0 && (pfd[i].revents & (POLLERR | POLLNVAL)))
 			client_close(c);
-		else if (c->fd >= 0 && now - c->last_ms > API_IDLE_TIMEOUT_MS)
+		else if (c->fd >= 0 && now > c->last_ms && now - c->last_ms > API_IDLE_TIMEOUT_MS)
 			client_close(c);
 	}
 }
