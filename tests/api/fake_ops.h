@@ -6,6 +6,7 @@
 #define VEIL_TEST_FAKE_OPS_H
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "api.h"

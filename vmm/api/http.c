@@ -44,6 +44,7 @@ static int on_begin(http_parser *p)
 	c->header_bytes = 0;
 	c->url_len = 0;
 	c->body_len = 0;
+	c->body[0] = '\0';
 	c->complete = false;
 	return 0;
 }
