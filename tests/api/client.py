@@ -116,6 +116,21 @@ def check_openapi(sock, doc, state):
                   f"GET {path}: '{field}' is {obj[field]!r}, not {t}")
 
 
+def check_seccomp(pid):
+    """Once the VM runs, every thread of veil serve is in seccomp filter mode, the API's too."""
+    names = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            comm = open(f"/proc/{pid}/task/{tid}/comm").read().strip()
+            status = open(f"/proc/{pid}/task/{tid}/status").read()
+        except OSError:
+            continue
+        mode = [ln.split()[1] for ln in status.splitlines() if ln.startswith("Seccomp:")]
+        names.append(comm)
+        check(mode == ["2"], f"thread {tid} ({comm}): seccomp mode {mode}, expected 2")
+    check("veil-api" in names, f"no veil-api thread among {names}")
+
+
 def concurrency(sock):
     # Two clients that hold their connections open, one idle and one halfway through a
     # request, do not keep a third from being served.
@@ -226,6 +241,7 @@ def main():
         expect(sock, 204, "PUT", "vm.boot")
         wait_for(lambda: exits(sock) > 100, 20, "the guest to run")
         check_openapi(sock, doc, "running")
+        check_seccomp(veil.pid)
         concurrency(sock)
 
         expect(sock, 204, "PUT", "vm.pause")
