@@ -167,10 +167,10 @@ static const struct ioctl_rule ioctl_rules[] = {
 	I(KVM_IRQFD, ON_VM, K_ALL, "MSI: a vector's irqfd, attached on its first use"),
 	I(KVM_SIGNAL_MSI, ON_VM, K_ALL, "MSI: a message sent directly while its route settles "
 	  "(vm_msi_send), from the same three places"),
-	I(KVM_SET_MEMORY_ATTRIBUTES, ON_VM, K_VCPU | K_WORKER, "conversions: the guest's "
-	  "(vCPU), the balloon's discards and --convert-stress's (worker)"),
-	I(KVM_SET_MEMORY_ATTRIBUTES2, ON_MEM, K_VCPU | K_WORKER, "conversions in place, on "
-	  "the guest_memfd"),
+	I(KVM_SET_MEMORY_ATTRIBUTES, ON_VM, K_ALL, "conversions: the guest's (vCPU), the "
+	  "balloon's discards and --convert-stress's (worker), the control API's vm.convert (main)"),
+	I(KVM_SET_MEMORY_ATTRIBUTES2, ON_MEM, K_ALL, "conversions in place, on the guest_memfd, "
+	  "from the same three places"),
 	I(KVM_SET_USER_MEMORY_REGION2, ON_VM, K_MAIN, "teardown: gmem_destroy() deletes the "
 	  "memslots"),
 	I(TCSETS, ON_TTY, K_MAIN, "restoring the console terminal at the end (tcsetattr)"),
