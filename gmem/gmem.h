@@ -236,4 +236,15 @@ int gmem_allocated_bytes(const struct gmem *gm, uint64_t *bytes) __must_check;
 const struct gmem_layout *gmem_get_layout(const struct gmem *gm);
 void gmem_get_stats(struct gmem *gm, struct gmem_stats *out);
 
+/* The page-state words at one moment (each page read once, not as one snapshot). */
+struct gmem_summary {
+	uint64_t private_bytes;
+	uint64_t pins;             /* references held now, by devices and veil */
+	uint64_t pinned_bytes;
+	uint64_t converting_bytes; /* conversions and punches in flight */
+};
+/* Called once per maximal run of pages that are all private or all shared, in GPA order. */
+typedef void (*gmem_extent_fn)(void *opaque, uint64_t gpa, uint64_t size, bool is_private);
+void gmem_summary(struct gmem *gm, struct gmem_summary *s, gmem_extent_fn fn, void *opaque);
+
 #endif

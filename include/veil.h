@@ -90,6 +90,9 @@ struct veil_boot {
 	const char *cmdline;       /* NULL: "console=ttyS0" */
 	unsigned int check_stride; /* firmware "conversions": check one qword in N (1-512); 0: 1 */
 	uint64_t seed;             /* firmware PRNG seed; 0: random */
+	/* If set, a flat image's contents, used instead of reading firmware (which names it). */
+	const void *firmware_data;
+	size_t firmware_size;
 };
 
 struct veil_config {

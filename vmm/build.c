@@ -32,7 +32,9 @@ __printf(3, 4) static int build_fail(struct veil_error *err, bool config_fault, 
 
 static const char *build_fw_name(const struct veil_config *cfg)
 {
-	return cfg->boot.firmware ? cfg->boot.firmware : "selftest";
+	if (cfg->boot.firmware)
+		return cfg->boot.firmware;
+	return cfg->boot.firmware_data ? "(firmware_data)" : "selftest";
 }
 
 static int build_check(const struct veil_config *cfg, struct veil_error *err)
@@ -51,9 +53,9 @@ static int build_check(const struct veil_config *cfg, struct veil_error *err)
 		return build_fail(err, true, "destructive applies to default VMs only");
 	if (cfg->nr_disks > VEIL_MAX_DISKS)
 		return build_fail(err, true, "disk: at most %u disks", VEIL_MAX_DISKS);
-	if ((cfg->boot.kernel || cfg->boot.kernel_data) && cfg->boot.firmware)
+	if ((cfg->boot.kernel || cfg->boot.kernel_data) && (cfg->boot.firmware || cfg->boot.firmware_data))
 		return build_fail(err, true, "kernel and firmware '%s' exclude each other",
-				  cfg->boot.firmware);
+				  build_fw_name(cfg));
 	if (!(cfg->boot.kernel || cfg->boot.kernel_data) &&
 	    (cfg->boot.initrd || cfg->boot.initrd_data || cfg->boot.cmdline))
 		return build_fail(err, true, "%s needs a kernel",
@@ -114,7 +116,10 @@ static int build_boot_src(struct build *b, const struct veil_config *cfg,
 		lb->cmdline = cfg->boot.cmdline;
 		return ret;
 	}
-	ret = fw_image_open(fw, &b->img, why, sizeof(why));
+	if (cfg->boot.firmware_data)
+		ret = fw_image_from_data(fw, cfg->boot.firmware_data, cfg->boot.firmware_size, &b->img);
+	else
+		ret = fw_image_open(fw, &b->img, why, sizeof(why));
 	if (ret)
 		return build_fail(err, true, "firmware '%s': %s", fw, why[0] ? why : strerror(-ret));
 	b->firmware = true;

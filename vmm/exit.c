@@ -96,7 +96,7 @@ static enum vcpu_action exit_io(struct vcpu *vcpu)
 		return VCPU_STOP;
 	}
 	data = (uint8_t *)vcpu->run + off;
-	vcpu->stats.io++;
+	__atomic_add_fetch(&vcpu->stats.io, 1, __ATOMIC_RELAXED);
 	for (i = 0; i < count; i++, data += size) {
 		ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_PIO, port, data, size, is_write,
 					vcpu->index);
@@ -119,7 +119,7 @@ static enum vcpu_action exit_mmio(struct vcpu *vcpu)
 				vcpu->index, run->mmio.len);
 		return VCPU_STOP;
 	}
-	vcpu->stats.mmio++;
+	__atomic_add_fetch(&vcpu->stats.mmio, 1, __ATOMIC_RELAXED);
 	ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
 				run->mmio.len, run->mmio.is_write, vcpu->index);
 	if (ret) {
@@ -173,7 +173,7 @@ uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, ui
 	if (!ret)
 		ret = gmem_convert(vcpu->vm->gmem, gpa, len, attrs & KVM_MAP_GPA_RANGE_ENCRYPTED, &res);
 	if (ret) {
-		vcpu->stats.conversion_fails++;
+		__atomic_add_fetch(&vcpu->stats.conversion_fails, 1, __ATOMIC_RELAXED);
 		vm_guest_fault(vcpu->vm, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",
 			       vcpu->index, (unsigned long long)gpa, (unsigned long long)npages,
 			       (unsigned long long)attrs, strerror(-ret), res.culprit[0] ? ": " : "",
@@ -182,7 +182,7 @@ uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, ui
 	}
 	if (vcpu->vm->guest_conv_lat)
 		lat_add(vcpu->vm->guest_conv_lat, vm_now_ns() - t0);
-	vcpu->stats.conversions++;
+	__atomic_add_fetch(&vcpu->stats.conversions, 1, __ATOMIC_RELAXED);
 	return 0;
 }
 
@@ -241,12 +241,12 @@ static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 		if (vcpu->vm->implicit_conversions) {
 			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, to_private, &res);
 		} else if (vcpu->fault_repeats == 0) {
-			vcpu->stats.fault_retries++;
+			__atomic_add_fetch(&vcpu->stats.fault_retries, 1, __ATOMIC_RELAXED);
 			return VCPU_CONTINUE;
 		} else if (gmem_attr_is_private(vcpu->vm->gmem, gpa, &private) == 0) {
 			ret = gmem_convert(vcpu->vm->gmem, gpa, end - gpa, private, &res);
 			if (!ret) {
-				vcpu->stats.fault_resyncs++;
+				__atomic_add_fetch(&vcpu->stats.fault_resyncs, 1, __ATOMIC_RELAXED);
 				pr_warn("vCPU %u: KVM faulted GPA 0x%llx as %s while the map says %s; "
 					"the map's state was applied again", vcpu->index,
 					(unsigned long long)mf->gpa, to_private ? "private" : "shared",
@@ -256,7 +256,7 @@ static enum vcpu_action exit_memory_fault(struct vcpu *vcpu)
 		}
 	}
 	if (!ret) {
-		vcpu->stats.conversions++;
+		__atomic_add_fetch(&vcpu->stats.conversions, 1, __ATOMIC_RELAXED);
 		return VCPU_CONTINUE;
 	}
 	vm_request_stop(vcpu->vm, VM_EXIT_FAILURE,
@@ -316,7 +316,7 @@ enum vcpu_action vcpu_handle_exit(struct vcpu *vcpu)
 	struct kvm_run *run = vcpu->run;
 	struct vm *vm = vcpu->vm;
 
-	vcpu->stats.exits++;
+	__atomic_add_fetch(&vcpu->stats.exits, 1, __ATOMIC_RELAXED);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		return exit_io(vcpu);

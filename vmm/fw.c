@@ -60,6 +60,17 @@ int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, siz
 	return 0;
 }
 
+int fw_image_from_data(const char *name, const void *data, size_t size, struct fw_image *img)
+{
+	memset(img, 0, sizeof(*img));
+	snprintf(img->name, sizeof(img->name), "%s", name ? name : "(firmware_data)");
+	if (!data || !size || size > FW_MAX_FILE_SIZE)
+		return -EINVAL;
+	img->data = data;
+	img->size = size;
+	return 0;
+}
+
 void fw_image_close(struct fw_image *img)
 {
 	free(img->owned);

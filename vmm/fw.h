@@ -25,6 +25,9 @@ struct fw_image {
 /* A built-in name, or a path.  -ENOENT: unknown name or missing file; -EINVAL: unusable file. */
 int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, size_t errlen)
 	__must_check;
+/* A flat image the caller holds (not copied: it must outlive img); -EINVAL if empty. */
+int fw_image_from_data(const char *name, const void *data, size_t size, struct fw_image *img)
+	__must_check;
 void fw_image_close(struct fw_image *img);
 /* Space-separated names of the built-in payloads. */
 const char *fw_builtin_names(void);

@@ -1,26 +1,32 @@
 /* veil's command line: parse and validate, then hand over to the VM. Only here may we die. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
+/* The run command: veil.h, the CLI's helpers, and veil_vm.h's hooks for --convert-stress. */
+#include "veil.h"
 #include "api/cli.h"
-#include "caps.h"
 #include "file.h"
-#include "fw.h"
-#include "kvm_uapi.h"
-#include "log.h"
+#include "jail.h"
 #include "outq.h"
 #include "parse.h"
 #include "convstress.h"
-#include "fwsvc.h"
-#include "jail.h"
-#include "virtio_devs.h"
+#include "veil_vm.h"
+/* The stress and caps commands (the harness's and the KVM layer's). */
+#include "caps.h"
+#include "kvm_uapi.h"
+#include "log.h"
 #include "stress.h"
 #include "vm.h"
 
@@ -40,8 +46,10 @@
 #define OUTPUT_DEADLINE_NS 1000000000ULL /* what stdout still owes at the end, at most */
 #define OPT_JAIL 1008
 #define OPT_USER 1009
+#define OPT_API_SOCKET 1010
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
+#define FIRMWARE_MAX_SIZE (64ULL << 20)
 
 static const char usage_main[] =
 	"usage: veil <command> [options]\n"
@@ -107,6 +115,7 @@ static const char usage_run[] =
 	"                            and rlimits; a parent forwards INT, TERM, HUP and QUIT\n"
 	"                            and exits with the jailed veil's code (needs root)\n"
 	"      --user UID:GID        with --jail: run as UID:GID, no supplementary groups\n"
+	"      --api-socket PATH     serve the control API on a new Unix socket (docs/api.md)\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
@@ -158,6 +167,14 @@ static const char usage_caps[] =
 	"  --json      one JSON object instead of text\n"
 	"  -h, --help  show this help\n";
 
+/* A --disk: opened by the CLI before any jail, handed to libveil as an fd. */
+struct cli_disk {
+	const char *path;
+	bool read_only;
+	bool direct;
+	int fd;
+};
+
 struct run_opts {
 	const char *firmware;
 	const char *kernel;
@@ -176,9 +193,11 @@ struct run_opts {
 	bool vconsole;
 	bool pci;
 	bool no_seccomp;
+	int verbose;
 	unsigned int nr_disks;
-	struct vm_disk_cfg disks[VM_MAX_DISKS];
+	struct cli_disk disks[VEIL_MAX_DISKS];
 	struct jail_cfg jail;
+	const char *api_socket;
 };
 
 __attribute__((noreturn, format(printf, 2, 3))) static void die_usage(const char *cmd,
@@ -256,6 +275,30 @@ static void check_vm_type(const char *cmd, int kvm_fd, unsigned long type)
 			  "(KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
 }
 
+/* "PATH[,ro][,direct]"; d->path points into spec.  -EINVAL with err set on a bad option. */
+static int disk_parse(char *spec, struct cli_disk *d, char *err, size_t errlen)
+{
+	char *opt;
+
+	*d = (struct cli_disk){ .fd = -1 };
+	d->path = strsep(&spec, ",");
+	if (!d->path[0]) {
+		snprintf(err, errlen, "no file name");
+		return -EINVAL;
+	}
+	while ((opt = strsep(&spec, ","))) {
+		if (!strcmp(opt, "ro")) {
+			d->read_only = true;
+		} else if (!strcmp(opt, "direct")) {
+			d->direct = true;
+		} else {
+			snprintf(err, errlen, "unknown option '%s' (ro, direct)", opt);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static void check_jail(struct run_opts *o)
 {
 	char err[160];
@@ -292,6 +335,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 		{ "jail", required_argument, NULL, OPT_JAIL },
 		{ "user", required_argument, NULL, OPT_USER },
+		{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -325,6 +369,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 			o->no_seccomp = !strcmp(optarg, "off");
 			break;
 		case OPT_JAIL: o->jail.dir = optarg; break;
+		case OPT_API_SOCKET: o->api_socket = optarg; break;
 		case OPT_USER:
 			if (jail_parse_user(optarg, &o->jail.uid, &o->jail.gid))
 				die_usage("run", "--user '%s': not UID:GID (two numbers, e.g. 65534:65534)",
@@ -339,14 +384,14 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case OPT_DISK: {
 			char err[160];
 
-			if (o->nr_disks == VM_MAX_DISKS)
-				die_usage("run", "--disk: at most %u disks", VM_MAX_DISKS);
+			if (o->nr_disks == VEIL_MAX_DISKS)
+				die_usage("run", "--disk: at most %u disks", VEIL_MAX_DISKS);
 			/* The copy lives as long as the options: the path points into it. */
 			char *spec = strdup(optarg);
 
 			if (!spec)
 				die_usage("run", "--disk: out of memory");
-			if (vm_disk_parse(spec, &o->disks[o->nr_disks], err, sizeof(err)))
+			if (disk_parse(spec, &o->disks[o->nr_disks], err, sizeof(err)))
 				die_usage("run", "--disk '%s': %s", optarg, err);
 			o->nr_disks++;
 			break;
@@ -379,7 +424,9 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 	if (o->kernel && !o->cmdline)
 		o->cmdline = "console=ttyS0";
 	check_jail(o);
-	log_set_level(verbose >= 2 ? LOG_DEBUG : verbose ? LOG_INFO : LOG_WARN);
+	if (o->api_socket && o->jail.dir)
+		die_usage("run", "--api-socket and --jail exclude each other (for now)");
+	o->verbose = verbose;
 }
 
 static uint64_t boot_seed(void)
@@ -391,252 +438,318 @@ static uint64_t boot_seed(void)
 	return seed;
 }
 
-/* What the guest boots: a firmware image, or a Linux kernel with its initrd. */
-struct boot_src {
-	struct fw_image img;
+/* What the guest boots, read before any jail: a jailed veil can open nothing by path. */
+struct boot_files {
+	uint8_t *firmware;
+	size_t firmware_size;
 	uint8_t *kernel;
+	size_t kernel_size;
 	uint8_t *initrd;
-	struct arch_linux_boot lb;
+	size_t initrd_size;
 };
 
-static void boot_src_free(struct boot_src *b)
+static void boot_files_free(struct boot_files *f)
 {
-	fw_image_close(&b->img);
-	free(b->kernel);
-	free(b->initrd);
+	free(f->firmware);
+	free(f->kernel);
+	free(f->initrd);
 }
 
-/* Reads and checks everything the guest boots, before any KVM work; bad input exits 2. */
-static void boot_src_load(const struct run_opts *o, struct boot_src *b)
+/* A --firmware that names a file rather than a built-in (libveil's rule: a '/' or an existing file). */
+static bool firmware_is_file(const char *fw)
+{
+	return strchr(fw, '/') || access(fw, F_OK) == 0;
+}
+
+static void boot_files_read(const struct run_opts *o, struct boot_files *f)
 {
 	char err[200] = "";
-	int ret;
 
-	memset(b, 0, sizeof(*b));
-	if (!o->kernel) {
-		ret = fw_image_open(o->firmware, &b->img, err, sizeof(err));
-		if (ret)
-			die_usage("run", "--firmware '%s': %s", o->firmware, err[0] ? err : strerror(-ret));
+	memset(f, 0, sizeof(*f));
+	if (o->kernel) {
+		if (file_read_all(o->kernel, KERNEL_MAX_SIZE, &f->kernel, &f->kernel_size, err,
+				  sizeof(err)))
+			die_usage("run", "--kernel '%s': %s", o->kernel, err);
+		if (o->initrd && file_read_all(o->initrd, INITRD_MAX_SIZE, &f->initrd,
+					       &f->initrd_size, err, sizeof(err)))
+			die_usage("run", "--initrd '%s': %s", o->initrd, err);
+	} else if (o->jail.dir && firmware_is_file(o->firmware)) {
+		if (file_read_all(o->firmware, FIRMWARE_MAX_SIZE, &f->firmware, &f->firmware_size,
+				  err, sizeof(err)))
+			die_usage("run", "--firmware '%s': %s", o->firmware, err);
+	}
+}
+
+/* Before any jail: the disks, and /dev/kvm when jailed (libveil takes copies). */
+static void open_files(struct run_opts *o, int *kvm_fd)
+{
+	*kvm_fd = -1;
+	for (unsigned int i = 0; i < o->nr_disks; i++) {
+		struct cli_disk *d = &o->disks[i];
+
+		d->fd = open(d->path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC |
+				      (d->direct ? O_DIRECT : 0));
+		if (d->fd < 0)
+			die_usage("run", "--disk '%s': %s", d->path, strerror(errno));
+		jail_allow_file(&o->jail, d->fd);
+	}
+	if (!o->jail.dir)
 		return;
+	*kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (*kvm_fd < 0) {
+		fprintf(stderr, "veil run: cannot use /dev/kvm: %s\n", strerror(errno));
+		exit(VEIL_EXIT_FAILURE);
 	}
-	if (file_read_all(o->kernel, KERNEL_MAX_SIZE, &b->kernel, &b->lb.kernel_size, err, sizeof(err)))
-		die_usage("run", "--kernel '%s': %s", o->kernel, err);
-	if (arch_linux_check(b->kernel, b->lb.kernel_size, err, sizeof(err)))
-		die_usage("run", "--kernel '%s': %s", o->kernel, err);
-	if (o->initrd && file_read_all(o->initrd, INITRD_MAX_SIZE, &b->initrd, &b->lb.initrd_size,
-				       err, sizeof(err)))
-		die_usage("run", "--initrd '%s': %s", o->initrd, err);
-	b->lb.kernel = b->kernel;
-	b->lb.initrd = b->initrd;
-	b->lb.cmdline = o->cmdline;
 }
 
-static void boot_src_check_mem(const struct run_opts *o, const struct boot_src *b)
+static void run_config(const struct run_opts *o, const struct boot_files *f, int kvm_fd,
+		       struct veil_config *cfg)
 {
-	struct gmem_layout layout;
-	struct fw_plan plan;
-
-	if (o->kernel)
-		return; /* the kernel's needs are checked against the layout when it is placed */
-	if (b->img.conversions && o->mem_size < (16ULL << 20))
-		die_usage("run", "--mem %llu MiB is too small for firmware 'conversions': needs at "
-			  "least 16 MiB", (unsigned long long)(o->mem_size >> 20));
-	if (gmem_layout_compute(arch_mem_map(), o->mem_size, &layout) ||
-	    fw_plan_compute(&layout, o->nr_cpus, b->img.size, &plan))
-		die_usage("run", "--mem %llu MiB is too small for firmware '%s' (%zu bytes) on %u vCPUs: "
-			  "needs at least %llu MiB", (unsigned long long)(o->mem_size >> 20), o->firmware,
-			  b->img.size, o->nr_cpus,
-			  (unsigned long long)(fw_plan_min_mem(o->nr_cpus, b->img.size) >> 20));
+	veil_config_init(cfg);
+	cfg->nr_cpus = o->nr_cpus;
+	cfg->mem_size = o->mem_size;
+	cfg->vm_type = o->vm_type ? VEIL_VM_SW_PROTECTED : VEIL_VM_DEFAULT;
+	cfg->boot = (struct veil_boot){
+		.firmware = o->kernel ? NULL : o->firmware,
+		.firmware_data = f->firmware, .firmware_size = f->firmware_size,
+		.kernel = o->kernel, .kernel_data = f->kernel, .kernel_size = f->kernel_size,
+		.initrd = o->initrd, .initrd_data = f->initrd, .initrd_size = f->initrd_size,
+		.cmdline = o->cmdline, .check_stride = o->check_stride, .seed = boot_seed(),
+	};
+	cfg->transport = o->pci ? VEIL_TRANSPORT_PCI : VEIL_TRANSPORT_MMIO;
+	cfg->nr_disks = o->nr_disks;
+	for (unsigned int i = 0; i < o->nr_disks; i++)
+		cfg->disks[i] = (struct veil_disk){ .path = o->disks[i].path, .fd = o->disks[i].fd,
+						    .read_only = o->disks[i].read_only,
+						    .direct = o->disks[i].direct };
+	cfg->balloon = o->balloon;
+	cfg->rng = o->rng;
+	cfg->virtio_console = o->vconsole;
+	cfg->console_out_fd = STDOUT_FILENO;
+	cfg->console_in_fd = STDIN_FILENO;
+	cfg->seccomp = !o->no_seccomp;
+	cfg->kick_signal = SIGUSR1;
+	cfg->kvm_fd = kvm_fd;
+	cfg->log_level = o->verbose >= 2 ? VEIL_LOG_DEBUG : o->verbose ? VEIL_LOG_INFO : VEIL_LOG_WARN;
 }
 
-/* Puts the guest in memory and sets every vCPU's entry state; an exit code on failure. */
-static int boot_guest(struct vm *vm, const struct run_opts *o, struct boot_src *b, struct fw_boot *fb,
-		      struct fwsvc *svc)
+/*
+ * libveil names the configuration field at fault ("firmware 'x': ..."); the
+ * CLI's users know it as an option, so it gets its dashes back.
+ */
+static void print_veil_error(const struct veil_error *err)
 {
-	struct arch_boot_state st;
-	char err[200] = "";
-	unsigned int i;
-	int ret;
+	static const char *const fields[] = {
+		"firmware '", "kernel '", "initrd '", "disk '", "disk:", "mem ", "cpus '",
+		"vm-type ", "transport ", "balloon:", "rng:", "console virtio:", "check-stride ",
+	};
+	const char *dashes = "";
 
-	if (!o->kernel) {
-		struct fw_boot_opts opts = { .seed = boot_seed() };
-
-		ret = b->img.conversions ? fwsvc_prepare(svc, vm, o->check_stride, &opts) : 0;
-		if (!ret)
-			ret = fw_boot(vm, &b->img, &opts, fb);
-		if (ret)
-			fprintf(stderr, "veil run: loading firmware '%s': %s\n", o->firmware, strerror(-ret));
-		return ret ? VM_EXIT_FAILURE : 0;
+	for (unsigned int i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		if (!strncmp(err->msg, fields[i], strlen(fields[i])))
+			dashes = "--";
 	}
-	ret = arch_linux_load(vm->gmem, &b->lb, vm->nr_vcpus, &st, err, sizeof(err));
-	if (ret) {
-		fprintf(stderr, "veil run: --kernel '%s': %s\n", o->kernel, err);
-		return ret == -ENOMEM || ret == -EFAULT ? VM_EXIT_FAILURE : VM_EXIT_USAGE;
-	}
-	for (i = 0; i < vm->nr_vcpus && !ret; i++)
-		ret = arch_linux_vcpu_entry(vm->vcpus[i].fd, &st, i);
-	if (ret)
-		fprintf(stderr, "veil run: setting up vCPU entry: %s\n", strerror(-ret));
-	return ret ? VM_EXIT_FAILURE : 0;
+	fprintf(stderr, "veil run: %s%s\n", dashes, err->msg);
 }
 
-static void print_summary(struct vm *vm, const struct run_opts *o, const char *verdict)
+/* What a conversion does to contents, as the summary has always said it. */
+static const char *content_semantics(const struct veil_info *info)
 {
-	struct gmem_stats gs;
-	uint64_t exits = 0, io = 0, fretry = 0, fresync = 0;
-	unsigned int i;
+	if (!strcmp(info->model, "host-enforced"))
+		return info->keeps_contents ? "preserved: the pages stay where they are" :
+					      "zeroed: every conversion punches the range";
+	if (!strcmp(info->model, "out-of-place"))
+		return "zeroed: each conversion discards the side that lost";
+	return "preserved: the kernel converts the pages in place";
+}
 
-	if (o->timing)
+static void print_summary(struct veil_vm *vm, const struct run_opts *o, const struct veil_exit *ex,
+			  const char *verdict)
+{
+	struct veil_counters c;
+	struct veil_info info;
+
+	if (o->timing) {
+		uint64_t run_ns, byte_ns;
+
+		veil_vm_first_times(vm, &run_ns, &byte_ns);
 		fprintf(stderr, "veil: timing: first KVM_RUN %.3f ms, first serial byte %.3f ms "
-			"after veil started\n", vm->t_first_run_ns / 1e6, vm->t_first_byte_ns / 1e6);
+			"after veil started\n", run_ns ? (run_ns - o->t0_ns) / 1e6 : 0.0,
+			byte_ns ? (byte_ns - o->t0_ns) / 1e6 : 0.0);
+	}
 	if (o->quiet)
 		return;
-	gmem_get_stats(vm->gmem, &gs);
-	for (i = 0; i < vm->nr_vcpus; i++) {
-		exits += vm->vcpus[i].stats.exits;
-		io += vm->vcpus[i].stats.io;
-		fretry += vm->vcpus[i].stats.fault_retries;
-		fresync += vm->vcpus[i].stats.fault_resyncs;
-	}
+	veil_vm_info(vm, &info);
+	veil_vm_counters(vm, &c);
 	fprintf(stderr,
 		"veil: %u vCPUs, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), %s '%s'\n"
 		"veil: memory model: %s; conversions: contents %s\n"
 		"veil: stopped: %s (exit code %d)\n"
 		"veil: %llu exits (%llu port I/O), %llu unhandled device accesses, "
 		"%llu refused private accesses\n",
-		vm->nr_vcpus, (unsigned long long)(o->mem_size >> 20),
-		o->kernel ? "kernel" : "firmware", o->kernel ? o->kernel : o->firmware,
-		gmem_model_name(gmem_model(vm->gmem)), gmem_content_semantics(vm->gmem),
-		vm->stop_reason, vm->exit_code, (unsigned long long)exits, (unsigned long long)io,
-		(unsigned long long)vm->stats.unhandled_io, (unsigned long long)gs.refused_private);
-	if (fretry || fresync)
-		fprintf(stderr, "veil: memory faults inside RAM: %llu run again, %llu with the map's "
-			"state applied again\n", (unsigned long long)fretry,
-			(unsigned long long)fresync);
-	if (gs.revoke_skipped)
-		fprintf(stderr, "veil: %llu private ranges kept by veil's map alone: past the budget of "
-			"%u revoked extents (VMAs), or mprotect failed\n",
-			(unsigned long long)gs.revoke_skipped, GMEM_REVOKE_MAX_EXTENTS);
-	vm_virtio_summary(vm, stderr);
-	if (vm_console_dropped(vm) || vm_console_unwritten(vm))
-		fprintf(stderr, "veil: console: %llu bytes of guest output dropped while its reader "
-			"did not keep up, %llu still unwritten at the stop\n",
-			(unsigned long long)vm_console_dropped(vm),
-			(unsigned long long)vm_console_unwritten(vm));
+		info.nr_cpus, (unsigned long long)(o->mem_size >> 20),
+		o->kernel ? "kernel" : "firmware", o->kernel ? o->kernel : o->firmware, info.model,
+		content_semantics(&info), ex->reason, ex->code, (unsigned long long)c.exits,
+		(unsigned long long)c.io_exits, (unsigned long long)c.unhandled_io,
+		(unsigned long long)c.refused_private);
+	veil_vm_summary_extra(vm, stderr);
 	if (verdict)
 		fprintf(stderr, "veil: %s\n", verdict);
 }
 
-static int selftest_verdict(struct vm *vm, const struct fw_boot *fb, char *verdict, size_t len)
-{
-	char why[256];
+/* The signals that stop the VM, each with exit code 128 + its number: the CLI's, not libveil's. */
+static const int stop_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
-	if (fw_selftest_verify(vm, fb, why, sizeof(why))) {
-		snprintf(verdict, len, "selftest host check FAILED: %s", why);
-		return VM_EXIT_FAILURE;
+/* Blocks the stop signals and returns a signalfd for them (-1 if none could be made). */
+static int stop_signals_open(sigset_t *old)
+{
+	sigset_t set;
+	int sfd;
+
+	sigemptyset(&set);
+	for (unsigned int i = 0; i < ARRAY_SIZE(stop_signals); i++) {
+		/* An inherited SIG_IGN would discard them before signalfd sees them. */
+		signal(stop_signals[i], SIG_DFL);
+		sigaddset(&set, stop_signals[i]);
 	}
-	snprintf(verdict, len, "selftest host check passed: %u result pages of 4 KiB match, read "
-		 "back through the guest_memfd mapping", vm->nr_vcpus);
-	return VM_EXIT_POWEROFF;
+	pthread_sigmask(SIG_BLOCK, &set, old);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0)
+		fprintf(stderr, "veil: warning: signalfd: %s; SIGINT, SIGTERM, SIGHUP and SIGQUIT "
+			"will not stop the VM cleanly\n", strerror(errno));
+	return sfd;
 }
 
-static int run_vm(const struct run_opts *o, struct boot_src *b, int kvm_fd)
+/* Reads stop signals still pending, so restoring the mask does not kill veil with them. */
+static void stop_signals_close(int sfd, const sigset_t *old)
 {
-	struct vm_config cfg = {
-		.nr_cpus = o->nr_cpus, .mem_size = o->mem_size, .vm_type = o->vm_type,
-		.console_fd = STDOUT_FILENO, .console_in_fd = STDIN_FILENO, .handle_signals = true,
-		.t0_ns = o->t0_ns, .seccomp = !o->no_seccomp, .kvm_fd = kvm_fd,
+	struct signalfd_siginfo si;
+
+	while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si))
+		;
+	if (sfd >= 0)
+		close(sfd);
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Until the VM stops: a stop signal asks it to, with 128 + N. */
+static void wait_stop(struct veil_vm *vm, int sfd)
+{
+	struct pollfd pfd[2] = {
+		{ .fd = veil_vm_stop_fd(vm), .events = POLLIN }, { .fd = sfd, .events = POLLIN },
 	};
-	char verdict[320] = "";
-	struct fw_boot fb;
+	struct signalfd_siginfo si;
+	char reason[64];
+
+	while (veil_vm_state(vm) != VEIL_STATE_STOPPED) {
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			snprintf(reason, sizeof(reason), "poll: %s", strerror(errno));
+			veil_vm_stop(vm, VEIL_EXIT_FAILURE, reason);
+			break;
+		}
+		if (sfd >= 0 && (pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
+			snprintf(reason, sizeof(reason), "stopped by %s", strsignal((int)si.ssi_signo));
+			veil_vm_stop(vm, 128 + (int)si.ssi_signo, reason);
+		}
+	}
+}
+
+/* Starts the VM and waits for it; the exit code, with *ex filled. */
+static int run_started(struct veil_vm *vm, struct veil_exit *ex, const char *api_socket,
+		       const struct veil_config *cfg)
+{
+	struct veil_error err = { 0 };
+	struct api_cli *api = NULL;
+	sigset_t old;
+	int sfd = stop_signals_open(&old);
+	int ret = veil_vm_start(vm, &err);
+
+	if (ret == -EINVAL || ret == -EBUSY) {
+		fprintf(stderr, "veil run: %s\n", err.msg);
+		stop_signals_close(sfd, &old);
+		return VEIL_EXIT_FAILURE;
+	}
+	if (!ret && api_socket && api_cli_open(&api, api_socket, vm, cfg, err.msg, sizeof(err.msg))) {
+		fprintf(stderr, "veil run: --api-socket '%s': %s\n", api_socket, err.msg);
+		veil_vm_stop(vm, VEIL_EXIT_USAGE, "--api-socket: the socket could not be served");
+	}
+	/* Last: everything the main thread opens or starts is in place by now. */
+	if (!ret && veil_vm_confine_caller(vm, &err)) {
+		char reason[VEIL_ERROR_LEN + 16];
+
+		snprintf(reason, sizeof(reason), "%s", err.msg);
+		veil_vm_stop(vm, VEIL_EXIT_FAILURE, reason);
+	}
+	if (api)
+		api_cli_wait(api, sfd);
+	else
+		wait_stop(vm, sfd);
+	ret = veil_vm_wait(vm, -1, ex);
+	api_cli_close(api);
+	stop_signals_close(sfd, &old);
+	return ret ? VEIL_EXIT_FAILURE : ex->code;
+}
+
+static int selftest_verdict(struct veil_vm *vm, const struct run_opts *o, char *verdict, size_t len)
+{
+	char why[256] = "";
+	int ret = veil_vm_verify(vm, why, sizeof(why));
+
+	if (ret == -ENOENT)
+		return VEIL_EXIT_POWEROFF;
+	if (ret) {
+		snprintf(verdict, len, "selftest host check FAILED: %s", why);
+		return VEIL_EXIT_FAILURE;
+	}
+	snprintf(verdict, len, "selftest host check passed: %u result pages of 4 KiB match, read "
+		 "back through the guest_memfd mapping", o->nr_cpus);
+	return VEIL_EXIT_POWEROFF;
+}
+
+static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_fd)
+{
+	struct veil_error err = { 0 };
+	struct veil_exit ex = { 0 };
 	struct convstress cs = { 0 };
-	struct fwsvc svc;
-	struct vm *vm;
+	struct veil_config cfg;
+	char verdict[320] = "";
+	struct veil_vm *vm;
 	int ret, code;
 
-	ret = vm_create(&cfg, &vm);
-	/* The VM holds its own copy, which vm_run() closes: no /dev/kvm while the guest runs. */
-	close(kvm_fd);
+	run_config(o, f, kvm_fd, &cfg);
+	ret = veil_vm_create(&cfg, &vm, &err);
+	/* The VM holds its own copy, closed when it starts: no /dev/kvm while the guest runs. */
+	if (kvm_fd >= 0)
+		close(kvm_fd);
 	if (ret) {
-		fprintf(stderr, "veil run: could not create the VM: %s\n", strerror(-ret));
-		return VM_EXIT_FAILURE;
-	}
-	if (o->pci && vm_virtio_transport(vm, true)) {
-		fprintf(stderr, "veil run: --transport pci: this architecture has no PCI host yet\n");
-		vm_destroy(vm);
-		return VM_EXIT_USAGE;
-	}
-	for (unsigned int i = 0; i < o->nr_disks; i++) {
-		char err[200] = "";
-
-		ret = vm_add_disk(vm, &o->disks[i], err, sizeof(err));
-		if (ret) {
-			fprintf(stderr, "veil run: --disk '%s': %s\n", o->disks[i].path, err);
-			vm_destroy(vm);
-			return ret == -ENOMEM ? VM_EXIT_FAILURE : VM_EXIT_USAGE;
-		}
-	}
-	if (o->balloon || o->rng || o->vconsole) {
-		char err[200] = "";
-		const char *what = "--balloon";
-
-		ret = o->balloon ? vm_add_balloon(vm, err, sizeof(err)) : 0;
-		if (!ret && o->rng) {
-			what = "--rng";
-			ret = vm_add_rng(vm, err, sizeof(err));
-		}
-		if (!ret && o->vconsole) {
-			what = "--console virtio";
-			ret = vm_add_vconsole(vm, STDOUT_FILENO, err, sizeof(err));
-		}
-		if (ret) {
-			fprintf(stderr, "veil run: %s: %s\n", what, err);
-			vm_destroy(vm);
-			return VM_EXIT_FAILURE;
-		}
-	}
-	b->lb.mmio_devs = vm_mmio_devs(vm, &b->lb.nr_mmio_devs);
-	b->lb.pci = vm_virtio_has_pci(vm);
-	code = boot_guest(vm, o, b, &fb, &svc);
-	if (code) {
-		vm_destroy(vm);
-		return code;
+		print_veil_error(&err);
+		return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 	}
 	if (o->convert_stress) {
-		ret = convstress_start(&cs, vm, boot_seed());
+		ret = convstress_start(&cs, veil_vm_core(vm), boot_seed());
 		if (ret) {
 			fprintf(stderr, "veil run: --convert-stress: %s\n", ret == -EOPNOTSUPP ?
 				"the memory model does not keep contents across conversions "
 				"(out-of-place, or destructive)" : strerror(-ret));
-			vm_destroy(vm);
-			return ret == -EOPNOTSUPP ? VM_EXIT_USAGE : VM_EXIT_FAILURE;
+			veil_vm_destroy(vm);
+			return ret == -EOPNOTSUPP ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 		}
 	}
-	code = vm_run(vm);
+	code = run_started(vm, &ex, o->api_socket, &cfg);
 	convstress_stop(&cs);
-	if (o->convert_stress && cs.failures && code == VM_EXIT_POWEROFF)
-		code = VM_EXIT_FAILURE; /* the guest survived, but an invariant was at risk */
-	if (code == VM_EXIT_POWEROFF && !o->kernel && b->img.selftest)
-		code = selftest_verdict(vm, &fb, verdict, sizeof(verdict));
-	print_summary(vm, o, verdict[0] ? verdict : NULL);
+	if (o->convert_stress && cs.failures && code == VEIL_EXIT_POWEROFF)
+		code = VEIL_EXIT_FAILURE; /* the guest survived, but an invariant was at risk */
+	if (code == VEIL_EXIT_POWEROFF)
+		code = selftest_verdict(vm, o, verdict, sizeof(verdict));
+	print_summary(vm, o, &ex, verdict[0] ? verdict : NULL);
 	if (o->convert_stress)
 		convstress_summary(&cs, stderr);
-	if (code != VM_EXIT_POWEROFF && o->quiet)
-		fprintf(stderr, "veil: stopped: %s\n", vm->stop_reason);
-	vm_destroy(vm);
+	if (code != VEIL_EXIT_POWEROFF && o->quiet)
+		fprintf(stderr, "veil: stopped: %s\n", ex.reason);
+	veil_vm_destroy(vm);
 	return code;
-}
-
-/* Before any jail: a jailed veil can open nothing by path. */
-static void open_disks(struct run_opts *o)
-{
-	for (unsigned int i = 0; i < o->nr_disks; i++) {
-		int ret = vm_disk_open(&o->disks[i]);
-
-		if (ret)
-			die_usage("run", "--disk '%s': %s", o->disks[i].path, strerror(-ret));
-		jail_allow_file(&o->jail, o->disks[i].fd);
-	}
 }
 
 /* Returns in the jailed child only; the parent exits with the child's code. */
@@ -649,34 +762,29 @@ static void enter_jail(struct run_opts *o)
 		die_usage("run", "--jail '%s': %s (a jail needs root)", o->jail.dir, err);
 	if (ret) {
 		fprintf(stderr, "veil run: --jail '%s': %s\n", o->jail.dir, err);
-		exit(VM_EXIT_FAILURE);
+		exit(VEIL_EXIT_FAILURE);
 	}
 }
 
 static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 {
-	unsigned int max_vcpus;
-	struct boot_src b;
 	struct run_opts o = { .t0_ns = t0_ns };
+	struct boot_files f;
 	int kvm_fd, ret;
 
 	parse_run(argc, argv, &o);
-	boot_src_load(&o, &b);
-	boot_src_check_mem(&o, &b);
-	ret = kvm_open(&kvm_fd, &max_vcpus);
-	if (ret) {
-		fprintf(stderr, "veil run: cannot use /dev/kvm: %s\n", strerror(-ret));
-		boot_src_free(&b);
-		return VM_EXIT_FAILURE;
-	}
-	check_vm_type("run", kvm_fd, o.vm_type);
-	if (o.nr_cpus > max_vcpus)
-		die_usage("run", "--cpus '%u': this KVM allows at most %u vCPUs", o.nr_cpus, max_vcpus);
-	open_disks(&o);
+	boot_files_read(&o, &f);
+	open_files(&o, &kvm_fd);
 	if (o.jail.dir)
 		enter_jail(&o);
-	ret = run_vm(&o, &b, kvm_fd); /* closes kvm_fd */
-	boot_src_free(&b);
+	/* SIGUSR1 kicks vCPUs; veil itself has no other use for it. */
+	ret = veil_install_kick_handler(SIGUSR1);
+	if (ret) {
+		fprintf(stderr, "veil run: installing the vCPU kick handler: %s\n", strerror(-ret));
+		return VEIL_EXIT_FAILURE;
+	}
+	ret = run_vm(&o, &f, kvm_fd);
+	boot_files_free(&f);
 	for (unsigned int i = 0; i < o.nr_disks; i++) {
 		close(o.disks[i].fd);
 		free((char *)o.disks[i].path); /* the strdup'd --disk spec starts with its path */

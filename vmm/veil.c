@@ -207,15 +207,10 @@ VEIL_EXPORT enum veil_state veil_vm_state(struct veil_vm *v)
 
 VEIL_EXPORT int veil_vm_confine_caller(struct veil_vm *v, struct veil_error *err)
 {
-	struct vmm_sandbox_fds fds;
 	int ret;
 
-	if (!v->vm->cfg.seccomp)
-		return 0;
 	SINK_ENTER(v);
-	ret = vmm_sandbox_fds_of(v->vm, NULL, &fds);
-	if (!ret)
-		ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main", &fds);
+	ret = vm_confine_caller(v->vm);
 	SINK_LEAVE();
 	if (ret)
 		veil_set_err(err, false, ret, "seccomp: loading the main thread's filter");
@@ -395,41 +390,16 @@ VEIL_EXPORT int veil_vm_device_counters(struct veil_vm *v, veil_counter_fn fn, v
 	return 0;
 }
 
-/* The attribute map, one page at a time, folded into maximal runs; returns the private bytes. */
-static uint64_t veil_extents(struct gmem *gm, veil_extent_fn fn, void *opaque)
-{
-	const struct gmem_layout *l = gmem_get_layout(gm);
-	uint64_t priv_bytes = 0, start, gpa, end;
-	bool cur = false, p;
-	unsigned int i;
-
-	for (i = 0; i < l->nr; i++) {
-		start = l->r[i].gpa;
-		end = start + l->r[i].size;
-		for (gpa = start; gpa < end; gpa += GMEM_PAGE_SIZE) {
-			if (gmem_attr_is_private(gm, gpa, &p))
-				p = false;
-			priv_bytes += p ? GMEM_PAGE_SIZE : 0;
-			if (gpa == start) {
-				cur = p;
-			} else if (p != cur) {
-				if (fn)
-					fn(opaque, start, gpa - start, cur);
-				start = gpa;
-				cur = p;
-			}
-		}
-		if (fn && end > start)
-			fn(opaque, start, end - start, cur);
-	}
-	return priv_bytes;
-}
-
 VEIL_EXPORT int veil_vm_memory(struct veil_vm *v, struct veil_memory *m, veil_extent_fn fn,
 			       void *opaque)
 {
-	memset(m, 0, sizeof(*m));
-	m->private_bytes = veil_extents(v->vm->gmem, fn, opaque);
+	struct gmem_summary s;
+
+	gmem_summary(v->vm->gmem, &s, fn, opaque);
+	*m = (struct veil_memory){
+		.private_bytes = s.private_bytes, .pins = s.pins, .pinned_bytes = s.pinned_bytes,
+		.converting_bytes = s.converting_bytes,
+	};
 	return 0;
 }
 
@@ -452,7 +422,18 @@ VEIL_EXPORT void veil_vm_destroy(struct veil_vm *v)
 	if (!v)
 		return;
 	SINK_ENTER(v);
-	build_release(&v->b); /* stops and joins what still runs */
+	if (v->vm->started && !v->vm->ended) {
+		vm_request_stop(v->vm, VM_EXIT_FAILURE, "destroyed while running");
+		if (vm_join(v->vm, -1))
+			v->vm->threads_stuck = true;
+	}
+	if (v->vm->threads_stuck) {
+		/* Threads that would not stop may still use the VM and log to v->sink: both stay. */
+		pr_err("threads of this VM did not stop; its memory is left to the process's exit");
+		SINK_LEAVE();
+		return;
+	}
+	build_release(&v->b);
 	SINK_LEAVE();
 	pthread_mutex_destroy(&v->lock);
 	free(v);

@@ -509,26 +509,32 @@ static int vm_check_kick(struct vm *vm)
 
 	if (sigaction(vm->cfg.kick_signal, NULL, &sa) < 0)
 		return -errno;
-	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
-		pr_err("signal %d (%s), which kicks vCPUs out of KVM_RUN, has no handler: install "
-		       "one (veil_install_kick_handler()) before starting the VM",
-		       vm->cfg.kick_signal, strsignal(vm->cfg.kick_signal));
+	/* The caller says why in words (veil_vm_start()'s struct veil_error). */
+	if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN))
 		return -EINVAL;
-	}
 	return 0;
 }
 
 static int vm_start_event_thread(struct vm *vm)
 {
-	struct vmm_sandbox_fds fds;
-	int ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+	int ret;
 
+	/*
+	 * The main kind's fds, taken once while the console is open: the event
+	 * thread closes it at the stop, and a caller confining itself later
+	 * (vm_confine_caller()) must get the same filter.
+	 */
+	vm->main_fds_ret = vmm_sandbox_fds_of(vm, NULL, &vm->main_fds);
+	ret = vm->main_fds_ret;
 	if (!ret)
 		ret = vmm_thread_start(&vm->event_thread, VMM_THREAD_MAIN,
-				       vm->cfg.seccomp ? &fds : NULL, "veil-event", vm_event_thread, vm);
+				       vm->cfg.seccomp ? &vm->main_fds : NULL, "veil-event",
+				       vm_event_thread, vm);
 	if (ret)
 		return ret;
+	pthread_mutex_lock(&vm->stop_lock);
 	vm->event_started = true;
+	pthread_mutex_unlock(&vm->stop_lock);
 	return 0;
 }
 
@@ -541,7 +547,9 @@ int vm_start(struct vm *vm)
 	ret = vm->started ? -EBUSY : vm_check_kick(vm);
 	if (ret)
 		goto out;
+	pthread_mutex_lock(&vm->stop_lock);
 	vm->started = true;
+	pthread_mutex_unlock(&vm->stop_lock);
 	/* The VM is built: nothing needs /dev/kvm now, so no thread can reach it. */
 	if (vm->kvm_fd >= 0) {
 		close(vm->kvm_fd);
@@ -566,9 +574,20 @@ out:
 	return ret;
 }
 
+int vm_confine_caller(struct vm *vm)
+{
+	if (!vm->cfg.seccomp)
+		return 0;
+	if (!vm->event_started && !vm->ended)
+		return -EINVAL; /* not started: its fds are not settled */
+	return vm->main_fds_ret ? vm->main_fds_ret :
+				  vmm_seccomp_load(VMM_THREAD_MAIN, "main", &vm->main_fds);
+}
+
 int vm_join(struct vm *vm, int ms)
 {
 	struct timespec ts;
+	bool join;
 	int ret = 0;
 
 	if (!vm->started)
@@ -590,11 +609,13 @@ int vm_join(struct vm *vm, int ms)
 			ret = pthread_cond_timedwait(&vm->stop_cond, &vm->stop_lock, &ts);
 	}
 	ret = vm->ended ? 0 : -ETIMEDOUT;
-	pthread_mutex_unlock(&vm->stop_lock);
-	if (!ret && vm->event_started) {
-		pthread_join(vm->event_thread, NULL);
+	/* One waiter joins the event thread (its work is done: it set ended); others need not. */
+	join = !ret && vm->event_started;
+	if (join)
 		vm->event_started = false;
-	}
+	pthread_mutex_unlock(&vm->stop_lock);
+	if (join)
+		pthread_join(vm->event_thread, NULL);
 	return ret;
 }
 
@@ -628,7 +649,7 @@ int vm_pause(struct vm *vm)
 		pthread_mutex_unlock(&vm->stop_lock);
 		return -EINVAL;
 	}
-	vm->pause_req = true;
+	__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE); /* vCPUs check it unlocked */
 	pthread_mutex_unlock(&vm->stop_lock);
 	for (;;) {
 		for (i = 0; i < vm->nr_vcpus; i++)
@@ -646,7 +667,7 @@ int vm_resume(struct vm *vm)
 		pthread_mutex_unlock(&vm->stop_lock);
 		return -EINVAL;
 	}
-	vm->pause_req = false;
+	__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
 	pthread_cond_broadcast(&vm->stop_cond);
 	pthread_mutex_unlock(&vm->stop_lock);
 	return 0;
@@ -715,11 +736,8 @@ int vm_run(struct vm *vm)
 		vm_request_stop(vm, VM_EXIT_FAILURE, "no kick handler");
 	/* Last: everything the main thread opens or starts is in place by now. */
 	if (vm->cfg.seccomp && !vm_stopping(vm)) {
-		struct vmm_sandbox_fds fds;
-		int ret = vmm_sandbox_fds_of(vm, NULL, &fds);
+		int ret = vm_confine_caller(vm);
 
-		if (!ret)
-			ret = vmm_seccomp_load(VMM_THREAD_MAIN, "main", &fds);
 		if (ret)
 			vm_request_stop(vm, VM_EXIT_FAILURE, "seccomp: loading the main thread's "
 					"filter: %s", strerror(-ret));

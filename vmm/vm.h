@@ -17,6 +17,7 @@
 #include "lat.h"
 #include "log.h"
 #include "outq.h"
+#include "sandbox.h"
 
 #define VM_KICK_SIGNAL SIGUSR1        /* the default of vm_config.kick_signal */
 #define VM_CONSOLE_QUEUE (64 * 1024) /* guest output waiting for the console's reader */
@@ -134,6 +135,9 @@ struct vm {
 	bool pause_req;
 	unsigned int vcpus_active; /* vCPU threads that may still enter KVM_RUN */
 	unsigned int vcpus_parked;
+	/* The main thread kind's seccomp fds, taken by vm_start() (sandbox.h). */
+	struct vmm_sandbox_fds main_fds;
+	int main_fds_ret;
 };
 
 /* Opens /dev/kvm; *max_vcpus gets KVM_CAP_MAX_VCPUS. */
@@ -156,6 +160,8 @@ int vm_join(struct vm *vm, int ms) __must_check;
 /* Parks every vCPU outside KVM_RUN; returns once all are parked.  -EINVAL if not running. */
 int vm_pause(struct vm *vm) __must_check;
 int vm_resume(struct vm *vm) __must_check;
+/* Loads the main thread's seccomp filter on the caller, after vm_start() (cfg.seccomp only). */
+int vm_confine_caller(struct vm *vm) __must_check;
 /*
  * For the stress harness and older tests: installs the kick handler,
  * starts, serves stop signals (cfg.handle_signals) on the calling thread,

@@ -103,4 +103,27 @@ sleep 0.5; c=$(exits)
 echo "# spin: exits $a and $b while paused, $c half a second after resume"
 want 204 PUT vmm.shutdown
 stopped
+
+# veil run --api-socket: the VM comes from the command line and runs at once; vm.shutdown
+# stops it and veil exits 0 with its summary.  A path that exists is refused with exit 2.
+: >"$TMP/taken"
+checks=$((checks + 1))
+"$VEIL" run --firmware conversions --api-socket "$TMP/taken" >"$TMP/out" 2>&1
+code=$?
+[ "$code" = 2 ] && grep -q "exists" "$TMP/out" && [ -f "$TMP/taken" ] && [ ! -s "$TMP/taken" ] ||
+	fail "run --api-socket on an existing file: exit $code, $(cat "$TMP/out")"
+"$VEIL" run --firmware conversions --api-socket "$SOCK" >"$TMP/out" 2>&1 &
+pid=$!
+for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
+want 200 GET vm.info
+grep -q '"state":"running","config":{"cpus":1,"mem":67108864,' "$TMP/body" ||
+	fail "run: vm.info $(cat "$TMP/body")"
+want 409 PUT vm.create '{}'
+want 204 PUT vm.pause
+want 204 PUT vm.resume
+want 204 PUT vm.convert '{"gpa":33554432,"size":65536,"to":"private"}'
+want 204 PUT vm.shutdown
+stopped
+grep -q "veil: stopped: vm.shutdown through the control API (exit code 0)" "$TMP/out" ||
+	fail "run: no summary line for vm.shutdown: $(cat "$TMP/out")"
 finish
