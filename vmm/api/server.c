@@ -213,7 +213,7 @@ static void client_read(struct api_server *s, struct client *c)
 static void accept_one(struct api_server *s)
 {
 	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-				   "Content-Length: 34\r\nConnection: close\r\n\r\n"
+				   "Content-Length: 33\r\nConnection: close\r\n\r\n"
 				   "{\"error\":\"too many connections\"}\n";
 	int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	struct client *c = NULL;
@@ -224,8 +224,13 @@ static void accept_one(struct api_server *s)
 		if (s->clients[i].fd < 0)
 			c = &s->clients[i];
 	if (!c || api_http_conn_create(&c->http)) {
+		char sink[512];
+
 		if (send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 			(void)0; /* it is going away either way */
+		/* What it sent already is read first: closing on unread bytes resets the reply. */
+		for (int i = 0; i < 8 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+			;
 		close(fd);
 		return;
 	}
