@@ -128,6 +128,7 @@ static const struct rule sanitizer_rules[] = {
 	R(mprotect, "the runtime's own mappings"), R(uname, "the runtime's kernel check"),
 	R(getppid, "LeakSanitizer's tracer"), R(kill, "LeakSanitizer's tracer"),
 	R(pipe2, "the runtime's symbolizer"), R(dup2, "the runtime's symbolizer"),
+	R(fcntl, "TSan's report: FD_CLOEXEC on /proc/self/exe as it symbolizes"),
 };
 
 /* Which fd of struct vmm_sandbox_fds an ioctl is allowed on. */

@@ -392,13 +392,15 @@ int api_server_start(const char *path, struct api_ctx *ctx, bool seccomp,
 		snprintf(err, len, "eventfd: %s", strerror(-ret));
 		goto fail_unlink;
 	}
+	/* Before the thread: a request may need the server (api_server_call) at once. */
+	*out = s;
 	ret = vmm_thread_start(&s->thread, VMM_THREAD_API, seccomp ? &fds : NULL, "veil-api",
 			       api_thread, s);
 	if (ret) {
+		*out = NULL;
 		snprintf(err, len, "starting its thread: %s", strerror(-ret));
 		goto fail_unlink;
 	}
-	*out = s;
 	return 0;
 fail_unlink:
 	unlink(s->path);

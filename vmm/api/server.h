@@ -20,7 +20,8 @@ struct api_server;
 /*
  * Binds path (mode 0600; an existing file is refused, never replaced) and
  * starts the API thread serving ctx, which must outlive the server.  With
- * seccomp, the thread loads its filter before it accepts anything.
+ * seccomp, the thread loads its filter before it accepts anything.  *out is
+ * set before the thread starts, since its first request may call through it.
  */
 int api_server_start(const char *path, struct api_ctx *ctx, bool seccomp,
 		     struct api_server **out, char *err, size_t len) __attribute__((warn_unused_result));
