@@ -16,6 +16,7 @@
 
 /* The run command: veil.h, the CLI's helpers, and veil_vm.h's hooks for --convert-stress. */
 #include "veil.h"
+#include "api/cli.h"
 #include "file.h"
 #include "jail.h"
 #include "outq.h"
@@ -46,6 +47,7 @@
 #define OUTPUT_DEADLINE_NS 1000000000ULL /* what stdout still owes at the end, at most */
 #define OPT_JAIL 1008
 #define OPT_USER 1009
+#define OPT_API_SOCKET 1010
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 #define FIRMWARE_MAX_SIZE (64ULL << 20)
@@ -60,6 +62,7 @@ static const char usage_main[] =
 	"  run    run a guest (see veil run --help)\n"
 	"  stress run the conversion stress test (see veil stress --help)\n"
 	"  caps   show what this host's KVM offers (see veil caps --help)\n"
+	"  serve  start with no VM and serve the control API (see veil serve --help)\n"
 	"\n"
 	"options:\n"
 	"  -h, --help     show this help\n"
@@ -113,6 +116,7 @@ static const char usage_run[] =
 	"                            and rlimits; a parent forwards INT, TERM, HUP and QUIT\n"
 	"                            and exits with the jailed veil's code (needs root)\n"
 	"      --user UID:GID        with --jail: run as UID:GID, no supplementary groups\n"
+	"      --api-socket PATH     serve the control API on a new Unix socket (docs/api.md)\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
@@ -200,6 +204,7 @@ struct run_opts {
 	unsigned int nr_disks;
 	struct cli_disk disks[VEIL_MAX_DISKS];
 	struct jail_cfg jail;
+	const char *api_socket;
 };
 
 __attribute__((noreturn, format(printf, 2, 3))) static void die_usage(const char *cmd,
@@ -325,6 +330,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 		{ "jail", required_argument, NULL, OPT_JAIL },
 		{ "user", required_argument, NULL, OPT_USER },
+		{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -358,6 +364,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 			o->no_seccomp = !strcmp(optarg, "off");
 			break;
 		case OPT_JAIL: o->jail.dir = optarg; break;
+		case OPT_API_SOCKET: o->api_socket = optarg; break;
 		case OPT_USER:
 			if (jail_parse_user(optarg, &o->jail.uid, &o->jail.gid))
 				die_usage("run", "--user '%s': not UID:GID (two numbers, e.g. 65534:65534)",
@@ -412,6 +419,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 	if (o->kernel && !o->cmdline)
 		o->cmdline = "console=ttyS0";
 	check_jail(o);
+	if (o->api_socket && o->jail.dir)
+		die_usage("run", "--api-socket and --jail exclude each other (for now)");
 	o->verbose = verbose;
 }
 
@@ -648,9 +657,11 @@ static void wait_stop(struct veil_vm *vm, int sfd)
 }
 
 /* Starts the VM and waits for it; the exit code, with *ex filled. */
-static int run_started(struct veil_vm *vm, struct veil_exit *ex)
+static int run_started(struct veil_vm *vm, struct veil_exit *ex, const char *api_socket,
+		       const struct veil_config *cfg)
 {
 	struct veil_error err = { 0 };
+	struct api_cli *api = NULL;
 	sigset_t old;
 	int sfd = stop_signals_open(&old);
 	int ret = veil_vm_start(vm, &err);
@@ -660,6 +671,10 @@ static int run_started(struct veil_vm *vm, struct veil_exit *ex)
 		stop_signals_close(sfd, &old);
 		return VEIL_EXIT_FAILURE;
 	}
+	if (!ret && api_socket && api_cli_open(&api, api_socket, vm, cfg, err.msg, sizeof(err.msg))) {
+		fprintf(stderr, "veil run: --api-socket '%s': %s\n", api_socket, err.msg);
+		veil_vm_stop(vm, VEIL_EXIT_USAGE, "--api-socket: the socket could not be served");
+	}
 	/* Last: everything the main thread opens or starts is in place by now. */
 	if (!ret && veil_vm_confine_caller(vm, &err)) {
 		char reason[VEIL_ERROR_LEN + 16];
@@ -667,8 +682,12 @@ static int run_started(struct veil_vm *vm, struct veil_exit *ex)
 		snprintf(reason, sizeof(reason), "%s", err.msg);
 		veil_vm_stop(vm, VEIL_EXIT_FAILURE, reason);
 	}
-	wait_stop(vm, sfd);
+	if (api)
+		api_cli_wait(api, sfd);
+	else
+		wait_stop(vm, sfd);
 	ret = veil_vm_wait(vm, -1, ex);
+	api_cli_close(api);
 	stop_signals_close(sfd, &old);
 	return ret ? VEIL_EXIT_FAILURE : ex->code;
 }
@@ -721,7 +740,7 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 			return ret == -EOPNOTSUPP ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 		}
 	}
-	code = run_started(vm, &ex);
+	code = run_started(vm, &ex, o->api_socket, &cfg);
 	convstress_stop(&cs);
 	if (o->convert_stress && cs.failures && code == VEIL_EXIT_POWEROFF)
 		code = VEIL_EXIT_FAILURE; /* the guest survived, but an invariant was at risk */
@@ -909,6 +928,8 @@ static int veil_main(int argc, char **argv, uint64_t t0_ns)
 		return cmd_stress(argc - 1, argv + 1, t0_ns);
 	if (!strcmp(cmd, "caps"))
 		return cmd_caps(argc - 1, argv + 1);
+	if (!strcmp(cmd, "serve"))
+		return api_cli_serve(argc - 1, argv + 1);
 	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);
 }
 

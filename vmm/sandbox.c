@@ -85,6 +85,21 @@ static const struct rule worker_rules[] = {
 	R(getrandom, "virtio-rng's entropy, on the I/O thread"),
 };
 
+/*
+ * The control API's thread (vmm/api/server.c): its socket and clients only.
+ * What a request does to the VM runs on the thread that owns the VM.
+ */
+static const struct rule api_rules[] = {
+	R(poll, "serving the listening socket, the clients and the stop eventfd"),
+	R(ppoll, "the same on architectures without poll()"),
+	R(accept4, "a new client"),
+	R(recvfrom, "a client's request (recv)"),
+	R(sendto, "a reply (send with MSG_NOSIGNAL)"),
+	R(getrandom, "json-c's hash seed, if it was not drawn before the filter"),
+	R(unlink, "removing its socket at the end (the main thread's filter has no unlink)"),
+	R(unlinkat, "the same where there is no unlink (arm64)"),
+};
+
 /* The main thread after the vCPUs started: the event loop, then teardown. */
 static const struct rule main_rules[] = {
 	R(poll, "the event loop: the stop eventfd, signalfd and the console's input"),
@@ -113,6 +128,7 @@ static const struct rule sanitizer_rules[] = {
 	R(mprotect, "the runtime's own mappings"), R(uname, "the runtime's kernel check"),
 	R(getppid, "LeakSanitizer's tracer"), R(kill, "LeakSanitizer's tracer"),
 	R(pipe2, "the runtime's symbolizer"), R(dup2, "the runtime's symbolizer"),
+	R(fcntl, "TSan's report: FD_CLOEXEC on /proc/self/exe as it symbolizes"),
 };
 
 /* Which fd of struct vmm_sandbox_fds an ioctl is allowed on. */
@@ -152,10 +168,10 @@ static const struct ioctl_rule ioctl_rules[] = {
 	I(KVM_IRQFD, ON_VM, K_ALL, "MSI: a vector's irqfd, attached on its first use"),
 	I(KVM_SIGNAL_MSI, ON_VM, K_ALL, "MSI: a message sent directly while its route settles "
 	  "(vm_msi_send), from the same three places"),
-	I(KVM_SET_MEMORY_ATTRIBUTES, ON_VM, K_VCPU | K_WORKER, "conversions: the guest's "
-	  "(vCPU), the balloon's discards and --convert-stress's (worker)"),
-	I(KVM_SET_MEMORY_ATTRIBUTES2, ON_MEM, K_VCPU | K_WORKER, "conversions in place, on "
-	  "the guest_memfd"),
+	I(KVM_SET_MEMORY_ATTRIBUTES, ON_VM, K_ALL, "conversions: the guest's (vCPU), the "
+	  "balloon's discards and --convert-stress's (worker), the control API's vm.convert (main)"),
+	I(KVM_SET_MEMORY_ATTRIBUTES2, ON_MEM, K_ALL, "conversions in place, on the guest_memfd, "
+	  "from the same three places"),
 	I(KVM_SET_USER_MEMORY_REGION2, ON_VM, K_MAIN, "teardown: gmem_destroy() deletes the "
 	  "memslots"),
 	I(TCSETS, ON_TTY, K_MAIN, "restoring the console terminal at the end (tcsetattr)"),
@@ -171,6 +187,7 @@ static const char *const kind_names[] = {
 	[VMM_THREAD_MAIN] = "main",
 	[VMM_THREAD_VCPU] = "vCPU",
 	[VMM_THREAD_WORKER] = "worker",
+	[VMM_THREAD_API] = "api",
 };
 
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
@@ -324,6 +341,8 @@ static int build_filter(struct filter *f, enum vmm_thread_kind kind,
 		ret = add_rules(f, worker_rules, ARRAY_SIZE(worker_rules));
 	if (!ret && kind == VMM_THREAD_MAIN)
 		ret = add_rules(f, main_rules, ARRAY_SIZE(main_rules));
+	if (!ret && kind == VMM_THREAD_API)
+		ret = add_rules(f, api_rules, ARRAY_SIZE(api_rules));
 	if (!ret && VEIL_SANITIZED)
 		ret = add_rules(f, sanitizer_rules, ARRAY_SIZE(sanitizer_rules));
 	if (!ret)

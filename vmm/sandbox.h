@@ -14,6 +14,7 @@ enum vmm_thread_kind {
 	VMM_THREAD_MAIN,   /* the event loop, the stop protocol and teardown */
 	VMM_THREAD_VCPU,   /* KVM_RUN and the exit handler, with the devices it calls */
 	VMM_THREAD_WORKER, /* the I/O thread and the host conversion stress */
+	VMM_THREAD_API,    /* the control API's socket (vmm/api/): no fd of the VM at all */
 };
 
 #define VMM_SANDBOX_MAX_MEM_FDS 8

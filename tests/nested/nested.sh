@@ -9,7 +9,7 @@
 #                                selftest, linux-stock, linux-swprot, linux-panic,
 #                                stress-default, stress-swprot, stress-inplace,
 #                                virtio-blk-integrity, virtio-balloon, virtio-pci,
-#                                virtio-pci-intx, seed-inplace, virtio-blk-jail
+#                                virtio-pci-intx, seed-inplace, virtio-blk-jail, api
 #   qemu-direct [stock|swprot] [poweroff|panic|shell] [-- QEMU ARGS]
 #                                debugging: boots an L2 kernel with the L2 initramfs directly
 #                                under host-level QEMU TCG (no L1, no veil) and checks markers
@@ -369,6 +369,10 @@ fn_helpers() {
 		"${CC:-cc}" -static -O2 -Wall -Wextra -o "$WORK/prng" "$HERE/prng.c"
 	fi
 	file_is_static "$WORK/prng"
+	if [ ! -x "$WORK/api-client" ] || [ "$HERE/api-client.c" -nt "$WORK/api-client" ]; then
+		"${CC:-cc}" -static -O2 -Wall -Wextra -o "$WORK/api-client" "$HERE/api-client.c"
+	fi
+	file_is_static "$WORK/api-client"
 	if [ ! -x "$WORK/tsc-khz" ] || [ "$HERE/tsc-khz.c" -nt "$WORK/tsc-khz" ]; then
 		"${CC:-cc}" -O2 -Wall -Wextra -o "$WORK/tsc-khz" "$HERE/tsc-khz.c"
 	fi
@@ -410,6 +414,9 @@ fn_l1_initramfs() {
 	cp "$VEILB/tests/test_memfault" "$root/bin/test_memfault"
 	cp "$WORK/kvm-hold" "$root/bin/kvm-hold"
 	cp "$WORK/prng" "$root/bin/prng"
+	cp "$WORK/api-client" "$root/bin/api-client"
+	cp "$HERE/api-l1.sh" "$root/bin/api-test"
+	chmod 755 "$root/bin/api-test"
 	if [ -d "$WORK/l1/modules" ]; then cp "$WORK/l1/modules"/* "$root/lib/modules/"; fi
 	mkdir -p "$root/l2"
 	kver=$(cat "$WORK/l2-stock/modules/version")
@@ -825,6 +832,56 @@ image_matches() {
 		  "$(echo "$line" | sed 's/.*want_md5=\([0-9a-f]*\).*/\1/')" ]
 }
 
+# The control API (issue 11): a Linux L2 created, booted, paused, resumed, ballooned and shut
+# down through the socket of `veil serve`, from L1 (api-l1.sh, with the static api-client).
+api_line() { step_output api | sed -n "s/^VEIL-API: $1 //p" | head -n1; }
+api_paused_frozen() {
+	local l a b
+	l=$(api_line paused)
+	a=$(sed -n 's/^exits=\([0-9]*\) .*/\1/p' <<<"$l")
+	b=$(sed -n 's/.* then=\([0-9]*\) .*/\1/p' <<<"$l")
+	say "exits while paused: $a then $b ($l)"
+	[ -n "$a" ] && [ "$a" = "$b" ] && [[ $l == *"state=paused" ]]
+}
+api_resumed_moving() {
+	local l b r
+	l=$(api_line paused)
+	b=$(sed -n 's/.* then=\([0-9]*\) .*/\1/p' <<<"$l")
+	r=$(api_line resumed | sed -n 's/^exits=\([0-9]*\).*/\1/p')
+	say "exits after resume: $r"
+	[ -n "$b" ] && [ -n "$r" ] && [ "$r" -gt "$b" ]
+}
+# MemTotal in L2's ticks fell by at least MIN_MIB after vm.resize.
+api_balloon_gave() { # MIN_MIB
+	local first last
+	first=$(step_output api | sed -n 's/^VEIL-L2: api tick [0-9]* memtotal_kb=\([0-9]*\)/\1/p' | head -n1)
+	last=$(step_output api | sed -n 's/^VEIL-L2: api tick [0-9]* memtotal_kb=\([0-9]*\)/\1/p' | tail -n1)
+	say "L2 MemTotal: $first kB at the first tick, $last kB at the last"
+	[ -n "$first" ] && [ -n "$last" ] && [ $((first - last)) -ge $(($1 * 1024)) ]
+}
+test_api() {
+	add_step api 420 /bin/api-test "$(l2_cmdline api stock)"
+	run_l1 api || return 1
+	check "the socket is mode 600" output_has api '^VEIL-API: socket mode=600$'
+	check "vmm.ping answers 200" output_has api '^VEIL-API: ping 200 \{"version"'
+	check "vm.create answers 204" output_has api '^VEIL-API: create 204'
+	check "vm.boot answers 204" output_has api '^VEIL-API: boot 204'
+	check "L2 init ran and ticks" output_has api '^VEIL-L2: api tick 0 '
+	check "vm.info says running" output_has api '^VEIL-API: state running$'
+	check "vm.pause answers 204" output_has api '^VEIL-API: pause 204'
+	check "exits stay frozen for 3 s while paused" api_paused_frozen
+	check "vm.resume answers 204" output_has api '^VEIL-API: resume 204'
+	check "exits move after vm.resume" api_resumed_moving
+	check "vm.resize answers 204" output_has api '^VEIL-API: resize 204'
+	check "the balloon took at least 48 MiB from L2 (MemTotal)" api_balloon_gave 48
+	check "vm.shutdown answers 204" output_has api '^VEIL-API: shutdown 204'
+	check "vm.info: stopped with code 0" output_has api '^VEIL-API: stopped stopped \{"code":0'
+	check "vmm.shutdown answers 204" output_has api '^VEIL-API: vmm.shutdown 204'
+	check "veil serve exits 0" output_has api 'VEIL-API: veil exit=0'
+	check "the socket is gone" output_has api '^VEIL-API: socket gone=yes'
+	check "no seccomp trap" not_output_has api 'veil: seccomp'
+}
+
 test_linux_panic() {
 	veil_linux_step linux stock panic
 	run_l1 linux-panic || return 1
@@ -923,7 +980,7 @@ test_stress_inplace() {
 run_test() {
 	local name=${1:?run-test needs a test name}
 	case $name in
-	selftest | linux-stock | linux-panic | stress-default | virtio-blk-integrity | virtio-balloon | virtio-pci) ;;
+	selftest | linux-stock | linux-panic | stress-default | virtio-blk-integrity | virtio-balloon | virtio-pci | api) ;;
 	virtio-blk-jail) ;;
 	virtio-pci-intx)
 		# Linux's virtio-pci then falls back to INTx (the ACPI _PRT's GSI, level-triggered).
@@ -937,7 +994,7 @@ run_test() {
 		L1_CHOICE=inplace
 		L1_CMDLINE+=" kvm.gmem_in_place_conversion=1"
 		;;
-	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace, virtio-pci, virtio-pci-intx, virtio-blk-jail)" ;;
+	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace, virtio-pci, virtio-pci-intx, virtio-blk-jail, api)" ;;
 	esac
 	# Firmware guests run under single-threaded TCG.  Multi-threaded TCG gave two kinds of
 	# failure here that single-threaded TCG never showed in 10 firmware runs (5 of them with a CPU
@@ -946,7 +1003,7 @@ run_test() {
 	# L2 boots need multi-threaded TCG's speed: single-threaded, the stock L2 did not reach its
 	# init within 120 s.
 	case $name in
-	linux-* | virtio-* | seed-*) L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi} ;;
+	linux-* | virtio-* | seed-* | api) L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi} ;;
 	*) L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-single} ;;
 	esac
 	prepare
@@ -968,6 +1025,7 @@ run_test() {
 		virtio-pci-intx) test_blk_integrity virtio-pci-intx --transport pci --rng || true ;;
 		virtio-balloon) test_balloon || true ;;
 		seed-inplace) test_seed_inplace || true ;;
+		api) test_api || true ;;
 		esac
 		if report "$name"; then
 			if [ "$attempt" -eq 1 ]; then say "nested-$name: pass"; else say "nested-$name: pass (on attempt $attempt)"; fi
