@@ -15,6 +15,7 @@
 
 #include "arch.h"
 #include "compiler.h"
+#include "vm.h" /* the registry implements what vm.h asks of devices */
 
 #define VM_MAX_DISKS 4
 
@@ -57,8 +58,6 @@ int vm_virtio_transport(struct vm *vm, bool pci) __must_check;
  */
 int vm_device_attach(struct vm *vm, enum vdev_kind kind, const void *kind_cfg, char *err,
 		     size_t errlen) __must_check;
-/* Destroys every device (the I/O thread's ring first), in reverse attach order. */
-void vm_devices_destroy(struct vm *vm);
 /* One line per device (and the MSI and INTx lines) for the run summary. */
 void vm_devices_summary(struct vm *vm, FILE *f);
 /*
@@ -84,18 +83,7 @@ int vm_balloon_set_target(struct vm *vm, uint64_t bytes) __must_check;
 bool vm_virtio_has_pci(struct vm *vm);
 /* The devices the firmware tables must declare. */
 const struct arch_mmio_dev *vm_mmio_devs(struct vm *vm, unsigned int *nr);
-/* vm_run()'s: start the I/O thread before the vCPUs, stop it after they joined. */
-int vm_virtio_start(struct vm *vm) __must_check;
-int vm_virtio_stop(struct vm *vm) __must_check; /* -ETIMEDOUT: the I/O thread is stuck */
 
-/*
- * Console input for the virtio-console, if the VM has one: the bytes the
- * guest had receive buffers for (the caller keeps the rest and tries again).
- * Returns -1 without a virtio-console.
- */
-long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len);
-/* Output has room again: a virtio-console that stopped transmitting for want of it goes on. */
-void vm_vconsole_tx_ready(struct vm *vm);
 /* The guest pages of disk (x modulo the disks)'s last request; false before any disk I/O. */
 bool vm_disk_last_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pages);
 

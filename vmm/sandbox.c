@@ -16,8 +16,9 @@
 
 #include "kvm_uapi.h"
 #include "log.h"
+#include "gmem.h"
 #include "sandbox.h"
-#include "vm.h"
+#include "veil.h"
 
 /*
  * Sanitizer runtimes report from inside the thread that failed: they read
@@ -198,23 +199,6 @@ const char *vmm_thread_kind_name(enum vmm_thread_kind kind)
 _Static_assert(VMM_SANDBOX_MAX_MEM_FDS >= 2 * GMEM_MAX_REGIONS,
 	       "room for every region's guest_memfd and shared memfd");
 
-int vmm_sandbox_fds_of(struct vm *vm, const struct vcpu *vcpu, struct vmm_sandbox_fds *fds)
-{
-	int n = 0;
-
-	*fds = (struct vmm_sandbox_fds){
-		.vm_fd = vm->vm_fd, .vcpu_fd = vcpu ? vcpu->fd : -1, .tty_fd = -1,
-	};
-	if (vm->console_in.raw)
-		fds->tty_fd = vm->console_in.fd;
-	if (vm->gmem)
-		n = gmem_fds(vm->gmem, fds->mem_fds, VMM_SANDBOX_MAX_MEM_FDS);
-	if (n < 0)
-		return n;
-	fds->nr_mem = (unsigned int)n;
-	return 0;
-}
-
 /*
  * Makes stdout's buffer now, if it has none: glibc sizes it with fstat() on
  * first use, which is newfstatat, denied once a filter is in.  The buffering
@@ -393,8 +377,8 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uc)
 	p = put_uint(p, end, (unsigned long)si->si_syscall);
 	p = put_str(p, end, ", which its filter forbids; stopping (exit 1)\n");
 	if (write(STDERR_FILENO, msg, (size_t)(p - msg)) < 0)
-		_exit(VM_EXIT_FAILURE);
-	_exit(VM_EXIT_FAILURE);
+		_exit(VEIL_EXIT_FAILURE);
+	_exit(VEIL_EXIT_FAILURE);
 }
 
 static int sigsys_prepare(void)

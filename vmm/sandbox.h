@@ -32,12 +32,6 @@ struct vmm_sandbox_fds {
 	int mem_fds[VMM_SANDBOX_MAX_MEM_FDS]; /* guest memory: guest_memfds, shared memfds */
 };
 
-struct vm;
-struct vcpu;
-
-/* The fds of vm (vcpu's own when vcpu is not NULL); -ENOSPC if guest memory has too many. */
-int vmm_sandbox_fds_of(struct vm *vm, const struct vcpu *vcpu, struct vmm_sandbox_fds *fds)
-	__must_check;
 
 const char *vmm_thread_kind_name(enum vmm_thread_kind kind);
 

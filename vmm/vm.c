@@ -15,7 +15,6 @@
 #include "kvm.h"
 #include "log.h"
 #include "sandbox.h"
-#include "virtio_devs.h"
 #include "vm.h"
 
 #define VM_GUEST_FAULTS_LOGGED 10
@@ -306,7 +305,7 @@ void vm_destroy(struct vm *vm)
 	for (i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	free(vm->vcpus);
-	vm_virtio_destroy(vm); /* before gmem: in-flight I/O targets guest memory */
+	vm_devices_destroy(vm); /* before gmem: in-flight I/O targets guest memory */
 	vm_msi_destroy(&vm->msi);
 	arch_board_destroy(vm->board);
 	bus_destroy(vm->bus);
@@ -705,4 +704,22 @@ int vm_run(struct vm *vm)
 		close(sfd);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return vm->exit_code;
+}
+
+/* The fds of vm the seccomp filters name: sandbox.h knows filters, not VMs. */
+int vmm_sandbox_fds_of(struct vm *vm, const struct vcpu *vcpu, struct vmm_sandbox_fds *fds)
+{
+	int n = 0;
+
+	*fds = (struct vmm_sandbox_fds){
+		.vm_fd = vm->vm_fd, .vcpu_fd = vcpu ? vcpu->fd : -1, .tty_fd = -1,
+	};
+	if (vm->console_in.raw)
+		fds->tty_fd = vm->console_in.fd;
+	if (vm->gmem)
+		n = gmem_fds(vm->gmem, fds->mem_fds, VMM_SANDBOX_MAX_MEM_FDS);
+	if (n < 0)
+		return n;
+	fds->nr_mem = (unsigned int)n;
+	return 0;
 }

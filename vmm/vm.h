@@ -193,4 +193,25 @@ int vcpu_start(struct vcpu *vcpu) __must_check;
 /* Makes a vCPU leave KVM_RUN now and never re-enter it. */
 void vcpu_kick(struct vcpu *vcpu);
 
+/* The fds of vm (vcpu's own when vcpu is not NULL) for the seccomp filters; -ENOSPC if guest memory has too many. */
+int vmm_sandbox_fds_of(struct vm *vm, const struct vcpu *vcpu, struct vmm_sandbox_fds *fds)
+	__must_check;
+
+/*
+ * What the VM needs of its devices (the registry, devices.c): it declares
+ * them, the registry implements them, so the dependency points one way.
+ */
+int vm_virtio_start(struct vm *vm) __must_check; /* the I/O thread, before the vCPUs */
+int vm_virtio_stop(struct vm *vm) __must_check;  /* after they joined; -ETIMEDOUT: stuck */
+/* Destroys every device (the I/O thread's ring first), in reverse attach order. */
+void vm_devices_destroy(struct vm *vm);
+/*
+ * Console input for the virtio-console, if the VM has one: the bytes the
+ * guest had receive buffers for (the caller keeps the rest and tries again).
+ * Returns -1 without a virtio-console.
+ */
+long vm_vconsole_input(struct vm *vm, const uint8_t *buf, size_t len);
+/* Output has room again: a virtio-console that stopped transmitting for want of it goes on. */
+void vm_vconsole_tx_ready(struct vm *vm);
+
 #endif
