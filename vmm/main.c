@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The run command: veil.h, the CLI's helpers, and veil_vm.h's hooks for --convert-stress. */
@@ -26,15 +27,15 @@
 #include "veil_vm.h"
 /* The stress and caps commands (the harness's and the KVM layer's). */
 #include "caps.h"
-#include "kvm_uapi.h"
 #include "log.h"
 #include "stress.h"
-#include "vm.h"
 
 #ifndef VEIL_VERSION
 #define VEIL_VERSION "unknown"
 #endif
 
+#define CLI_PAGE_SIZE 4096ULL        /* guest RAM's granule (veil.h: struct veil_config) */
+#define CLI_MIN_MEM (2ULL << 20)     /* the smallest guest RAM veil.h accepts */
 #define DEFAULT_MEM (64ULL << 20)
 #define OPT_CHECK_STRIDE 1000 /* long-only options */
 #define OPT_DISK 1001
@@ -217,7 +218,7 @@ __attribute__((noreturn, format(printf, 2, 3))) static void die_usage(const char
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\n");
-	exit(VM_EXIT_USAGE);
+	exit(VEIL_EXIT_USAGE);
 }
 
 static uint64_t host_mem_bytes(void)
@@ -238,9 +239,9 @@ static uint64_t opt_mem(const char *cmd, const char *arg)
 		die_usage(cmd, "--mem '%s': not a size (bytes, or a number with K, M or G)", arg);
 	if (v == 0)
 		die_usage(cmd, "--mem '%s': must not be zero", arg);
-	if (v % GMEM_PAGE_SIZE)
+	if (v % CLI_PAGE_SIZE)
 		die_usage(cmd, "--mem '%s': not a multiple of 4K", arg);
-	if (v < GMEM_MIN_SIZE)
+	if (v < CLI_MIN_MEM)
 		die_usage(cmd, "--mem '%s': must be at least 2M", arg);
 	if (v > host_mem_bytes())
 		die_usage(cmd, "--mem '%s': more than this host's %llu MiB of memory", arg,
@@ -264,9 +265,9 @@ static unsigned int opt_cpus(const char *cmd, const char *arg)
 static unsigned long opt_vm_type(const char *cmd, const char *arg)
 {
 	if (!strcmp(arg, "default"))
-		return KVM_X86_DEFAULT_VM;
+		return VEIL_VM_DEFAULT;
 	if (!strcmp(arg, "sw-protected"))
-		return KVM_X86_SW_PROTECTED_VM;
+		return VEIL_VM_SW_PROTECTED;
 	die_usage(cmd, "--vm-type '%s': not default or sw-protected", arg);
 }
 
@@ -844,7 +845,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 	if (o->nr_cpus > VEIL_STRESS_MAX_CPUS)
 		die_usage("stress", "--cpus '%u': the stress firmware runs on at most %u vCPUs",
 			  o->nr_cpus, VEIL_STRESS_MAX_CPUS);
-	if (o->destructive && o->vm_type != KVM_X86_DEFAULT_VM)
+	if (o->destructive && o->vm_type != VEIL_VM_DEFAULT)
 		die_usage("stress", "--destructive applies to default VMs only");
 }
 
@@ -897,7 +898,7 @@ static int cmd_caps(int argc, char **argv)
 	ret = caps_probe(&c, mode);
 	if (ret) {
 		fprintf(stderr, "veil caps: cannot use /dev/kvm: %s\n", strerror(-ret));
-		return VM_EXIT_FAILURE;
+		return VEIL_EXIT_FAILURE;
 	}
 	if (json)
 		caps_print_json(&c, stdout);
@@ -912,7 +913,7 @@ static int veil_main(int argc, char **argv, uint64_t t0_ns)
 
 	if (!cmd) {
 		fputs(usage_main, stderr);
-		return VM_EXIT_USAGE;
+		return VEIL_EXIT_USAGE;
 	}
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);
@@ -933,9 +934,18 @@ static int veil_main(int argc, char **argv, uint64_t t0_ns)
 	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);
 }
 
+/* CLOCK_MONOTONIC in ns: when veil started, for --timing. */
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int main(int argc, char **argv)
 {
-	uint64_t t0_ns = vm_now_ns();
+	uint64_t t0_ns = mono_ns();
 	/* stdout never blocks veil: a reader that stalls costs output, not a stop. */
 	struct outq_stdio *out = outq_stdio_wrap();
 	int code = veil_main(argc, argv, t0_ns);
