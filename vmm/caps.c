@@ -1,5 +1,6 @@
 /* `veil caps`: probes KVM, including a tiny guest that learns whether host-mapping revocation is safe. */
 #include <errno.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
@@ -181,6 +182,60 @@ static const caps_probe_fn caps_probes[CAPS_CACHE_NR] = {
 	[CAPS_CACHE_HYPERCALL] = caps_probe_hypercall_exit,
 };
 
+/* What a probe child sends back: its result and the words explaining it. */
+struct caps_probe_reply {
+	int value;
+	char detail[200];
+};
+
+/*
+ * Runs a behaviour probe in a child process.  A probe runs a guest with a
+ * watchdog that kicks its vCPU with a signal, which needs a handler; in a
+ * child that handler is the child's business, so libveil never changes the
+ * embedding process's signal dispositions, even for a moment.  A probe guest
+ * that upsets KVM takes down the child, not veil.  The result comes through
+ * a pipe, so a SIGCHLD handler of the embedder that reaps every child does
+ * not lose it.  -1 (unknown) if the child could not run or said nothing.
+ */
+static int caps_probe_isolated(caps_probe_fn fn, int kvm_fd, char *detail, size_t len)
+{
+	struct caps_probe_reply r = { .value = -1 };
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		snprintf(detail, len, "probe not run: pipe: %s", strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		r.value = fn(kvm_fd, r.detail, sizeof(r.detail));
+		n = write(p[1], &r, sizeof(r));
+		_exit(n == (ssize_t)sizeof(r) ? 0 : 1);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		snprintf(detail, len, "probe not run: fork: %s", strerror(errno));
+		return -1;
+	}
+	do
+		n = read(p[0], &r, sizeof(r));
+	while (n < 0 && errno == EINTR);
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(r)) {
+		snprintf(detail, len, "probe not run: its process ended without an answer");
+		return -1;
+	}
+	r.detail[sizeof(r.detail) - 1] = '\0';
+	snprintf(detail, len, "%s", r.detail);
+	return r.value;
+}
+
 /*
  * One behaviour probe through the cache.  A cache that cannot be read or
  * written costs a probe, never a guessed answer; an unknown result (-1) is
@@ -201,7 +256,7 @@ static int caps_cached(int kvm_fd, enum caps_cache_id id, enum caps_cache_mode m
 		*from = CAPS_FROM_CACHE;
 		return c.e[id].value;
 	}
-	v = caps_probes[id](kvm_fd, detail, len);
+	v = caps_probe_isolated(caps_probes[id], kvm_fd, detail, len);
 	*from = CAPS_FROM_PROBE;
 	if (!usable || v < 0)
 		return v;

@@ -157,6 +157,92 @@ static bool mask_same(const sigset_t *a, const sigset_t *b)
 	return true;
 }
 
+static volatile sig_atomic_t usr1_seen;
+static bool watch_stop, watch_changed;
+
+static void usr1_mine(int sig)
+{
+	(void)sig;
+	usr1_seen = 1;
+}
+
+/* Samples SIGUSR1's disposition while veil_vm_create() runs: a swap, however brief, is a change. */
+static void *watch_usr1(void *arg)
+{
+	struct sigaction cur;
+
+	(void)arg;
+	while (!__atomic_load_n(&watch_stop, __ATOMIC_ACQUIRE)) {
+		if (sigaction(SIGUSR1, NULL, &cur) == 0 && cur.sa_handler != usr1_mine)
+			__atomic_store_n(&watch_changed, true, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+/*
+ * A create whose capability probes really run (an empty cache) changes no
+ * signal disposition and no mask: the probes' kicks are a child process's.
+ * SIGUSR1 (the probes' own kick) carries the program's handler throughout.
+ */
+static void test_probe_leaves_signals(void)
+{
+	char dir[] = "/tmp/veil-test-libveil-cache-XXXXXX";
+	struct sigaction mine = { .sa_handler = usr1_mine }, before[NSIG], after;
+	bool known[NSIG] = { false };
+	struct veil_config cfg;
+	struct veil_vm *vm;
+	sigset_t m0 = mask_now(), m1;
+	const char *old = getenv("VEIL_CACHE_DIR");
+	char *saved = old ? strdup(old) : NULL;
+	int sig;
+
+	CHECK(mkdtemp(dir) != NULL);
+	setenv("VEIL_CACHE_DIR", dir, 1);
+	sigaction(SIGUSR1, &mine, NULL);
+	for (sig = 1; sig < NSIG; sig++) /* glibc keeps a few for itself: sigaction refuses them */
+		known[sig] = sigaction(sig, NULL, &before[sig]) == 0;
+	spin_config(&cfg);
+	cfg.kick_signal = SIGUSR1;
+	{
+		pthread_t w;
+
+		CHECK_EQ(pthread_create(&w, NULL, watch_usr1, NULL), 0);
+		vm = create(&cfg);
+		__atomic_store_n(&watch_stop, true, __ATOMIC_RELEASE);
+		pthread_join(w, NULL);
+	}
+	veil_vm_destroy(vm);
+	if (__atomic_load_n(&watch_changed, __ATOMIC_ACQUIRE)) {
+		fprintf(stderr, "SIGUSR1's handler was swapped while veil_vm_create ran\n");
+		CHECK(false);
+	}
+	for (sig = 1; sig < NSIG; sig++) {
+		if (!known[sig] || sigaction(sig, NULL, &after))
+			continue;
+		if (after.sa_handler != before[sig].sa_handler || after.sa_flags != before[sig].sa_flags) {
+			fprintf(stderr, "signal %d's disposition changed across veil_vm_create\n", sig);
+			CHECK(false);
+		}
+	}
+	m1 = mask_now();
+	CHECK(mask_same(&m0, &m1));
+	CHECK_EQ(usr1_seen, 0);
+	/* The probes ran: their answers are in the new cache. */
+	{
+		char path[sizeof(dir) + 8];
+
+		snprintf(path, sizeof(path), "%s/caps", dir);
+		CHECK_EQ(access(path, R_OK), 0);
+		unlink(path);
+	}
+	rmdir(dir);
+	if (saved)
+		setenv("VEIL_CACHE_DIR", saved, 1);
+	else
+		unsetenv("VEIL_CACHE_DIR");
+	free(saved);
+}
+
 static void test_pause_resume(void)
 {
 	struct veil_config cfg;
@@ -342,6 +428,7 @@ int main(void)
 		SKIP("cannot write %s", spin_path);
 	close(fd);
 	test_no_kick_handler();
+	test_probe_leaves_signals();
 	CHECK_EQ(veil_install_kick_handler(SIGUSR1), 0);
 	test_selftest();
 	test_pause_resume();
