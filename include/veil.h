@@ -135,6 +135,14 @@ VEIL_EXPORT int veil_vm_create(const struct veil_config *cfg, struct veil_vm **o
  */
 VEIL_EXPORT int veil_install_kick_handler(int signo);
 
+/*
+ * Installs a SIGSYS handler that, when a seccomp filter refuses a system
+ * call, names the thread and the call on stderr and exits the process with
+ * 1.  Without it, such a call kills the process with SIGSYS.  Optional, for
+ * programs that do not handle SIGSYS themselves; veil's CLI installs it.
+ */
+VEIL_EXPORT int veil_install_seccomp_reporter(void);
+
 /* Starts the VM's threads and returns.  -EINVAL if the kick signal has no handler. */
 VEIL_EXPORT int veil_vm_start(struct veil_vm *vm, struct veil_error *err);
 

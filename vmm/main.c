@@ -948,7 +948,13 @@ int main(int argc, char **argv)
 	uint64_t t0_ns = mono_ns();
 	/* stdout never blocks veil: a reader that stalls costs output, not a stop. */
 	struct outq_stdio *out = outq_stdio_wrap();
-	int code = veil_main(argc, argv, t0_ns);
+	int code;
+
+	/* A system call a filter forbids is named on stderr, then veil exits 1. */
+	if (veil_install_seccomp_reporter())
+		fprintf(stderr, "veil: SIGSYS handler: %s; a forbidden system call will kill veil "
+			"unnamed\n", strerror(errno));
+	code = veil_main(argc, argv, t0_ns);
 
 	outq_stdio_finish(out, OUTPUT_DEADLINE_NS);
 	return code;

@@ -381,12 +381,21 @@ static void sigsys_handler(int sig, siginfo_t *si, void *uc)
 	_exit(VEIL_EXIT_FAILURE);
 }
 
-static int sigsys_prepare(void)
+int vmm_seccomp_reporter_install(void)
 {
 	struct sigaction sa = { .sa_sigaction = sigsys_handler, .sa_flags = SA_SIGINFO };
 
 	sigfillset(&sa.sa_mask);
 	return sigaction(SIGSYS, &sa, NULL) ? -errno : 0;
+}
+
+/* True if the program installed the reporter: filters then trap, and it names the call. */
+static bool sigsys_reporter_installed(void)
+{
+	struct sigaction cur;
+
+	return sigaction(SIGSYS, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+	       cur.sa_sigaction == sigsys_handler;
 }
 
 int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label,
@@ -395,16 +404,20 @@ int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label,
 	struct filter f = { 0 };
 	scmp_filter_ctx ctx;
 	sigset_t sys;
+	bool trap;
 	int ret;
 
 	if (kind >= ARRAY_SIZE(kind_names) || !fds || fds->nr_mem > VMM_SANDBOX_MAX_MEM_FDS)
 		return -EINVAL;
-	ret = sigsys_prepare();
-	if (ret)
-		return ret;
+	/*
+	 * With the reporter (vmm_seccomp_reporter_install(), which veil's CLI
+	 * installs) a forbidden call traps and is named before veil exits 1;
+	 * without it, the process is killed by SIGSYS.  Either way it ends:
+	 * libveil never installs a signal handler of its own accord.
+	 */
+	trap = sigsys_reporter_installed();
 	prepare_stdio();
-	/* TRAP, not KILL: the SIGSYS handler names the call before veil exits. */
-	ctx = seccomp_init(SCMP_ACT_TRAP);
+	ctx = seccomp_init(trap ? SCMP_ACT_TRAP : SCMP_ACT_KILL_PROCESS);
 	if (!ctx)
 		return -ENOMEM;
 	f.ctx = ctx;
@@ -417,9 +430,11 @@ int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label,
 	if (ret)
 		return ret < 0 ? ret : -EINVAL;
 	/* A blocked SIGSYS would be forced to its default action: a silent kill. */
-	sigemptyset(&sys);
-	sigaddset(&sys, SIGSYS);
-	pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+	if (trap) {
+		sigemptyset(&sys);
+		sigaddset(&sys, SIGSYS);
+		pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
+	}
 	return 0;
 }
 

@@ -39,11 +39,16 @@ const char *vmm_thread_kind_name(enum vmm_thread_kind kind);
 int vmm_seccomp_rule_count(enum vmm_thread_kind kind, const struct vmm_sandbox_fds *fds);
 
 /*
- * Loads kind's filter on the calling thread.  A forbidden call then raises
- * SIGSYS, whose handler (installed here, process-wide) names the thread and
- * the call and ends veil with exit 1.  label is a string that outlives the
- * thread.  Irreversible.
+ * Loads kind's filter on the calling thread.  A forbidden call then ends
+ * the process: with the reporter installed, through its SIGSYS handler,
+ * which names the thread and the call and exits 1; without it, killed by
+ * SIGSYS.  label is a string that outlives the thread.  Irreversible.
  */
+/*
+ * Installs the SIGSYS handler that names a forbidden call (process-wide: a
+ * program's choice, veil_install_seccomp_reporter()).  0 or -errno.
+ */
+int vmm_seccomp_reporter_install(void) __must_check;
 int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label,
 		     const struct vmm_sandbox_fds *fds) __must_check;
 

@@ -104,6 +104,11 @@ static void veil_kick_handler(int signo)
 	(void)signo; /* its only job: interrupt KVM_RUN with EINTR */
 }
 
+VEIL_EXPORT int veil_install_seccomp_reporter(void)
+{
+	return vmm_seccomp_reporter_install();
+}
+
 VEIL_EXPORT int veil_install_kick_handler(int signo)
 {
 	struct sigaction sa = { .sa_handler = veil_kick_handler };

@@ -182,6 +182,9 @@ static void env_fds(const struct env *e, enum vmm_thread_kind kind, struct vmm_s
 	};
 }
 
+/* Set in the child's copy only: load the filter without the SIGSYS reporter. */
+static bool no_reporter;
+
 /* The child: load the filter, make the calls every thread needs, then the one under test. */
 static int child(enum vmm_thread_kind kind, enum call call, int out_fd)
 {
@@ -196,7 +199,8 @@ static int child(enum vmm_thread_kind kind, enum call call, int out_fd)
 	if (pipe(p) || open_env(&e))
 		return 10;
 	env_fds(&e, kind, &fds);
-	if (vmm_seccomp_load(kind, "test", &fds) != 0)
+	if ((!no_reporter && vmm_seccomp_reporter_install()) ||
+	    vmm_seccomp_load(kind, "test", &fds) != 0)
 		return 11;
 	/* Allowed everywhere: I/O on fds opened before, malloc, stdio, the clock. */
 	if (write(p[1], "x", 1) != 1 || read(p[0], buf, 1) != 1)
@@ -339,12 +343,45 @@ static void run_cases(const struct rule_case *c, size_t n)
 	}
 }
 
+/*
+ * libveil installs no signal handler by itself: without the reporter
+ * (veil_install_seccomp_reporter()), a forbidden call kills the process
+ * with SIGSYS instead of trapping into a handler libveil would have had to
+ * install, and SIGSYS's disposition is still the default after the load.
+ */
+static void test_no_reporter_kills(void)
+{
+	struct sigaction sa;
+	int status;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+
+		no_reporter = true;
+		signal(SIGSYS, SIG_DFL);
+		if (child(VMM_THREAD_VCPU, CALL_NONE, devnull) != 0)
+			_exit(20);
+		if (sigaction(SIGSYS, NULL, &sa) || sa.sa_handler != SIG_DFL)
+			_exit(21);
+		_exit(child(VMM_THREAD_VCPU, CALL_SOCKET, devnull) == 0 ? 22 : 23);
+	}
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	if (!WIFSIGNALED(status))
+		fprintf(stderr, "no reporter: child exited %d, expected killed by SIGSYS\n",
+			WEXITSTATUS(status));
+	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS);
+}
+
 int main(void)
 {
 	struct vmm_sandbox_fds fds = { .vm_fd = 3, .vcpu_fd = 4, .tty_fd = 5, .nr_mem = 1,
 				       .mem_fds = { 6 } };
 
 	run_cases(cases, sizeof(cases) / sizeof(cases[0]));
+	test_no_reporter_kills();
 	if (SANITIZED)
 		printf("# sanitizer build: executable mappings and stat are allowed; they are "
 		       "tested on the release build (scripts/test)\n");
