@@ -37,7 +37,7 @@ void jail_allow_file(struct jail_cfg *cfg, int fd);
  * never returns: it forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the
  * child and exits with the child's code (128+N if signal N killed it).  The
  * child (PID 1 of its namespace, those four signals blocked so that they
- * wait for vm_run()'s signalfd) enters a new mount namespace, pivots into
+ * wait for the CLI's signalfd) enters a new mount namespace, pivots into
  * cfg->dir, sets its rlimits, drops every capability, its groups and, with
  * set_user, its ids, sets no_new_privs and returns 0.  The process must be
  * single-threaded.  -errno with err set on failure: -EPERM before the fork

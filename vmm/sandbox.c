@@ -151,7 +151,7 @@ struct ioctl_rule {
 
 /*
  * Every ioctl a confined thread makes, by exact request number and the fd it
- * is made on.  Nothing may reach /dev/kvm (closed by vm_run() anyway), a
+ * is made on.  Nothing may reach /dev/kvm (closed by vm_start() anyway), a
  * vCPU fd but its own thread's, or a request not listed.  Setup (KVM_CREATE_*,
  * KVM_SET_USER_MEMORY_REGION2 to add, KVM_IOEVENTFD, CPUID, registers) is
  * done before any filter loads.  To add one: a row here; if it is made on an
@@ -477,7 +477,7 @@ int vmm_thread_start(pthread_t *thread, enum vmm_thread_kind kind,
 
 	if (sem_init(&s.loaded, 0, 0))
 		return -errno;
-	/* Signals belong to vm_run()'s signalfd and the vCPU kick, not to new threads. */
+	/* Signals belong to the program's threads and the vCPU kick, not to new threads. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	ret = -pthread_create(thread, NULL, thread_trampoline, &s);

@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -625,85 +624,6 @@ int vm_resume(struct vm *vm)
 	pthread_cond_broadcast(&vm->stop_cond);
 	pthread_mutex_unlock(&vm->stop_lock);
 	return 0;
-}
-
-static void vm_kick_handler(int sig)
-{
-	(void)sig;
-}
-
-/* The signals that stop a VM under vm_run(), each with exit code 128 + its number. */
-static const int vm_stop_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
-
-/* Reads stop signals still pending, so restoring the mask does not kill veil with them. */
-static void vm_drain_signals(int sfd)
-{
-	struct signalfd_siginfo si;
-
-	while (sfd >= 0 && read(sfd, &si, sizeof(si)) == sizeof(si))
-		;
-}
-
-/* vm_run()'s loop on the caller's thread: the stop eventfd and the stop signals. */
-static void vm_run_wait(struct vm *vm, int sfd)
-{
-	struct pollfd pfd[2] = {
-		{ .fd = vm->stop_efd, .events = POLLIN }, { .fd = sfd, .events = POLLIN },
-	};
-	struct signalfd_siginfo si;
-
-	while (!vm_stopping(vm)) {
-		if (poll(pfd, 2, -1) < 0 && errno != EINTR) {
-			vm_request_stop(vm, VM_EXIT_FAILURE, "poll: %s", strerror(errno));
-			break;
-		}
-		if (sfd >= 0 && (pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si))
-			vm_request_stop(vm, 128 + (int)si.ssi_signo, "stopped by %s",
-					strsignal((int)si.ssi_signo));
-	}
-}
-
-int vm_run(struct vm *vm)
-{
-	struct sigaction sa = { .sa_handler = vm_kick_handler };
-	sigset_t old, stopsigs;
-	unsigned int i;
-	int sfd = -1;
-
-	sigemptyset(&stopsigs);
-	for (i = 0; i < ARRAY_SIZE(vm_stop_signals); i++)
-		sigaddset(&stopsigs, vm_stop_signals[i]);
-	sigaction(vm->cfg.kick_signal, &sa, NULL);
-	pthread_sigmask(SIG_BLOCK, &stopsigs, &old);
-	if (vm->cfg.handle_signals) {
-		/* An inherited SIG_IGN would discard them before signalfd sees them. */
-		for (i = 0; i < ARRAY_SIZE(vm_stop_signals); i++)
-			signal(vm_stop_signals[i], SIG_DFL);
-		sfd = signalfd(-1, &stopsigs, SFD_CLOEXEC | SFD_NONBLOCK);
-		if (sfd < 0)
-			pr_warn("signalfd: %s; SIGINT, SIGTERM, SIGHUP and SIGQUIT will not stop the "
-				"VM cleanly", strerror(errno));
-	} else {
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	if (vm_start(vm) == -EINVAL)
-		vm_request_stop(vm, VM_EXIT_FAILURE, "no kick handler");
-	/* Last: everything the main thread opens or starts is in place by now. */
-	if (vm->cfg.seccomp && !vm_stopping(vm)) {
-		int ret = vm_confine_caller(vm);
-
-		if (ret)
-			vm_request_stop(vm, VM_EXIT_FAILURE, "seccomp: loading the main thread's "
-					"filter: %s", strerror(-ret));
-	}
-	vm_run_wait(vm, sfd);
-	if (vm_join(vm, -1))
-		vm->threads_stuck = true;
-	vm_drain_signals(sfd);
-	if (sfd >= 0)
-		close(sfd);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	return vm->exit_code;
 }
 
 /* The fds of vm the seccomp filters name: sandbox.h knows filters, not VMs. */

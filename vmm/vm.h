@@ -40,7 +40,6 @@ struct vm_config {
 	int console_fd;      /* the UART's output (and a virtio-console's), never waited on */
 	int console_in_fd;   /* the UART's input, or -1 */
 	uint64_t t0_ns;      /* CLOCK_MONOTONIC when veil started, for timing */
-	bool handle_signals; /* vm_run() only: SIGINT/SIGTERM/SIGHUP/SIGQUIT stop the VM */
 	bool destructive;    /* default VMs: conversions punch, so contents read as zeros */
 	bool seccomp;        /* vm_start() confines every thread it starts (sandbox.h) */
 	int kvm_fd;          /* > 0: an open /dev/kvm that vm_create() copies (--jail); 0: open it */
@@ -158,12 +157,6 @@ int vm_pause(struct vm *vm) __must_check;
 int vm_resume(struct vm *vm) __must_check;
 /* Loads the main thread's seccomp filter on the caller, after vm_start() (cfg.seccomp only). */
 int vm_confine_caller(struct vm *vm) __must_check;
-/*
- * For the stress harness and older tests: installs the kick handler,
- * starts, serves stop signals (cfg.handle_signals) on the calling thread,
- * joins.  Returns the exit code.  libveil never calls it.
- */
-int vm_run(struct vm *vm);
 
 /* Waits up to ms for a stop request; returns vm_stopping(). */
 bool vm_wait_stop(struct vm *vm, unsigned int ms);

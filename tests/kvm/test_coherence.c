@@ -11,6 +11,7 @@
 #include "fw_blobs.h"
 #include "kvm_uapi.h"
 #include "test.h"
+#include "vm_run.h"
 #include "veil_peek.h"
 #include "vm.h"
 
@@ -153,7 +154,7 @@ int main(void)
 	CHECK_EQ(bus_register(vm->bus, BUS_PIO, PEEK_PORT_OP, PEEK_PORT_VAL_HI + 4 - PEEK_PORT_OP,
 			      &peek_ops, &dev, "peek"), 0);
 	CHECK_EQ(fw_boot(vm, &img, &(struct fw_boot_opts){ .seed = 42 }, &fb), 0);
-	CHECK_EQ(vm_run(vm), VM_EXIT_POWEROFF);
+	CHECK_EQ(test_vm_run(vm), VM_EXIT_POWEROFF);
 	fprintf(stderr, "stop: %s\n", vm->stop_reason);
 	/* Every guest step ran, DONE included. */
 	CHECK_EQ(dev.guest_steps, 7);

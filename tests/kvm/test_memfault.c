@@ -25,6 +25,7 @@
 #include "fw_blobs.h"
 #include "kvm_uapi.h"
 #include "test.h"
+#include "vm_run.h"
 #include "veil_peek.h"
 #include "vm.h"
 
@@ -136,7 +137,7 @@ static void run_case(const char *name, bool deleted)
 		goto out_map;
 
 	/* veil stops with exit code 1 and says what faulted, and where. */
-	CHECK_EQ(vm_run(vm), VM_EXIT_FAILURE);
+	CHECK_EQ(test_vm_run(vm), VM_EXIT_FAILURE);
 	fprintf(stderr, "stop: %s\n", vm->stop_reason);
 	snprintf(want, sizeof(want), "memory fault at GPA 0x%llx", (unsigned long long)READ_GPA);
 	CHECK_STR_CONTAINS(vm->stop_reason, want);
