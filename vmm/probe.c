@@ -4,15 +4,13 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "arch.h"
 #include "kvm.h"
 #include "probe.h"
-
-/* The vCPU kick veil uses elsewhere; installed only while a probe runs, then restored. */
-#define PROBE_KICK_SIGNAL SIGUSR1
 
 int probe_vm_create(int kvm_fd, const char *what, struct probe_vm *pv)
 {
@@ -54,80 +52,53 @@ void probe_vm_destroy(struct probe_vm *pv)
 	pv->gm = NULL;
 }
 
-struct watchdog {
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool done;
-	bool fired;
-	unsigned int timeout_ms;
-	pthread_t target;
-	struct kvm_run *run;
-};
-
-static void *watchdog_thread(void *arg)
+static uint64_t probe_now_ms(void)
 {
-	struct watchdog *w = arg;
 	struct timespec ts;
-	int ret = 0;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += w->timeout_ms / 1000;
-	ts.tv_nsec += (long)(w->timeout_ms % 1000) * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	pthread_mutex_lock(&w->lock);
-	while (!w->done && ret != ETIMEDOUT)
-		ret = pthread_cond_timedwait(&w->cond, &w->lock, &ts);
-	/* Kick until the run has returned: one signal can land just before KVM_RUN. */
-	while (!w->done) {
-		struct timespec tick = { 0, 10000000L };
-
-		w->fired = true;
-		__atomic_store_n(&w->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
-		pthread_kill(w->target, PROBE_KICK_SIGNAL);
-		pthread_mutex_unlock(&w->lock);
-		nanosleep(&tick, NULL);
-		pthread_mutex_lock(&w->lock);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static void probe_kick_handler(int sig)
+static void probe_alarm(int sig)
 {
 	(void)sig;
 }
 
+/*
+ * The watchdog is an interval timer on this thread's process: SIGALRM, with
+ * no SA_RESTART, breaks KVM_RUN out with EINTR after timeout_ms, then every
+ * 10 ms (one can land just before KVM_RUN is entered).  No thread, so it
+ * works in the forked child the probes run in (caps.c), whose signal
+ * handlers are its own; the caller's are restored.
+ */
 int probe_vm_run(struct probe_vm *pv, unsigned int timeout_ms)
 {
-	struct watchdog w = {
-		.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
-		.timeout_ms = timeout_ms, .target = pthread_self(), .run = pv->run,
-	};
-	struct sigaction sa = { .sa_handler = probe_kick_handler }, old_sa;
-	sigset_t kick, old_mask;
-	pthread_t t;
+	struct itimerval it = {
+		.it_value = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000 },
+		.it_interval = { 0, 10000 },
+	}, off = { { 0, 0 }, { 0, 0 } };
+	struct sigaction sa = { .sa_handler = probe_alarm }, old_sa;
+	sigset_t alrm, old_mask;
+	uint64_t t0;
 	int ret;
 
-	sigemptyset(&kick);
-	sigaddset(&kick, PROBE_KICK_SIGNAL);
-	sigaction(PROBE_KICK_SIGNAL, &sa, &old_sa);
-	pthread_sigmask(SIG_UNBLOCK, &kick, &old_mask);
-	if (pthread_create(&t, NULL, watchdog_thread, &w)) {
-		ret = -EAGAIN;
+	sigemptyset(&alrm);
+	sigaddset(&alrm, SIGALRM);
+	sigaction(SIGALRM, &sa, &old_sa);
+	pthread_sigmask(SIG_UNBLOCK, &alrm, &old_mask);
+	t0 = probe_now_ms();
+	if (setitimer(ITIMER_REAL, &it, NULL) < 0) {
+		ret = -errno;
 		goto out;
 	}
 	ret = _kvm_ioctl_val(pv->vcpu_fd, KVM_RUN, 0);
-	pthread_mutex_lock(&w.lock);
-	w.done = true;
-	pthread_cond_signal(&w.cond);
-	pthread_mutex_unlock(&w.lock);
-	pthread_join(t, NULL);
-	if (w.fired && (ret == -EINTR || pv->run->exit_reason == KVM_EXIT_INTR))
+	setitimer(ITIMER_REAL, &off, NULL);
+	if ((ret == -EINTR || pv->run->exit_reason == KVM_EXIT_INTR) &&
+	    probe_now_ms() - t0 >= timeout_ms)
 		ret = -ETIMEDOUT;
-	pv->run->immediate_exit = 0;
 out:
 	pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
-	sigaction(PROBE_KICK_SIGNAL, &old_sa, NULL);
+	sigaction(SIGALRM, &old_sa, NULL);
 	return ret;
 }
