@@ -217,6 +217,8 @@ struct veil_info {
 	bool revokes_host_mapping;   /* private pages are unmapped from veil itself */
 	unsigned int nr_ranges;      /* guest RAM */
 	struct veil_range ranges[VEIL_MAX_RANGES];
+	uint64_t first_run_ns;       /* CLOCK_MONOTONIC of the first KVM_RUN; 0 before it */
+	uint64_t first_output_ns;    /* CLOCK_MONOTONIC of the guest's first console byte; 0 before */
 };
 
 VEIL_EXPORT int veil_vm_info(struct veil_vm *vm, struct veil_info *info);
@@ -256,6 +258,15 @@ struct veil_memory {
 };
 VEIL_EXPORT int veil_vm_memory(struct veil_vm *vm, struct veil_memory *m, veil_extent_fn fn,
 			       void *opaque);
+
+/*
+ * veil's own account of the VM in words, one line per call of fn (no
+ * trailing newline): each device's counters, memory-fault retries, the
+ * revocation budget, console output lost.  What `veil run` prints after its
+ * summary; for logs and humans, not for parsing (use the counters).
+ */
+typedef void (*veil_line_fn)(void *opaque, const char *line);
+VEIL_EXPORT int veil_vm_report(struct veil_vm *vm, veil_line_fn fn, void *opaque);
 
 /*
  * For firmware with a host-side check (selftest): after the VM stopped,

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The run command: veil.h, the CLI's helpers, and veil_vm.h's hooks for --convert-stress. */
+/* The run command: veil.h, the CLI's helpers, and the harness (--convert-stress, conversions). */
 #include "veil.h"
 #include "api/cli.h"
 #include "file.h"
@@ -24,7 +24,6 @@
 #include "parse.h"
 #include "convstress.h"
 #include "fwsvc.h"
-#include "veil_vm.h"
 /* The stress and caps commands (the harness's and the KVM layer's). */
 #include "caps.h"
 #include "log.h"
@@ -564,23 +563,27 @@ static const char *content_semantics(const struct veil_info *info)
 	return "preserved: the kernel converts the pages in place";
 }
 
+static void print_line(void *opaque, const char *line)
+{
+	fprintf(opaque, "%s\n", line);
+}
+
 static void print_summary(struct veil_vm *vm, const struct run_opts *o, const struct veil_exit *ex,
 			  const char *verdict)
 {
 	struct veil_counters c;
 	struct veil_info info;
 
+	veil_vm_info(vm, &info);
 	if (o->timing) {
-		uint64_t run_ns, byte_ns;
+		uint64_t run_ns = info.first_run_ns, byte_ns = info.first_output_ns;
 
-		veil_vm_first_times(vm, &run_ns, &byte_ns);
 		fprintf(stderr, "veil: timing: first KVM_RUN %.3f ms, first serial byte %.3f ms "
 			"after veil started\n", run_ns ? (run_ns - o->t0_ns) / 1e6 : 0.0,
 			byte_ns ? (byte_ns - o->t0_ns) / 1e6 : 0.0);
 	}
 	if (o->quiet)
 		return;
-	veil_vm_info(vm, &info);
 	veil_vm_counters(vm, &c);
 	fprintf(stderr,
 		"veil: %u vCPUs, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), %s '%s'\n"
@@ -593,7 +596,7 @@ static void print_summary(struct veil_vm *vm, const struct run_opts *o, const st
 		content_semantics(&info), ex->reason, ex->code, (unsigned long long)c.exits,
 		(unsigned long long)c.io_exits, (unsigned long long)c.unhandled_io,
 		(unsigned long long)c.refused_private);
-	veil_vm_summary_extra(vm, stderr);
+	veil_vm_report(vm, print_line, stderr);
 	if (verdict)
 		fprintf(stderr, "veil: %s\n", verdict);
 }

@@ -295,6 +295,8 @@ VEIL_EXPORT int veil_vm_set_balloon(struct veil_vm *v, uint64_t bytes)
 	return ret;
 }
 
+#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
 VEIL_EXPORT int veil_vm_info(struct veil_vm *v, struct veil_info *info)
 {
 	const struct gmem_layout *l = gmem_get_layout(v->vm->gmem);
@@ -312,10 +314,15 @@ VEIL_EXPORT int veil_vm_info(struct veil_vm *v, struct veil_info *info)
 	for (i = 0; i < l->nr && i < VEIL_MAX_RANGES; i++)
 		info->ranges[i] = (struct veil_range){ .gpa = l->r[i].gpa, .size = l->r[i].size };
 	info->nr_ranges = i;
+	info->first_run_ns = LOAD(v->vm->t_first_run_ns);
+	info->first_output_ns = LOAD(v->vm->t_first_byte_ns);
+	if (info->first_run_ns)
+		info->first_run_ns += v->vm->cfg.t0_ns;
+	if (info->first_output_ns)
+		info->first_output_ns += v->vm->cfg.t0_ns;
 	return 0;
 }
 
-#define LOAD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
 
 VEIL_EXPORT int veil_vm_counters(struct veil_vm *v, struct veil_counters *c)
 {
@@ -427,15 +434,7 @@ struct vm *veil_vm_core(struct veil_vm *v)
 	return v->vm;
 }
 
-void veil_vm_first_times(struct veil_vm *v, uint64_t *first_run_ns, uint64_t *first_byte_ns)
-{
-	uint64_t r = LOAD(v->vm->t_first_run_ns), b = LOAD(v->vm->t_first_byte_ns);
-
-	*first_run_ns = r ? v->vm->cfg.t0_ns + r : 0;
-	*first_byte_ns = b ? v->vm->cfg.t0_ns + b : 0;
-}
-
-void veil_vm_summary_extra(struct veil_vm *v, FILE *f)
+static void veil_vm_summary_extra(struct veil_vm *v, FILE *f)
 {
 	struct vm *vm = v->vm;
 	uint64_t fretry = 0, fresync = 0;
@@ -461,4 +460,27 @@ void veil_vm_summary_extra(struct veil_vm *v, FILE *f)
 			"did not keep up, %llu still unwritten at the stop\n",
 			(unsigned long long)vm_console_dropped(vm),
 			(unsigned long long)vm_console_unwritten(vm));
+}
+
+VEIL_EXPORT int veil_vm_report(struct veil_vm *v, veil_line_fn fn, void *opaque)
+{
+	char *buf = NULL, *line, *save = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	SINK_ENTER(v);
+	f = open_memstream(&buf, &len);
+	if (f) {
+		veil_vm_summary_extra(v, f);
+		fclose(f);
+	}
+	SINK_LEAVE();
+	if (!f || !buf) {
+		free(buf);
+		return -ENOMEM;
+	}
+	for (line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		fn(opaque, line);
+	free(buf);
+	return 0;
 }

@@ -27,13 +27,6 @@ int veil_vm_build(const struct veil_config *cfg, const struct veil_hooks *hooks,
 		  struct veil_vm **out, struct veil_error *err) __must_check;
 /* The VM core behind a handle (harness hooks: --convert-stress). */
 struct vm *veil_vm_core(struct veil_vm *vm);
-/*
- * The CLI's summary lines that veil.h has no counter for (memory-fault
- * retries, revocation budget, per-device lines, console), to f.
- */
-void veil_vm_summary_extra(struct veil_vm *vm, FILE *f);
-/* CLOCK_MONOTONIC ns of the first KVM_RUN and the first console byte; 0 if none yet. */
-void veil_vm_first_times(struct veil_vm *vm, uint64_t *first_run_ns, uint64_t *first_byte_ns);
 /* Test hook: the build step veil_vm_create() fails at (enum build_step); 0: none.  Per thread. */
 void veil_build_fail_at(int step);
 
