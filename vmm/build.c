@@ -171,6 +171,8 @@ static int build_create_vm(struct build *b, const struct veil_config *cfg,
 		.destructive = cfg->destructive, .seccomp = cfg->seccomp,
 		.kvm_fd = cfg->kvm_fd >= 0 ? cfg->kvm_fd : 0, .kick_signal = cfg->kick_signal,
 		.log = log,
+		/* Linux calibrates its clocks with the PIT; veil's firmware payloads use none. */
+		.legacy_timer = cfg->boot.kernel || cfg->boot.kernel_data,
 	};
 	int ret = vm_create(&vc, &b->vm);
 

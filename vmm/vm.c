@@ -271,7 +271,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (!ret)
 		vm_enable_hypercall_exit(vm);
 	if (!ret)
-		ret = arch_vm_create(vm->kvm_fd, vm->vm_fd, cfg->nr_cpus, &vm->arch);
+		ret = arch_vm_create(vm->kvm_fd, vm->vm_fd, cfg->nr_cpus, cfg->legacy_timer, &vm->arch);
 	if (!ret)
 		ret = vm_create_devices(vm);
 	if (!ret)

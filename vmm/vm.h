@@ -44,6 +44,7 @@ struct vm_config {
 	bool seccomp;        /* vm_start() confines every thread it starts (sandbox.h) */
 	int kvm_fd;          /* > 0: an open /dev/kvm that vm_create() copies (--jail); 0: open it */
 	int kick_signal;     /* takes vCPUs out of KVM_RUN; 0: VM_KICK_SIGNAL */
+	bool legacy_timer;   /* the board's legacy timer (x86: the PIT): Linux guests */
 	/* Where the VM's threads log (log.h); NULL: the creator's sink. Must outlive the VM. */
 	const struct log_sink *log;
 };

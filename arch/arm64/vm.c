@@ -18,9 +18,10 @@ const struct gmem_arch_map *arch_mem_map(void)
 	return &arm64_mem_map;
 }
 
-int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, struct arch_vm **out)
+int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_timer,
+		   struct arch_vm **out)
 {
-	(void)kvm_fd, (void)vm_fd, (void)nr_cpus, (void)out;
+	(void)kvm_fd, (void)vm_fd, (void)nr_cpus, (void)legacy_timer, (void)out;
 	return -EOPNOTSUPP;
 }
 

@@ -50,7 +50,8 @@ static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 	return 0;
 }
 
-int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, struct arch_vm **out)
+int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_timer,
+		   struct arch_vm **out)
 {
 	/* Port 0x61 (speaker, PIT channel 2 gate) in the kernel too: Linux calibrates with it. */
 	struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -68,10 +69,10 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, struct arch_vm *
 	ret = kvm_ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 	if (!ret)
 		ret = kvm_ioctl_val(vm_fd, KVM_SET_TSS_ADDR, X86_TSS_ADDR);
-	/* The in-kernel irqchip and PIT. */
+	/* The in-kernel irqchip, and the PIT for the kernels that want one. */
 	if (!ret)
 		ret = kvm_ioctl_val(vm_fd, KVM_CREATE_IRQCHIP, 0);
-	if (!ret)
+	if (!ret && legacy_timer)
 		ret = kvm_ioctl(vm_fd, KVM_CREATE_PIT2, &pit);
 	if (ret)
 		goto err;
