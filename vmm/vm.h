@@ -41,7 +41,7 @@ struct vm_config {
 	uint64_t t0_ns;      /* CLOCK_MONOTONIC when veil started, for timing */
 	bool handle_signals; /* vm_run() only: SIGINT/SIGTERM/SIGHUP/SIGQUIT stop the VM */
 	bool destructive;    /* default VMs: conversions punch, so contents read as zeros */
-	bool seccomp;        /* vm_run() confines every thread it starts, and itself (sandbox.h) */
+	bool seccomp;        /* vm_start() confines every thread it starts (sandbox.h) */
 	int kvm_fd;          /* > 0: an open /dev/kvm that vm_create() copies (--jail); 0: open it */
 	int kick_signal;     /* takes vCPUs out of KVM_RUN; 0: VM_KICK_SIGNAL */
 	/* Where the VM's threads log (log.h); NULL: the creator's sink. Must outlive the VM. */
@@ -79,7 +79,7 @@ struct vm_stats {
 
 struct vm {
 	struct vm_config cfg;
-	int kvm_fd;          /* /dev/kvm: vm_run() closes it before any thread starts */
+	int kvm_fd;          /* /dev/kvm: vm_start() closes it before any thread starts */
 	int vm_fd;
 	struct arch_vm *arch;
 	struct gmem *gmem;
@@ -88,7 +88,7 @@ struct vm {
 	struct vcpu *vcpus;
 	unsigned int nr_vcpus;
 
-	/* Stop protocol: the first request wins; vm_run() then kicks and joins. */
+	/* Stop protocol: the first request wins; the event thread then kicks and joins. */
 	pthread_mutex_t stop_lock;
 	pthread_cond_t stop_cond;
 	bool stopping;

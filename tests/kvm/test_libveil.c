@@ -5,7 +5,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,6 +139,24 @@ static void test_no_kick_handler(void)
 	veil_vm_destroy(vm);
 }
 
+/* The caller's signal mask as it is now, to compare. */
+static sigset_t mask_now(void)
+{
+	sigset_t m;
+
+	pthread_sigmask(SIG_SETMASK, NULL, &m);
+	return m;
+}
+
+static bool mask_same(const sigset_t *a, const sigset_t *b)
+{
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (sigismember(a, sig) != sigismember(b, sig))
+			return false;
+	}
+	return true;
+}
+
 static void test_pause_resume(void)
 {
 	struct veil_config cfg;
@@ -144,12 +164,21 @@ static void test_pause_resume(void)
 	struct veil_vm *vm;
 	uint64_t e0, e1, e2, e3;
 
+	sigset_t m0 = mask_now(), m1;
+	struct sigaction int0, int1;
+
+	sigaction(SIGINT, NULL, &int0);
 	spin_config(&cfg);
 	vm = create(&cfg);
 	if (!vm)
 		return;
 	CHECK_EQ(veil_vm_pause(vm), -EINVAL); /* not running */
 	CHECK_EQ(veil_vm_start(vm, NULL), 0);
+	/* The caller's mask and the stop signals' dispositions are the embedder's. */
+	m1 = mask_now();
+	CHECK(mask_same(&m0, &m1));
+	sigaction(SIGINT, NULL, &int1);
+	CHECK(int0.sa_handler == int1.sa_handler);
 	sleep_ms(200);
 	e0 = exits_of(vm);
 	CHECK(e0 > 0);
@@ -173,6 +202,8 @@ static void test_pause_resume(void)
 	CHECK_EQ(veil_vm_wait(vm, 10000, &ex), 0);
 	CHECK_EQ(ex.code, 0);
 	veil_vm_destroy(vm);
+	m1 = mask_now();
+	CHECK(mask_same(&m0, &m1));
 }
 
 struct extents {
