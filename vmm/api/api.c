@@ -378,8 +378,6 @@ static void h_resize(struct req *q)
 	if (ret == -ENODEV)
 		reply_error(q->r, 400, "vm.resize: the VM has no balloon (vm.create with "
 			    "\"balloon\": true)");
-	else if (ret == -EOPNOTSUPP)
-		reply_error(q->r, 501, "vm.resize: this veil's balloon cannot take a target yet");
 	else
 		reply_op(q->r, ret, NULL, "vm.resize");
 }
