@@ -2,10 +2,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdio_ext.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
@@ -436,6 +438,34 @@ int vmm_seccomp_load(enum vmm_thread_kind kind, const char *label,
 		pthread_sigmask(SIG_UNBLOCK, &sys, NULL);
 	}
 	return 0;
+}
+
+static void *malloc_churn(void *arg)
+{
+	enum { N = 64, SIZE = 16 << 10 };
+	void *p[N];
+
+	(void)arg;
+	for (int i = 0; i < N; i++)
+		p[i] = malloc(SIZE);
+	for (int i = N - 1; i >= 0; i--)
+		free(p[i]);
+	return NULL;
+}
+
+void vmm_sandbox_warm_up(void)
+{
+	sigset_t all, old;
+	pthread_t t;
+	int ret;
+
+	/* Like every thread libveil starts, it takes none of the program's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	ret = pthread_create(&t, NULL, malloc_churn, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!ret)
+		pthread_join(t, NULL);
 }
 
 struct thread_start {

@@ -45,6 +45,15 @@ int vmm_seccomp_rule_count(enum vmm_thread_kind kind, const struct vmm_sandbox_f
  * SIGSYS.  label is a string that outlives the thread.  Irreversible.
  */
 /*
+ * What the C library does once per process and a filter would forbid, done
+ * now: glibc's malloc reads /proc/sys/vm/overcommit_memory the first time a
+ * thread's arena gives memory back (seen killing the API thread of a release
+ * build on openat).  A throwaway thread frees 1 MiB of small blocks.  Call
+ * before starting filtered threads.
+ */
+void vmm_sandbox_warm_up(void);
+
+/*
  * Installs the SIGSYS handler that names a forbidden call (process-wide: a
  * program's choice, veil_install_seccomp_reporter()).  0 or -errno.
  */

@@ -508,6 +508,8 @@ int vm_start(struct vm *vm)
 		close(vm->kvm_fd);
 		vm->kvm_fd = -1;
 	}
+	if (vm->cfg.seccomp)
+		vmm_sandbox_warm_up();
 	ret = vm_virtio_start(vm);
 	if (ret)
 		vm_request_stop(vm, VM_EXIT_FAILURE, "could not start the I/O thread");

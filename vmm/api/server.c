@@ -337,34 +337,6 @@ static void json_warm_up(void)
 	json_object_put(o);
 }
 
-static void *malloc_churn(void *arg)
-{
-	enum { N = 64, SIZE = 16 << 10 };
-	void *p[N];
-
-	(void)arg;
-	for (int i = 0; i < N; i++)
-		p[i] = malloc(SIZE);
-	for (int i = N - 1; i >= 0; i--)
-		free(p[i]);
-	return NULL;
-}
-
-/*
- * glibc's malloc reads /proc/sys/vm/overcommit_memory the first time a
- * thread's arena gives memory back, and keeps the answer for the process:
- * a filtered thread doing it first dies on openat (seen in the release
- * build with 16 clients' buffers freed).  A throwaway thread frees 1 MiB
- * of small blocks first, while open is still allowed.
- */
-static void malloc_warm_up(void)
-{
-	pthread_t t;
-
-	if (!pthread_create(&t, NULL, malloc_churn, NULL))
-		pthread_join(t, NULL);
-}
-
 int api_server_start(const char *path, struct api_ctx *ctx, bool seccomp,
 		     struct api_server **out, char *err, size_t len)
 {
@@ -381,7 +353,7 @@ int api_server_start(const char *path, struct api_ctx *ctx, bool seccomp,
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->done_cond, NULL);
 	json_warm_up();
-	malloc_warm_up();
+	vmm_sandbox_warm_up();
 	ret = bind_socket(s, path, err, len);
 	if (ret)
 		goto fail;
