@@ -16,7 +16,6 @@
 #include "sandbox.h"
 #include "vm.h"
 
-#define VM_GUEST_FAULTS_LOGGED 10
 #define VM_KICK_MS 25 /* a vCPU not yet out of KVM_RUN is kicked again this often */
 
 uint64_t vm_now_ns(void)
@@ -61,21 +60,6 @@ void vm_request_stop(struct vm *vm, int exit_code, const char *fmt, ...)
 	pthread_mutex_unlock(&vm->stop_lock);
 	if (vm->stop_efd >= 0 && write(vm->stop_efd, &one, sizeof(one)) < 0)
 		pr_warn("waking the event loop: %s", strerror(errno));
-}
-
-void vm_guest_fault(struct vm *vm, const char *fmt, ...)
-{
-	uint64_t n = __atomic_add_fetch(&vm->stats.guest_faults, 1, __ATOMIC_RELAXED);
-	char msg[256];
-	va_list ap;
-
-	if (n > VM_GUEST_FAULTS_LOGGED)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	pr_warn("guest: %s%s", msg,
-		n == VM_GUEST_FAULTS_LOGGED ? " (further guest faults are only counted)" : "");
 }
 
 bool vm_wait_stop(struct vm *vm, unsigned int ms)

@@ -177,8 +177,6 @@ uint64_t vm_now_ns(void);
 /* Records *slot = now - t0 once, the first time it is called for that slot. */
 void vm_mark_time(struct vm *vm, uint64_t *slot);
 
-/* Logs a guest-caused problem, counted always, printed only the first few times. */
-void vm_guest_fault(struct vm *vm, const char *fmt, ...) __printf(2, 3);
 
 /* vCPU side (vcpu.c; exit.h declares what exit.c answers). */
 int vcpu_create(struct vm *vm, unsigned int index, struct vcpu *vcpu) __must_check;
