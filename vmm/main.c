@@ -1,16 +1,13 @@
-/* veil's command line: parse and validate, then hand over to the VM. Only here may we die. */
+/* veil's command line: run and serve on veil.h; the dispatcher and main(). Only the command line may die. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,24 +15,18 @@
 /* The run command: veil.h, the CLI's helpers, and the harness (--convert-stress, conversions). */
 #include "veil.h"
 #include "api/cli.h"
+#include "cmdline.h"
 #include "file.h"
 #include "jail.h"
 #include "outq.h"
 #include "parse.h"
 #include "convstress.h"
 #include "fwsvc.h"
-/* The stress and caps commands (the harness's and the KVM layer's). */
-#include "caps.h"
-#include "log.h"
-#include "stress.h"
 
 #ifndef VEIL_VERSION
 #define VEIL_VERSION "unknown"
 #endif
 
-#define CLI_PAGE_SIZE 4096ULL        /* guest RAM's granule (veil.h: struct veil_config) */
-#define CLI_MIN_MEM (2ULL << 20)     /* the smallest guest RAM veil.h accepts */
-#define DEFAULT_MEM (64ULL << 20)
 #define OPT_CHECK_STRIDE 1000 /* long-only options */
 #define OPT_DISK 1001
 #define OPT_BALLOON 1002
@@ -129,51 +120,6 @@ static const char usage_run[] =
 	"failed, 2 bad usage or configuration, 3 the guest reset (reboot, triple\n"
 	"fault, panic with panic=-1), 128+N stopped by signal N.\n";
 
-static const char usage_stress[] =
-	"usage: veil stress [options]\n"
-	"\n"
-	"Runs the convert-stress firmware on every vCPU: each converts its own\n"
-	"pages and a shared pool between private and shared by hypercall and\n"
-	"checks their contents.  Meanwhile veil converts and punches random host\n"
-	"ranges, and a DMA device does real io_uring reads into guest pages, some\n"
-	"through a registered buffer.  Progress is printed each second; the report\n"
-	"gives conversions, retries, EAGAINs, latencies, lost writes and invariant\n"
-	"violations.  The exit code is 0 only if every invariant held.\n"
-	"\n"
-	"options:\n"
-	"  -c, --cpus N          vCPUs (at most 63); default: 2\n"
-	"  -m, --mem SIZE        guest RAM; default: 64M\n"
-	"  -s, --seconds S       how long to stress; default: 5\n"
-	"  -T, --vm-type TYPE    default or sw-protected; default: default\n"
-	"  -d, --destructive     default VMs: conversions punch, so contents read zeros\n"
-	"      --no-dma          no DMA device\n"
-	"      --foreign-pin     check that a pin veil does not hold (the kernel's GUP_TEST)\n"
-	"                        makes a conversion fail cleanly, naming the offset\n"
-	"                        (in-place model with CONFIG_GUP_TEST only)\n"
-	"  -j, --json            progress to stderr; the last line of stdout is a JSON report\n"
-	"      --seed N          the PRNG seed of the guest, host and DMA streams; default:\n"
-	"                        random, printed in the report\n"
-	"  -v, --verbose         more log output\n"
-	"  -h, --help            show this help\n";
-
-static const char usage_caps[] =
-	"usage: veil caps [--json] [--refresh | --no-cache]\n"
-	"\n"
-	"Probes /dev/kvm: API version, guest_memfd flags, VM types, memory\n"
-	"attributes, hypercall exits, memory-fault info, whether revoking the\n"
-	"host mapping of guest_memfd is safe (tried with a tiny guest), and the\n"
-	"conversion model each VM type would get.\n"
-	"\n"
-	"The two results that need a guest are cached per host kernel boot in\n"
-	"$VEIL_CACHE_DIR, else $XDG_CACHE_HOME/veil, else ~/.cache/veil; each\n"
-	"line says whether its result was cached or probed.\n"
-	"\n"
-	"options:\n"
-	"  --json      one JSON object instead of text\n"
-	"  --refresh   probe again and store the results in the cache\n"
-	"  --no-cache  probe again; neither read nor write the cache\n"
-	"  -h, --help  show this help\n";
-
 /* A --disk: opened by the CLI before any jail, handed to libveil as an fd. */
 struct cli_disk {
 	const char *path;
@@ -207,68 +153,10 @@ struct run_opts {
 	const char *api_socket;
 };
 
-__attribute__((noreturn, format(printf, 2, 3))) static void die_usage(const char *cmd,
-								       const char *fmt, ...)
-{
-	va_list ap;
 
-	fprintf(stderr, "veil%s%s: ", cmd ? " " : "", cmd ? cmd : "");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "\n");
-	exit(VEIL_EXIT_USAGE);
-}
 
-static uint64_t host_mem_bytes(void)
-{
-	long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
 
-	return pages > 0 && psize > 0 ? (uint64_t)pages * (uint64_t)psize : UINT64_MAX;
-}
 
-static uint64_t opt_mem(const char *cmd, const char *arg)
-{
-	uint64_t v;
-	int ret = parse_size(arg, &v);
-
-	if (ret == -ERANGE)
-		die_usage(cmd, "--mem '%s': too large", arg);
-	if (ret)
-		die_usage(cmd, "--mem '%s': not a size (bytes, or a number with K, M or G)", arg);
-	if (v == 0)
-		die_usage(cmd, "--mem '%s': must not be zero", arg);
-	if (v % CLI_PAGE_SIZE)
-		die_usage(cmd, "--mem '%s': not a multiple of 4K", arg);
-	if (v < CLI_MIN_MEM)
-		die_usage(cmd, "--mem '%s': must be at least 2M", arg);
-	if (v > host_mem_bytes())
-		die_usage(cmd, "--mem '%s': more than this host's %llu MiB of memory", arg,
-			  (unsigned long long)(host_mem_bytes() >> 20));
-	return v;
-}
-
-static unsigned int opt_cpus(const char *cmd, const char *arg)
-{
-	uint64_t v;
-
-	if (parse_uint(arg, &v))
-		die_usage(cmd, "--cpus '%s': not a number", arg);
-	if (v == 0)
-		die_usage(cmd, "--cpus '%s': a VM needs at least 1 vCPU", arg);
-	if (v > 65536)
-		die_usage(cmd, "--cpus '%s': too many", arg);
-	return (unsigned int)v;
-}
-
-static unsigned long opt_vm_type(const char *cmd, const char *arg)
-{
-	if (!strcmp(arg, "default"))
-		return VEIL_VM_DEFAULT;
-	if (!strcmp(arg, "sw-protected"))
-		return VEIL_VM_SW_PROTECTED;
-	die_usage(cmd, "--vm-type '%s': not default or sw-protected", arg);
-}
 
 /* "PATH[,ro][,direct]"; d->path points into spec.  -EINVAL with err set on a bad option. */
 static int disk_parse(char *spec, struct cli_disk *d, char *err, size_t errlen)
@@ -424,14 +312,6 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 	o->verbose = verbose;
 }
 
-static uint64_t boot_seed(void)
-{
-	uint64_t seed;
-
-	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-		seed = (uint64_t)getpid() * 0x9e3779b97f4a7c15ULL;
-	return seed;
-}
 
 /* What the guest boots, read before any jail: a jailed veil can open nothing by path. */
 struct boot_files {
@@ -526,25 +406,6 @@ static void run_config(const struct run_opts *o, const struct boot_files *f, int
 	cfg->kick_signal = SIGUSR1;
 	cfg->kvm_fd = kvm_fd;
 	cfg->log_level = o->verbose >= 2 ? VEIL_LOG_DEBUG : o->verbose ? VEIL_LOG_INFO : VEIL_LOG_WARN;
-}
-
-/*
- * libveil names the configuration field at fault ("firmware 'x': ..."); the
- * CLI's users know it as an option, so it gets its dashes back.
- */
-static void print_veil_error_of(const char *cmd, const struct veil_error *err)
-{
-	static const char *const fields[] = {
-		"firmware '", "kernel '", "initrd '", "disk '", "disk:", "mem ", "cpus '",
-		"vm-type ", "transport ", "balloon:", "rng:", "console virtio:", "check-stride ",
-	};
-	const char *dashes = "";
-
-	for (unsigned int i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		if (!strncmp(err->msg, fields[i], strlen(fields[i])))
-			dashes = "--";
-	}
-	fprintf(stderr, "veil %s: %s%s\n", cmd, dashes, err->msg);
 }
 
 static void print_veil_error(const struct veil_error *err)
@@ -799,116 +660,8 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 	return ret;
 }
 
-static void parse_stress(int argc, char **argv, struct stress_opts *o)
-{
-	static const struct option longopts[] = {
-		{ "cpus", required_argument, NULL, 'c' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "vm-type", required_argument, NULL, 'T' },
-		{ "destructive", no_argument, NULL, 'd' },
-		{ "no-dma", no_argument, NULL, 'D' },
-		{ "foreign-pin", no_argument, NULL, 'F' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "seed", required_argument, NULL, 'S' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	uint64_t v;
-	int c;
 
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+:c:m:s:T:djvh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'c': o->nr_cpus = opt_cpus("stress", optarg); break;
-		case 'm': o->mem_size = opt_mem("stress", optarg); break;
-		case 's':
-			if (parse_uint(optarg, &v) || v == 0 || v > 86400)
-				die_usage("stress", "--seconds '%s': not a number from 1 to 86400", optarg);
-			o->seconds = (unsigned int)v;
-			break;
-		case 'T': o->vm_type = opt_vm_type("stress", optarg); break;
-		case 'd': o->destructive = true; break;
-		case 'D': o->no_dma = true; break;
-		case 'F': o->foreign_pin = true; break;
-		case 'j': o->json = true; break;
-		case 'S':
-			if (parse_uint(optarg, &o->seed))
-				die_usage("stress", "--seed '%s': not a number from 0 to 2^64-1", optarg);
-			break;
-		case 'v': log_set_level(LOG_INFO); break;
-		case 'h': fputs(usage_stress, stdout); exit(0);
-		case ':': die_usage("stress", "option '%s' needs a value", argv[optind - 1]);
-		default: die_usage("stress", "unknown option '%s' (see veil stress --help)", argv[optind - 1]);
-		}
-	}
-	if (optind < argc)
-		die_usage("stress", "unexpected argument '%s'", argv[optind]);
-	if (o->nr_cpus > VEIL_STRESS_MAX_CPUS)
-		die_usage("stress", "--cpus '%u': the stress firmware runs on at most %u vCPUs",
-			  o->nr_cpus, VEIL_STRESS_MAX_CPUS);
-	if (o->destructive && o->vm_type != VEIL_VM_DEFAULT)
-		die_usage("stress", "--destructive applies to default VMs only");
-}
 
-static int cmd_stress(int argc, char **argv, uint64_t t0_ns)
-{
-	struct stress_opts o = { .nr_cpus = 2, .mem_size = DEFAULT_MEM, .seconds = 5, .t0_ns = t0_ns };
-	struct veil_error err = { 0 };
-	int code;
-
-	o.seed = boot_seed(); /* unless --seed sets it */
-	parse_stress(argc, argv, &o);
-	if (o.mem_size < 16ULL << 20)
-		die_usage("stress", "--mem: the stress needs at least 16M");
-	/* libveil checks the VM type and vCPU count against this KVM, as for run. */
-	code = stress_run(&o, &err);
-	if (code >= 0)
-		return code;
-	print_veil_error_of("stress", &err);
-	return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
-}
-
-static int cmd_caps(int argc, char **argv)
-{
-	static const struct option longopts[] = {
-		{ "json", no_argument, NULL, 'j' },
-		{ "refresh", no_argument, NULL, 'r' },
-		{ "no-cache", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
-	};
-	enum caps_cache_mode mode = CAPS_CACHE_USE;
-	bool json = false;
-	struct caps c;
-	int ch, ret;
-
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
-		if (ch == 'j')
-			json = true;
-		else if (ch == 'r' || ch == 'n')
-			mode = ch == 'r' ? CAPS_CACHE_REFRESH : CAPS_CACHE_OFF;
-		else if (ch == 'h') {
-			fputs(usage_caps, stdout);
-			return 0;
-		} else
-			die_usage("caps", "unknown option '%s' (see veil caps --help)", argv[optind - 1]);
-	}
-	if (optind < argc)
-		die_usage("caps", "unexpected argument '%s'", argv[optind]);
-	ret = caps_probe(&c, mode);
-	if (ret) {
-		fprintf(stderr, "veil caps: cannot use /dev/kvm: %s\n", strerror(-ret));
-		return VEIL_EXIT_FAILURE;
-	}
-	if (json)
-		caps_print_json(&c, stdout);
-	else
-		caps_print(&c, stdout);
-	return 0;
-}
 
 static int veil_main(int argc, char **argv, uint64_t t0_ns)
 {
