@@ -111,19 +111,29 @@ int virtio_dev_configure_queue(struct virtio_dev *vd, unsigned int q, uint16_t s
 	return vq_configure(vq, size, desc, avail, used);
 }
 
+/*
+ * A configuration change, with vd->lock held: the generation moves and the
+ * config interrupt is raised on the line, or (true) is left for the caller
+ * to send as an MSI once the lock is dropped.
+ */
+static bool config_change_locked(struct virtio_dev *vd, bool notify)
+{
+	vd->config_generation++;
+	if (!notify)
+		return false;
+	vd->isr |= VIRTIO_ISR_CONFIG;
+	if (vd->msi_notify)
+		return true;
+	update_irq(vd);
+	return false;
+}
+
 void virtio_dev_config_changed(struct virtio_dev *vd)
 {
-	bool msi = false;
+	bool msi;
 
 	pthread_mutex_lock(&vd->lock);
-	vd->config_generation++;
-	if (vd->status & VIRTIO_STATUS_DRIVER_OK) {
-		vd->isr |= VIRTIO_ISR_CONFIG;
-		if (vd->msi_notify)
-			msi = true;
-		else
-			update_irq(vd);
-	}
+	msi = config_change_locked(vd, vd->status & VIRTIO_STATUS_DRIVER_OK);
 	pthread_mutex_unlock(&vd->lock);
 	if (msi)
 		vd->msi_notify(vd->irq_opaque, VIRTIO_NOTIFY_CONFIG);
@@ -139,12 +149,7 @@ void virtio_dev_needs_reset(struct virtio_dev *vd, const char *why)
 	if (!(vd->status & VIRTIO_STATUS_NEEDS_RESET)) {
 		pr_warn("%s: the driver broke the device's rules, it needs a reset: %s", vd->name, why);
 		vd->status |= VIRTIO_STATUS_NEEDS_RESET;
-		vd->config_generation++;
-		vd->isr |= VIRTIO_ISR_CONFIG;
-		if (vd->msi_notify)
-			msi = true;
-		else
-			update_irq(vd);
+		msi = config_change_locked(vd, true);
 	}
 	pthread_mutex_unlock(&vd->lock);
 	if (msi)
