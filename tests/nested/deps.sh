@@ -6,6 +6,7 @@ set -euo pipefail
 
 pkgs=(
 	qemu-system-x86 # runs L1 under TCG
+	qemu-system-arm # the arm64 platform's L1 (arm64.sh)
 	busybox-static  # the L1 and L2 userlands
 	cpio            # packs the initramfs images
 	xz-utils zstd   # kernel modules from trixie-backports are .ko.xz

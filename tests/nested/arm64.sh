@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The arm64 nested platform: qemu-system-aarch64 (TCG, -M virt,virtualization=on,gic-version=3)
+# runs Debian's stock trixie-backports 7.3 arm64 kernel as L1, whose built-in KVM runs the L2.
+#
+# Usage: arm64.sh SUBCOMMAND
+#   prepare        packages, the L1 kernel, arm64 busybox, the probe (idempotent, cached)
+#   probe          boots L1 and runs arm64-probe.c in it: KVM's capabilities, and one tiny
+#                  guest run from guest_memfd (MMIO exits, a revoked host mapping, PSCI off)
+#   l1-run 'CMD'   debugging: boots L1 and runs one shell command in it
+#
+# Environment: NESTED_SRC, NESTED_BUILD (source and build directory, as for nested.sh),
+# NESTED_DEBIAN_MIRROR (a mirror URI instead of the machine's own).
+# Everything is cached under <build>/nested-cache (downloads) and <build>/nested-work/arm64.
+set -euo pipefail
+export LC_ALL=C
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+HERE=$(dirname "$SELF")
+SRC=$(readlink -f "${NESTED_SRC:-$HERE/../..}")
+BUILD=$(readlink -m "${NESTED_BUILD:-$SRC/build}")
+CACHE=$BUILD/nested-cache
+WORK=$BUILD/nested-work/arm64
+KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+T_L1=${NESTED_ARM64_T_L1:-240} # seconds for L1 to boot, run its step and power off
+
+# shellcheck source=tests/nested/debian.sh
+. "$HERE/debian.sh"
+
+say() { printf 'nested-arm64: %s\n' "$*"; }
+die() { say "$*"; exit 1; }
+
+# A private apt state for arm64 packages: bookworm (busybox) and trixie-backports (the L1
+# kernel), from this machine's mirror; the machine's own apt lists are untouched.
+apt_arm64() {
+	local apt=$CACHE/apt-arm64 uri
+	if [ ! -f "$apt/updated" ]; then
+		uri=$(mirror_uri)
+		mkdir -p "$apt"/{lists/partial,cache/archives/partial}
+		{
+			echo "deb [arch=arm64 signed-by=$KEYRING] $uri bookworm main"
+			echo "deb [arch=arm64 signed-by=$KEYRING] $uri trixie-backports main"
+		} >"$apt/sources.list"
+	fi
+	APT_O=(-o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=-
+		-o "Dir::State::lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Debug::NoLocking=0
+		-o APT::Architecture=arm64 -o APT::Architectures=arm64)
+	if [ ! -f "$apt/updated" ]; then
+		say "fetching the arm64 package lists" >&2
+		apt-get "${APT_O[@]}" update -qq || die "the Debian mirror is unreachable (apt-get update failed)"
+		touch "$apt/updated"
+	fi
+}
+
+# fetch_deb REGEX: the newest cached .deb whose package name matches, downloading it if needed.
+fetch_deb() {
+	local re=$1 debs=$CACHE/debs-arm64 pkg deb tmp
+	mkdir -p "$debs"
+	deb=$(ls "$debs"/*_arm64.deb 2>/dev/null | while read -r f; do
+		n=$(basename "$f"); [[ ${n%%_*} =~ $re ]] && echo "$f"; done | sort -V | tail -n1 || true)
+	if [ -z "$deb" ]; then
+		apt_arm64
+		pkg=$(apt-cache "${APT_O[@]}" search --names-only "$re" | awk '{ print $1 }' | sort -V | tail -n1)
+		[ -n "$pkg" ] || die "no arm64 package matches $re"
+		tmp=$(mktemp -d "$debs/.dl.XXXXXX")
+		chmod 755 "$tmp"
+		say "downloading $pkg (arm64)" >&2
+		# shellcheck disable=SC2046
+		(cd "$tmp" && apt-get "${APT_O[@]}" $(apt_dl_opts) download -q "$pkg:arm64") >&2
+		mv "$tmp"/*.deb "$debs/"
+		rmdir "$tmp"
+		deb=$(ls "$debs/$pkg"_*_arm64.deb | sort -V | tail -n1)
+	fi
+	echo "$deb"
+}
+
+prepare() {
+	"$HERE/deps.sh"
+	command -v aarch64-linux-gnu-gcc >/dev/null || die "aarch64-linux-gnu-gcc is missing (scripts/deps installs it)"
+	mkdir -p "$WORK"
+	local kdeb bdeb tmp
+	kdeb=$(fetch_deb '^linux-binary-7\.3\.[0-9]+\+deb13-arm64$')
+	bdeb=$(fetch_deb '^busybox-static$')
+	if [ "$(cat "$WORK/stamp" 2>/dev/null)" != "$kdeb $bdeb" ]; then
+		tmp=$(mktemp -d "$WORK/.unpack.XXXXXX")
+		dpkg-deb -x "$kdeb" "$tmp/k"
+		dpkg-deb -x "$bdeb" "$tmp/b"
+		cp "$(find "$tmp/k" -type f -name 'vmlinuz*' | head -n1)" "$WORK/vmlinuz"
+		cp "$tmp/b/bin/busybox" "$WORK/busybox"
+		rm -rf "$tmp"
+		echo "$kdeb $bdeb" >"$WORK/stamp"
+	fi
+	say "L1: $(basename "$kdeb" .deb); busybox: $(basename "$bdeb" .deb)"
+	aarch64-linux-gnu-gcc -static -O2 -Wall -Wextra -Werror -I"$SRC/common" \
+		-o "$WORK/arm64-probe" "$HERE/arm64-probe.c"
+}
+
+# initramfs CMD: an arm64 busybox L1 that runs CMD as a step, reports its exit and powers off.
+initramfs() {
+	local root=$WORK/root a
+	rm -rf "$root"
+	mkdir -p "$root"/{bin,dev,proc,sys,tmp}
+	cp "$WORK/busybox" "$root/bin/busybox"
+	for a in sh mount poweroff cat ls echo uname sleep grep; do ln -sf busybox "$root/bin/$a"; done
+	cp "$WORK/arm64-probe" "$root/bin/arm64-probe"
+	cat >"$root/init" <<-EOF
+		#!/bin/sh
+		mount -t proc proc /proc
+		mount -t sysfs sys /sys
+		mount -t devtmpfs dev /dev
+		echo "VEIL-ARM64-L1: up, \$(uname -r), \$(ls /dev/kvm 2>/dev/null || echo no /dev/kvm)"
+		( $1 ) 2>&1
+		echo "VEIL-ARM64-L1: step exit=\$?"
+		poweroff -f
+	EOF
+	chmod 755 "$root/init"
+	(cd "$root" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$WORK/l1.cpio"
+}
+
+# boot_l1 CMD: boots L1 with CMD as its step; the console goes to $WORK/console.log and stdout.
+boot_l1() {
+	initramfs "$1"
+	local t0=$SECONDS rc=0
+	say "booting L1 (qemu-system-aarch64 TCG) with: $1"
+	timeout -k 5 "$T_L1" qemu-system-aarch64 -M virt,virtualization=on,gic-version=3 -cpu max \
+		-smp 2 -m 1024 -accel tcg,thread=multi -nographic -no-reboot \
+		-kernel "$WORK/vmlinuz" -initrd "$WORK/l1.cpio" \
+		-append "console=ttyAMA0 panic=-1 rdinit=/init quiet" </dev/null |
+		tr -d '\r' | tee "$WORK/console.log" || rc=$?
+	say "L1 ran for $((SECONDS - t0)) s (QEMU exit $rc)"
+	grep -aq "VEIL-ARM64-L1: step exit=" "$WORK/console.log" ||
+		die "L1 did not finish its step within ${T_L1} s"
+}
+
+step_exit() { sed -n 's/.*VEIL-ARM64-L1: step exit=\([0-9]*\).*/\1/p' "$WORK/console.log" | head -n1; }
+
+cmd=${1:-}
+shift || true
+case $cmd in
+prepare) prepare ;;
+probe)
+	prepare
+	boot_l1 /bin/arm64-probe
+	[ "$(step_exit)" = 0 ] || die "arm64-probe failed (exit $(step_exit))"
+	grep -aq "ARM64-PROBE: all checks passed" "$WORK/console.log" || die "arm64-probe did not pass"
+	say "arm64-probe passed"
+	;;
+l1-run)
+	prepare
+	boot_l1 "$*"
+	;;
+*) sed -n '2,13p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac
