@@ -7,6 +7,10 @@
 #   probe          boots L1 and runs arm64-probe.c in it: KVM's capabilities, and one tiny
 #                  guest run from guest_memfd (MMIO exits, a revoked host mapping, PSCI off)
 #   l1-run 'CMD'   debugging: boots L1 and runs one shell command in it
+#   sysroot        the arm64 -dev packages veil links (liburing, libseccomp, libfdt, ...)
+#                  unpacked into <build>/nested-work/arm64/sysroot, and a meson cross file
+#   veil           veil cross-built statically for aarch64 against that sysroot (stops at
+#                  firmware/ today: its guests are x86 only until the arm64 port)
 #
 # Environment: NESTED_SRC, NESTED_BUILD (source and build directory, as for nested.sh),
 # NESTED_DEBIAN_MIRROR (a mirror URI instead of the machine's own).
@@ -94,6 +98,55 @@ prepare() {
 		-o "$WORK/arm64-probe" "$HERE/arm64-probe.c"
 }
 
+# The arm64 libraries veil links, unpacked; and a meson cross file that uses them.
+SYSROOT_DEBS=(liburing-dev liburing2 libseccomp-dev libseccomp2 libfdt-dev libfdt1
+	libjson-c-dev libjson-c5 libhttp-parser-dev libhttp-parser2.9 zlib1g-dev zlib1g)
+sysroot() {
+	local root=$WORK/sysroot p deb stamp=
+	mkdir -p "$WORK"
+	for p in "${SYSROOT_DEBS[@]}"; do
+		deb=$(fetch_deb "^${p//./\\.}\$")
+		stamp+="$(basename "$deb") "
+	done
+	if [ "$(cat "$root/stamp" 2>/dev/null)" != "$stamp" ]; then
+		rm -rf "$root"
+		for deb in $stamp; do dpkg-deb -x "$CACHE/debs-arm64/$deb" "$root"; done
+		echo "$stamp" >"$root/stamp"
+	fi
+	cat >"$WORK/cross.ini" <<-EOF
+		[binaries]
+		c = 'aarch64-linux-gnu-gcc'
+		ar = 'aarch64-linux-gnu-ar'
+		strip = 'aarch64-linux-gnu-strip'
+		objcopy = 'aarch64-linux-gnu-objcopy'
+		pkgconfig = 'pkg-config'
+		[built-in options]
+		c_args = ['-I$root/usr/include', '-I$root/usr/include/aarch64-linux-gnu']
+		c_link_args = ['-L$root/usr/lib/aarch64-linux-gnu']
+		[properties]
+		pkg_config_libdir = '$root/usr/lib/aarch64-linux-gnu/pkgconfig:$root/usr/share/pkgconfig'
+		sys_root = '$root'
+		veil_lib_dirs = ['$root/usr/lib/aarch64-linux-gnu']
+		[host_machine]
+		system = 'linux'
+		cpu_family = 'aarch64'
+		cpu = 'aarch64'
+		endian = 'little'
+	EOF
+	say "arm64 sysroot: $root ($(echo $stamp | wc -w) packages); cross file $WORK/cross.ini"
+}
+
+veil_arm64() {
+	local b=$WORK/veil-build
+	sysroot
+	export PKG_CONFIG_SYSROOT_DIR=$WORK/sysroot
+	if [ ! -f "$b/build.ninja" ]; then
+		meson setup --cross-file "$WORK/cross.ini" \
+			--buildtype=release -Dstatic=true -Db_sanitize=none "$b" "$SRC"
+	fi
+	ninja -C "$b" vmm/veil
+}
+
 # initramfs CMD: an arm64 busybox L1 that runs CMD as a step, reports its exit and powers off.
 initramfs() {
 	local root=$WORK/root a
@@ -148,5 +201,7 @@ l1-run)
 	prepare
 	boot_l1 "$*"
 	;;
-*) sed -n '2,13p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+sysroot) sysroot ;;
+veil) veil_arm64 ;;
+*) sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
