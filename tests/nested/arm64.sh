@@ -155,6 +155,7 @@ initramfs() {
 	cp "$WORK/busybox" "$root/bin/busybox"
 	for a in sh mount poweroff cat ls echo uname sleep grep; do ln -sf busybox "$root/bin/$a"; done
 	cp "$WORK/arm64-probe" "$root/bin/arm64-probe"
+	[ ! -x "$WORK/veil-build/vmm/veil" ] || cp "$WORK/veil-build/vmm/veil" "$root/bin/veil"
 	cat >"$root/init" <<-EOF
 		#!/bin/sh
 		mount -t proc proc /proc
