@@ -11,14 +11,14 @@
 #include "vdev.h"
 #include "vm.h"
 
-/* The guest's interrupt line for a device: level, on the in-kernel IOAPIC. */
+/* The guest's interrupt line for a device: level, on the in-kernel irqchip (the arch numbers it). */
 static void vdev_set_irq(void *opaque, bool level)
 {
 	struct vdev *v = opaque;
-	struct kvm_irq_level irq = { .irq = v->slot.irq, .level = level };
+	int ret = arch_vm_irq_line(v->vm->arch, v->slot.irq, level);
 
-	if (__kvm_ioctl(v->vm->vm_fd, KVM_IRQ_LINE, &irq) < 0)
-		pr_warn("%s: KVM_IRQ_LINE %u: %s", v->name, v->slot.irq, strerror(errno));
+	if (ret)
+		pr_warn("%s: interrupt line %u: %s", v->name, v->slot.irq, strerror(-ret));
 }
 
 void vdev_kick(void *opaque)

@@ -6,11 +6,15 @@
 #   prepare        packages, the L1 kernel, arm64 busybox, the probe (idempotent, cached)
 #   probe          boots L1 and runs arm64-probe.c in it: KVM's capabilities, and one tiny
 #                  guest run from guest_memfd (MMIO exits, a revoked host mapping, PSCI off)
+#   linux          boots L1, and in it veil boots the shared cocoguest kernel (arm64 Image) on
+#                  2 vCPUs with a virtio-mmio disk, rng and balloon: checks the L2's markers,
+#                  8 MiB written and read back through the disk, PSCI SYSTEM_OFF (exit 0) and
+#                  a second boot's SYSTEM_RESET (exit 3)
 #   l1-run 'CMD'   debugging: boots L1 and runs one shell command in it
 #   sysroot        the arm64 -dev packages veil links (liburing, libseccomp, libfdt, ...)
 #                  unpacked into <build>/nested-work/arm64/sysroot, and a meson cross file
-#   veil           veil cross-built statically for aarch64 against that sysroot (stops at
-#                  firmware/ today: its guests are x86 only until the arm64 port)
+#   veil           veil cross-built statically for aarch64 against that sysroot (without
+#                  firmware guests: they are x86 programs)
 #
 # Environment: NESTED_SRC, NESTED_BUILD (source and build directory, as for nested.sh),
 # NESTED_DEBIAN_MIRROR (a mirror URI instead of the machine's own).
@@ -24,6 +28,7 @@ SRC=$(readlink -f "${NESTED_SRC:-$HERE/../..}")
 BUILD=$(readlink -m "${NESTED_BUILD:-$SRC/build}")
 CACHE=$BUILD/nested-cache
 WORK=$BUILD/nested-work/arm64
+SHARED=$(readlink -m "${NESTED_SHARED:-$SRC/../shared}")
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 T_L1=${NESTED_ARM64_T_L1:-240} # seconds for L1 to boot, run its step and power off
 
@@ -147,6 +152,36 @@ veil_arm64() {
 	ninja -C "$b" vmm/veil
 }
 
+l2_initrd() {
+	local r=$WORK/l2root a
+	rm -rf "$r"
+	mkdir -p "$r"/{bin,dev,proc,sys,tmp}
+	cp "$WORK/busybox" "$r/bin/busybox"
+	for a in sh mount poweroff reboot cat echo uname grep cut ls wc dd md5sum sync; do ln -sf busybox "$r/bin/$a"; done
+	cat >"$r/init" <<-'EOF'
+		#!/bin/sh
+		mount -t proc proc /proc
+		mount -t sysfs sys /sys
+		echo "VEIL-ARM64-L2: init $(uname -r) nproc=$(grep -c ^processor /proc/cpuinfo) uptime=$(cut -d' ' -f1 /proc/uptime)"
+		echo "VEIL-ARM64-L2: $(grep MemTotal /proc/meminfo)"
+		echo "VEIL-ARM64-L2: virtio devices=$(ls /sys/bus/virtio/devices 2>/dev/null | wc -l)"
+		mount -t devtmpfs dev /dev
+		if [ -b /dev/vda ]; then
+			dd if=/dev/urandom of=/tmp/w bs=1M count=8 2>/dev/null
+			dd if=/tmp/w of=/dev/vda bs=1M oflag=direct 2>/dev/null
+			sync
+			a=$(md5sum </tmp/w | cut -d' ' -f1)
+			b=$(dd if=/dev/vda bs=1M count=8 iflag=direct 2>/dev/null | md5sum | cut -d' ' -f1)
+			echo "VEIL-ARM64-L2: blk wrote $a read $b"
+		fi
+		[ ! -c /dev/hwrng ] || echo "VEIL-ARM64-L2: hwrng bytes=$(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | wc -c)"
+		if grep -q veiltest=reboot /proc/cmdline; then echo "VEIL-ARM64-L2: rebooting"; reboot -f; fi
+		poweroff -f
+	EOF
+	chmod 755 "$r/init"
+	(cd "$r" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) >"$1"
+}
+
 # initramfs CMD: an arm64 busybox L1 that runs CMD as a step, reports its exit and powers off.
 initramfs() {
 	local root=$WORK/root a
@@ -156,6 +191,12 @@ initramfs() {
 	for a in sh mount poweroff cat ls echo uname sleep grep; do ln -sf busybox "$root/bin/$a"; done
 	cp "$WORK/arm64-probe" "$root/bin/arm64-probe"
 	[ ! -x "$WORK/veil-build/vmm/veil" ] || cp "$WORK/veil-build/vmm/veil" "$root/bin/veil"
+	# L2: the shared cocoguest kernel when there is one, and a busybox initrd that says it
+	# runs and powers off (PSCI SYSTEM_OFF).
+	mkdir -p "$root/l2"
+	[ ! -f "$SHARED/kernels/Image-7.3.4-cocoguest" ] ||
+		cp "$SHARED/kernels/Image-7.3.4-cocoguest" "$root/l2/Image"
+	l2_initrd "$root/l2/initrd.cpio"
 	cat >"$root/init" <<-EOF
 		#!/bin/sh
 		mount -t proc proc /proc
@@ -202,7 +243,30 @@ l1-run)
 	prepare
 	boot_l1 "$*"
 	;;
+linux)
+	[ -f "$SHARED/kernels/Image-7.3.4-cocoguest" ] || { say "skip: no $SHARED/kernels/Image-7.3.4-cocoguest"; exit 77; }
+	prepare
+	veil_arm64 >"$WORK/veil-build.log" 2>&1 || { tail -20 "$WORK/veil-build.log"; die "the aarch64 build of veil failed"; }
+	run='/bin/veil run --kernel /l2/Image --initrd /l2/initrd.cpio --cpus 2 --mem 256M'
+	boot_l1 "dd if=/dev/zero of=/tmp/d.img bs=1M count=16 2>/dev/null
+		$run --cmdline 'console=ttyS0 quiet' --disk /tmp/d.img --rng --balloon; echo VEIL-ARM64-L1: off-exit=\$?
+		$run --cmdline 'console=ttyS0 quiet veiltest=reboot'; echo VEIL-ARM64-L1: reset-exit=\$?"
+	fails=0
+	want() { grep -aEq -- "$2" "$WORK/console.log" && say "ok: $1" || { say "FAIL: $1"; fails=$((fails + 1)); }; }
+	want "the L2 kernel ran init on 2 vCPUs" '^VEIL-ARM64-L2: init 7\.3\.4-veil-cocoguest nproc=2 '
+	want "MemTotal is 200 to 256 MiB" '^VEIL-ARM64-L2: MemTotal: +(2[0-5][0-9]{4}|26[0-1][0-9]{3}) kB'
+	want "3 virtio-mmio devices bound" '^VEIL-ARM64-L2: virtio devices=3'
+	a=$(sed -n 's/^VEIL-ARM64-L2: blk wrote \([0-9a-f]*\) read \([0-9a-f]*\).*/\1 \2/p' "$WORK/console.log" | head -n1)
+	if [ -n "$a" ] && [ "${a% *}" = "${a#* }" ]; then say "ok: 8 MiB read back from virtio-blk as written"
+	else say "FAIL: virtio-blk read-back: '$a'"; fails=$((fails + 1)); fi
+	want "virtio-rng gave 32 bytes" '^VEIL-ARM64-L2: hwrng bytes=32'
+	want "PSCI SYSTEM_OFF: veil exits 0" '^VEIL-ARM64-L1: off-exit=0'
+	want "PSCI SYSTEM_RESET: veil exits 3" '^VEIL-ARM64-L1: reset-exit=3'
+	want "veil saw no I/O errors" 'virtio-blk0: .* 0 errors'
+	[ "$fails" = 0 ] || die "$fails check(s) failed (console: $WORK/console.log)"
+	say "arm64 linux: all checks passed"
+	;;
 sysroot) sysroot ;;
 veil) veil_arm64 ;;
-*) sed -n '2,17p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
