@@ -319,7 +319,7 @@ static void test_longterm_not_restored_mid_conversion(void)
 	struct gmem *gm = make(GMEM_MODEL_IN_PLACE, false, 2000);
 	struct lt_buf buf = { .held = true };
 	struct fake_kernel k = {
-		.eagain_left = 1, .error_offset = 0x3000, .delay_ms = 300, .slow_call = 2,
+		.eagain_left = 1, .error_offset = 0x3000, .delay_ms = 1000, .slow_call = 2,
 	};
 	struct bg a = { .gm = gm, .gpa = 0x0, .len = 0x8000, .to_private = true };
 	struct gmem_conv_result res;
@@ -328,7 +328,8 @@ static void test_longterm_not_restored_mid_conversion(void)
 	gmem_set_attrs2_fn(gm, fake_attrs2, &k);
 	CHECK_EQ(gmem_longterm_register(gm, 0x2000, 0x4000, &lt_ops, &buf), 0);
 	pthread_create(&t, NULL, bg_convert, &a); /* EAGAIN, release, then a slow retry */
-	sleep_ms(100);
+	for (int i = 0; i < 1000 && !lt_count(&buf.releases); i++) /* polled: a loaded machine */
+		sleep_ms(10);
 	CHECK_EQ(lt_count(&buf.releases), 1);
 	CHECK_EQ(gmem_convert(gm, 0x20000, PAGE, false, &res), 0); /* elsewhere, meanwhile */
 	CHECK_EQ(lt_count(&buf.restores), 0);

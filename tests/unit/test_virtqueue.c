@@ -660,12 +660,12 @@ static uint64_t now_ms(void)
 static void test_buffer_under_conversion(void)
 {
 	struct gmem_config cfg = {
-		.vm_fd = -1, .model = GMEM_MODEL_HOST, .drain_timeout_ns = 300 * 1000000ULL,
+		.vm_fd = -1, .model = GMEM_MODEL_HOST, .drain_timeout_ns = 2000 * 1000000ULL,
 	};
 	struct gmem_layout l = { .nr = 1, .r = { { 0, MEM } } };
 	struct slow_convert s = { .gpa = BUF_GPA };
 	struct vq_req *req = new_req();
-	struct timespec ms30 = { 0, 30000000 };
+	struct timespec ms10 = { 0, 10000000 };
 	struct gmem_conv_result res;
 	struct gmem_pin hold;
 	struct virtqueue vq;
@@ -680,10 +680,18 @@ static void test_buffer_under_conversion(void)
 	/* A pin elsewhere on the page keeps the conversion draining, the page marked converting. */
 	CHECK_EQ(gmem_pin(s.gm, BUF_GPA, 8, "other", 1, &hold), 0);
 	pthread_create(&t, NULL, convert_page, &s);
-	nanosleep(&ms30, NULL);
+	/* Until the conversion is draining (polled: a loaded machine may start the thread late). */
+	for (int i = 0; i < 1000; i++) {
+		struct gmem_stats st;
+
+		gmem_get_stats(s.gm, &st);
+		if (st.drain_waits)
+			break;
+		nanosleep(&ms10, NULL);
+	}
 	t0 = now_ms();
 	CHECK_EQ(vq_pop(&vq, req), -EAGAIN);
-	CHECK(now_ms() - t0 < 100);
+	CHECK(now_ms() - t0 < 1000); /* not the 2 s a wait for the drain would take */
 	CHECK_EQ(vq.last_avail, 0);
 	CHECK_EQ(req->nr_pins, 0);
 	gmem_unpin(&hold);
