@@ -123,6 +123,7 @@ static void new_generation(struct virtqueue *vq)
 	vq->last_avail = vq->used_idx = 0;
 	vq->signalled_used = 0;
 	vq->signalled_valid = false;
+	vq->avail_event_valid = false;
 }
 
 /* A counter bump under vq->lock; readers load it relaxed, without the lock. */
@@ -471,7 +472,14 @@ static int ask_for_kick(struct virtqueue *vq, uint16_t *idx)
 
 	if (ret)
 		return ring_fail(vq, ret, "avail_event", at);
-	count(&vq->stats.kick_asks);
+	/*
+	 * Written every time all the same: the used ring may have been converted
+	 * and back since, and a lost avail_event is a lost kick.
+	 */
+	if (!vq->avail_event_valid || vq->avail_event != vq->last_avail)
+		count(&vq->stats.kick_asks);
+	vq->avail_event = vq->last_avail;
+	vq->avail_event_valid = true;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	return read_avail_idx(vq, idx);
 }

@@ -108,12 +108,19 @@ struct virtqueue {
 	/* EVENT_IDX: the used idx when the last interrupt decision was made, if valid. */
 	uint16_t signalled_used;
 	bool signalled_valid;
+	/* EVENT_IDX: the avail_event last published, if any (for kick_asks). */
+	uint16_t avail_event;
+	bool avail_event_valid;
 	/* Counters, written under lock, read relaxed (vq_stats). */
 	struct vq_stats {
 		uint64_t popped;     /* chains consumed, good or malformed */
 		uint64_t interrupts; /* decisions to interrupt (vq_should_interrupt true) */
 		uint64_t suppressed; /* ... not to: NO_INTERRUPT, or used_event not crossed */
-		uint64_t kick_asks;  /* EVENT_IDX: avail_event published on finding the ring empty */
+		/*
+		 * EVENT_IDX: avail_event moved (published on finding the ring
+		 * empty, at a new value): the driver kicks at most once per move.
+		 */
+		uint64_t kick_asks;
 		uint64_t indirect;   /* chains that went through an indirect table */
 	} stats;
 	char error[160];     /* why the last pop or push failed */
