@@ -160,20 +160,22 @@ void vq_destroy(struct virtqueue *vq);
  *   1        a request, pinned;
  *   0        nothing available;
  *   -EPROTO  the ring itself is broken (avail idx ran more than size ahead,
- *            a head out of range, rings unreadable): the device must go to
- *            NEEDS_RESET; nothing is pinned;
- *   -EAGAIN  a ring page or a buffer is being converted or punched right
- *            now, or the used ring has no room left for one more completion
- *            (completions are deferred, or the driver reused heads still
- *            out): nothing is consumed or pinned; the device tries again
- *            later.  vq_pop never waits for a conversion, because devices
- *            run on the thread that also completes the I/O a conversion may
- *            be waiting for;
- *   other -errno: this chain is malformed (-EINVAL bad flags, next or
- *            direction order, -ELOOP a loop, -E2BIG too long, -EFAULT a
- *            buffer outside RAM, -EACCES a buffer in private memory):
- *            nothing is pinned, req->head is set, and the caller returns it
- *            with vq_push(vq, req, 0) after failing it as its device can.
+ *            a head out of range, rings unreadable, or under EVENT_IDX
+ *            avail_event unwritable): the device must go to NEEDS_RESET;
+ *            nothing is pinned;
+ *   -EAGAIN  a ring page, a buffer or an indirect table is being converted
+ *            or punched right now, or the used ring has no room left for
+ *            one more completion (completions are deferred, or the driver
+ *            reused heads still out): nothing is consumed or pinned; the
+ *            device tries again later.  vq_pop never waits for a
+ *            conversion, because devices run on the thread that also
+ *            completes the I/O a conversion may be waiting for;
+ *   other -errno: this chain is malformed (-EINVAL bad flags, next,
+ *            direction order or indirect table, -ELOOP a loop, -E2BIG too
+ *            long, -EFAULT a buffer or table outside RAM, -EACCES one in
+ *            private memory): nothing is pinned, req->head is set, and the
+ *            caller returns it with vq_push(vq, req, 0) after failing it
+ *            as its device can.
  * vq->error says what was wrong.
  */
 int vq_pop(struct virtqueue *vq, struct vq_req *req) __must_check;

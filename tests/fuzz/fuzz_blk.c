@@ -266,7 +266,7 @@ static void check_round(struct t *t, bool broken, uint16_t used0)
 		}
 		/* With EVENT_IDX: the used idx crossed used_event, so some decision interrupted. */
 		if (n && (d->event_idx ?
-			  vq_need_event(drv_get16(d, d->avail + 4 + 2ULL * d->size),
+			  drv_crossed(drv_get16(d, d->avail + 4 + 2ULL * d->size),
 					(uint16_t)(used0 + n), used0) :
 			  !(drv_get16(d, d->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT)))
 			CHECK(t->irq);

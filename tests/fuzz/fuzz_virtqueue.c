@@ -271,7 +271,7 @@ static void check_interrupt(struct st *s)
 {
 	struct vq_drv *d = &s->d;
 	uint16_t now = s->vq.used_idx, event = drv_get16(d, d->avail + 4 + 2ULL * d->size);
-	bool want = d->event_idx ? !s->sig_valid || vq_need_event(event, now, s->sig) :
+	bool want = d->event_idx ? !s->sig_valid || drv_crossed(event, now, s->sig) :
 				   !(drv_get16(d, d->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT);
 	bool got = vq_should_interrupt(&s->vq);
 

@@ -341,7 +341,7 @@ static inline void drv_put_table(struct vq_drv *d, unsigned int n, unsigned int 
 	unsigned int slack = fuzz_one_in(f, 4) ? (unsigned int)fuzz_below(f, 4) : 0;
 	uint64_t len = 16ULL * (n + slack);
 
-	if (d->tbl_next + len > TBL_LEN)
+	if (d->tbl_next + len + 16 > TBL_LEN)
 		d->tbl_next = 0;
 	*x = (struct desc){ TBL + d->tbl_next, (uint32_t)len,
 			    (uint16_t)(VIRTQ_DESC_F_INDIRECT | (fuzz_one_in(f, 4) ? VIRTQ_DESC_F_WRITE : 0)),
@@ -355,8 +355,19 @@ static inline void drv_put_table(struct vq_drv *d, unsigned int n, unsigned int 
 
 		drv_put(d, x->addr + 16ULL * k, &e, sizeof(e));
 	}
+	/*
+	 * A valid descriptor just past the table: a walk that follows next ==
+	 * entries finds it instead of zeros that would fail the chain anyway.
+	 */
+	drv_put(d, x->addr + len, &(struct desc){ BUF, 1, 0, 0 }, sizeof(struct desc));
 	d->tbl_last = x->addr, d->tbl_last_len = len;
-	d->tbl_next += len;
+	d->tbl_next += len + 16;
+}
+
+/* The model of vring_need_event, written apart from vq_need_event: event in [old, new_idx). */
+static inline bool drv_crossed(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(event - old) < (uint16_t)(new_idx - old);
 }
 
 #endif
