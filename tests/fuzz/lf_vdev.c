@@ -27,6 +27,7 @@
 #define WIN 0xe0000000ULL
 #define WIN_SIZE 0x100000ULL
 #define QRING(q) (0x10000ULL * (1 + (q))) /* desc; avail at +0x8000, used at +0xc000 */
+#define LF_TBL(q) (0x60000ULL + 0x1000ULL * (q)) /* indirect tables: 64 of 64 bytes per queue */
 #define SECTORS 64
 #define MAX_OPS 256
 
@@ -55,8 +56,9 @@ struct lf {
 #endif
 	bool kicked;
 	uint32_t gen;
+	uint64_t feat; /* what the driver accepted */
 	struct {
-		uint16_t size, avail_idx, next_desc, published;
+		uint16_t size, avail_idx, next_desc, published, next_tbl;
 		bool jumped; /* the driver moved avail idx itself: no bound on what the device uses */
 	} q[VIRTIO_MAX_QUEUES];
 };
@@ -371,6 +373,7 @@ static void negotiate(struct lf *t)
 	}
 	wr(t, R_STATUS, ad | VIRTIO_STATUS_FEATURES_OK);
 	CHECK(rd(t, R_STATUS) & VIRTIO_STATUS_FEATURES_OK);
+	t->feat = feat;
 	for (unsigned int q = 0; q < t->vd->nr_queues; q++) {
 		static const uint8_t zeros[0x10000];
 		uint16_t max, size;
@@ -392,7 +395,7 @@ static void negotiate(struct lf *t)
 		wr(t, R_QREADY, 1);
 		CHECK_EQ(rd(t, R_QREADY), 1);
 		t->q[q].size = size;
-		t->q[q].avail_idx = t->q[q].next_desc = t->q[q].published = 0;
+		t->q[q].avail_idx = t->q[q].next_desc = t->q[q].published = t->q[q].next_tbl = 0;
 		t->q[q].jumped = false;
 	}
 	wr(t, R_STATUS, ad | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
@@ -451,17 +454,25 @@ static void fill_buffer(struct lf *t, uint64_t gpa, uint32_t len)
 	put(t, gpa, b, n);
 }
 
-/* A chain of 1 to 4 descriptors from the queue's next free one, published and perhaps kicked. */
+/*
+ * A chain of 1 to 4 buffers from the queue's next free descriptor,
+ * published and perhaps kicked.  With INDIRECT_DESC accepted, now and then
+ * the last of them go in an indirect table (0 to 3 direct ones first).
+ */
 static void post_chain(struct lf *t, unsigned int q)
 {
 	struct fuzz *f = &t->f;
 	uint16_t size = t->q[q].size, head = t->q[q].next_desc, i = head;
-	unsigned int n = 1 + (unsigned int)fuzz_below(f, 4);
+	unsigned int n = 1 + (unsigned int)fuzz_below(f, 4), ndirect = n;
+	uint64_t tbl = LF_TBL(q) + 64ULL * (t->q[q].next_tbl++ % 64);
 	bool write = false;
 
+	if ((t->feat >> VIRTIO_RING_F_INDIRECT_DESC & 1) && fuzz_one_in(f, 3))
+		ndirect = (unsigned int)fuzz_below(f, n);
 	for (unsigned int k = 0; k < n; k++) {
 		struct desc d = { pick_addr(f), pick_len(f), 0, 0 };
-		uint16_t next = (uint16_t)((i + 1) & (size - 1));
+		bool direct = k < ndirect;
+		uint16_t next = direct ? (uint16_t)((i + 1) & (size - 1)) : (uint16_t)(k - ndirect + 1);
 
 		/* Readable then writable, as the spec orders them, unless the input says otherwise. */
 		write |= fuzz_one_in(f, 3) || (k == n - 1 && fuzz_one_in(f, 2));
@@ -474,8 +485,23 @@ static void post_chain(struct lf *t, unsigned int q)
 			d.next = (uint16_t)fuzz_value(f, d.next, 2);
 		if (k == 0 && !write)
 			fill_buffer(t, d.addr, d.len);
+		if (direct) {
+			put(t, QRING(q) + 16ULL * i, &d, sizeof(d));
+			i = next;
+		} else {
+			put(t, tbl + 16ULL * (k - ndirect), &d, sizeof(d));
+		}
+	}
+	if (ndirect < n) { /* the table's descriptor, its WRITE flag meaningless */
+		struct desc d = { tbl, 16 * (n - ndirect),
+				  (uint16_t)(VIRTQ_DESC_F_INDIRECT | (fuzz_one_in(f, 4) ? VIRTQ_DESC_F_WRITE : 0)), 0 };
+
+		if (fuzz_one_in(f, 16))
+			d.len = (uint32_t)fuzz_value(f, d.len, 4);
+		if (fuzz_one_in(f, 16))
+			d.addr = pick_addr(f);
 		put(t, QRING(q) + 16ULL * i, &d, sizeof(d));
-		i = next;
+		i = (uint16_t)((i + 1) & (size - 1));
 	}
 	t->q[q].next_desc = i;
 	put(t, QRING(q) + 0x8000 + 4 + 2ULL * (t->q[q].avail_idx & (size - 1)), &head, 2);
