@@ -1242,8 +1242,7 @@ bench_boot() {
 # and 32, 1 MiB sequential reads and writes, O_DIRECT on /dev/vda); BOOTS boots (default 1)
 # per VMM.  Prints min/median/max per row and VMM, and veil/QEMU of the medians (bench/).
 bench_blk() {
-	local rounds=${1:-5} boots=${2:-1} i vm n line cmd
-	local -a lines=()
+	local rounds=${1:-5} boots=${2:-1} i cmd
 	L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi}
 	prepare
 	stage "peer VMM files" "$T_IMAGES" fn_peer_root
@@ -1264,13 +1263,23 @@ bench_blk() {
 			-drive file=/tmp/disk.img,if=none,id=d0,format=raw
 	done
 	run_l1 bench-blk || die "bench-blk: ${RUN_ERR:-L1 failed}"
+	bench_blk_report "$rounds" "$boots"
+}
+
+# bench_blk_report ROUNDS BOOTS: the table of the last bench-blk run (nested.sh __fn bench_blk_report
+# ROUNDS BOOTS prints it again from its console log).
+bench_blk_report() {
+	local rounds=$1 boots=$2 i vm n line
+	local -a lines=()
+	RUN=${RUN:-$WORK/runs/bench-blk}
 	say "bench-blk: stock L2, 2 vCPUs, O_DIRECT on /dev/vda (virtio-blk-pci, MSI-X)"
 	for vm in veil quring qemu; do
 		for i in $(seq "$boots"); do
 			n=$vm$i
-			say "bench-blk: $n: $(step_output "$n" | grep -m1 'blk_bench queues=' | sed 's/^VEIL-L2: //')"
-			step_output "$n" | grep '^veil: virtio-blk' | while read -r line; do say "bench-blk: $n: $line"; done
-			step_output "$n" | grep 'blk_bench failed' | while read -r line; do say "bench-blk: $n: $line"; done
+			say "bench-blk: $n: $(step_output "$n" | grep -m1 'blk_bench queues=' | sed 's/^VEIL-L2: //' || true)"
+			while read -r line; do
+				say "bench-blk: $n: $line"
+			done < <(step_output "$n" | grep -e '^veil: virtio-blk' -e '^veil: MSI' -e 'blk_bench failed' || true)
 			# QEMU exits 0 on the step's SIGTERM, so a hung L2 shows as missing rounds.
 			[ "$(step_output "$n" | grep -c '^VEIL-L2: blk_bench round=')" = "$rounds" ] ||
 				say "bench-blk: run $n finished $(step_output "$n" | grep -c '^VEIL-L2: blk_bench round=')" \
