@@ -226,13 +226,45 @@ static void intx_summary(struct vm_virtio *vv, FILE *f)
 			raised, functions);
 }
 
+/* A device's queues together: what the ring features (event indices, indirect tables) spared. */
+static struct vq_stats queue_stats(const struct virtio_dev *vd)
+{
+	struct vq_stats sum = { 0 };
+	unsigned int q;
+
+	for (q = 0; q < vd->nr_queues; q++) {
+		struct vq_stats s = vq_stats(&vd->vq[q]);
+
+		sum.popped += s.popped;
+		sum.interrupts += s.interrupts;
+		sum.suppressed += s.suppressed;
+		sum.kick_asks += s.kick_asks;
+		sum.indirect += s.indirect;
+	}
+	return sum;
+}
+
+static void queue_summary(const struct vdev *v, FILE *f)
+{
+	struct vq_stats s = queue_stats(v->vd);
+
+	if (!s.popped)
+		return;
+	fprintf(f, "veil: %s: queues: %llu requests, %llu interrupts, %llu suppressed, %llu kicks "
+		"asked for, %llu through indirect tables\n", v->name, (unsigned long long)s.popped,
+		(unsigned long long)s.interrupts, (unsigned long long)s.suppressed,
+		(unsigned long long)s.kick_asks, (unsigned long long)s.indirect);
+}
+
 void vm_devices_summary(struct vm *vm, FILE *f)
 {
 	struct vm_virtio *vv = vm->virtio;
 	unsigned int i;
 
-	for (i = 0; vv && i < vv->nr; i++)
+	for (i = 0; vv && i < vv->nr; i++) {
 		vv->dev[i]->ops->summary(vv->dev[i], f);
+		queue_summary(vv->dev[i], f);
+	}
 	if (vm->msi.nr) {
 		struct vm_msi_stats st = vm_msi_stats(&vm->msi);
 
@@ -268,10 +300,17 @@ int vm_devices_counters(struct vm *vm,
 
 	for (i = 0; vv && i < vv->nr; i++) {
 		struct vdev *v = vv->dev[i];
+		struct vq_stats qs;
 
 		v->ops->counters(v, count_one, &c);
 		count_one(&c, v->name, "deferred", v->retries);
 		count_one(&c, v->name, "guest_errors", v->vd->errors);
+		qs = queue_stats(v->vd);
+		count_one(&c, v->name, "vq_requests", qs.popped);
+		count_one(&c, v->name, "vq_interrupts", qs.interrupts);
+		count_one(&c, v->name, "vq_interrupts_suppressed", qs.suppressed);
+		count_one(&c, v->name, "vq_kicks_asked", qs.kick_asks);
+		count_one(&c, v->name, "vq_indirect", qs.indirect);
 		if (v->pci)
 			count_one(&c, v->name, "intx_raised", v->vp.intx_raised);
 	}

@@ -17,7 +17,13 @@ int virtio_dev_init(struct virtio_dev *vd, struct gmem *gm)
 	ret = -pthread_mutex_init(&vd->lock, NULL);
 	if (ret)
 		return ret;
-	vd->features |= 1ULL << VIRTIO_F_VERSION_1;
+	/*
+	 * Every device runs its queues through virtqueue.c, which handles the
+	 * ring features for all of them: indirect tables, and event indices
+	 * that spare a kick or an interrupt per request (what QEMU offers too).
+	 */
+	vd->features |= 1ULL << VIRTIO_F_VERSION_1 | 1ULL << VIRTIO_RING_F_INDIRECT_DESC |
+			1ULL << VIRTIO_RING_F_EVENT_IDX;
 	vd->status = 0;
 	vd->isr = 0;
 	vd->driver_features = 0;
@@ -108,6 +114,8 @@ int virtio_dev_configure_queue(struct virtio_dev *vd, unsigned int q, uint16_t s
 			 size, vd->queue_max);
 		return -EINVAL;
 	}
+	/* The ring features the driver accepted, frozen by FEATURES_OK before queues are set up. */
+	vq_set_features(vq, vd->driver_features);
 	return vq_configure(vq, size, desc, avail, used);
 }
 

@@ -6,7 +6,8 @@
  * twice and trusted the second time.  Ring accesses pin the bytes they
  * touch without waiting (gmem_pin_try), which refuses anything outside RAM
  * or in private memory and says -EAGAIN under a conversion; data buffers
- * are pinned for as long as the device holds the request.
+ * are pinned for as long as the device holds the request, an indirect
+ * table only while the walk reads it.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -34,6 +35,9 @@ _Static_assert(sizeof(struct vq_used) == 8, "virtq_used_elem is 8 bytes");
 #define AVAIL_RING 4
 #define USED_IDX 2
 #define USED_RING 4
+/* After the rings' size entries: used_event ends the avail ring, avail_event the used ring. */
+#define USED_EVENT(vq) ((vq)->avail_gpa + AVAIL_RING + 2ULL * (vq)->size)
+#define AVAIL_EVENT(vq) ((vq)->used_gpa + USED_RING + 8ULL * (vq)->size)
 
 #define DESC_FLAGS_KNOWN (VIRTQ_DESC_F_NEXT | VIRTQ_DESC_F_WRITE)
 
@@ -117,6 +121,36 @@ static void new_generation(struct virtqueue *vq)
 	vq->outstanding = 0;
 	vq->nr_pending = vq->pend_head = 0;
 	vq->last_avail = vq->used_idx = 0;
+	vq->signalled_used = 0;
+	vq->signalled_valid = false;
+	vq->avail_event_valid = false;
+}
+
+/* A counter bump under vq->lock; readers load it relaxed, without the lock. */
+static void count(uint64_t *c)
+{
+	__atomic_store_n(c, *c + 1, __ATOMIC_RELAXED);
+}
+
+struct vq_stats vq_stats(const struct virtqueue *vq)
+{
+	const struct vq_stats *s = &vq->stats;
+
+	return (struct vq_stats){
+		.popped = __atomic_load_n(&s->popped, __ATOMIC_RELAXED),
+		.interrupts = __atomic_load_n(&s->interrupts, __ATOMIC_RELAXED),
+		.suppressed = __atomic_load_n(&s->suppressed, __ATOMIC_RELAXED),
+		.kick_asks = __atomic_load_n(&s->kick_asks, __ATOMIC_RELAXED),
+		.indirect = __atomic_load_n(&s->indirect, __ATOMIC_RELAXED),
+	};
+}
+
+void vq_set_features(struct virtqueue *vq, uint64_t features)
+{
+	pthread_mutex_lock(&vq->lock);
+	vq->event_idx = features >> VIRTIO_RING_F_EVENT_IDX & 1;
+	vq->indirect = features >> VIRTIO_RING_F_INDIRECT_DESC & 1;
+	pthread_mutex_unlock(&vq->lock);
 }
 
 static int check_ring(struct virtqueue *vq, const char *name, uint64_t gpa, uint64_t align,
@@ -170,6 +204,7 @@ void vq_reset(struct virtqueue *vq)
 	pthread_mutex_lock(&vq->lock);
 	new_generation(vq);
 	vq->ready = false;
+	vq->event_idx = vq->indirect = false;
 	vq->size = 0;
 	vq->desc_gpa = vq->avail_gpa = vq->used_gpa = 0;
 	vq->error[0] = '\0';
@@ -185,12 +220,12 @@ void vq_release(struct vq_req *req)
 	req->out_len = req->in_len = 0;
 }
 
-/* A chain error, named by the descriptor's index and its buffer. */
-static __printf(5, 6) int desc_fail(struct virtqueue *vq, int err, uint16_t i,
+/* A chain error, named by the descriptor's kind ("desc", "indirect desc"), index and buffer. */
+static __printf(6, 7) int desc_fail(struct virtqueue *vq, int err, const char *kind, uint16_t i,
 				    const struct vring_desc *d, const char *fmt, ...)
 {
-	size_t n = (size_t)snprintf(vq->error, sizeof(vq->error), "desc %u (GPA 0x%llx+0x%x): ", i,
-				    (unsigned long long)d->addr, d->len);
+	size_t n = (size_t)snprintf(vq->error, sizeof(vq->error), "%s %u (GPA 0x%llx+0x%x): ", kind,
+				    i, (unsigned long long)d->addr, d->len);
 	va_list ap;
 
 	if (n >= sizeof(vq->error))
@@ -201,27 +236,154 @@ static __printf(5, 6) int desc_fail(struct virtqueue *vq, int err, uint16_t i,
 	return err;
 }
 
-/* Checks one descriptor as read from the table; writable: whether a writable one came before. */
-static int check_desc(struct virtqueue *vq, uint16_t i, const struct vring_desc *d, bool writable,
-		      bool pin)
+/* One walk of a chain, through the descriptor table and perhaps one indirect table. */
+struct walk {
+	struct vq_req *req;
+	uint64_t req_id;   /* the pins' request id */
+	bool pin;          /* vq_pop, not vq_pop_unpinned */
+	bool writable;     /* a device-writable buffer came already */
+};
+
+/* Checks one buffer descriptor as read (a copy); in_table: it came from an indirect table. */
+static int check_desc(struct virtqueue *vq, const char *kind, bool in_table, uint16_t i,
+		      const struct vring_desc *d, const struct walk *w)
 {
 	if (d->flags & VIRTQ_DESC_F_INDIRECT)
-		return desc_fail(vq, -EINVAL, i, d, "INDIRECT, not offered");
+		return desc_fail(vq, -EINVAL, kind, i, d,
+				 in_table ? "INDIRECT inside an indirect table" :
+					    "INDIRECT, not negotiated");
 	if (d->flags & ~DESC_FLAGS_KNOWN)
-		return desc_fail(vq, -EINVAL, i, d, "unknown flags 0x%x",
+		return desc_fail(vq, -EINVAL, kind, i, d, "unknown flags 0x%x",
 				 d->flags & ~DESC_FLAGS_KNOWN);
 	/* The device finds the request's output before its input; interleaving would break that. */
-	if (writable && !(d->flags & VIRTQ_DESC_F_WRITE))
-		return desc_fail(vq, -EINVAL, i, d, "device-readable after a writable one");
+	if (w->writable && !(d->flags & VIRTQ_DESC_F_WRITE))
+		return desc_fail(vq, -EINVAL, kind, i, d, "device-readable after a writable one");
 	if (!d->len)
-		return desc_fail(vq, -EINVAL, i, d, "zero length");
+		return desc_fail(vq, -EINVAL, kind, i, d, "zero length");
 	/* What the device will touch is bounded; a range it only discards need not be. */
-	if (pin && d->len > VQ_MAX_SEG_LEN)
-		return desc_fail(vq, -E2BIG, i, d, "longer than %u bytes", VQ_MAX_SEG_LEN);
+	if (w->pin && d->len > VQ_MAX_SEG_LEN)
+		return desc_fail(vq, -E2BIG, kind, i, d, "longer than %u bytes", VQ_MAX_SEG_LEN);
 	/* gmem would refuse it too, but as out of RAM: say what is really wrong. */
 	if (d->addr + d->len < d->addr)
-		return desc_fail(vq, -EFAULT, i, d, "wraps around the address space");
+		return desc_fail(vq, -EFAULT, kind, i, d, "wraps around the address space");
 	return 0;
+}
+
+/* Checks, pins (if the walk pins) and appends one buffer descriptor to the request. */
+static int add_seg(struct virtqueue *vq, struct walk *w, bool in_table, uint16_t i,
+		   const struct vring_desc *d)
+{
+	const char *kind = in_table ? "indirect desc" : "desc";
+	struct vq_req *req = w->req;
+	int ret;
+
+	if (req->nr_segs == VQ_MAX_SEGS)
+		return desc_fail(vq, -E2BIG, kind, i, d, "the chain from head %u is over %u long",
+				 req->head, VQ_MAX_SEGS);
+	ret = check_desc(vq, kind, in_table, i, d, w);
+	if (ret)
+		return ret;
+	if (w->pin) {
+		/* Never wait here: see vq_pop's -EAGAIN. */
+		ret = gmem_pin_try(vq->gm, d->addr, d->len, vq->owner, w->req_id,
+				   &req->pin[req->nr_pins]);
+		if (ret == -EAGAIN)
+			return vq_fail(vq, -EAGAIN, "%s %u (GPA 0x%llx+0x%x): being converted", kind,
+				       i, (unsigned long long)d->addr, d->len);
+		if (ret)
+			return desc_fail(vq, ret, kind, i, d, "buffer %s", access_error(ret));
+	}
+	w->writable = d->flags & VIRTQ_DESC_F_WRITE;
+	req->seg[req->nr_segs] = (struct vq_seg){
+		.hva = w->pin ? req->pin[req->nr_pins].hva : NULL, .gpa = d->addr, .len = d->len,
+		.write = w->writable,
+	};
+	req->nr_segs++;
+	if (w->pin)
+		req->nr_pins++;
+	if (w->writable) {
+		req->in_len += d->len;
+	} else {
+		req->out_len += d->len;
+		req->nr_out++;
+	}
+	return 0;
+}
+
+/*
+ * The descriptor that points to an indirect table (virtio 1.2 §2.7.5.3):
+ * no NEXT (the table ends the chain), whole descriptors, at most
+ * VQ_MAX_INDIRECT of them.  Its WRITE flag means nothing: the device must
+ * ignore it (§2.7.5.3.2).
+ */
+static int check_table(struct virtqueue *vq, uint16_t i, const struct vring_desc *d)
+{
+	const uint16_t known = DESC_FLAGS_KNOWN | VIRTQ_DESC_F_INDIRECT;
+
+	if (d->flags & VIRTQ_DESC_F_NEXT)
+		return desc_fail(vq, -EINVAL, "desc", i, d, "INDIRECT with NEXT");
+	if (d->flags & ~known)
+		return desc_fail(vq, -EINVAL, "desc", i, d, "unknown flags 0x%x", d->flags & ~known);
+	if (!d->len)
+		return desc_fail(vq, -EINVAL, "desc", i, d, "indirect table of zero length");
+	if (d->len % sizeof(struct vring_desc))
+		return desc_fail(vq, -EINVAL, "desc", i, d,
+				 "indirect table length is not a multiple of 16");
+	if (d->len / sizeof(struct vring_desc) > VQ_MAX_INDIRECT)
+		return desc_fail(vq, -E2BIG, "desc", i, d, "indirect table of over %u descriptors",
+				 VQ_MAX_INDIRECT);
+	if (d->addr + d->len < d->addr)
+		return desc_fail(vq, -EFAULT, "desc", i, d, "indirect table wraps around");
+	return 0;
+}
+
+/*
+ * Walks the indirect table desc i points to, from its entry 0, like the
+ * direct chain: each entry copied once and checked in the copy, loops and
+ * next checked against the table's own size, the chain's length and
+ * direction order carried on.  The table is pinned without waiting, and
+ * only while it is read: the request keeps its buffers' pins, not the
+ * table's.
+ */
+static int walk_table(struct virtqueue *vq, struct walk *w, uint16_t i, const struct vring_desc *d)
+{
+	uint64_t seen[VQ_MAX_INDIRECT / 64] = { 0 };
+	struct gmem_pin table;
+	struct vring_desc e;
+	uint16_t j = 0, n;
+	int ret = check_table(vq, i, d);
+
+	if (ret)
+		return ret;
+	n = (uint16_t)(d->len / sizeof(struct vring_desc));
+	ret = gmem_pin_try(vq->gm, d->addr, d->len, vq->owner, w->req_id, &table);
+	if (ret == -EAGAIN)
+		return vq_fail(vq, -EAGAIN, "desc %u: indirect table at GPA 0x%llx+0x%x: being converted",
+			       i, (unsigned long long)d->addr, d->len);
+	if (ret)
+		return desc_fail(vq, ret, "desc", i, d, "indirect table %s", access_error(ret));
+	for (;;) {
+		memcpy(&e, (const uint8_t *)table.hva + sizeof(e) * j, sizeof(e));
+		if (seen[j / 64] & (1ULL << (j % 64))) {
+			ret = desc_fail(vq, -ELOOP, "indirect desc", j, &e,
+					"seen twice: the table of desc %u loops", i);
+			break;
+		}
+		seen[j / 64] |= 1ULL << (j % 64);
+		ret = add_seg(vq, w, true, j, &e);
+		if (ret || !(e.flags & VIRTQ_DESC_F_NEXT))
+			break;
+		if (e.next >= n) {
+			ret = desc_fail(vq, -EINVAL, "indirect desc", j, &e,
+					"next %u is outside the table of %u", e.next, n);
+			break;
+		}
+		j = e.next;
+	}
+	gmem_unpin(&table);
+	if (!ret)
+		count(&vq->stats.indirect);
+	return ret;
 }
 
 /*
@@ -236,11 +398,9 @@ static int walk_chain(struct virtqueue *vq, struct vq_req *req, bool pin)
 	 * size, rather than reported as a chain that grew too long.
 	 */
 	uint64_t seen[VQ_MAX_SIZE / 64] = { 0 };
-	uint64_t req_id = ++vq->req_seq;
-	bool writable = false;
+	struct walk w = { .req = req, .req_id = ++vq->req_seq, .pin = pin };
 	uint16_t i = req->head;
 	struct vring_desc d;
-	struct vq_seg *seg;
 	int ret;
 
 	for (;;) {
@@ -254,45 +414,17 @@ static int walk_chain(struct virtqueue *vq, struct vq_req *req, bool pin)
 			return vq_fail(vq, -EPROTO, "descriptor table at GPA 0x%llx is %s",
 				       (unsigned long long)at, access_error(ret));
 		if (seen[i / 64] & (1ULL << (i % 64)))
-			return desc_fail(vq, -ELOOP, i, &d,
+			return desc_fail(vq, -ELOOP, "desc", i, &d,
 					 "seen twice: the chain from head %u loops", req->head);
 		seen[i / 64] |= 1ULL << (i % 64);
-		if (req->nr_segs == VQ_MAX_SEGS)
-			return desc_fail(vq, -E2BIG, i, &d,
-					 "the chain from head %u is over %u long", req->head,
-					 VQ_MAX_SEGS);
-		ret = check_desc(vq, i, &d, writable, pin);
-		if (ret)
+		/* Zero or more direct descriptors, then perhaps one table (§2.7.5.3.2). */
+		if ((d.flags & VIRTQ_DESC_F_INDIRECT) && vq->indirect)
+			return walk_table(vq, &w, i, &d);
+		ret = add_seg(vq, &w, false, i, &d);
+		if (ret || !(d.flags & VIRTQ_DESC_F_NEXT))
 			return ret;
-		if (pin) {
-			/* Never wait here: see vq_pop's -EAGAIN. */
-			ret = gmem_pin_try(vq->gm, d.addr, d.len, vq->owner, req_id,
-					   &req->pin[req->nr_pins]);
-			if (ret == -EAGAIN)
-				return vq_fail(vq, -EAGAIN, "desc %u (GPA 0x%llx+0x%x): being converted",
-					       i, (unsigned long long)d.addr, d.len);
-			if (ret)
-				return desc_fail(vq, ret, i, &d, "buffer %s", access_error(ret));
-		}
-		writable = d.flags & VIRTQ_DESC_F_WRITE;
-		seg = &req->seg[req->nr_segs];
-		*seg = (struct vq_seg){
-			.hva = pin ? req->pin[req->nr_pins].hva : NULL, .gpa = d.addr, .len = d.len,
-			.write = writable,
-		};
-		if (pin)
-			req->nr_pins++;
-		req->nr_segs++;
-		if (writable) {
-			req->in_len += d.len;
-		} else {
-			req->out_len += d.len;
-			req->nr_out++;
-		}
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
-			return 0;
 		if (d.next >= vq->size)
-			return desc_fail(vq, -EINVAL, i, &d, "next %u is outside the queue of %u",
+			return desc_fail(vq, -EINVAL, "desc", i, &d, "next %u is outside the queue of %u",
 					 d.next, vq->size);
 		i = d.next;
 	}
@@ -306,6 +438,50 @@ static int ring_fail(struct virtqueue *vq, int err, const char *what, uint64_t a
 			       (unsigned long long)at);
 	return vq_fail(vq, -EPROTO, "%s at GPA 0x%llx is %s", what, (unsigned long long)at,
 		       access_error(err));
+}
+
+/* The avail idx, with vq->lock held; read before the entries it publishes. */
+static int read_avail_idx(struct virtqueue *vq, uint16_t *idx)
+{
+	uint64_t at = vq->avail_gpa + AVAIL_IDX;
+	int ret = ring_read(vq, at, idx, sizeof(*idx));
+
+	if (ret)
+		return ring_fail(vq, ret, "avail idx", at);
+	/* The driver wrote the entries before the idx: read them only after it. */
+	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	return 0;
+}
+
+/*
+ * EVENT_IDX, with vq->lock held and the ring found empty: asks for a kick
+ * at the next entry (avail_event = last_avail), then reads the avail idx
+ * again into *idx.  A driver publishes its idx, then reads avail_event to
+ * decide on a kick; the device publishes avail_event, then reads the idx.
+ * With a full fence between the two on each side, one of them sees the
+ * other's write: an entry published meanwhile is kicked for or found here
+ * (virtio 1.2 §2.7.10).  While the device drains the ring it asks for
+ * nothing, so the driver does not kick it then.  Every device that stops
+ * popping before the ring is empty comes back by itself (a completion, a
+ * retry, room for its output).
+ */
+static int ask_for_kick(struct virtqueue *vq, uint16_t *idx)
+{
+	uint64_t at = AVAIL_EVENT(vq);
+	int ret = ring_write(vq, at, &vq->last_avail, sizeof(vq->last_avail));
+
+	if (ret)
+		return ring_fail(vq, ret, "avail_event", at);
+	/*
+	 * Written every time all the same: the used ring may have been converted
+	 * and back since, and a lost avail_event is a lost kick.
+	 */
+	if (!vq->avail_event_valid || vq->avail_event != vq->last_avail)
+		count(&vq->stats.kick_asks);
+	vq->avail_event = vq->last_avail;
+	vq->avail_event_valid = true;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return read_avail_idx(vq, idx);
 }
 
 /* With vq->lock held. */
@@ -322,12 +498,11 @@ static int pop_locked(struct virtqueue *vq, struct vq_req *req, bool pin)
 	req->gen = vq->gen;
 	if (!vq->ready)
 		return 0;
-	at = vq->avail_gpa + AVAIL_IDX;
-	ret = ring_read(vq, at, &avail_idx, sizeof(avail_idx));
+	ret = read_avail_idx(vq, &avail_idx);
+	if (!ret && avail_idx == vq->last_avail && vq->event_idx)
+		ret = ask_for_kick(vq, &avail_idx);
 	if (ret)
-		return ring_fail(vq, ret, "avail idx", at);
-	/* The driver wrote the entries before the idx: read them only after it. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		return ret;
 	pending = (uint16_t)(avail_idx - vq->last_avail);
 	if (!pending)
 		return 0;
@@ -366,6 +541,7 @@ static int pop_locked(struct virtqueue *vq, struct vq_req *req, bool pin)
 	/* Good or bad, the chain is consumed: a bad one goes back through the used ring. */
 	vq->last_avail++;
 	vq->outstanding++;
+	count(&vq->stats.popped);
 	return ret ? ret : 1;
 }
 
@@ -418,6 +594,12 @@ static int flush_locked(struct virtqueue *vq)
 		idx = (uint16_t)(vq->used_idx + n);
 		err = ring_write(vq, vq->used_gpa + USED_IDX, &idx, sizeof(idx));
 		if (!err) {
+			/*
+			 * 2^16 completions without an interrupt decision would make the
+			 * next one's window ambiguous: decide afresh (interrupt) then.
+			 */
+			if ((uint16_t)(idx - vq->signalled_used) < (uint16_t)(idx - vq->used_idx))
+				vq->signalled_valid = false;
 			vq->used_idx = idx;
 			vq->pend_head = (vq->pend_head + n) % VQ_MAX_SIZE;
 			vq->nr_pending -= n;
@@ -500,31 +682,51 @@ int vq_flush(struct virtqueue *vq)
 	return ret;
 }
 
+/*
+ * EVENT_IDX, with vq->lock held: whether the used idx crossed used_event
+ * since the last decision; this one becomes the last.
+ */
+static bool used_event_crossed(struct virtqueue *vq)
+{
+	uint16_t event, old = vq->signalled_used, now = vq->used_idx;
+	bool valid = vq->signalled_valid;
+
+	vq->signalled_used = now;
+	vq->signalled_valid = true;
+	if (ring_read(vq, USED_EVENT(vq), &event, sizeof(event)))
+		return true; /* unreadable (private, under conversion): see vq_should_interrupt */
+	return !valid || vq_need_event(event, now, old);
+}
+
 bool vq_should_interrupt(struct virtqueue *vq)
 {
 	uint16_t flags = 0;
-	bool ready;
-	int ret = 0;
+	bool ready, irq = false;
 
 	pthread_mutex_lock(&vq->lock);
 	ready = vq->ready;
 	if (ready) {
 		/*
 		 * Store-load: the used idx just published must be visible before the
-		 * flags are read, or a driver that clears NO_INTERRUPT and then checks
-		 * the used idx could miss both the entry and the interrupt.
+		 * flags or used_event are read, or a driver that re-enables interrupts
+		 * and then checks the used idx could miss both the entry and the
+		 * interrupt.
 		 */
 		__atomic_thread_fence(__ATOMIC_SEQ_CST);
-		ret = ring_read(vq, vq->avail_gpa + AVAIL_FLAGS, &flags, sizeof(flags));
+		if (vq->event_idx)
+			irq = used_event_crossed(vq);
+		else
+			/*
+			 * Unreadable flags (private, or under conversion, which is never
+			 * waited for): interrupt; a spurious one is harmless, a lost one
+			 * hangs the driver.
+			 */
+			irq = ring_read(vq, vq->avail_gpa + AVAIL_FLAGS, &flags, sizeof(flags)) ||
+			      !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
+		count(irq ? &vq->stats.interrupts : &vq->stats.suppressed);
 	}
 	pthread_mutex_unlock(&vq->lock);
-	if (!ready)
-		return false;
-	/*
-	 * Unreadable flags (private, or under conversion, which is never waited
-	 * for): interrupt; a spurious one is harmless, a lost one hangs the driver.
-	 */
-	return ret || !(flags & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	return irq;
 }
 
 /* Copies between segs[0..nr) (as one byte stream from offset off) and flat. */

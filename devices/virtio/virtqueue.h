@@ -19,8 +19,15 @@
  * Everything the guest wrote is validated: ring addresses and sizes, the
  * avail index, every descriptor's address, length, flags and next index,
  * chain length and loops, and the direction order (device-readable
- * descriptors first, then device-writable).  No indirect descriptors and no
- * event index are offered, so those flags are errors.
+ * descriptors first, then device-writable).
+ *
+ * Two ring features, once the driver accepted them (vq_set_features):
+ * VIRTIO_RING_F_INDIRECT_DESC, a chain that ends in a table of descriptors
+ * (virtio 1.2 §2.7.5.3), read once through a pin held only for the walk and
+ * validated like the direct chain; and VIRTIO_RING_F_EVENT_IDX (§2.7.7,
+ * §2.7.10): used_event decides whether a completion interrupts, and the
+ * device asks for a kick (avail_event) only when it finds the ring empty.
+ * Without them an INDIRECT flag is an error and NO_INTERRUPT is honoured.
  */
 #ifndef VEIL_VIRTQUEUE_H
 #define VEIL_VIRTQUEUE_H
@@ -35,6 +42,11 @@
 #define VQ_MAX_SIZE 1024 /* largest queue size a device offers */
 #define VQ_MAX_SEGS 130  /* longest chain accepted: seg_max 128 + header + status */
 #define VQ_MAX_SEG_LEN (1U << 20) /* longest single descriptor accepted */
+#define VQ_MAX_INDIRECT 1024 /* most entries in an indirect table (16 KiB) */
+
+/* Ring feature bits (virtio 1.2 §6): offered by every device, see virtio_dev_init. */
+#define VIRTIO_RING_F_INDIRECT_DESC 28
+#define VIRTIO_RING_F_EVENT_IDX 29
 
 /* Descriptor flags (split ring). */
 #define VIRTQ_DESC_F_NEXT 1
@@ -91,12 +103,39 @@ struct virtqueue {
 	unsigned int nr_pending, pend_head;
 	uint64_t deferred;   /* completions that had to wait for the used ring */
 	uint64_t stale;      /* completions dropped: their queue was reset since the pop */
+	bool event_idx;      /* VIRTIO_RING_F_EVENT_IDX accepted (vq_set_features) */
+	bool indirect;       /* VIRTIO_RING_F_INDIRECT_DESC accepted */
+	/* EVENT_IDX: the used idx when the last interrupt decision was made, if valid. */
+	uint16_t signalled_used;
+	bool signalled_valid;
+	/* EVENT_IDX: the avail_event last published, if any (for kick_asks). */
+	uint16_t avail_event;
+	bool avail_event_valid;
+	/* Counters, written under lock, read relaxed (vq_stats). */
+	struct vq_stats {
+		uint64_t popped;     /* chains consumed, good or malformed */
+		uint64_t interrupts; /* decisions to interrupt (vq_should_interrupt true) */
+		uint64_t suppressed; /* ... not to: NO_INTERRUPT, or used_event not crossed */
+		/*
+		 * EVENT_IDX: avail_event moved (published on finding the ring
+		 * empty, at a new value): the driver kicks at most once per move.
+		 */
+		uint64_t kick_asks;
+		uint64_t indirect;   /* chains that went through an indirect table */
+	} stats;
 	char error[160];     /* why the last pop or push failed */
 	struct vq_used pending[VQ_MAX_SIZE];
 };
 
 /* An unconfigured queue. */
 void vq_init(struct virtqueue *vq, struct gmem *gm, const char *owner);
+
+/*
+ * The driver's accepted features (all 64 bits; only VIRTIO_RING_F_* matter
+ * here), for the next vq_configure: called before it, as the transport's
+ * queue enable does (virtio_dev_configure_queue).  vq_reset forgets them.
+ */
+void vq_set_features(struct virtqueue *vq, uint64_t features);
 
 /*
  * Checks and takes the driver's ring layout: size a power of 2 from 1 to
@@ -179,8 +218,28 @@ int vq_flush(struct virtqueue *vq) __must_check;
 /* Unpins a popped request's buffers without completing it (reset, teardown). */
 void vq_release(struct vq_req *req);
 
-/* True unless the driver set VIRTQ_AVAIL_F_NO_INTERRUPT. */
+/*
+ * Whether the used ring's progress since the last call deserves an
+ * interrupt.  Without EVENT_IDX: unless the driver set NO_INTERRUPT.  With
+ * it: if the used idx crossed the driver's used_event since the last call
+ * (vring_need_event), or on the first call of a generation.  Call it once
+ * after completions are published; a call with no progress says false
+ * under EVENT_IDX.  Unreadable ring fields say true: a spurious interrupt
+ * is harmless, a lost one hangs the driver.
+ */
 bool vq_should_interrupt(struct virtqueue *vq);
+
+/*
+ * virtio 1.2 §2.7.10: whether moving an index from old to new_idx crosses
+ * event, that is event is in [old, new_idx) modulo 2^16.
+ */
+static inline bool vq_need_event(uint16_t event, uint16_t new_idx, uint16_t old)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old);
+}
+
+/* A snapshot of the queue's counters. */
+struct vq_stats vq_stats(const struct virtqueue *vq);
 
 /*
  * Copies between a request's segments and a flat buffer, starting at byte

@@ -176,7 +176,7 @@ static bool predict(struct t *t)
 	unsigned int nr;
 
 	t->nchains = 0;
-	drv_allow(d, d->used + 2, 2 + 8ULL * d->size);
+	drv_allow(d, d->used + 2, 4 + 8ULL * d->size); /* used idx, ring, avail_event */
 	if (pending > d->size)
 		return true;
 	for (uint16_t k = 0; k < pending; k++) {
@@ -264,7 +264,11 @@ static void check_round(struct t *t, bool broken, uint16_t used0)
 			if (i < t->nchains)
 				check_used(t, &t->chain[i], e[1]);
 		}
-		if (n && !(drv_get16(d, d->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT))
+		/* With EVENT_IDX: the used idx crossed used_event, so some decision interrupted. */
+		if (n && (d->event_idx ?
+			  vq_need_event(drv_get16(d, d->avail + 4 + 2ULL * d->size),
+					(uint16_t)(used0 + n), used0) :
+			  !(drv_get16(d, d->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT)))
 			CHECK(t->irq);
 	}
 	drv_sync(d, t->strict);

@@ -114,6 +114,8 @@ static inline bool drv_mmio_up(struct vq_drv *d, struct virtio_mmio *m, uint64_t
 	CHECK_EQ(!!(mmio_rd(m, 0x070) & VIRTIO_STATUS_NEEDS_RESET), !ok);
 	mmio_wr(m, 0x070, ad | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 	d->size = size, d->desc = dt, d->avail = a, d->used = u, d->avail_idx = 0;
+	d->indirect = feat >> VIRTIO_RING_F_INDIRECT_DESC & 1;
+	d->event_idx = feat >> VIRTIO_RING_F_EVENT_IDX & 1;
 	return ok;
 }
 

@@ -1,4 +1,4 @@
-/* fuzz: split virtqueues (vq_configure, vq_pop, vq_pop_unpinned, vq_push, copies) against a hostile driver, checked by a reference walk. */
+/* fuzz: split virtqueues (vq_configure, vq_pop, vq_pop_unpinned, vq_push, copies, indirect tables, event indices) against a hostile driver, checked by a reference walk. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +17,10 @@ struct st {
 	struct virtqueue vq;
 	struct vq_req *req[MAX_HELD + 1];
 	unsigned long good, bad, broken, refused; /* outcomes seen: a fuzzer stuck on one tests little */
+	unsigned long indirect, irqs, no_irqs;
+	/* EVENT_IDX: the used idx at the last interrupt decision, as the device must keep it. */
+	uint16_t sig;
+	bool sig_valid;
 };
 
 static void configure(struct st *s)
@@ -26,8 +30,15 @@ static void configure(struct st *s)
 	uint16_t size = fuzz_one_in(f, 16) ? (uint16_t)fuzz_value(f, 64, 2) :
 			fuzz_one_in(f, 8) ? VQ_MAX_SIZE : (uint16_t)(1u << fuzz_below(f, 9));
 	uint64_t dt = drv_pick_ring(f, DESC, 16), a = drv_pick_ring(f, AVAIL, 2);
-	uint64_t u = drv_pick_ring(f, USED, 4);
-	int ret = vq_configure(&s->vq, size, dt, a, u);
+	uint64_t u = drv_pick_ring(f, USED, 4), feat = fuzz_next(f);
+	int ret;
+
+	/* The ring features, each taken half the time. */
+	vq_set_features(&s->vq, feat);
+	d->indirect = feat >> VIRTIO_RING_F_INDIRECT_DESC & 1;
+	d->event_idx = feat >> VIRTIO_RING_F_EVENT_IDX & 1;
+	s->sig_valid = false;
+	ret = vq_configure(&s->vq, size, dt, a, u);
 
 	if (ret) {
 		/* All or nothing: a refused layout explains itself and leaves the queue unconfigured. */
@@ -50,7 +61,11 @@ static void configure(struct st *s)
 	drv_kick(d);
 }
 
-/* Honest chains of random shape over distinct descriptors, published in the avail ring. */
+/*
+ * Honest chains of random shape over distinct descriptors, published in the
+ * avail ring.  With INDIRECT, some are 0 to 2 direct descriptors and then a
+ * table with the rest (virtio 1.2 §2.7.5.3.2 allows the mix).
+ */
 static void build_chains(struct vq_drv *d)
 {
 	struct fuzz *f = d->f;
@@ -59,10 +74,16 @@ static void build_chains(struct vq_drv *d)
 	nchains = (uint16_t)(1 + fuzz_below(f, d->size < 16 ? d->size : 16));
 	for (uint16_t c = 0; c < nchains && left; c++) {
 		uint16_t len = (uint16_t)(1 + fuzz_below(f, fuzz_one_in(f, 8) ? 160 : 6)), head = next;
-		uint16_t nread = (uint16_t)fuzz_below(f, len + 1u);
+		uint16_t nread = (uint16_t)fuzz_below(f, len + 1u), ndirect = len;
+		bool ind = d->indirect && fuzz_one_in(f, 3);
 
-		len = len < left ? len : left;
-		for (uint16_t k = 0; k < len; k++, left--) {
+		if (ind)
+			ndirect = (uint16_t)fuzz_below(f, len < 3 ? len : 3);
+		if (ind && ndirect + 1 > left)
+			ind = false, ndirect = len;
+		if (!ind)
+			ndirect = len = len < left ? len : left;
+		for (uint16_t k = 0; k < ndirect; k++, left--) {
 			uint32_t n = (uint32_t)(1 + fuzz_below(f, 4096));
 			uint16_t i = next;
 
@@ -70,6 +91,14 @@ static void build_chains(struct vq_drv *d)
 			drv_put_desc(d, i, BUF + fuzz_below(f, BUF_LEN - n), n,
 				     (k >= nread ? VIRTQ_DESC_F_WRITE : 0) |
 				     (k + 1 < len ? VIRTQ_DESC_F_NEXT : 0), next);
+		}
+		if (ind) {
+			struct desc x;
+
+			drv_put_table(d, len - ndirect, nread > ndirect ? nread - ndirect : 0, &x);
+			drv_put_desc(d, next, x.addr, x.len, x.flags, x.next);
+			next = (uint16_t)((next + 1) & (d->size - 1));
+			left--;
 		}
 		drv_publish(d, head);
 	}
@@ -85,7 +114,8 @@ static void check_req(struct st *s, const struct vq_req *r, bool pin)
 	CHECK(r->head < s->d.size);
 	CHECK_EQ(drv_ref_walk(&s->d, r->head, pin, want, &nr), 0);
 	CHECK_EQ(r->nr_segs, nr);
-	CHECK(r->nr_segs <= s->d.size && r->nr_out <= r->nr_segs);
+	/* An indirect table may hold more than the queue: VQ_MAX_SEGS bounds it still. */
+	CHECK(r->nr_segs <= (s->d.indirect ? VQ_MAX_SEGS : s->d.size) && r->nr_out <= r->nr_segs);
 	CHECK_EQ(r->nr_pins, pin ? r->nr_segs : 0);
 	for (k = 0; k < r->nr_segs && k < nr; k++) {
 		const struct vq_seg *g = &r->seg[k];
@@ -152,6 +182,8 @@ static void push(struct st *s, struct vq_req *r)
 	CHECK_EQ(vq_push(&s->vq, r, written), 0);
 	CHECK(r->nr_pins == 0 && r->nr_segs == 0);
 	CHECK_EQ(s->vq.used_idx, idx);
+	if (idx == s->sig) /* the used idx came round to the last decision: the next one interrupts */
+		s->sig_valid = false;
 }
 
 /* One pop, its outcome predicted from the shadow: 0 empty, -1 broken ring, 1 popped (held or pushed). */
@@ -159,12 +191,20 @@ static int pop_one(struct st *s, unsigned int *held)
 {
 	struct vq_drv *d = &s->d;
 	uint16_t last = s->vq.last_avail, pending = (uint16_t)(drv_get16(d, d->avail + 2) - last);
-	uint16_t head = drv_get16(d, d->avail + 4 + 2ULL * (last & (d->size - 1)));
 	struct vq_req *r = s->req[*held];
 	bool pin = !fuzz_one_in(d->f, 8);
 	struct vq_seg want[VQ_MAX_SEGS];
 	unsigned int nr, bad;
-	int ret = pin ? vq_pop(&s->vq, r) : vq_pop_unpinned(&s->vq, r);
+	uint16_t head;
+	int ret;
+
+	if (!pending && d->event_idx) {
+		/* Found empty, the device asks for a kick at last (avail_event), then looks again. */
+		memcpy(d->shadow + d->used + 4 + 8ULL * d->size, &last, 2);
+		pending = (uint16_t)(drv_get16(d, d->avail + 2) - last);
+	}
+	head = drv_get16(d, d->avail + 4 + 2ULL * (last & (d->size - 1)));
+	ret = pin ? vq_pop(&s->vq, r) : vq_pop_unpinned(&s->vq, r);
 
 	if (!pending) {
 		CHECK_EQ(ret, 0);
@@ -222,6 +262,29 @@ static bool serve(struct st *s)
 	return ret < 0;
 }
 
+/*
+ * The interrupt decision after a round: without EVENT_IDX, NO_INTERRUPT
+ * decides; with it, whether the used idx crossed used_event since the last
+ * decision (or there was none).  An interrupt lost here hangs a driver.
+ */
+static void check_interrupt(struct st *s)
+{
+	struct vq_drv *d = &s->d;
+	uint16_t now = s->vq.used_idx, event = drv_get16(d, d->avail + 4 + 2ULL * d->size);
+	bool want = d->event_idx ? !s->sig_valid || vq_need_event(event, now, s->sig) :
+				   !(drv_get16(d, d->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	bool got = vq_should_interrupt(&s->vq);
+
+	if (got != want)
+		fprintf(stderr, "interrupt %d, expected %d: event_idx %d, used_event %u, used %u, "
+			"last decision %u (valid %d)\n", got, want, d->event_idx, event, now, s->sig,
+			s->sig_valid);
+	CHECK_EQ(got, want);
+	if (d->event_idx)
+		s->sig = now, s->sig_valid = true;
+	*(got ? &s->irqs : &s->no_irqs) += 1;
+}
+
 static void one(struct st *s)
 {
 	struct vq_drv *d = &s->d;
@@ -239,9 +302,9 @@ static void one(struct st *s)
 			configure(s);
 			continue;
 		}
-		CHECK(vq_should_interrupt(&s->vq) ==
-		      !(drv_get16(d, d->avail) & VIRTQ_AVAIL_F_NO_INTERRUPT));
+		check_interrupt(s);
 	}
+	s->indirect += vq_stats(&s->vq).indirect;
 	/* Everything the device wrote is in the shadow; a stray write, or one to the guard, shows. */
 	CHECK(memcmp(d->ram, d->shadow, MEM) == 0);
 	/*
@@ -302,10 +365,12 @@ int main(void)
 			break;
 	}
 	printf("fuzz_virtqueue: %lu requests, %lu malformed chains, %lu broken rings, "
-	       "%lu layouts refused\n", s.good, s.bad, s.broken, s.refused);
+	       "%lu layouts refused, %lu indirect tables, %lu interrupts, %lu suppressed\n", s.good,
+	       s.bad, s.broken, s.refused, s.indirect, s.irqs, s.no_irqs);
 	if (!test_failures && f.iters >= 1000)
 		CHECK(s.good > f.iters && s.bad > f.iters / 10 && s.broken > f.iters / 20 &&
-		      s.refused > f.iters / 20);
+		      s.refused > f.iters / 20 && s.indirect > f.iters / 10 &&
+		      s.irqs > f.iters / 10 && s.no_irqs > f.iters / 10);
 	CHECK_EQ(gmem_discard_try(s.d.gm, 0, GUARD, &res), 0);
 	for (unsigned int i = 0; i <= MAX_HELD; i++)
 		free(s.req[i]);

@@ -19,6 +19,8 @@
 #define DESC 0x10000ULL
 #define AVAIL 0x20000ULL
 #define USED 0x30000ULL
+#define TBL 0x40000ULL     /* where honest indirect tables go */
+#define TBL_LEN 0x40000ULL
 #define BUF 0x100000ULL    /* where honest buffers go */
 #define BUF_LEN 0x40000ULL
 
@@ -37,6 +39,9 @@ struct vq_drv {
 	uint16_t size;
 	uint64_t desc, avail, used;
 	uint16_t avail_idx; /* the next one to publish */
+	bool indirect, event_idx; /* the ring features the device took */
+	uint64_t tbl_next;  /* where the next honest indirect table goes, from TBL */
+	uint64_t tbl_last, tbl_last_len; /* the last one written, for drv_damage */
 };
 
 /* MEM bytes of RAM from GPA 0, the guard made private; exits if that cannot be had. */
@@ -146,6 +151,20 @@ static inline void drv_damage(struct vq_drv *d)
 	uint16_t v;
 	size_t n, k;
 
+	if (d->tbl_last_len && fuzz_one_in(f, 8)) { /* the last indirect table */
+		n = d->tbl_last_len < sizeof(tbl) ? d->tbl_last_len : sizeof(tbl);
+		memcpy(tbl, d->shadow + d->tbl_last, n);
+		if (fuzz_one_in(f, 2)) {
+			k = n;
+			fuzz_mutate(f, tbl, &k, n, 0, 0);
+		} else { /* one field of one entry: a nested INDIRECT, a loop, a next out of range */
+			k = 16 * fuzz_below(f, n / 16);
+			fuzz_put(tbl + k + 12, 2, fuzz_value(f, fuzz_get(tbl + k + 12, 2), 2));
+			fuzz_put(tbl + k + 14, 2, fuzz_below(f, n / 16 + 2));
+		}
+		drv_put(d, d->tbl_last, tbl, n);
+		return;
+	}
 	switch (fuzz_below(f, 8)) {
 	case 0: case 1: /* one descriptor field */
 		k = fuzz_below(f, 4);
@@ -218,11 +237,71 @@ static inline unsigned int ref_desc(const struct desc *x, bool writable, bool pi
 	return bad;
 }
 
+/* What is wrong with a descriptor that points to an indirect table, as VQE_ bits. */
+static inline unsigned int ref_table(const struct desc *x)
+{
+	unsigned int bad = 0;
+	uint64_t end;
+
+	if ((x->flags & VIRTQ_DESC_F_NEXT) || (x->flags & ~7) || !x->len || x->len % 16)
+		bad |= VQE_INVAL;
+	if (x->len / 16 > VQ_MAX_INDIRECT)
+		bad |= VQE_2BIG;
+	if (__builtin_add_overflow(x->addr, x->len, &end) || end > MEM)
+		bad |= VQE_FAULT;
+	else if (hits_guard(x->addr, x->len))
+		bad |= VQE_ACCES;
+	return bad;
+}
+
+/* One buffer descriptor of the reference walk: 0 and appended, or its VQE_ bits. */
+static inline unsigned int ref_seg(const struct desc *x, bool *writable, bool pin,
+				   struct vq_seg *segs, unsigned int *nr)
+{
+	unsigned int bad;
+
+	if (*nr == VQ_MAX_SEGS)
+		return VQE_2BIG;
+	bad = ref_desc(x, *writable, pin);
+	if (bad)
+		return bad;
+	*writable = x->flags & VIRTQ_DESC_F_WRITE;
+	segs[(*nr)++] = (struct vq_seg){ .gpa = x->addr, .len = x->len, .write = *writable };
+	return 0;
+}
+
+/* The reference walk of the indirect table x points to, from its entry 0. */
+static inline unsigned int ref_walk_table(const struct vq_drv *d, const struct desc *x,
+					  bool *writable, bool pin, struct vq_seg *segs,
+					  unsigned int *nr)
+{
+	uint8_t seen[VQ_MAX_INDIRECT] = { 0 };
+	unsigned int bad = ref_table(x);
+	uint16_t j = 0;
+
+	if (bad)
+		return bad;
+	for (;;) {
+		struct desc e;
+
+		memcpy(&e, d->shadow + x->addr + 16ULL * j, sizeof(e));
+		if (seen[j]++)
+			return VQE_LOOP;
+		bad = ref_seg(&e, writable, pin, segs, nr);
+		if (bad || !(e.flags & VIRTQ_DESC_F_NEXT))
+			return bad;
+		if (e.next >= x->len / 16)
+			return VQE_INVAL;
+		j = e.next;
+	}
+}
+
 /*
  * The reference walk of the chain at head, from the shadow: 0 with the
  * segments a device must be given, or the VQE_ bits of the errors it may
  * refuse the first bad descriptor with.  pin: as vq_pop, which also bounds
- * lengths and RAM; else as vq_pop_unpinned.
+ * lengths and RAM; else as vq_pop_unpinned.  With d->indirect, a
+ * descriptor with INDIRECT ends the chain with its table.
  */
 static inline unsigned int drv_ref_walk(const struct vq_drv *d, uint16_t head, bool pin,
 				 struct vq_seg *segs, unsigned int *nr)
@@ -238,19 +317,46 @@ static inline unsigned int drv_ref_walk(const struct vq_drv *d, uint16_t head, b
 		memcpy(&x, d->shadow + d->desc + 16ULL * i, sizeof(x));
 		if (seen[i]++)
 			return VQE_LOOP;
-		if (*nr == VQ_MAX_SEGS)
-			return VQE_2BIG;
-		bad = ref_desc(&x, writable, pin);
-		if (bad)
+		if (d->indirect && (x.flags & VIRTQ_DESC_F_INDIRECT))
+			return ref_walk_table(d, &x, &writable, pin, segs, nr);
+		bad = ref_seg(&x, &writable, pin, segs, nr);
+		if (bad || !(x.flags & VIRTQ_DESC_F_NEXT))
 			return bad;
-		writable = x.flags & VIRTQ_DESC_F_WRITE;
-		segs[(*nr)++] = (struct vq_seg){ .gpa = x.addr, .len = x.len, .write = writable };
-		if (!(x.flags & VIRTQ_DESC_F_NEXT))
-			return 0;
 		if (x.next >= d->size)
 			return VQE_INVAL;
 		i = x.next;
 	}
+}
+
+/*
+ * An honest indirect table of n entries (readable until nread, then
+ * writable) in the TBL area, its last entries unused now and then; fills
+ * *x, the descriptor that points to it (its WRITE flag set at random: the
+ * device must ignore it).
+ */
+static inline void drv_put_table(struct vq_drv *d, unsigned int n, unsigned int nread,
+				 struct desc *x)
+{
+	struct fuzz *f = d->f;
+	unsigned int slack = fuzz_one_in(f, 4) ? (unsigned int)fuzz_below(f, 4) : 0;
+	uint64_t len = 16ULL * (n + slack);
+
+	if (d->tbl_next + len > TBL_LEN)
+		d->tbl_next = 0;
+	*x = (struct desc){ TBL + d->tbl_next, (uint32_t)len,
+			    (uint16_t)(VIRTQ_DESC_F_INDIRECT | (fuzz_one_in(f, 4) ? VIRTQ_DESC_F_WRITE : 0)),
+			    (uint16_t)fuzz_next(f) };
+	for (unsigned int k = 0; k < n + slack; k++) {
+		uint32_t blen = (uint32_t)(1 + fuzz_below(f, 4096));
+		struct desc e = { BUF + fuzz_below(f, BUF_LEN - blen), blen,
+				  (uint16_t)((k >= nread ? VIRTQ_DESC_F_WRITE : 0) |
+					     (k + 1 < n ? VIRTQ_DESC_F_NEXT : 0)),
+				  (uint16_t)(k + 1) };
+
+		drv_put(d, x->addr + 16ULL * k, &e, sizeof(e));
+	}
+	d->tbl_last = x->addr, d->tbl_last_len = len;
+	d->tbl_next += len;
 }
 
 #endif
