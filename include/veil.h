@@ -74,6 +74,7 @@ struct veil_disk {
 	int fd;            /* >= 0: an open file or block device; veil takes a copy */
 	bool read_only;
 	bool direct;       /* O_DIRECT */
+	unsigned int queues; /* virtio-blk request queues; 0: one per vCPU (at most 4) */
 };
 
 /* What the guest runs: one of a firmware image or a Linux kernel. */

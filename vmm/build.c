@@ -202,7 +202,7 @@ static int build_devices(struct build *b, const struct veil_config *cfg, struct 
 
 		dc[i] = (struct vm_disk_cfg){ .path = d->path ? d->path : "(fd)",
 					      .read_only = d->read_only, .direct = d->direct,
-					      .fd = d->fd };
+					      .queues = d->queues, .fd = d->fd };
 		att[n++] = (__typeof__(att[0])){ VDEV_BLK, &dc[i], "disk" };
 	}
 	if (cfg->balloon)

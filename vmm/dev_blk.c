@@ -30,6 +30,7 @@ struct vm_blk {
 	bool locked;     /* fd holds the image's OFD lock (in this VM, one disk per image does) */
 	bool lock_write;
 	struct vm_blk *lock_from; /* the disk whose read lock this one's write lock replaced */
+	struct io_batch batch;    /* the device's batch end, after the ring's completions */
 	struct blk_cb cbs[BLK_MAX_INFLIGHT];
 };
 
@@ -49,8 +50,17 @@ int vm_disk_parse(char *spec, struct vm_disk_cfg *cfg, char *err, size_t errlen)
 			cfg->read_only = true;
 		} else if (!strcmp(opt, "direct")) {
 			cfg->direct = true;
+		} else if (!strncmp(opt, "queues=", 7)) {
+			char *end;
+			unsigned long n = strtoul(opt + 7, &end, 10);
+
+			if (!opt[7] || *end || !n || n > VIRTIO_MAX_QUEUES) {
+				snprintf(err, errlen, "queues: 1 to %u", VIRTIO_MAX_QUEUES);
+				return -EINVAL;
+			}
+			cfg->queues = (unsigned int)n;
 		} else {
-			snprintf(err, errlen, "unknown option '%s' (ro, direct)", opt);
+			snprintf(err, errlen, "unknown option '%s' (ro, direct, queues=N)", opt);
 			return -EINVAL;
 		}
 	}
@@ -85,11 +95,25 @@ static int disk_size(int fd, uint64_t *size)
 static void blk_io_cqe(struct io_cb *cb, int res)
 {
 	struct blk_io *io = ((struct blk_cb *)cb)->io;
-	struct vm_blk *b = io->blk->backend_opaque;
 
 	io->result = res;
-	blk_io_done(io);
+	blk_io_done(io); /* the queue is signalled at the batch end */
+}
+
+/* The batch end: every queue that moved is signalled once, then MSI routes and retries. */
+static void blk_batch_fired(struct io_batch *bt)
+{
+	struct vm_blk *b = (struct vm_blk *)((char *)bt - offsetof(struct vm_blk, batch));
+
+	blk_batch_end(&b->blk);
 	vdev_after_io(&b->v);
+}
+
+static void blk_batch_sched(void *opaque)
+{
+	struct vm_blk *b = opaque;
+
+	iothread_after_batch(&b->v.vm->virtio->io, &b->batch);
 }
 
 static int blk_submit(void *opaque, struct blk_io *io)
@@ -238,14 +262,19 @@ static int blk_attach(struct vdev *v, const void *cfgp, char *err, size_t errlen
 {
 	const struct vm_disk_cfg *cfg = cfgp;
 	struct vm_blk *b = (struct vm_blk *)v;
+	unsigned int queues = cfg->queues;
 	uint64_t size = 0;
 	int ret;
 
+	/* One queue per vCPU by default, as many as the transports carry. */
+	if (!queues)
+		queues = v->vm->cfg.nr_cpus < VIRTIO_MAX_QUEUES ? v->vm->cfg.nr_cpus : VIRTIO_MAX_QUEUES;
 	ret = blk_open(b, cfg, &size, err, errlen);
 	if (!ret)
 		ret = vdev_step(v, err, errlen);
 	if (!ret)
-		ret = virtio_blk_init(&b->blk, v->vm->gmem, v->name, size, cfg->read_only, v->name);
+		ret = virtio_blk_init_mq(&b->blk, v->vm->gmem, v->name, size, cfg->read_only, v->name,
+					 queues ? queues : 1);
 	if (ret) {
 		blk_close(b);
 		return ret;
@@ -253,17 +282,26 @@ static int blk_attach(struct vdev *v, const void *cfgp, char *err, size_t errlen
 	b->blk.backend = &uring_backend;
 	b->blk.backend_opaque = b;
 	b->blk.kick = vdev_kick;
+	b->blk.kick_queue = vdev_kick_queue;
 	b->blk.kick_opaque = v;
+	b->blk.batch = blk_batch_sched;
+	b->blk.batch_opaque = b;
+	b->batch.fn = blk_batch_fired;
 	v->vd = &b->blk.vdev;
-	pr_info("%s: %s, %llu MiB%s%s", v->name, cfg->path ? cfg->path : "(fd)",
-		(unsigned long long)(size >> 20), cfg->read_only ? ", read-only" : "",
-		cfg->direct ? ", O_DIRECT" : "");
+	pr_info("%s: %s, %llu MiB, %u queue%s%s%s", v->name, cfg->path ? cfg->path : "(fd)",
+		(unsigned long long)(size >> 20), queues, queues > 1 ? "s" : "",
+		cfg->read_only ? ", read-only" : "", cfg->direct ? ", O_DIRECT" : "");
 	return 0;
 }
 
 static void blk_proc(struct vdev *v)
 {
 	blk_process(&((struct vm_blk *)v)->blk);
+}
+
+static void blk_proc_queue(struct vdev *v, unsigned int q)
+{
+	blk_process_queue(&((struct vm_blk *)v)->blk, q);
 }
 
 static void blk_destroy(struct vdev *v)
@@ -279,7 +317,8 @@ static void blk_summary(struct vdev *v, FILE *f)
 	struct virtio_blk *blk = &((struct vm_blk *)v)->blk;
 
 	fprintf(f, "veil: %s: %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, "
-		"%llu discards, %llu write-zeroes, %llu errors, %llu malformed, %llu deferred%s%s\n",
+		"%llu discards, %llu write-zeroes, %llu errors, %llu malformed, %llu deferred; "
+		"%u queue%s, %llu interrupts in %llu batches%s%s\n",
 		v->name, (unsigned long long)blk->stats.reads,
 		(unsigned long long)(blk->stats.bytes_read >> 20),
 		(unsigned long long)blk->stats.writes,
@@ -287,6 +326,8 @@ static void blk_summary(struct vdev *v, FILE *f)
 		(unsigned long long)blk->stats.flushes, (unsigned long long)blk->stats.discards,
 		(unsigned long long)blk->stats.write_zeroes, (unsigned long long)blk->stats.errors,
 		(unsigned long long)blk->stats.malformed, (unsigned long long)v->retries,
+		blk->vdev.nr_queues, blk->vdev.nr_queues > 1 ? "s" : "",
+		(unsigned long long)blk->stats.signals, (unsigned long long)blk->stats.batches,
 		v->ioeventfd ? "" : " (kicks through the bus)", vdev_transport_note(v));
 }
 
@@ -303,6 +344,8 @@ static void blk_counters(struct vdev *v, vdev_counter_fn fn, void *o)
 	fn(o, v->name, "write_zeroes", __atomic_load_n(&blk->stats.write_zeroes, __ATOMIC_RELAXED));
 	fn(o, v->name, "errors", __atomic_load_n(&blk->stats.errors, __ATOMIC_RELAXED));
 	fn(o, v->name, "malformed", __atomic_load_n(&blk->stats.malformed, __ATOMIC_RELAXED));
+	fn(o, v->name, "interrupts", __atomic_load_n(&blk->stats.signals, __ATOMIC_RELAXED));
+	fn(o, v->name, "batches", __atomic_load_n(&blk->stats.batches, __ATOMIC_RELAXED));
 }
 
 bool vm_disk_last_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pages)
@@ -319,6 +362,7 @@ bool vm_disk_last_buffer(struct vm *vm, uint64_t x, uint64_t *gpa, uint64_t *pag
 
 const struct vdev_ops vdev_blk_ops = {
 	.name = "virtio-blk", .max = VM_MAX_DISKS, .size = sizeof(struct vm_blk),
-	.attach = blk_attach, .process = blk_proc, .destroy = blk_destroy,
+	.attach = blk_attach, .process = blk_proc, .process_queue = blk_proc_queue,
+	.destroy = blk_destroy,
 	.summary = blk_summary, .counters = blk_counters,
 };

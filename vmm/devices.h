@@ -33,6 +33,7 @@ struct vm_disk_cfg {
 	const char *path;
 	bool read_only;
 	bool direct; /* O_DIRECT */
+	unsigned int queues; /* request queues; 0: one per vCPU, at most VIRTIO_MAX_QUEUES */
 	int fd;      /* opened by vm_disk_open(), or -1: the attach opens path */
 };
 
@@ -41,7 +42,7 @@ struct vm_vcon_cfg {
 };
 
 /*
- * Parses "PATH[,ro][,direct]".  -EINVAL with err set on a bad option.
+ * Parses "PATH[,ro][,direct][,queues=N]".  -EINVAL with err set on a bad option.
  * cfg->path points into spec.
  */
 int vm_disk_parse(char *spec, struct vm_disk_cfg *cfg, char *err, size_t errlen) __must_check;

@@ -139,6 +139,27 @@ struct io_uring_sqe *iothread_sqe(struct iothread *t)
 	return sqe;
 }
 
+void iothread_after_batch(struct iothread *t, struct io_batch *b)
+{
+	if (b->queued)
+		return;
+	b->queued = true;
+	b->next = t->batch;
+	t->batch = b;
+}
+
+/* The batch end: what the completions queued; its work may queue more, run in the same pass. */
+static void run_batch(struct iothread *t)
+{
+	while (t->batch && !t->stop) {
+		struct io_batch *b = t->batch;
+
+		t->batch = b->next;
+		b->queued = false;
+		b->fn(b);
+	}
+}
+
 static void *iothread_main(void *arg)
 {
 	struct iothread *t = arg;
@@ -164,6 +185,8 @@ static void *iothread_main(void *arg)
 				cb->fn(cb, res);
 			t->completions++;
 		}
+		t->batches += t->batch != NULL;
+		run_batch(t);
 	}
 	return NULL;
 }

@@ -16,11 +16,22 @@
 
 struct vmm_sandbox_fds;
 
-#define IOTHREAD_MAX_WATCHES 16
+#define IOTHREAD_MAX_WATCHES 48 /* a multiqueue disk watches one eventfd per queue */
 
 /* A completion: what a CQE's user_data points at. */
 struct io_cb {
 	void (*fn)(struct io_cb *cb, int res);
+};
+
+/*
+ * Work for the end of a batch: after the thread handled every completion
+ * the ring had, before it submits and sleeps (a device signals each queue
+ * once per batch, not once per request).
+ */
+struct io_batch {
+	void (*fn)(struct io_batch *b);
+	struct io_batch *next;
+	bool queued;
 };
 
 struct io_watch {
@@ -40,7 +51,9 @@ struct iothread {
 	int stop_efd;
 	struct io_watch watches[IOTHREAD_MAX_WATCHES];
 	unsigned int nr_watches;
+	struct io_batch *batch;     /* queued for the batch end */
 	uint64_t completions;
+	uint64_t batches;           /* waits that returned completions */
 };
 
 int iothread_init(struct iothread *t, unsigned int entries) __must_check;
@@ -60,6 +73,9 @@ int iothread_start(struct iothread *t, const struct vmm_sandbox_fds *fds) __must
 #define IOTHREAD_STOP_MS 500
 int iothread_stop(struct iothread *t) __must_check;
 void iothread_destroy(struct iothread *t);
+
+/* On the I/O thread: runs b->fn once at the end of this batch (again if queued again by it). */
+void iothread_after_batch(struct iothread *t, struct io_batch *b);
 
 /* On the I/O thread: a free SQE, submitting queued ones first if the ring is full. */
 struct io_uring_sqe *iothread_sqe(struct iothread *t);

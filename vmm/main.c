@@ -80,10 +80,11 @@ static const char usage_run[] =
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
 	"  -T, --vm-type TYPE        default or sw-protected; default: default\n"
 	"  -t, --timing              report the time to the first KVM_RUN and serial byte\n"
-	"      --disk PATH[,ro][,direct]\n"
+	"      --disk PATH[,ro][,direct][,queues=N]\n"
 	"                            a virtio-blk disk (on the --transport, declared in ACPI) backed\n"
 	"                            by a file or block device through io_uring; ro refuses\n"
-	"                            writes, direct opens it O_DIRECT; up to 4\n"
+	"                            writes, direct opens it O_DIRECT, queues=N sets its request\n"
+	"                            queues (1 to 4; default one per vCPU); up to 4 disks\n"
 	"      --balloon             a virtio-balloon: pages the guest reports free (free\n"
 	"                            page reporting) are punched out of guest_memfd\n"
 	"      --transport mmio|pci  how virtio devices attach: virtio-mmio (default) or\n"
@@ -125,6 +126,7 @@ struct cli_disk {
 	const char *path;
 	bool read_only;
 	bool direct;
+	unsigned int queues;
 	int fd;
 };
 
@@ -158,7 +160,7 @@ struct run_opts {
 
 
 
-/* "PATH[,ro][,direct]"; d->path points into spec.  -EINVAL with err set on a bad option. */
+/* "PATH[,ro][,direct][,queues=N]"; d->path points into spec.  -EINVAL with err set on a bad option. */
 static int disk_parse(char *spec, struct cli_disk *d, char *err, size_t errlen)
 {
 	char *opt;
@@ -174,8 +176,17 @@ static int disk_parse(char *spec, struct cli_disk *d, char *err, size_t errlen)
 			d->read_only = true;
 		} else if (!strcmp(opt, "direct")) {
 			d->direct = true;
+		} else if (!strncmp(opt, "queues=", 7)) {
+			char *end;
+			unsigned long n = strtoul(opt + 7, &end, 10);
+
+			if (!opt[7] || *end || !n || n > 4) {
+				snprintf(err, errlen, "queues: 1 to 4");
+				return -EINVAL;
+			}
+			d->queues = (unsigned int)n;
 		} else {
-			snprintf(err, errlen, "unknown option '%s' (ro, direct)", opt);
+			snprintf(err, errlen, "unknown option '%s' (ro, direct, queues=N)", opt);
 			return -EINVAL;
 		}
 	}
@@ -396,7 +407,8 @@ static void run_config(const struct run_opts *o, const struct boot_files *f, int
 	for (unsigned int i = 0; i < o->nr_disks; i++)
 		cfg->disks[i] = (struct veil_disk){ .path = o->disks[i].path, .fd = o->disks[i].fd,
 						    .read_only = o->disks[i].read_only,
-						    .direct = o->disks[i].direct };
+						    .direct = o->disks[i].direct,
+						    .queues = o->disks[i].queues };
 	cfg->balloon = o->balloon;
 	cfg->rng = o->rng;
 	cfg->virtio_console = o->vconsole;

@@ -37,6 +37,11 @@ struct vdev_ops {
 	/* Builds the device model from cfg: sets v->vd and its kick; releases what it took on failure. */
 	int (*attach)(struct vdev *v, const void *cfg, char *err, size_t errlen);
 	void (*process)(struct vdev *v);  /* on the I/O thread, after a kick or a retry */
+	/*
+	 * If set, each queue gets its own kick eventfd (and ioeventfd), and a
+	 * kick of queue q calls this instead of process.  May be NULL.
+	 */
+	void (*process_queue)(struct vdev *v, unsigned int q);
 	void (*reset)(struct vdev *v);    /* the VM resets: before the transport's reset; may be NULL */
 	void (*destroy)(struct vdev *v);  /* undoes attach, once nothing can reach the device */
 	void (*summary)(struct vdev *v, FILE *f);
@@ -59,12 +64,20 @@ struct vdev {
 	bool pci;
 	unsigned int pci_slot;      /* its function is 00:<pci_slot>.0 */
 	int msi[VPCI_VECTORS];      /* vm_msi sources, -1 until a vector is first used */
-	int kick_efd;
-	bool ioeventfd;             /* every queue's notify goes to kick_efd */
+	int kick_efd;               /* queue 0's kicks, or every queue's without process_queue */
+	int queue_efd[VIRTIO_MAX_QUEUES]; /* [q] for 1 <= q < nr_queue_efds: queue q's kicks */
+	unsigned int nr_queue_efds;
+	struct vdev_queue_kick {    /* what queue q's watch hands the I/O thread */
+		struct vdev *v;
+		unsigned int q;
+	} qkick[VIRTIO_MAX_QUEUES];
+	bool ioeventfd;             /* every queue's notify goes to its kick eventfd */
 	/* What the attach did, so that one unwind (vdev_detach) undoes exactly that. */
 	bool model_ready, on_bus, on_pci, watched;
 	uint64_t ioeventfd_addr[VIRTIO_MAX_QUEUES];
 	unsigned int ioeventfd_len, nr_ioeventfds;
+	bool ioeventfd_match;       /* virtio-mmio with a kick eventfd per queue: DATAMATCH on q */
+	unsigned int nr_queue_watches; /* queue watches after queue 0's */
 	/* A deferred retry (a buffer was under conversion): a 1 ms io_uring timeout. */
 	struct io_cb retry_cb;
 	struct __kernel_timespec retry_ts;
@@ -94,6 +107,8 @@ int vdev_step(struct vdev *v, char *err, size_t errlen) __must_check;
 /* Transport (vdev_transport.c). */
 /* A kick that came through the bus, or from the device itself: wake the I/O thread. */
 void vdev_kick(void *opaque);
+/* The same for queue q of a device with process_queue. */
+void vdev_kick_queue(void *opaque, unsigned int q);
 /* On the I/O thread, after a device completed I/O: route MSIs, arm a retry if it asked. */
 void vdev_after_io(struct vdev *v);
 /* Moves the MSI routes that settled, with no device lock held. */

@@ -21,13 +21,24 @@ static void vdev_set_irq(void *opaque, bool level)
 		pr_warn("%s: interrupt line %u: %s", v->name, v->slot.irq, strerror(-ret));
 }
 
-void vdev_kick(void *opaque)
+/* Queue q's kick eventfd. */
+static int queue_efd(const struct vdev *v, unsigned int q)
+{
+	return q && q < v->nr_queue_efds ? v->queue_efd[q] : v->kick_efd;
+}
+
+void vdev_kick_queue(void *opaque, unsigned int q)
 {
 	struct vdev *v = opaque;
 	uint64_t one = 1;
 
-	if (write(v->kick_efd, &one, sizeof(one)) < 0)
+	if (write(queue_efd(v, q), &one, sizeof(one)) < 0)
 		pr_warn("%s: kick: %s", v->name, strerror(errno));
+}
+
+void vdev_kick(void *opaque)
+{
+	vdev_kick_queue(opaque, 0);
 }
 
 static void vdev_run(struct vdev *v);
@@ -84,6 +95,17 @@ static void vdev_kicked(void *opaque)
 	vdev_run(opaque);
 }
 
+/* A kick of one queue of a device with process_queue. */
+static void vdev_queue_kicked(void *opaque)
+{
+	struct vdev_queue_kick *k = opaque;
+	struct vdev *v = k->v;
+
+	v->ops->process_queue(v, k->q);
+	vdev_settle_msi(v->vm);
+	vdev_retry(v);
+}
+
 /*
  * An MSI from a virtio-pci device, with the device's lock held: an eventfd
  * write on the vector's irqfd, routed to the LAPICs by KVM's GSI table
@@ -121,34 +143,39 @@ static uint32_t pci_class(uint32_t device_id)
 	}
 }
 
-static int ioeventfd(struct vdev *v, uint64_t addr, unsigned int len, bool assign)
+/* Queue q's ioeventfd (the q-th one the attach made). */
+static int ioeventfd(struct vdev *v, unsigned int q, bool assign)
 {
 	struct kvm_ioeventfd ev = {
-		.addr = addr, .len = len, .fd = v->kick_efd,
-		.flags = assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN,
+		.addr = v->ioeventfd_addr[q], .len = v->ioeventfd_len, .fd = queue_efd(v, q),
+		.flags = (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN) |
+			 (v->ioeventfd_match ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0),
+		.datamatch = q,
 	};
 
 	return _kvm_ioctl(v->vm->vm_fd, KVM_IOEVENTFD, &ev);
 }
 
 /*
- * Kicks straight to kick_efd: an ioeventfd on each queue's notify register
- * (virtio-mmio: one QueueNotify, any value; virtio-pci: one per queue, 16
- * bits wide, as Linux writes a queue's index).  Without them the kick still
- * arrives, through a vCPU exit and the bus, so a refusal is not an error;
- * only a step a test made fail is.
+ * Kicks straight to the queues' kick eventfds: an ioeventfd on each queue's
+ * notify register (virtio-pci: one per queue, 16 bits wide, as Linux writes
+ * a queue's index; virtio-mmio: the one QueueNotify, any value, or one per
+ * queue index written when each queue has its own eventfd).  Without them
+ * the kick still arrives, through a vCPU exit and the bus, so a refusal is
+ * not an error; only a step a test made fail is.
  */
 static int vdev_ioeventfds(struct vdev *v, char *err, size_t errlen)
 {
-	unsigned int q, n = v->pci ? v->vd->nr_queues : 1;
+	unsigned int q, n = v->pci || v->nr_queue_efds ? v->vd->nr_queues : 1;
 	uint64_t base = v->pci ? pci_bar_addr(&v->vp.pci, 0) + VPCI_NOTIFY :
 			v->slot.base + VIRTIO_MMIO_QUEUE_NOTIFY;
 	int ret = 0;
 
 	v->ioeventfd_len = v->pci ? 2 : 4;
+	v->ioeventfd_match = !v->pci && v->nr_queue_efds;
 	for (q = 0; q < n && !ret; q++) {
-		v->ioeventfd_addr[q] = base + q * VPCI_NOTIFY_MULT;
-		ret = ioeventfd(v, v->ioeventfd_addr[q], v->ioeventfd_len, true);
+		v->ioeventfd_addr[q] = v->pci ? base + q * VPCI_NOTIFY_MULT : base;
+		ret = ioeventfd(v, q, true);
 		v->nr_ioeventfds += !ret;
 	}
 	v->ioeventfd = !ret;
@@ -214,6 +241,45 @@ static int vdev_attach_mmio(struct vdev *v, char *err, size_t errlen)
 	return 0;
 }
 
+/* A device with process_queue and several queues: an eventfd for each queue after queue 0. */
+static int vdev_queue_efds(struct vdev *v, char *err, size_t errlen)
+{
+	unsigned int q;
+
+	if (!v->ops->process_queue || v->vd->nr_queues < 2)
+		return 0;
+	for (q = 1; q < v->vd->nr_queues; q++) {
+		v->queue_efd[q] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (v->queue_efd[q] < 0) {
+			snprintf(err, errlen, "eventfd: %s", strerror(errno));
+			return -errno;
+		}
+		v->nr_queue_efds = q + 1;
+	}
+	return 0;
+}
+
+/* The I/O thread's watches on the kick eventfds: one per queue with process_queue. */
+static int vdev_watch(struct vdev *v, char *err, size_t errlen)
+{
+	struct iothread *io = &v->vm->virtio->io;
+	unsigned int q;
+	int ret;
+
+	for (q = 0; q < VIRTIO_MAX_QUEUES; q++)
+		v->qkick[q] = (struct vdev_queue_kick){ .v = v, .q = q };
+	ret = v->ops->process_queue ? iothread_watch(io, v->kick_efd, vdev_queue_kicked, &v->qkick[0]) :
+	      iothread_watch(io, v->kick_efd, vdev_kicked, v);
+	v->watched = !ret;
+	for (q = 1; q < v->nr_queue_efds && !ret; q++) {
+		ret = iothread_watch(io, v->queue_efd[q], vdev_queue_kicked, &v->qkick[q]);
+		v->nr_queue_watches += !ret;
+	}
+	if (ret)
+		snprintf(err, errlen, "watching its kicks: %s", strerror(-ret));
+	return ret;
+}
+
 int vdev_transport_attach(struct vdev *v, char *err, size_t errlen)
 {
 	struct vm_virtio *vv = v->vm->virtio;
@@ -226,17 +292,15 @@ int vdev_transport_attach(struct vdev *v, char *err, size_t errlen)
 		snprintf(err, errlen, "eventfd: %s", strerror(errno));
 		return -errno;
 	}
-	ret = vv->use_pci ? vdev_attach_pci(v, err, errlen) : vdev_attach_mmio(v, err, errlen);
+	ret = vdev_queue_efds(v, err, errlen);
+	if (!ret)
+		ret = vv->use_pci ? vdev_attach_pci(v, err, errlen) : vdev_attach_mmio(v, err, errlen);
 	if (!ret)
 		ret = vdev_step(v, err, errlen);
-	if (!ret) {
-		ret = iothread_watch(&vv->io, v->kick_efd, vdev_kicked, v);
-		if (ret)
-			snprintf(err, errlen, "watching its kicks: %s", strerror(-ret));
-	}
+	if (!ret)
+		ret = vdev_watch(v, err, errlen);
 	if (ret)
 		return ret;
-	v->watched = true;
 	return vdev_ioeventfds(v, err, errlen);
 }
 
@@ -246,9 +310,12 @@ void vdev_transport_detach(struct vdev *v)
 
 	while (v->nr_ioeventfds) {
 		v->nr_ioeventfds--;
-		if (ioeventfd(v, v->ioeventfd_addr[v->nr_ioeventfds], v->ioeventfd_len, false))
+		if (ioeventfd(v, v->nr_ioeventfds, false))
 			pr_warn("%s: removing an ioeventfd: %s", v->name, strerror(errno));
 	}
+	while (v->nr_queue_watches &&
+	       iothread_unwatch(&vv->io, v->queue_efd[v->nr_queue_watches]) == 0)
+		v->nr_queue_watches--;
 	if (v->watched && iothread_unwatch(&vv->io, v->kick_efd) == 0)
 		v->watched = false;
 	if (v->on_bus && bus_unregister(v->vm->bus, BUS_MMIO, v->slot.base) == 0)
@@ -258,6 +325,9 @@ void vdev_transport_detach(struct vdev *v)
 	if (v->kick_efd >= 0)
 		close(v->kick_efd);
 	v->kick_efd = -1;
+	while (v->nr_queue_efds > 1)
+		close(v->queue_efd[--v->nr_queue_efds]);
+	v->nr_queue_efds = 0;
 }
 
 const char *vdev_transport_note(const struct vdev *v)

@@ -185,7 +185,7 @@ static void blk_config_read(struct virtio_dev *vd, uint32_t off, void *data, uns
 	struct virtio_blk *blk = to_blk(vd);
 	struct blk_config c = {
 		.capacity = blk->capacity, .size_max = VQ_MAX_SEG_LEN, .seg_max = BLK_SEG_MAX,
-		.blk_size = BLK_SECTOR, .num_queues = 1,
+		.blk_size = BLK_SECTOR, .num_queues = (uint16_t)blk->vdev.nr_queues,
 		.max_discard_sectors = MAX_DISCARD_SECTORS, .max_discard_seg = 1,
 		.discard_sector_alignment = 1,
 		.max_write_zeroes_sectors = MAX_DISCARD_SECTORS, .max_write_zeroes_seg = 1,
@@ -202,33 +202,37 @@ static void blk_config_read(struct virtio_dev *vd, uint32_t off, void *data, uns
  * device runs again and publishes it); a queue reset since the pop takes
  * nothing, not even the status byte.  True if the used ring moved.
  */
-static bool complete(struct virtio_blk *blk, struct vq_req *req, const struct blk_parsed *p)
+static bool complete(struct virtio_blk *blk, unsigned int q, struct vq_req *req,
+		     const struct blk_parsed *p)
 {
 	if (p->status != VIRTIO_BLK_S_OK) {
 		blk->stats.errors++;
 		pr_debug("%s: request type %u sector %llu: %s", blk->vdev.name, p->type,
 			 (unsigned long long)p->sector, p->error ? p->error : "I/O error");
 	}
-	return virtio_dev_push_status(&blk->vdev, 0, req,
+	return virtio_dev_push_status(&blk->vdev, q, req,
 				      (uint32_t)(p->status == VIRTIO_BLK_S_OK ? p->written : 1),
 				      p->status_byte, p->status);
 }
 
 static struct blk_io *io_get(struct virtio_blk *blk)
 {
-	unsigned int i;
-
-	for (i = 0; i < BLK_MAX_INFLIGHT; i++)
-		if (!blk->io[i].busy)
-			return &blk->io[i];
-	return NULL;
+	return blk->nr_free ? &blk->io[blk->free_io[--blk->nr_free]] : NULL;
 }
 
 static void io_put(struct virtio_blk *blk, struct blk_io *io)
 {
 	io->busy = false;
+	blk->free_io[blk->nr_free++] = (uint16_t)(io - blk->io);
 	if (--blk->inflight == 0)
 		pthread_cond_broadcast(&blk->idle);
+}
+
+/* With blk->lock held: queue q's used ring moved; it is signalled at the batch end. */
+static void moved(struct virtio_blk *blk, unsigned int q, bool yes)
+{
+	if (yes)
+		blk->signal |= 1U << q;
 }
 
 static void count(struct virtio_blk *blk, const struct blk_parsed *p)
@@ -254,7 +258,7 @@ static bool start(struct virtio_blk *blk, struct blk_io *io)
 
 	if (blk_parse(io->req, blk->capacity, blk->read_only, p)) {
 		blk->stats.malformed++;
-		moved = virtio_dev_push(&blk->vdev, 0, io->req, 0);
+		moved = virtio_dev_push(&blk->vdev, io->q, io->req, 0);
 		io_put(blk, io);
 		return moved;
 	}
@@ -266,7 +270,7 @@ static bool start(struct virtio_blk *blk, struct blk_io *io)
 		blk->stats.get_ids++;
 	}
 	if (p->status != VIRTIO_BLK_S_OK || p->type == VIRTIO_BLK_T_GET_ID) {
-		moved = complete(blk, io->req, p);
+		moved = complete(blk, io->q, io->req, p);
 		io_put(blk, io);
 		return moved;
 	}
@@ -280,7 +284,7 @@ static bool start(struct virtio_blk *blk, struct blk_io *io)
 	if (ret) {
 		p->status = VIRTIO_BLK_S_IOERR;
 		p->error = "the backend could not start the I/O";
-		moved = complete(blk, io->req, p);
+		moved = complete(blk, io->q, io->req, p);
 		io_put(blk, io);
 		return moved;
 	}
@@ -306,21 +310,25 @@ bool virtio_blk_last_buffer(struct virtio_blk *blk, uint64_t *gpa, uint64_t *pag
 	return v != 0;
 }
 
-void blk_process(struct virtio_blk *blk)
+/*
+ * With blk->lock held: pops and starts every available request of queue q.
+ * -EPROTO if the ring is broken (the caller, unlocked, asks for a reset).
+ */
+static int pop_queue(struct virtio_blk *blk, unsigned int q)
 {
-	struct virtqueue *vq = &blk->vdev.vq[0];
-	bool notify = false;
+	struct virtqueue *vq = &blk->vdev.vq[q];
 
-	/* Completions the used ring could not take before (it was being converted) go first. */
-	virtio_dev_flush(&blk->vdev);
-	pthread_mutex_lock(&blk->lock);
 	while (virtio_dev_running(&blk->vdev)) {
 		struct blk_io *io = io_get(blk);
 		int ret;
 
-		if (!io)
-			break; /* every slot busy: completions will call us again */
+		if (!io) {
+			blk->starved = true; /* completions pop again */
+			break;
+		}
 		ret = vq_pop(vq, io->req);
+		if (ret == 0 || ret == -EAGAIN || ret == -EPROTO)
+			blk->nr_free++; /* the slot stays free: it is still on top of the stack */
 		if (ret == 0)
 			break;
 		if (ret == -EAGAIN) {
@@ -329,32 +337,98 @@ void blk_process(struct virtio_blk *blk)
 		}
 		if (ret == -EPROTO) {
 			blk->stats.malformed++;
-			pthread_mutex_unlock(&blk->lock);
-			virtio_dev_needs_reset(&blk->vdev, vq->error);
-			return;
+			return -EPROTO;
 		}
 		io->busy = true;
+		io->q = q;
 		blk->inflight++;
+		blk->stats.queue_reqs[q]++;
 		if (ret < 0) {
 			/* A malformed chain: nothing pinned, no status byte we may trust. */
 			blk->stats.malformed++;
 			pr_debug("%s: %s", blk->vdev.name, vq->error);
-			notify |= virtio_dev_push(&blk->vdev, 0, io->req, 0);
+			moved(blk, q, virtio_dev_push(&blk->vdev, q, io->req, 0));
 			io_put(blk, io);
 			continue;
 		}
-		notify |= start(blk, io);
+		moved(blk, q, start(blk, io));
 	}
+	return 0;
+}
+
+/* The owner's batch end, or ours now. */
+static void batch(struct virtio_blk *blk)
+{
+	if (blk->batch)
+		blk->batch(blk->batch_opaque);
+	else
+		blk_batch_end(blk);
+}
+
+/* Pops the queues in mask; a broken ring puts the device into NEEDS_RESET. */
+static void pop_queues(struct virtio_blk *blk, uint32_t mask)
+{
+	unsigned int q;
+	int broken = -1;
+
+	pthread_mutex_lock(&blk->lock);
+	for (q = 0; q < blk->vdev.nr_queues && broken < 0; q++)
+		if (mask & 1U << q && pop_queue(blk, q) == -EPROTO)
+			broken = (int)q;
 	pthread_mutex_unlock(&blk->lock);
-	if (notify)
-		virtio_dev_notify_queue(&blk->vdev, 0);
+	if (broken >= 0)
+		virtio_dev_needs_reset(&blk->vdev, blk->vdev.vq[broken].error);
+}
+
+void blk_process_queue(struct virtio_blk *blk, unsigned int q)
+{
+	if (q >= blk->vdev.nr_queues)
+		return;
+	/* Completions the used ring could not take before (it was being converted) go first. */
+	virtio_dev_flush(&blk->vdev);
+	pop_queues(blk, 1U << q);
+	batch(blk);
+}
+
+void blk_process(struct virtio_blk *blk)
+{
+	virtio_dev_flush(&blk->vdev);
+	pop_queues(blk, (1U << blk->vdev.nr_queues) - 1);
+	batch(blk);
+}
+
+void blk_batch_end(struct virtio_blk *blk)
+{
+	uint32_t refill, signal;
+	unsigned int q;
+
+	pthread_mutex_lock(&blk->lock);
+	refill = blk->starved ? (1U << blk->vdev.nr_queues) - 1 : blk->refill;
+	blk->starved = false;
+	blk->refill = 0;
+	pthread_mutex_unlock(&blk->lock);
+	/* Slots freed: requests the guest queued without a kick (or that found no slot) start now. */
+	if (refill)
+		pop_queues(blk, refill);
+	pthread_mutex_lock(&blk->lock);
+	signal = blk->signal;
+	blk->signal = 0;
+	if (signal)
+		blk->stats.batches++;
+	pthread_mutex_unlock(&blk->lock);
+	for (q = 0; signal; q++, signal >>= 1) {
+		if (!(signal & 1))
+			continue;
+		__atomic_store_n(&blk->stats.signals, blk->stats.signals + 1, __ATOMIC_RELAXED);
+		virtio_dev_notify_queue(&blk->vdev, q);
+	}
 }
 
 void blk_io_done(struct blk_io *io)
 {
 	struct virtio_blk *blk = io->blk;
 	struct blk_parsed *p = &io->parsed;
-	bool running, moved = false;
+	bool running;
 
 	pthread_mutex_lock(&blk->lock);
 	if (io->buf_word) {
@@ -377,16 +451,16 @@ void blk_io_done(struct blk_io *io)
 	 * that did not wait (QueueReady=0, or a device reset that gave up) is
 	 * caught by the queue's generation: complete() then drops it too.
 	 */
-	if (running)
-		moved = complete(blk, io->req, p);
-	else
+	if (running) {
+		moved(blk, io->q, complete(blk, io->q, io->req, p));
+		blk->refill |= 1U << io->q;
+	} else {
 		vq_release(io->req);
+	}
 	io_put(blk, io);
 	pthread_mutex_unlock(&blk->lock);
-	if (moved)
-		virtio_dev_notify_queue(&blk->vdev, 0);
 	if (running)
-		blk_process(blk); /* slots freed: more may be waiting */
+		batch(blk);
 }
 
 /* A reset waits (bounded) for in-flight I/O: its buffers are pinned and the backend writes them. */
@@ -404,6 +478,8 @@ static void blk_reset(struct virtio_dev *vd)
 	if (blk->inflight)
 		pr_warn("%s: reset with %u requests still in flight after %d s", vd->name,
 			blk->inflight, RESET_WAIT_S);
+	blk->signal = blk->refill = 0; /* the queues go: nothing of theirs is signalled */
+	blk->starved = false;
 	pthread_mutex_unlock(&blk->lock);
 }
 
@@ -411,8 +487,9 @@ static void blk_notify(struct virtio_dev *vd, unsigned int q)
 {
 	struct virtio_blk *blk = to_blk(vd);
 
-	(void)q;
-	if (blk->kick)
+	if (blk->kick_queue)
+		blk->kick_queue(blk->kick_opaque, q);
+	else if (blk->kick)
 		blk->kick(blk->kick_opaque);
 }
 
@@ -425,10 +502,16 @@ static const struct virtio_dev_ops blk_ops = {
 int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, uint64_t size,
 		    bool read_only, const char *id)
 {
+	return virtio_blk_init_mq(blk, gm, name, size, read_only, id, 1);
+}
+
+int virtio_blk_init_mq(struct virtio_blk *blk, struct gmem *gm, const char *name, uint64_t size,
+		       bool read_only, const char *id, unsigned int nr_queues)
+{
 	unsigned int i;
 	int ret;
 
-	if (!size || size % BLK_SECTOR)
+	if (!size || size % BLK_SECTOR || !nr_queues || nr_queues > VIRTIO_MAX_QUEUES)
 		return -EINVAL;
 	memset(blk, 0, sizeof(*blk));
 	blk->capacity = size / BLK_SECTOR;
@@ -436,6 +519,7 @@ int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, u
 	strncpy(blk->id, id ? id : "", sizeof(blk->id));
 	for (i = 0; i < BLK_MAX_INFLIGHT; i++) {
 		blk->io[i].blk = blk;
+		blk->free_io[BLK_MAX_INFLIGHT - 1 - i] = (uint16_t)i;
 		blk->io[i].req = malloc(sizeof(*blk->io[i].req));
 		if (!blk->io[i].req) {
 			ret = -ENOMEM;
@@ -448,8 +532,11 @@ int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, u
 			     1ULL << VIRTIO_BLK_F_BLK_SIZE | 1ULL << VIRTIO_BLK_F_FLUSH |
 			     (read_only ? 1ULL << VIRTIO_BLK_F_RO :
 					  1ULL << VIRTIO_BLK_F_DISCARD | 1ULL << VIRTIO_BLK_F_WRITE_ZEROES);
+	if (nr_queues > 1)
+		blk->vdev.features |= 1ULL << VIRTIO_BLK_F_MQ;
+	blk->nr_free = BLK_MAX_INFLIGHT;
 	blk->vdev.config_size = sizeof(struct blk_config);
-	blk->vdev.nr_queues = 1;
+	blk->vdev.nr_queues = nr_queues;
 	blk->vdev.queue_max = BLK_QUEUE_SIZE;
 	blk->vdev.ops = &blk_ops;
 	blk->vdev.opaque = blk;

@@ -1,8 +1,10 @@
 /*
- * virtio-blk (virtio 1.2 §5.2): one request queue, requests parsed and
- * validated here, I/O done by a backend the owner provides (vmm/: io_uring
- * on the I/O thread).  A request's buffers stay pinned from parse to
- * completion, so a conversion or punch of them waits (DESIGN.md I1).
+ * virtio-blk (virtio 1.2 §5.2): one or several request queues
+ * (VIRTIO_BLK_F_MQ), requests parsed and validated here, I/O done by a
+ * backend the owner provides (vmm/: io_uring on the I/O thread).  A
+ * request's buffers stay pinned from parse to completion, so a conversion
+ * or punch of them waits (DESIGN.md I1).  Completions are batched: each
+ * queue whose used ring moved is signalled once per batch.
  */
 #ifndef VEIL_VIRTIO_BLK_H
 #define VEIL_VIRTIO_BLK_H
@@ -29,6 +31,7 @@
 #define VIRTIO_BLK_F_RO 5
 #define VIRTIO_BLK_F_BLK_SIZE 6
 #define VIRTIO_BLK_F_FLUSH 9
+#define VIRTIO_BLK_F_MQ 12
 #define VIRTIO_BLK_F_DISCARD 13
 #define VIRTIO_BLK_F_WRITE_ZEROES 14
 
@@ -75,6 +78,7 @@ struct blk_io {
 	unsigned int niov;
 	int result;      /* the backend's: bytes done, or -errno */
 	/* the device's */
+	unsigned int q;  /* the queue it came from and completes on */
 	struct vq_req *req;
 	struct blk_parsed parsed;
 	bool busy;
@@ -97,24 +101,46 @@ struct virtio_blk {
 	void *backend_opaque;
 	/* Called when the guest kicks: the owner schedules blk_process() on its I/O thread. */
 	void (*kick)(void *opaque);
+	/* Or, if set, with the queue kicked: the owner schedules blk_process_queue(). */
+	void (*kick_queue)(void *opaque, unsigned int q);
 	void *kick_opaque;
-	struct blk_io io[BLK_MAX_INFLIGHT];
+	/*
+	 * If set, called when a batch of work (pops, completions) left queues to
+	 * signal: the owner calls blk_batch_end() once its batch is over (vmm/:
+	 * after every completion the ring had).  If NULL, blk_batch_end() runs
+	 * at once.
+	 */
+	void (*batch)(void *opaque);
+	void *batch_opaque;
+	struct blk_io io[BLK_MAX_INFLIGHT]; /* shared by the queues */
+	uint16_t free_io[BLK_MAX_INFLIGHT]; /* a stack of the free slots */
+	unsigned int nr_free;
 	unsigned int inflight;
+	uint32_t signal;       /* queues whose used ring moved since the last batch end */
+	uint32_t refill;       /* queues to pop again at the batch end (slots freed, or none were) */
+	bool starved;          /* a pop found no free slot */
 	uint64_t last_buf;     /* an in-flight request's first data buffer: gpa | pages - 1; 0 if none */
 	struct {
 		uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
 		uint64_t bytes_read, bytes_written;
 		uint64_t errors;   /* requests answered IOERR or UNSUPP */
 		uint64_t malformed; /* chains refused by virtqueue or blk_parse */
+		uint64_t batches;  /* batch ends that signalled at least one queue */
+		uint64_t signals;  /* queue interrupts asked for (at most one per queue per batch) */
+		uint64_t queue_reqs[VIRTIO_MAX_QUEUES]; /* requests popped, per queue */
 	} stats;
 };
 
 /*
- * Sets up the device for a disk of size bytes (a multiple of 512).  The
- * owner sets backend, kick and vdev.set_irq before the guest runs.
+ * Sets up the device for a disk of size bytes (a multiple of 512), with one
+ * request queue.  The owner sets backend, kick and vdev.set_irq before the
+ * guest runs.
  */
 int virtio_blk_init(struct virtio_blk *blk, struct gmem *gm, const char *name, uint64_t size,
 		    bool read_only, const char *id) __must_check;
+/* As virtio_blk_init, with nr_queues (1 to VIRTIO_MAX_QUEUES; above 1 offers VIRTIO_BLK_F_MQ). */
+int virtio_blk_init_mq(struct virtio_blk *blk, struct gmem *gm, const char *name, uint64_t size,
+		       bool read_only, const char *id, unsigned int nr_queues) __must_check;
 void virtio_blk_destroy(struct virtio_blk *blk);
 
 /*
@@ -124,9 +150,20 @@ void virtio_blk_destroy(struct virtio_blk *blk);
  * aimed at once the guest may reuse them.
  */
 bool virtio_blk_last_buffer(struct virtio_blk *blk, uint64_t *gpa, uint64_t *pages);
-/* Pops and starts every available request.  On the I/O thread. */
+/* Pops and starts every available request of every queue.  On the I/O thread. */
 void blk_process(struct virtio_blk *blk);
-/* A backend finished io: writes the status, completes the request, signals the guest. */
+/* Pops and starts every available request of queue q.  On the I/O thread. */
+void blk_process_queue(struct virtio_blk *blk, unsigned int q);
+/*
+ * A backend finished io: writes the status and completes the request on its
+ * queue; the queue is signalled at the batch end.
+ */
 void blk_io_done(struct blk_io *io);
+/*
+ * The end of a batch: pops again the queues that completed requests (or
+ * every queue if slots ran out), then raises each moved queue's interrupt
+ * once.  On the I/O thread.
+ */
+void blk_batch_end(struct virtio_blk *blk);
 
 #endif

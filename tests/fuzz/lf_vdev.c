@@ -47,6 +47,8 @@ struct lf {
 	uint8_t disk[SECTORS * 512];
 	struct blk_io *pending[BLK_MAX_INFLIGHT];
 	unsigned int npending;
+	uint32_t kicked_queues; /* kick_queue's: the queues to process */
+	bool batch_due;         /* the device asked for its batch end */
 #elif defined(LF_VDEV_BALLOON)
 	struct virtio_balloon dev;
 #elif defined(LF_VDEV_CONSOLE)
@@ -220,21 +222,58 @@ static void complete_all(struct lf *t)
 {
 	while (t->npending)
 		complete_one(t);
+	if (t->batch_due) {
+		t->batch_due = false;
+		blk_batch_end(&t->dev);
+	}
 }
 
+static void kick_queue(void *opaque, unsigned int q)
+{
+	struct lf *t = opaque;
+
+	CHECK(q < t->vd->nr_queues);
+	t->kicked = true;
+	t->kicked_queues |= 1U << q;
+}
+
+static void batch(void *opaque)
+{
+	((struct lf *)opaque)->batch_due = true;
+}
+
+/* As the I/O thread: the kicked queues (or all), then the batch end the device asked for. */
 static void process(struct lf *t)
 {
-	blk_process(&t->dev);
+	uint32_t kq = t->kicked_queues;
+
+	t->kicked_queues = 0;
+	if (!kq || fuzz_one_in(&t->f, 4))
+		blk_process(&t->dev);
+	for (unsigned int q = 0; kq; q++, kq >>= 1)
+		if (kq & 1)
+			blk_process_queue(&t->dev, q);
+	if (t->batch_due) {
+		t->batch_due = false;
+		blk_batch_end(&t->dev);
+	}
 }
 
 static int dev_init(struct lf *t)
 {
-	int ret = virtio_blk_init(&t->dev, t->gm, "lf-blk", sizeof(t->disk),
-				  fuzz_one_in(&t->f, 4), "lf");
+	/* One to VIRTIO_MAX_QUEUES queues (MQ offered above one); completions batched or not. */
+	unsigned int nq = 1 + (unsigned int)fuzz_below(&t->f, VIRTIO_MAX_QUEUES);
+	int ret = virtio_blk_init_mq(&t->dev, t->gm, "lf-blk", sizeof(t->disk),
+				     fuzz_one_in(&t->f, 4), "lf", nq);
 
 	t->dev.backend = &be_ops;
 	t->dev.backend_opaque = t;
 	t->dev.kick = kick;
+	t->dev.kick_queue = fuzz_one_in(&t->f, 4) ? NULL : kick_queue;
+	t->dev.batch = fuzz_one_in(&t->f, 4) ? NULL : batch;
+	t->dev.batch_opaque = t;
+	t->kicked_queues = 0;
+	t->batch_due = false;
 	t->dev.kick_opaque = t;
 	memset(t->disk, 0, sizeof(t->disk));
 	t->npending = 0;

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "pci.h"
@@ -41,7 +42,7 @@ static int count_fds(void)
 
 static const void *kind_cfg(enum vdev_kind k, struct vm_disk_cfg *disk, struct vm_vcon_cfg *vcon)
 {
-	*disk = (struct vm_disk_cfg){ .path = disk_path, .fd = -1 };
+	*disk = (struct vm_disk_cfg){ .path = disk_path, .fd = -1, .queues = 3 };
 	*vcon = (struct vm_vcon_cfg){ .out_fd = STDOUT_FILENO };
 	return k == VDEV_BLK ? (const void *)disk : k == VDEV_VCON ? (const void *)vcon : NULL;
 }
@@ -61,6 +62,39 @@ static void check_nothing_at(struct vm *vm, bool pci, unsigned int nth, uint64_t
 	}
 	CHECK_EQ(pci_cfg_read(vm->virtio->pci, nth + 1, 0, 4), 0xffffffffu);
 	CHECK_EQ(bus_dispatch(vm->bus, BUS_MMIO, bar, &v, 4, false), -ENOENT);
+}
+
+/*
+ * A disk with three queues: an eventfd per queue, a kick of queue q lands on
+ * queue q's, and KVM holds an ioeventfd per queue (the same one again is
+ * EEXIST): on virtio-pci at each queue's notify address, on virtio-mmio on
+ * QueueNotify matching the queue's index.
+ */
+static void check_queues(struct vm *vm, struct vdev *v, bool pci)
+{
+	uint64_t n = 0;
+
+	CHECK_EQ(v->vd->nr_queues, 3);
+	CHECK_EQ(v->nr_queue_efds, 3);
+	CHECK_EQ(v->nr_ioeventfds, 3);
+	CHECK_EQ(v->ioeventfd_match, !pci);
+	vdev_kick_queue(v, 2);
+	CHECK(read(v->queue_efd[1], &n, 8) < 0);
+	CHECK(read(v->kick_efd, &n, 8) < 0);
+	CHECK_EQ(read(v->queue_efd[2], &n, 8), 8);
+	CHECK_EQ(n, 1);
+	for (unsigned int q = 0; q < 3; q++) {
+		struct kvm_ioeventfd ev = {
+			.addr = v->ioeventfd_addr[q], .len = v->ioeventfd_len,
+			.fd = q ? v->queue_efd[q] : v->kick_efd, .datamatch = q,
+			.flags = pci ? 0 : KVM_IOEVENTFD_FLAG_DATAMATCH,
+		};
+
+		CHECK_EQ(v->ioeventfd_addr[q], pci ? pci_bar_addr(&v->vp.pci, 0) + VPCI_NOTIFY + 4 * q :
+			 v->slot.base + VIRTIO_MMIO_QUEUE_NOTIFY);
+		CHECK_EQ(ioctl(vm->vm_fd, KVM_IOEVENTFD, &ev), -1);
+		CHECK_EQ(errno, EEXIST);
+	}
 }
 
 /* Attaches kind with each step failing in turn; returns the steps there were. */
@@ -93,6 +127,8 @@ static unsigned int attach_failing(struct vm *vm, enum vdev_kind k, bool pci, un
 		/* It took the place the failed attempts gave back, and its own ioeventfds. */
 		CHECK(v->ioeventfd);
 		CHECK_EQ(v->pci, pci);
+		if (k == VDEV_BLK)
+			check_queues(vm, v, pci);
 		if (pci) {
 			CHECK_EQ(pci_bar_addr(&v->vp.pci, 0), bar);
 			CHECK_EQ(pci_cfg_read(h, nth + 1, 0, 4) & 0xffff, 0x1af4);

@@ -23,8 +23,10 @@
 #   bench-boot [stock|swprot] [ROUNDS]
 #                                veil and QEMU (-accel kvm) booting the same L2 to poweroff,
 #                                alternating in one L1; medians and the ratio veil/QEMU (bench/)
-#   bench-blk [ROUNDS]           virtio-blk O_DIRECT throughput in the stock L2 under veil and
-#                                under QEMU, alternating in one L1; medians and veil/QEMU (bench/)
+#   bench-blk [ROUNDS] [BOOTS]   virtio-blk O_DIRECT in the stock L2 under veil and under QEMU
+#                                (aio=io_uring and its default), alternating in one L1: 4 KiB
+#                                random reads at QD 1 and 32, 1 MiB sequential reads and writes;
+#                                min/median/max and veil/QEMU (bench/)
 #
 # Environment:
 #   NESTED_SRC, NESTED_BUILD     source and meson build directory (default: ../.. and ../../build)
@@ -346,6 +348,10 @@ fn_helpers() {
 		"${CC:-cc}" -static -O2 -Wall -Wextra -o "$WORK/prng" "$HERE/prng.c"
 	fi
 	file_is_static "$WORK/prng"
+	if [ ! -x "$WORK/blk-bench" ] || [ "$HERE/blk-bench.c" -nt "$WORK/blk-bench" ]; then
+		"${CC:-cc}" -static -O2 -Wall -Wextra -o "$WORK/blk-bench" "$HERE/blk-bench.c" -luring -lpthread
+	fi
+	file_is_static "$WORK/blk-bench"
 	if [ ! -x "$WORK/api-client" ] || [ "$HERE/api-client.c" -nt "$WORK/api-client" ]; then
 		"${CC:-cc}" -static -O2 -Wall -Wextra -o "$WORK/api-client" "$HERE/api-client.c"
 	fi
@@ -377,6 +383,7 @@ fn_l2_initramfs() {
 	chmod 755 "$root/init"
 	cp "$WORK/l2-stock/modules"/* "$root/lib/modules/"
 	cp "$WORK/prng" "$root/bin/prng"
+	cp "$WORK/blk-bench" "$root/bin/blk-bench"
 	cpio_dir "$root" "$WORK/l2-initrd.cpio"
 	echo "L2 initramfs: $(du -h "$WORK/l2-initrd.cpio" | cut -f1)"
 }
@@ -1205,75 +1212,89 @@ bench_boot() {
 	say "bench-boot: median to poweroff: veil $ve s, QEMU $qe s, veil/QEMU $(awk "BEGIN { printf \"%.2f\", $ve / $qe }")"
 }
 
-# bench-blk [ROUNDS]: virtio-blk under veil (--transport pci) and under QEMU (virtio-blk-pci,
-# -accel kvm), alternating in one L1, on the same tmpfs-backed image.  The stock L2 times
-# O_DIRECT I/O (veiltest=blk-bench, 3 rounds a boot); prints MB/s medians and veil/QEMU.
+# bench-blk [ROUNDS] [BOOTS]: virtio-blk under veil (--transport pci, one queue per vCPU) and
+# under QEMU (virtio-blk-pci, -accel kvm) with -drive aio=io_uring and with its default aio,
+# alternating in one L1, on the same tmpfs-backed image.  Each boot of the stock L2 runs
+# ROUNDS rounds (default 5) of blk-bench (blk-bench.c: 4 KiB random reads at queue depth 1
+# and 32, 1 MiB sequential reads and writes, O_DIRECT on /dev/vda); BOOTS boots (default 1)
+# per VMM.  Prints min/median/max per row and VMM, and veil/QEMU of the medians (bench/).
 bench_blk() {
-	local rounds=${1:-2} i vm n line
-	local -a lines=()
+	local rounds=${1:-5} boots=${2:-1} i cmd
 	L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi}
 	prepare
 	stage "peer VMM files" "$T_IMAGES" fn_peer_root
 	L1_EXTRA_CPIO=$WORK/peer.cpio
+	cmd="$(l2_cmdline blk-bench stock) veilrounds=$rounds"
+	local -a qemu=(/usr/bin/qemu-system-x86_64 -M pc -accel kvm -cpu host -smp 2
+		-m 256 -nodefaults -nographic -serial stdio -monitor none -no-reboot
+		-L /usr/share/qemu -kernel /l2/stock.bzImage -initrd /l2/initrd.cpio -append "$cmd"
+		-device virtio-blk-pci,drive=d0)
 	add_step mkdisk 60 dd if=/dev/zero of=/tmp/disk.img bs=1M count=72
-	for i in $(seq "$rounds"); do
-		add_step "veil$i" 300 /bin/veil run --kernel /l2/stock.bzImage \
-			--initrd /l2/initrd.cpio --cmdline "$(l2_cmdline blk-bench stock)" \
-			--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci -q
-		add_step "qemu$i" 300 /usr/bin/qemu-system-x86_64 -M pc -accel kvm -cpu host -smp 2 \
-			-m 256 -nodefaults -nographic -serial stdio -monitor none -no-reboot \
-			-L /usr/share/qemu -kernel /l2/stock.bzImage -initrd /l2/initrd.cpio \
-			-append "$(l2_cmdline blk-bench stock)" \
-			-drive file=/tmp/disk.img,if=none,id=d0,format=raw \
-			-device virtio-blk-pci,drive=d0
+	for i in $(seq "$boots"); do
+		add_step "veil$i" $((240 + 40 * rounds)) /bin/veil run --kernel /l2/stock.bzImage \
+			--initrd /l2/initrd.cpio --cmdline "$cmd" \
+			--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci
+		add_step "quring$i" $((240 + 40 * rounds)) "${qemu[@]}" \
+			-drive file=/tmp/disk.img,if=none,id=d0,format=raw,aio=io_uring
+		add_step "qemu$i" $((240 + 40 * rounds)) "${qemu[@]}" \
+			-drive file=/tmp/disk.img,if=none,id=d0,format=raw
 	done
 	run_l1 bench-blk || die "bench-blk: ${RUN_ERR:-L1 failed}"
-	say "bench-blk: stock L2, 2 vCPUs, O_DIRECT on /dev/vda (virtio-blk-pci, MSI-X); MB/s"
-	for vm in veil qemu; do
-		for i in $(seq "$rounds"); do
+	bench_blk_report "$rounds" "$boots"
+}
+
+# bench_blk_report ROUNDS BOOTS: the table of the last bench-blk run (nested.sh __fn bench_blk_report
+# ROUNDS BOOTS prints it again from its console log).
+bench_blk_report() {
+	local rounds=$1 boots=$2 i vm n line
+	local -a lines=()
+	RUN=${RUN:-$WORK/runs/bench-blk}
+	say "bench-blk: stock L2, 2 vCPUs, O_DIRECT on /dev/vda (virtio-blk-pci, MSI-X)"
+	for vm in veil quring qemu; do
+		for i in $(seq "$boots"); do
 			n=$vm$i
-			! step_output "$n" | grep -q 'blk_bench failed' ||
-				die "bench-blk: run $n: $(step_output "$n" | grep -m1 'blk_bench failed')"
+			say "bench-blk: $n: $(step_output "$n" | grep -m1 'blk_bench queues=' | sed 's/^VEIL-L2: //' || true)"
+			while read -r line; do
+				say "bench-blk: $n: $line"
+			done < <(step_output "$n" | grep -e '^veil: virtio-blk' -e '^veil: MSI' -e 'blk_bench failed' || true)
 			# QEMU exits 0 on the step's SIGTERM, so a hung L2 shows as missing rounds.
-			if [ "$(step_output "$n" | grep -c '^VEIL-L2: blk_bench round=')" != 3 ]; then
-				say "bench-blk: run $n did not finish its 3 rounds (exit $(step_exit "$n")," \
-					"$(step_secs "$n") s; L2 hung?): its rounds are left out"
-				continue
-			fi
+			[ "$(step_output "$n" | grep -c '^VEIL-L2: blk_bench round=')" = "$rounds" ] ||
+				say "bench-blk: run $n finished $(step_output "$n" | grep -c '^VEIL-L2: blk_bench round=')" \
+					"of its $rounds rounds (exit $(step_exit "$n"), $(step_secs "$n") s; L2 hung?)"
 			while read -r line; do
 				lines+=("$vm $line")
 				say "bench-blk: $n: $line"
-			done < <(step_output "$n" | sed -n 's/^VEIL-L2: blk_bench //p')
+			done < <(step_output "$n" | sed -n 's/^VEIL-L2: blk_bench \(round=.*\)/\1/p')
 		done
 	done
-	printf '%s\n' "${lines[@]}" | grep -q '^veil ' && printf '%s\n' "${lines[@]}" | grep -q '^qemu ' ||
-		die "bench-blk: no complete run for one of the VMMs"
+	printf '%s\n' "${lines[@]}" | grep -q '^veil ' && printf '%s\n' "${lines[@]}" | grep -q '^q' ||
+		die "bench-blk: no complete round for one of the VMMs"
 	printf '%s\n' "${lines[@]}" | awk '
-		function med(v, n,   i, j, t) {
+		function sort(v, n,   i, j, t) {
 			for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] > v[j]; j--) {
 				t = v[j]; v[j] = v[j - 1]; v[j - 1] = t
 			}
-			return v[int((n + 1) / 2)]
 		}
 		{
 			for (f = 3; f <= NF; f++) {
-				split($f, kv, "="); k = $1 " " kv[1]
-				mb = (kv[1] == "read_4k_s" ? 16 : 64) / (kv[2] > 0 ? kv[2] : 0.01)
-				n[k]++; val[k, n[k]] = mb
+				if (split($f, kv, "=") != 2 || kv[2] !~ /^[0-9.]+$/) continue
+				k = $1 " " kv[1]; n[k]++; val[k, n[k]] = kv[2]
 			}
 		}
 		END {
-			split("read_1m_s write_1m_s read_4k_s", names, " ")
-			for (i = 1; i <= 3; i++) {
-				m = names[i]
-				for (vm = 1; vm <= 2; vm++) {
-					who = vm == 1 ? "veil" : "qemu"; k = who " " m
-					delete tmp; for (j = 1; j <= n[k]; j++) tmp[j] = val[k, j]
-					r[who] = med(tmp, n[k])
+			split("rand4k_qd1 rand4k_qd32 seqread_1m seqwrite_1m", rows, " ")
+			split("veil quring qemu", vms, " ")
+			for (i = 1; i <= 4; i++) {
+				m = rows[i]; unit = m ~ /^rand/ ? "IOPS" : "MB/s"; out = ""
+				for (v = 1; v <= 3; v++) {
+					k = vms[v] " " m; c = n[k]
+					if (!c) { med[v] = 0; out = out sprintf(" %s -;", vms[v]); continue }
+					delete t; for (j = 1; j <= c; j++) t[j] = val[k, j]
+					sort(t, c); med[v] = t[int((c + 1) / 2)]
+					out = out sprintf(" %s %s/%s/%s;", vms[v], t[1], med[v], t[c])
 				}
-				sub(/_s$/, "", m)
-				printf "nested: bench-blk: %s: median veil %.1f MB/s, QEMU %.1f MB/s, veil/QEMU %.2f\n",
-					m, r["veil"], r["qemu"], r["veil"] / r["qemu"]
+				printf "nested: bench-blk: %s (%s, min/median/max):%s veil/QEMU-io_uring %.2f, veil/QEMU-default %.2f\n",
+					m, unit, out, med[2] ? med[1] / med[2] : 0, med[3] ? med[1] / med[3] : 0
 			}
 		}'
 }

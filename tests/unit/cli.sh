@@ -16,7 +16,7 @@ expect 2 "--firmware '/nonexistent/fw.bin': No such file" -- run --firmware /non
 expect 2 "--firmware '$TMP/empty.bin': not a regular file of 1 byte" -- run --firmware "$TMP/empty.bin"
 expect 2 "--firmware '$TMP/dir': not a regular file" -- run --firmware "$TMP/dir"
 expect 2 "--cpus '0': a VM needs at least 1 vCPU" -- run --cpus 0
-expect 2 "--disk 'x.img,rw': unknown option 'rw' \(ro, direct\)" -- run --disk x.img,rw
+expect 2 "--disk 'x.img,rw': unknown option 'rw' \(ro, direct, queues=N\)" -- run --disk x.img,rw
 expect 2 "--disk ',ro': no file name" -- run --disk ,ro
 expect 2 "--disk: at most 4 disks" -- run --disk a --disk b --disk c --disk d --disk e
 expect 2 "--convert-stress needs a --disk" -- run --convert-stress
