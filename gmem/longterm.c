@@ -48,11 +48,17 @@ int gmem_longterm_release(struct gmem *gm, uint64_t gpa, uint64_t len,
 /* True if a page of the range is private or being converted or punched. */
 static bool range_unsettled(struct gmem_region *r, uint64_t gpa, uint64_t len)
 {
-	uint64_t p, first = (gpa - r->gpa) / GMEM_PAGE_SIZE, n = len / GMEM_PAGE_SIZE;
+	uint64_t first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
+	uint64_t n = len ? (gpa - r->gpa + len - 1) / GMEM_PAGE_SIZE - first + 1 : 1;
+	uint64_t c, last = (first + n - 1) / GMEM_CHUNK_PAGES, m;
 
-	for (p = first; p < first + n; p++)
-		if (gmem_ps_load(&r->page_state[p]) & (PS_PRIVATE | PS_CONVERTING))
+	if (!len)
+		return false;
+	for (c = first / GMEM_CHUNK_PAGES; c <= last; c++) {
+		m = gmem_chunk_mask(c, first, n);
+		if ((gmem_load(&r->chunks[c].private) | gmem_load(&r->chunks[c].converting)) & m)
 			return true;
+	}
 	return false;
 }
 
