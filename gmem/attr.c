@@ -26,7 +26,9 @@ void gmem_attr_update(struct gmem_region *r, uint64_t first, uint64_t n, bool pr
 
 	for (c = first / GMEM_CHUNK_PAGES; c <= last; c++) {
 		m = gmem_chunk_mask(c, first, n);
-		if (private)
+		if (m == ~0ULL) /* the whole chunk is ours while converting: no other writer */
+			__atomic_store_n(&r->chunks[c].private, private ? ~0ULL : 0, __ATOMIC_RELEASE);
+		else if (private)
 			__atomic_fetch_or(&r->chunks[c].private, m, __ATOMIC_RELEASE);
 		else
 			__atomic_fetch_and(&r->chunks[c].private, ~m, __ATOMIC_RELEASE);

@@ -82,6 +82,7 @@ struct gmem {
 	struct gmem_shard shards[GMEM_PIN_SHARDS];
 	pthread_mutex_t longterm_lock;
 	struct gmem_longterm *longterm;
+	unsigned int longterm_nr;    /* registered; written under longterm_lock, read without */
 	gmem_attrs2_fn attrs2;       /* the §2b ioctl, or a fault-injection seam */
 	void *attrs2_opaque;
 	/* Revocation: the bitmaps, the extent count and the mprotects themselves. */
@@ -95,7 +96,8 @@ struct gmem {
 
 static inline void gmem_stat_add(uint64_t *counter, uint64_t n)
 {
-	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+	if (n)
+		__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
 static inline uint64_t gmem_now_ns(void)

@@ -24,6 +24,8 @@ int gmem_longterm_release(struct gmem *gm, uint64_t gpa, uint64_t len,
 	struct gmem_longterm *lt;
 	int ret = 0, err;
 
+	if (!__atomic_load_n(&gm->longterm_nr, __ATOMIC_ACQUIRE))
+		return 0; /* none registered: no lock on a conversion's path */
 	pthread_mutex_lock(&gm->longterm_lock);
 	for (lt = gm->longterm; lt && !ret; lt = lt->next) {
 		if (lt->released || lt->gpa >= gpa + len || gpa >= lt->gpa + lt->len)
@@ -73,6 +75,8 @@ void gmem_longterm_restore(struct gmem *gm)
 {
 	struct gmem_longterm *lt;
 
+	if (!__atomic_load_n(&gm->longterm_nr, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&gm->longterm_lock);
 	for (lt = gm->longterm; lt; lt = lt->next) {
 		struct gmem_region *r = gmem_region_find(gm, lt->gpa, lt->len);
@@ -123,6 +127,7 @@ int gmem_longterm_register(struct gmem *gm, uint64_t gpa, uint64_t len,
 	pthread_mutex_lock(&gm->longterm_lock);
 	lt->next = gm->longterm;
 	gm->longterm = lt;
+	__atomic_store_n(&gm->longterm_nr, gm->longterm_nr + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&gm->longterm_lock);
 	return 0;
 }
@@ -136,6 +141,7 @@ void gmem_longterm_unregister(struct gmem *gm, void *opaque)
 		if (lt->opaque == opaque) {
 			*pp = lt->next;
 			free(lt);
+			__atomic_store_n(&gm->longterm_nr, gm->longterm_nr - 1, __ATOMIC_RELEASE);
 		} else {
 			pp = &lt->next;
 		}
@@ -151,4 +157,5 @@ void gmem_longterm_free_all(struct gmem *gm)
 		gm->longterm = lt->next;
 		free(lt);
 	}
+	gm->longterm_nr = 0;
 }

@@ -69,6 +69,22 @@ static void wake_waiters(struct gmem *gm)
 	pthread_mutex_unlock(&gm->wait_lock);
 }
 
+/*
+ * A wait's bound: the deadline is taken from the clock when a wait first
+ * needs it, so a pin or conversion that never waits never reads the clock.
+ */
+struct bound {
+	uint64_t timeout_ns;
+	uint64_t deadline; /* 0: no wait yet */
+};
+
+static uint64_t bound_deadline(struct bound *b)
+{
+	if (!b->deadline)
+		b->deadline = gmem_now_ns() + b->timeout_ns;
+	return b->deadline;
+}
+
 /* What a waiter waits for: pages [first, first+n) of r in some state. */
 struct wait_arg {
 	const struct gmem_region *r;
@@ -77,8 +93,9 @@ struct wait_arg {
 };
 
 /* Waits, bounded, until arg->done() holds (see the header comment for the waker's side). */
-static int wait_for(struct gmem *gm, const struct wait_arg *arg, uint64_t deadline)
+static int wait_for(struct gmem *gm, const struct wait_arg *arg, struct bound *b)
 {
+	uint64_t deadline = bound_deadline(b);
 	int ret = 0;
 
 	pthread_mutex_lock(&gm->wait_lock);
@@ -187,7 +204,7 @@ static int pin_pages(struct gmem *gm, struct gmem_region *r, uint64_t first, uin
 		     bool wait)
 {
 	struct wait_arg arg = { r, first, n, range_not_converting };
-	uint64_t deadline = gmem_now_ns() + gm->cfg.drain_timeout_ns;
+	struct bound b = { gm->cfg.drain_timeout_ns, 0 };
 	enum unsettled state;
 	bool pinned = false;
 	int ret;
@@ -216,7 +233,7 @@ static int pin_pages(struct gmem *gm, struct gmem_region *r, uint64_t first, uin
 		if (!wait)
 			return -EAGAIN;
 		gmem_stat_add(&gm->stats.pin_waits, 1);
-		ret = wait_for(gm, &arg, deadline);
+		ret = wait_for(gm, &arg, &b);
 		if (ret)
 			return ret;
 	}
@@ -348,19 +365,32 @@ uint64_t gmem_page_pins(const struct gmem_region *r, uint64_t p)
 /*
  * Clears converting on pages [first, first+n) of chunks before upto, a word
  * at a time; bump: the conversion completed, so their chunks' generations
- * move first (the clear is the release that publishes it).
+ * move first (the clear is the release that publishes it).  A chunk the
+ * range covers whole has no other writer while it is marked, so plain
+ * release stores do; one seq_cst fence then orders all the clears before
+ * the load of waiters (the waker's side of the header comment).
  */
 static void clear_converting(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 			     uint64_t upto, bool bump)
 {
-	uint64_t c;
+	struct gmem_chunk *ch;
+	uint64_t c, m;
 
 	for (c = first / GMEM_CHUNK_PAGES; c < upto; c++) {
+		ch = &r->chunks[c];
+		m = gmem_chunk_mask(c, first, n);
+		if (m == ~0ULL) {
+			if (bump)
+				__atomic_store_n(&ch->gen, __atomic_load_n(&ch->gen, __ATOMIC_RELAXED) + 1,
+						 __ATOMIC_RELEASE);
+			__atomic_store_n(&ch->converting, 0, __ATOMIC_RELEASE);
+			continue;
+		}
 		if (bump)
-			__atomic_add_fetch(&r->chunks[c].gen, 1, __ATOMIC_RELEASE);
-		__atomic_fetch_and(&r->chunks[c].converting, ~gmem_chunk_mask(c, first, n),
-				   __ATOMIC_SEQ_CST);
+			__atomic_add_fetch(&ch->gen, 1, __ATOMIC_RELEASE);
+		__atomic_fetch_and(&ch->converting, ~m, __ATOMIC_RELEASE);
 	}
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	wake_waiters(gm);
 }
 
@@ -370,10 +400,10 @@ static void clear_converting(struct gmem *gm, struct gmem_region *r, uint64_t fi
  * that waits for a word holds only words below it, and whoever holds that
  * word already holds everything of its own range below it.  On failure
  * *busy is the first page another conversion held and *upto the first chunk
- * not marked; *waited if it had to wait.
+ * not marked.
  */
 static int mark_converting(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
-			   uint64_t deadline, uint64_t *upto, uint64_t *busy, bool *waited)
+			   struct bound *b, uint64_t *upto, uint64_t *busy)
 {
 	uint64_t c, last = (first + n - 1) / GMEM_CHUNK_PAGES, m, old;
 	int ret;
@@ -384,12 +414,11 @@ static int mark_converting(struct gmem *gm, struct gmem_region *r, uint64_t firs
 		for (;;) {
 			if (old & m) {
 				/* Another conversion of these pages: overlapping ranges serialize. */
-				uint64_t lo = c * GMEM_CHUNK_PAGES, a = first > lo ? first : lo;
-				uint64_t b = first + n < lo + GMEM_CHUNK_PAGES ? first + n : lo + GMEM_CHUNK_PAGES;
-				struct wait_arg arg = { r, a, b - a, range_not_converting };
+				uint64_t lo = c * GMEM_CHUNK_PAGES, from = first > lo ? first : lo;
+				uint64_t to = first + n < lo + GMEM_CHUNK_PAGES ? first + n : lo + GMEM_CHUNK_PAGES;
+				struct wait_arg arg = { r, from, to - from, range_not_converting };
 
-				*waited = true;
-				ret = wait_for(gm, &arg, deadline);
+				ret = wait_for(gm, &arg, b);
 				if (ret) {
 					*upto = c;
 					*busy = lo + (uint64_t)__builtin_ctzll(old & m);
@@ -421,7 +450,7 @@ static bool range_unpinned(const struct gmem_region *r, uint64_t first, uint64_t
 
 /* Waits (bounded) for the range's pins to drain; the check alone if there are none. */
 static int drain_pins(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
-		      uint64_t deadline, struct gmem_conv_result *res)
+		      struct bound *b, struct gmem_conv_result *res)
 {
 	struct wait_arg arg = { r, first, n, range_unpinned };
 
@@ -429,7 +458,7 @@ static int drain_pins(struct gmem *gm, struct gmem_region *r, uint64_t first, ui
 		return 0;
 	gmem_stat_add(&gm->stats.drain_waits, 1);
 	res->retries++;
-	return wait_for(gm, &arg, deadline);
+	return wait_for(gm, &arg, b);
 }
 
 int gmem_range_begin(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
@@ -441,13 +470,11 @@ int gmem_range_begin(struct gmem *gm, struct gmem_region *r, uint64_t first, uin
 int gmem_range_begin_within(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 			    uint64_t timeout_ns, struct gmem_conv_result *res)
 {
-	uint64_t start = gmem_now_ns(), deadline = start + timeout_ns, upto, busy;
-	uint64_t gpa = r->gpa + first * GMEM_PAGE_SIZE, len = n * GMEM_PAGE_SIZE;
-	uint64_t retries = res->retries;
-	bool waited = false;
+	uint64_t gpa = r->gpa + first * GMEM_PAGE_SIZE, len = n * GMEM_PAGE_SIZE, upto, busy;
+	struct bound b = { timeout_ns, 0 };
 	int ret;
 
-	ret = mark_converting(gm, r, first, n, deadline, &upto, &busy, &waited);
+	ret = mark_converting(gm, r, first, n, &b, &upto, &busy);
 	if (ret) {
 		clear_converting(gm, r, first, n, upto, false);
 		snprintf(res->culprit, sizeof(res->culprit),
@@ -455,9 +482,9 @@ int gmem_range_begin_within(struct gmem *gm, struct gmem_region *r, uint64_t fir
 			 (unsigned long long)(r->gpa + busy * GMEM_PAGE_SIZE));
 		return ret;
 	}
-	ret = drain_pins(gm, r, first, n, deadline, res);
-	if (ret || waited || res->retries != retries)
-		res->wait_ns += gmem_now_ns() - start; /* no clock read when nothing waited */
+	ret = drain_pins(gm, r, first, n, &b, res);
+	if (b.deadline) /* it waited: from the first wait on */
+		res->wait_ns += gmem_now_ns() - (b.deadline - timeout_ns);
 	if (ret) {
 		if (!gmem_pins_culprit(gm, gpa, len, res->culprit, sizeof(res->culprit)))
 			snprintf(res->culprit, sizeof(res->culprit), "an unregistered pin in GPA 0x%llx+0x%llx",
