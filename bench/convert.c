@@ -2,9 +2,9 @@
  * bench: conversions per second through veil's gmem_convert() against a raw
  * loop of the same kernel operations in the same run, for each range size
  * (4 KiB, 2 MiB, 64 MiB and 1 GiB unless sizes are given), ROUNDS rounds of
- * raw and veil in turn, each figure at most ITERATIONS conversions or half a
- * second.  The ratio is the figure to report; absolute rates depend on the
- * machine.
+ * raw and veil in turn, each figure at most ITERATIONS conversions or about
+ * FIGURE_S seconds, so that a round's two figures see the same load.  The
+ * ratio is the figure to report; absolute rates depend on the machine.
  *
  *   veil-bench-convert [default|sw-protected] [ITERATIONS [ROUNDS [SIZE...]]]
  *
@@ -28,7 +28,8 @@
 #define MIN_MEM (64ULL << 20)
 #define MAX_SIZES 8
 #define MAX_ROUNDS 101
-#define FIGURE_S 0.5
+#define FIGURE_S 0.2
+#define MAX_SLOTS 32 /* distinct ranges a figure cycles through */
 
 static double clock_s(clockid_t id)
 {
@@ -107,7 +108,7 @@ static int raw_setup(struct raw *r, int kvm_fd, unsigned long type)
 }
 
 /*
- * Round trips over distinct ranges, each range to private and back, until
+ * Round trips over up to MAX_SLOTS distinct ranges, each to private and back, until
  * iters conversions or FIGURE_S seconds have passed at the end of a pass (at
  * least one pass of two conversions a range): every figure starts and ends
  * with all ranges shared.  Conversions per second; -1 on failure.
@@ -118,6 +119,8 @@ static struct rate run(struct raw *r, struct gmem *gm, uint64_t size, unsigned i
 	struct gmem_conv_result res;
 	double t0 = now_s(), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
 
+	if (slots > MAX_SLOTS)
+		slots = MAX_SLOTS;
 	if (slots > iters / 2)
 		slots = iters / 2 ? iters / 2 : 1;
 	for (i = 0;; i++) {

@@ -60,13 +60,30 @@ static int wait_until(struct gmem *gm, uint64_t deadline)
 	return 0;
 }
 
-static void wake_waiters(struct gmem *gm)
+static void broadcast(struct gmem *gm)
 {
-	if (!__atomic_load_n(&gm->waiters, __ATOMIC_SEQ_CST))
-		return;
 	pthread_mutex_lock(&gm->wait_lock);
 	pthread_cond_broadcast(&gm->wait_cond);
 	pthread_mutex_unlock(&gm->wait_lock);
+}
+
+/* The waker's side, after a seq_cst change of the state. */
+static void wake_waiters(struct gmem *gm)
+{
+	if (__atomic_load_n(&gm->waiters, __ATOMIC_SEQ_CST))
+		broadcast(gm);
+}
+
+/*
+ * The waker's side after plain release stores: a seq_cst read-modify-write
+ * of waiters (not a fence, which TSan cannot follow) reads its latest value,
+ * and a waiter that counts itself in later reads from it, so the stores
+ * happen before that waiter's check.
+ */
+static void wake_waiters_after_stores(struct gmem *gm)
+{
+	if (__atomic_fetch_add(&gm->waiters, 0, __ATOMIC_SEQ_CST))
+		broadcast(gm);
 }
 
 /*
@@ -367,8 +384,8 @@ uint64_t gmem_page_pins(const struct gmem_region *r, uint64_t p)
  * at a time; bump: the conversion completed, so their chunks' generations
  * move first (the clear is the release that publishes it).  A chunk the
  * range covers whole has no other writer while it is marked, so plain
- * release stores do; one seq_cst fence then orders all the clears before
- * the load of waiters (the waker's side of the header comment).
+ * release stores do; one read-modify-write of waiters then publishes all
+ * the clears to any waiter (see wake_waiters_after_stores).
  */
 static void clear_converting(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 			     uint64_t upto, bool bump)
@@ -390,8 +407,7 @@ static void clear_converting(struct gmem *gm, struct gmem_region *r, uint64_t fi
 			__atomic_add_fetch(&ch->gen, 1, __ATOMIC_RELEASE);
 		__atomic_fetch_and(&ch->converting, ~m, __ATOMIC_RELEASE);
 	}
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	wake_waiters(gm);
+	wake_waiters_after_stores(gm);
 }
 
 /*
