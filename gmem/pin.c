@@ -27,7 +27,8 @@
  *
  * Sleeping uses the same pattern on gm->waiters: a waiter counts itself in
  * (seq_cst) under wait_lock before it re-checks its condition; a waker
- * changes the state (seq_cst) and then loads waiters, and takes the lock to
+ * changes the state (seq_cst) and then loads waiters (or, after release
+ * stores, reads it with a read-modify-write), and takes the lock to
  * broadcast only if someone is there.  Either the waiter's check sees the
  * change or the waker sees the waiter, and the waiter holds wait_lock from
  * its check to pthread_cond_timedwait(), so the broadcast cannot fall between.
