@@ -1,10 +1,10 @@
 /*
  * bench: conversions per second through veil's gmem_convert() against a raw
  * loop of the same kernel operations in the same run, for each range size
- * (4 KiB, 2 MiB, 64 MiB and 1 GiB unless sizes are given), ROUNDS rounds of
- * raw and veil in turn, each figure at most ITERATIONS conversions or about
- * FIGURE_S seconds, so that a round's two figures see the same load.  The
- * ratio is the figure to report; absolute rates depend on the machine.
+ * (4 KiB, 2 MiB, 64 MiB and 1 GiB unless sizes are given), ROUNDS rounds,
+ * each of raw and veil passes interleaved up to ITERATIONS conversions a
+ * side or about 2 * FIGURE_S seconds, so that both sides see the same load.
+ * The ratio is the figure to report; absolute rates depend on the machine.
  *
  *   veil-bench-convert [default|sw-protected] [ITERATIONS [ROUNDS [SIZE...]]]
  *
@@ -107,37 +107,67 @@ static int raw_setup(struct raw *r, int kvm_fd, unsigned long type)
 	return ioctl(r->vm_fd, KVM_SET_USER_MEMORY_REGION2, &slot) ? -errno : 0;
 }
 
-/*
- * Round trips over up to MAX_SLOTS distinct ranges, each to private and back, until
- * iters conversions or FIGURE_S seconds have passed at the end of a pass (at
- * least one pass of two conversions a range): every figure starts and ends
- * with all ranges shared.  Conversions per second; -1 on failure.
- */
-static struct rate run(struct raw *r, struct gmem *gm, uint64_t size, unsigned int iters)
+/* The ranges a figure cycles through: at most MAX_SLOTS, and a pass within iters. */
+static uint64_t figure_slots(const struct raw *r, uint64_t size, unsigned int iters)
 {
-	uint64_t slots = r->mem / size, i;
-	struct gmem_conv_result res;
-	double t0 = now_s(), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t slots = r->mem / size;
 
 	if (slots > MAX_SLOTS)
 		slots = MAX_SLOTS;
 	if (slots > iters / 2)
 		slots = iters / 2 ? iters / 2 : 1;
-	for (i = 0;; i++) {
-		uint64_t gpa = (i % slots) * size;
-		bool priv = (i / slots) % 2 == 0;
-		int ret;
+	return slots;
+}
 
-		if (i && i % (2 * slots) == 0 && (i >= iters || now_s() - t0 > FIGURE_S))
-			break;
-		ret = gm ? gmem_convert(gm, gpa, size, priv, &res) : raw_convert(r, gpa, size, priv);
+/*
+ * One pass: each range to private and back, so a pass starts and ends with
+ * all ranges shared.  Adds its thread CPU time and wall time; -1 on failure.
+ */
+static int pass(struct raw *r, struct gmem *gm, uint64_t size, uint64_t slots, struct rate *t)
+{
+	double w0 = now_s(), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
+	struct gmem_conv_result res;
+	uint64_t i;
+
+	for (i = 0; i < 2 * slots; i++) {
+		uint64_t gpa = (i % slots) * size;
+		bool priv = i < slots;
+		int ret = gm ? gmem_convert(gm, gpa, size, priv, &res) : raw_convert(r, gpa, size, priv);
+
 		if (ret) {
 			fprintf(stderr, "conversion %llu failed: %s %s\n", (unsigned long long)i,
 				strerror(ret < 0 ? -ret : errno), gm ? res.culprit : "");
-			return (struct rate){ -1, -1 };
+			return -1;
 		}
 	}
-	return (struct rate){ i / (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0), i / (now_s() - t0) };
+	t->cpu += clock_s(CLOCK_THREAD_CPUTIME_ID) - c0;
+	t->wall += now_s() - w0;
+	return 0;
+}
+
+/*
+ * One round: passes of raw and veil interleaved (raw first on even passes,
+ * veil first on odd ones), until each side has done iters conversions or
+ * the round has taken about 2 * FIGURE_S, at least one pass each.  Load
+ * from elsewhere then falls on both sides alike, which a figure of one and
+ * then a figure of the other did not ensure.  Rates in conversions per second.
+ */
+static int run_round(struct raw *r, struct gmem *gm, uint64_t size, unsigned int iters,
+		     struct rate *raw, struct rate *veil)
+{
+	uint64_t slots = figure_slots(r, size, iters), done = 0, k;
+	struct rate tr = { 0, 0 }, tv = { 0, 0 };
+	double t0 = now_s();
+
+	for (k = 0; !done || (done < iters && now_s() - t0 < 2 * FIGURE_S); k++) {
+		if (pass(r, k % 2 ? gm : NULL, size, slots, k % 2 ? &tv : &tr) ||
+		    pass(r, k % 2 ? NULL : gm, size, slots, k % 2 ? &tr : &tv))
+			return -1;
+		done += 2 * slots;
+	}
+	*raw = (struct rate){ done / tr.cpu, done / tr.wall };
+	*veil = (struct rate){ done / tv.cpu, done / tv.wall };
+	return 0;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -184,9 +214,7 @@ static int bench_size(struct raw *r, struct gmem *gm, uint64_t size, unsigned in
 	unsigned int i;
 
 	for (i = 0; i < rounds; i++) {
-		a = run(r, NULL, size, iters);
-		b = run(r, gm, size, iters);
-		if (a.cpu < 0 || b.cpu < 0)
+		if (run_round(r, gm, size, iters, &a, &b))
 			return -1;
 		raw[i] = a.cpu;
 		veil[i] = b.cpu;
@@ -267,10 +295,11 @@ int main(int argc, char **argv)
 			(unsigned long long)(mem >> 20), t.why);
 		return 77;
 	}
-	printf("model %s%s; %llu MiB of guest memory; each figure: up to %u conversions or %.1f s\n",
+	printf("model %s%s; %llu MiB of guest memory; a round: raw and veil passes interleaved, up "
+	       "to %u conversions a side or %.1f s\n",
 	       gmem_model_name(cfg.model),
 	       cfg.model == GMEM_MODEL_HOST ? " (destructive: each conversion punches)" : "",
-	       (unsigned long long)(mem >> 20), iters, FIGURE_S);
+	       (unsigned long long)(mem >> 20), iters, 2 * FIGURE_S);
 	for (i = 0; i < nsizes; i++)
 		if (bench_size(&r, gm, sizes[i], iters, rounds))
 			return 1;
