@@ -20,8 +20,9 @@
  * other; the pinner backs out, and its unpin wakes the converter.
  *
  * The private bits change only while their pages are converting, after the
- * drain, and the conversion clears converting (seq_cst, so a release) only
- * after its private update and generation bump: a pin that found a page not
+ * drain (gmem_attr_set_private(), for setup and tests, is the exception), and
+ * the conversion clears converting (a release) only after its private update
+ * and generation bump: a pin whose seq_cst (so acquire) load found a page not
  * converting after adding itself sees the page's final attribute, and the
  * page stays so until it unpins.
  *
