@@ -1,7 +1,8 @@
 /*
- * The attribute map and generations: the private bit and the generation of
- * each page's state word, one source of truth read without locks.  A leaf:
- * it depends on nothing of gmem's but the shared structures.
+ * The attribute map and generations: the private bits and the generation of
+ * each 64-page chunk, one source of truth read without locks and written a
+ * chunk word at a time.  A leaf: it depends on nothing of gmem's but the
+ * shared structures.
  */
 #include <errno.h>
 
@@ -10,24 +11,27 @@
 bool gmem_range_has_private(const struct gmem_region *r, uint64_t gpa, uint64_t len)
 {
 	uint64_t first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
-	uint64_t last = (gpa - r->gpa + (len ? len - 1 : 0)) / GMEM_PAGE_SIZE;
-	uint64_t p;
+	uint64_t n = (gpa - r->gpa + (len ? len - 1 : 0)) / GMEM_PAGE_SIZE - first + 1;
+	uint64_t c, last = (first + n - 1) / GMEM_CHUNK_PAGES;
 
-	for (p = first; p <= last; p++)
-		if (gmem_page_private(r, p))
+	for (c = first / GMEM_CHUNK_PAGES; c <= last; c++)
+		if (gmem_load(&r->chunks[c].private) & gmem_chunk_mask(c, first, n))
 			return true;
 	return false;
 }
 
 void gmem_attr_update(struct gmem_region *r, uint64_t first, uint64_t n, bool private)
 {
-	uint64_t p;
+	uint64_t c, last = (first + n - 1) / GMEM_CHUNK_PAGES, m;
 
-	for (p = first; p < first + n; p++) {
-		if (private)
-			__atomic_fetch_or(&r->page_state[p], PS_PRIVATE, __ATOMIC_RELEASE);
+	for (c = first / GMEM_CHUNK_PAGES; c <= last; c++) {
+		m = gmem_chunk_mask(c, first, n);
+		if (m == ~0ULL) /* the whole chunk is ours while converting: no other writer */
+			__atomic_store_n(&r->chunks[c].private, private ? ~0ULL : 0, __ATOMIC_RELEASE);
+		else if (private)
+			__atomic_fetch_or(&r->chunks[c].private, m, __ATOMIC_RELEASE);
 		else
-			__atomic_fetch_and(&r->page_state[p], ~PS_PRIVATE, __ATOMIC_RELEASE);
+			__atomic_fetch_and(&r->chunks[c].private, ~m, __ATOMIC_RELEASE);
 	}
 }
 
@@ -57,7 +61,7 @@ int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen)
 
 	if (!r)
 		return -EFAULT;
-	*gen = gmem_ps_load(&r->page_state[(gpa - r->gpa) / GMEM_PAGE_SIZE]) >> 32;
+	*gen = gmem_load(&r->chunks[(gpa - r->gpa) / GMEM_PAGE_SIZE / GMEM_CHUNK_PAGES].gen);
 	return 0;
 }
 
@@ -107,18 +111,22 @@ static const struct gmem_region *next_region(const struct gmem *gm, uint64_t aft
 }
 
 /*
- * Each page's bit is read once, atomically; a conversion that runs meanwhile
- * may show as done or not yet, page by page, never as a torn page.
+ * Each chunk's word is read once, atomically; a conversion that runs
+ * meanwhile may show as done or not yet, chunk by chunk, never as a torn page.
  */
 int gmem_attr_extents(struct gmem *gm, gmem_extent_fn fn, void *opaque)
 {
 	struct extent_run run = { .fn = fn, .opaque = opaque };
 	const struct gmem_region *r;
-	uint64_t p;
+	uint64_t p, word = 0;
 
-	for (r = next_region(gm, 0, true); r; r = next_region(gm, r->gpa, false))
-		for (p = 0; p < r->size / GMEM_PAGE_SIZE; p++)
-			run_add(&run, r->gpa + p * GMEM_PAGE_SIZE, gmem_page_private(r, p));
+	for (r = next_region(gm, 0, true); r; r = next_region(gm, r->gpa, false)) {
+		for (p = 0; p < r->size / GMEM_PAGE_SIZE; p++) {
+			if (p % GMEM_CHUNK_PAGES == 0)
+				word = gmem_load(&r->chunks[p / GMEM_CHUNK_PAGES].private);
+			run_add(&run, r->gpa + p * GMEM_PAGE_SIZE, (word >> (p % GMEM_CHUNK_PAGES)) & 1);
+		}
+	}
 	run_flush(&run);
 	return run.count;
 }

@@ -130,12 +130,14 @@ static void region_close(struct gmem *gm, struct gmem_region *r)
 		close(r->fd);
 	if (r->shared_fd >= 0)
 		close(r->shared_fd);
-	free(r->page_state);
+	free(r->pins);
+	free(r->chunks);
 	free(r->revoked);
 	r->revoked = NULL;
 	r->hva = NULL;
 	r->fd = r->shared_fd = -1;
-	r->page_state = NULL;
+	r->pins = NULL;
+	r->chunks = NULL;
 }
 
 static int region_setup(struct gmem *gm, struct gmem_region *r)
@@ -152,9 +154,13 @@ static int region_setup(struct gmem *gm, struct gmem_region *r)
 	if (hva == MAP_FAILED)
 		return -errno;
 	r->hva = hva;
-	r->page_state = calloc(pages, sizeof(*r->page_state));
-	if (!r->page_state)
+	r->pins = calloc((pages + GMEM_PINS_PER_WORD - 1) / GMEM_PINS_PER_WORD, sizeof(*r->pins));
+	if (!r->pins)
 		return -ENOMEM;
+	r->chunks = aligned_alloc(128, ALIGN_UP(gmem_chunks(pages) * sizeof(*r->chunks), 128));
+	if (!r->chunks)
+		return -ENOMEM;
+	memset(r->chunks, 0, gmem_chunks(pages) * sizeof(*r->chunks));
 	ret = gmem_revoke_init(gm, r);
 	if (ret)
 		return ret;
@@ -321,13 +327,13 @@ int gmem_allocate(struct gmem *gm, uint64_t gpa, uint64_t len)
 }
 
 /*
- * Pages are counted once however many pins cover them; every page's word is
- * read once, so the figures are a snapshot page by page, not of the whole.
+ * Pages are counted once however many pins cover them; every word is read
+ * once, so the figures are a snapshot word by word, not of the whole.
  */
 void gmem_pin_summary(struct gmem *gm, uint64_t *pins, uint64_t *pinned_bytes,
 		      uint64_t *converting_bytes)
 {
-	uint64_t held = gmem_pins_held(gm), pinned = 0, converting = 0, p, s;
+	uint64_t held = gmem_pins_held(gm), pinned = 0, converting = 0, p, c;
 	unsigned int i;
 
 	pthread_mutex_lock(&gm->longterm_lock);
@@ -335,11 +341,10 @@ void gmem_pin_summary(struct gmem *gm, uint64_t *pins, uint64_t *pinned_bytes,
 	for (i = 0; i < gm->nr; i++) {
 		const struct gmem_region *r = &gm->regions[i];
 
-		for (p = 0; p < r->size / GMEM_PAGE_SIZE; p++) {
-			s = gmem_ps_load(&r->page_state[p]);
-			pinned += (s & PS_PINS_MASK) || gmem_longterm_covers_locked(gm, r, p);
-			converting += (s & PS_CONVERTING) != 0;
-		}
+		for (p = 0; p < r->size / GMEM_PAGE_SIZE; p++)
+			pinned += gmem_page_pins(r, p) || gmem_longterm_covers_locked(gm, r, p);
+		for (c = 0; c < gmem_chunks(r->size / GMEM_PAGE_SIZE); c++)
+			converting += (uint64_t)__builtin_popcountll(gmem_load(&r->chunks[c].converting));
 	}
 	pthread_mutex_unlock(&gm->longterm_lock);
 	*pins = held;

@@ -139,7 +139,8 @@ void gmem_destroy(struct gmem *gm);
  * Pins [gpa, gpa+len) for a device or the VMM: the range is shared and stays
  * so, and unpunched, until gmem_unpin().  Waits (bounded) while a conversion
  * of the range is under way.  -EFAULT outside RAM, -EACCES if private,
- * -ETIMEDOUT if a conversion would not finish.
+ * -ETIMEDOUT if a conversion would not finish, -EBUSY if a page already
+ * holds 65535 pins (nothing taken).
  */
 int gmem_pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, uint64_t req,
 	     struct gmem_pin *pin) __must_check;
@@ -229,7 +230,13 @@ int gmem_host_access(struct gmem *gm, uint64_t gpa, uint64_t len, bool accessibl
 /* The attribute map: veil's record of which pages are private. */
 int gmem_attr_set_private(struct gmem *gm, uint64_t gpa, uint64_t len, bool private) __must_check;
 int gmem_attr_is_private(struct gmem *gm, uint64_t gpa, bool *private) __must_check;
-/* The page's generation, bumped by each conversion or punch that completes; -EFAULT outside RAM. */
+/*
+ * The page's generation: it moves whenever a conversion or punch of the page
+ * completes, and never when one fails.  It is kept per 64-page chunk, so a
+ * completed conversion of another page of the chunk moves it too (once per
+ * conversion): a reader that saw it move may retry for nothing, never miss
+ * a conversion.  -EFAULT outside RAM.
+ */
 int gmem_generation(struct gmem *gm, uint64_t gpa, uint64_t *gen) __must_check;
 /*
  * Calls fn once per maximal run of pages with the same attribute, in GPA

@@ -16,14 +16,28 @@
 #define GMEM_PIN_SHARDS 16
 
 /*
- * Per-page state, one 64-bit word so that a pin is a single compare-and-swap:
- * [63:32] generation, bumped when a conversion or punch of the page completes;
- * [31] converting; [30] private (the attribute map); [29:0] pins.
+ * Range state, kept a chunk of 64 pages at a time so that the range steps of
+ * a conversion (mark converting, attribute update, generation bump, clear)
+ * cost one atomic per chunk, not one per page: 8 for a 2 MiB range.  Bit i
+ * of a chunk's words is page 64 * chunk + i of the region.
  */
-#define PS_PINS_MASK 0x3fffffffULL
-#define PS_PRIVATE (1ULL << 30)
-#define PS_CONVERTING (1ULL << 31)
-#define PS_GEN_ONE (1ULL << 32)
+#define GMEM_CHUNK_PAGES 64
+
+struct gmem_chunk {
+	uint64_t converting; /* a conversion or punch holds the page */
+	uint64_t private;    /* the attribute map; changes only under converting */
+	uint64_t gen;        /* bumped once by each completed conversion or punch of any page here */
+	uint64_t unused;     /* four chunks to a 128-byte pair of cache lines */
+};
+
+/*
+ * Pins stay per page, 16-bit counts four to a 64-bit word, so that a pin is
+ * one compare-and-swap per word it touches and the drain check of a 2 MiB
+ * range reads 128 words.  A page takes at most GMEM_PIN_MAX pins at once.
+ */
+#define GMEM_PINS_PER_WORD 4
+#define GMEM_PIN_BITS 16
+#define GMEM_PIN_MAX 0xffffULL
 
 struct gmem_backend;
 
@@ -35,7 +49,8 @@ struct gmem_region {
 	int shared_fd;         /* out-of-place model: the memfd behind hva; else -1 */
 	uint32_t slot;
 	bool bound;
-	uint64_t *page_state;  /* see PS_* */
+	uint64_t *pins;        /* see GMEM_PINS_PER_WORD */
+	struct gmem_chunk *chunks; /* see GMEM_CHUNK_PAGES */
 	/* Bitmap of pages whose mapping is (or, after a failed mprotect, may be) PROT_NONE. */
 	uint64_t *revoked;     /* NULL unless cfg.revoke_host_mapping; under revoke_lock */
 };
@@ -63,9 +78,11 @@ struct gmem {
 	/* Converters wait here for pins to drain; pinners for conversions to finish. */
 	pthread_mutex_t wait_lock;
 	pthread_cond_t wait_cond;
+	unsigned int waiters;        /* threads in wait_cond's loop; wakers skip the lock if 0 */
 	struct gmem_shard shards[GMEM_PIN_SHARDS];
 	pthread_mutex_t longterm_lock;
 	struct gmem_longterm *longterm;
+	unsigned int longterm_nr;    /* registered; written under longterm_lock, read without */
 	gmem_attrs2_fn attrs2;       /* the §2b ioctl, or a fault-injection seam */
 	void *attrs2_opaque;
 	/* Revocation: the bitmaps, the extent count and the mprotects themselves. */
@@ -79,7 +96,8 @@ struct gmem {
 
 static inline void gmem_stat_add(uint64_t *counter, uint64_t n)
 {
-	__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
+	if (n)
+		__atomic_add_fetch(counter, n, __ATOMIC_RELAXED);
 }
 
 static inline uint64_t gmem_now_ns(void)
@@ -90,9 +108,23 @@ static inline uint64_t gmem_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-static inline uint64_t gmem_ps_load(const uint64_t *ps)
+static inline uint64_t gmem_load(const uint64_t *w)
 {
-	return __atomic_load_n(ps, __ATOMIC_ACQUIRE);
+	return __atomic_load_n(w, __ATOMIC_SEQ_CST);
+}
+
+/* The bits of chunk c that pages [first, first+n) cover; n > 0 and c in the range. */
+static inline uint64_t gmem_chunk_mask(uint64_t c, uint64_t first, uint64_t n)
+{
+	uint64_t lo = c * GMEM_CHUNK_PAGES, a = first > lo ? first : lo;
+	uint64_t b = first + n < lo + GMEM_CHUNK_PAGES ? first + n : lo + GMEM_CHUNK_PAGES;
+
+	return (b - a == 64 ? ~0ULL : (1ULL << (b - a)) - 1) << (a - lo);
+}
+
+static inline uint64_t gmem_chunks(uint64_t pages)
+{
+	return (pages + GMEM_CHUNK_PAGES - 1) / GMEM_CHUNK_PAGES;
 }
 
 /* The region that holds all of [gpa, gpa+len), or NULL.  len may be 0. */

@@ -24,6 +24,8 @@ int gmem_longterm_release(struct gmem *gm, uint64_t gpa, uint64_t len,
 	struct gmem_longterm *lt;
 	int ret = 0, err;
 
+	if (!__atomic_load_n(&gm->longterm_nr, __ATOMIC_ACQUIRE))
+		return 0; /* none registered: no lock on a conversion's path */
 	pthread_mutex_lock(&gm->longterm_lock);
 	for (lt = gm->longterm; lt && !ret; lt = lt->next) {
 		if (lt->released || lt->gpa >= gpa + len || gpa >= lt->gpa + lt->len)
@@ -48,11 +50,17 @@ int gmem_longterm_release(struct gmem *gm, uint64_t gpa, uint64_t len,
 /* True if a page of the range is private or being converted or punched. */
 static bool range_unsettled(struct gmem_region *r, uint64_t gpa, uint64_t len)
 {
-	uint64_t p, first = (gpa - r->gpa) / GMEM_PAGE_SIZE, n = len / GMEM_PAGE_SIZE;
+	uint64_t first = (gpa - r->gpa) / GMEM_PAGE_SIZE;
+	uint64_t n = len ? (gpa - r->gpa + len - 1) / GMEM_PAGE_SIZE - first + 1 : 1;
+	uint64_t c, last = (first + n - 1) / GMEM_CHUNK_PAGES, m;
 
-	for (p = first; p < first + n; p++)
-		if (gmem_ps_load(&r->page_state[p]) & (PS_PRIVATE | PS_CONVERTING))
+	if (!len)
+		return false;
+	for (c = first / GMEM_CHUNK_PAGES; c <= last; c++) {
+		m = gmem_chunk_mask(c, first, n);
+		if ((gmem_load(&r->chunks[c].private) | gmem_load(&r->chunks[c].converting)) & m)
 			return true;
+	}
 	return false;
 }
 
@@ -67,6 +75,8 @@ void gmem_longterm_restore(struct gmem *gm)
 {
 	struct gmem_longterm *lt;
 
+	if (!__atomic_load_n(&gm->longterm_nr, __ATOMIC_ACQUIRE))
+		return;
 	pthread_mutex_lock(&gm->longterm_lock);
 	for (lt = gm->longterm; lt; lt = lt->next) {
 		struct gmem_region *r = gmem_region_find(gm, lt->gpa, lt->len);
@@ -117,6 +127,7 @@ int gmem_longterm_register(struct gmem *gm, uint64_t gpa, uint64_t len,
 	pthread_mutex_lock(&gm->longterm_lock);
 	lt->next = gm->longterm;
 	gm->longterm = lt;
+	__atomic_store_n(&gm->longterm_nr, gm->longterm_nr + 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&gm->longterm_lock);
 	return 0;
 }
@@ -130,6 +141,7 @@ void gmem_longterm_unregister(struct gmem *gm, void *opaque)
 		if (lt->opaque == opaque) {
 			*pp = lt->next;
 			free(lt);
+			__atomic_store_n(&gm->longterm_nr, gm->longterm_nr - 1, __ATOMIC_RELEASE);
 		} else {
 			pp = &lt->next;
 		}
@@ -145,4 +157,5 @@ void gmem_longterm_free_all(struct gmem *gm)
 		gm->longterm = lt->next;
 		free(lt);
 	}
+	gm->longterm_nr = 0;
 }

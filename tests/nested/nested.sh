@@ -27,6 +27,11 @@
 #                                (aio=io_uring and its default), alternating in one L1: 4 KiB
 #                                random reads at QD 1 and 32, 1 MiB sequential reads and writes;
 #                                min/median/max and veil/QEMU (bench/)
+#   bench-convert [ITERATIONS [ROUNDS [SIZE...]]]
+#                                bench/veil-bench-convert in one L1: gmem_convert() against the raw
+#                                kernel loop on a SW_PROTECTED VM (out-of-place with
+#                                VEIL_NESTED_L1=swprot, in-place with VEIL_NESTED_L1=inplace) and on
+#                                a default VM; min/median/max and veil/raw per range size (bench/)
 #
 # Environment:
 #   NESTED_SRC, NESTED_BUILD     source and meson build directory (default: ../.. and ../../build)
@@ -1299,6 +1304,45 @@ bench_blk_report() {
 		}'
 }
 
+# bench-convert [ITERATIONS [ROUNDS [SIZE...]]]: the conversion benchmark (bench/convert.c),
+# built static from the same tree as L1's veil and carried in an extra initramfs archive, run
+# once on a SW_PROTECTED VM (the model L1's kernel offers) and once on a default VM.
+fn_bench_convert_build() {
+	local root=$WORK/bench-convert-root
+	ninja -C "$VEILB" bench/veil-bench-convert
+	file_is_static "$VEILB/bench/veil-bench-convert"
+	rm -rf "$root"
+	mkdir -p "$root/bin"
+	cp "$VEILB/bench/veil-bench-convert" "$root/bin/"
+	cpio_dir "$root" "$WORK/bench-convert.cpio"
+}
+
+bench_convert() {
+	local iters=${1:-20000} rounds=${2:-5} vm
+	local -a sizes=(4K 2M 64M 1G)
+	[ $# -le 2 ] || sizes=("${@:3}")
+	case $L1_CHOICE in
+	inplace)
+		[ -f "$INPLACE" ] || skip "no kernel $INPLACE (the shared folder is absent)"
+		L1_CMDLINE+=" kvm.gmem_in_place_conversion=1"
+		;;
+	swprot | auto) [ -f "$SWPROT" ] || skip "no kernel $SWPROT (the shared folder is absent)" ;;
+	esac
+	L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi}
+	prepare
+	stage "bench-convert build" "$T_VEIL_BUILD" fn_bench_convert_build
+	L1_EXTRA_CPIO=$WORK/bench-convert.cpio
+	add_step sw-protected 900 /bin/veil-bench-convert sw-protected "$iters" "$rounds" "${sizes[@]}"
+	add_step default 900 /bin/veil-bench-convert default "$iters" "$rounds" "${sizes[@]}"
+	run_l1 "bench-convert-$L1_CHOICE" || die "bench-convert: ${RUN_ERR:-L1 failed}"
+	say "bench-convert: L1 $(cat "$WORK/l1/name"), $(strip_ts <"$RUN/console.log" |
+		sed -n 's/^VEIL-L1: init .*cpus=\([0-9]*\).*/\1/p') vCPUs; conversions per second"
+	for vm in sw-protected default; do
+		step_output "$vm" | grep -av '^VEIL-L1: ' | sed "s/^/nested: bench-convert: $vm: /"
+		[ "$(step_exit "$vm")" = 0 ] || die "bench-convert: $vm exited $(step_exit "$vm")"
+	done
+}
+
 l1_shell() {
 	prepare
 	RUN=$WORK/runs/l1-shell
@@ -1325,6 +1369,7 @@ l1-shell) l1_shell ;;
 l1-peer) l1_peer "$@" ;;
 bench-boot) bench_boot "$@" ;;
 bench-blk) bench_blk "$@" ;;
+bench-convert) bench_convert "$@" ;;
 *)
 	sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'
 	[ -z "$sub" ] || [ "$sub" = help ] || [ "$sub" = --help ] || exit 2
