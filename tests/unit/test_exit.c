@@ -579,6 +579,59 @@ static void test_stop_wakes_loop(void)
 	ctx_teardown(&c);
 }
 
+/*
+ * The boot profile: each exit is counted by kind; with profiling on, the
+ * handling time goes to the device the exit reached, by bus name, and the
+ * run time to KVM_RUN.  Without it, nothing is timed and no device noted.
+ */
+static void test_profile(void)
+{
+	struct vcpu_profile *p;
+	struct ctx c;
+	unsigned int i;
+
+	ctx_setup(&c);
+	p = &c.vcpu.prof;
+	set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE, 1, 1);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	CHECK_EQ(p->count[VCPU_EXIT_IO], 1);
+	CHECK(p->cur_name == NULL); /* profiling off: no lookup for a name */
+	c.vm.profile = true;
+	for (i = 0; i < 3; i++) {
+		set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE, 1, 1);
+		CHECK_EQ(handle(&c), VCPU_CONTINUE);
+		vcpu_profile_exit(&c.vcpu, vcpu_exit_kind(c.run->exit_reason), 100, 10);
+	}
+	set_io(&c, KVM_EXIT_IO_IN, 0x3f8, 1, 1); /* no device there */
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	vcpu_profile_exit(&c.vcpu, VCPU_EXIT_IO, 5, 7);
+	c.run->exit_reason = KVM_EXIT_MMIO;
+	c.run->mmio.phys_addr = MMIO_BASE + 8;
+	c.run->mmio.len = 4;
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	vcpu_profile_exit(&c.vcpu, VCPU_EXIT_MMIO, 1000, 20);
+	c.run->exit_reason = KVM_EXIT_INTR;
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	vcpu_profile_exit(&c.vcpu, VCPU_EXIT_KICK, 1, 0);
+	CHECK_EQ(p->count[VCPU_EXIT_IO], 5);
+	CHECK_EQ(p->count[VCPU_EXIT_MMIO], 1);
+	CHECK_EQ(p->count[VCPU_EXIT_KICK], 1);
+	CHECK_EQ(p->ns[VCPU_EXIT_IO], 37);
+	CHECK_EQ(p->ns[VCPU_EXIT_MMIO], 20);
+	CHECK_EQ(p->run_ns, 1306);
+	CHECK_EQ(p->nr_dev, 3);
+	CHECK_STR_CONTAINS(p->dev[0].name, "pio-probe");
+	CHECK_EQ(p->dev[0].count, 3);
+	CHECK_EQ(p->dev[0].ns, 30);
+	CHECK_STR_CONTAINS(p->dev[1].name, "(none)");
+	CHECK_EQ(p->dev[1].ns, 7);
+	CHECK_STR_CONTAINS(p->dev[2].name, "mmio-probe");
+	CHECK_EQ(p->dev[2].space, BUS_MMIO);
+	CHECK_EQ(vcpu_exit_kind(KVM_EXIT_HYPERCALL), VCPU_EXIT_HYPERCALL);
+	CHECK_EQ(vcpu_exit_kind(KVM_EXIT_SHUTDOWN), VCPU_EXIT_OTHER);
+	ctx_teardown(&c);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERR); /* guest faults are expected here; keep the output readable */
@@ -602,5 +655,6 @@ int main(void)
 	test_unknown_exit();
 	test_first_stop_wins();
 	test_stop_wakes_loop();
+	test_profile();
 	return test_done("test_exit");
 }
