@@ -292,6 +292,7 @@ struct veil_exit_profile {
 	uint64_t handle_ns;             /* in veil, from KVM_RUN's return to the exit handled */
 	uint64_t count[VEIL_EXIT_KINDS];
 	uint64_t ns[VEIL_EXIT_KINDS];   /* handle_ns by kind */
+	uint64_t coalesced_writes;      /* writes KVM queued instead of exiting (not in count[]) */
 };
 
 /* Before veil_vm_start(): time every KVM_RUN and exit (on) or not; -EBUSY once started. */

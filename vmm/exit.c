@@ -449,9 +449,40 @@ static struct vcpu_exit exit_internal_error(struct vcpu *vcpu)
 			 n ? ", data:" : "", extra);
 }
 
+/*
+ * The writes KVM queued instead of exiting (arch_coalesced_zones()), applied
+ * in the order the guest made them, before the exit that may read what they
+ * selected.  The ring is the VM's: one vCPU applies at a time.
+ */
+static void exit_apply_coalesced(struct vcpu *vcpu)
+{
+	struct kvm_coalesced_mmio_ring *ring = vcpu->coalesced;
+	struct vm *vm = vcpu->vm;
+	uint32_t first;
+
+	if (!ring || __atomic_load_n(&ring->first, __ATOMIC_RELAXED) ==
+			     __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&vm->coalesced_lock);
+	while ((first = __atomic_load_n(&ring->first, __ATOMIC_RELAXED)) !=
+	       __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE) && first < vm->coalesced_max) {
+		struct kvm_coalesced_mmio e = ring->coalesced_mmio[first];
+
+		/* The kernel writes these; bounded anyway, as every exit's fields are. */
+		if (e.len && e.len <= sizeof(e.data))
+			(void)bus_dispatch_vcpu(vm->bus, e.pio ? BUS_PIO : BUS_MMIO, e.phys_addr,
+						e.data, e.len, true, BUS_NO_VCPU);
+		__atomic_store_n(&ring->first, (first + 1) % vm->coalesced_max, __ATOMIC_RELEASE);
+		__atomic_store_n(&vm->coalesced_writes, vm->coalesced_writes + 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&vm->coalesced_lock);
+}
+
 struct vcpu_exit vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
+
+	exit_apply_coalesced(vcpu);
 
 	vcpu_stat_inc(&vcpu->stats.exits);
 	vcpu_stat_inc(&vcpu->prof.count[vcpu_exit_kind(run->exit_reason)]);

@@ -47,6 +47,7 @@ VEIL_EXPORT int veil_vm_exit_profile(struct veil_vm *v, struct veil_exit_profile
 	}
 	for (k = 0; k < VEIL_EXIT_KINDS; k++)
 		p->handle_ns += p->ns[k];
+	p->coalesced_writes = LOAD(vm->coalesced_writes);
 	return 0;
 }
 
@@ -90,6 +91,9 @@ static void profile_kinds(const struct veil_exit_profile *p, FILE *f)
 {
 	unsigned int k;
 
+	if (p->coalesced_writes)
+		fprintf(f, "veil: profile: %-13s %9llu writes queued by KVM without an exit\n",
+			"coalesced", (unsigned long long)p->coalesced_writes);
 	for (k = 0; k < VEIL_EXIT_KINDS; k++) {
 		if (!p->count[k])
 			continue;

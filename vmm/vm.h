@@ -107,6 +107,8 @@ struct vcpu {
 	char label[16];          /* "vCPU 3": names the thread in diagnostics */
 	struct vcpu_stats stats;
 	struct vcpu_profile prof;
+	/* KVM's coalesced I/O ring, in this vCPU's mapping (vm_coalesce_io()), or NULL. */
+	struct kvm_coalesced_mmio_ring *coalesced;
 	uint64_t fault_gpa;      /* the last memory fault, to stop a loop of them */
 	unsigned int fault_repeats;
 };
@@ -146,6 +148,10 @@ struct vm {
 	bool revoke_host_mapping; /* private pages are unmapped from veil itself */
 	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
 	bool profile;              /* vCPUs time KVM_RUN and each exit (vcpu_profile); set before start */
+	/* Coalesced writes (arch_coalesced_zones()): applied in order, one vCPU at a time. */
+	pthread_mutex_t coalesced_lock;
+	uint32_t coalesced_max;    /* entries in the ring */
+	uint64_t coalesced_writes; /* applied so far, each an exit saved */
 	uint64_t prof_clock_ns;    /* what one clock read cost when profiling was turned on */
 
 	struct vm_virtio *virtio;  /* virtio devices and their I/O thread; NULL without any */

@@ -148,6 +148,13 @@ unsigned int arch_pci_intx_gsi(unsigned int slot)
 	return 0; /* no PCI host yet (arch_pci_window) */
 }
 
+unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max)
+{
+	(void)z;
+	(void)max;
+	return 0;
+}
+
 int arch_unused_ram(uint64_t *gpa, uint64_t *len)
 {
 	(void)gpa, (void)len;

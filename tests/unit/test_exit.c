@@ -632,6 +632,48 @@ static void test_profile(void)
 	ctx_teardown(&c);
 }
 
+/*
+ * Writes KVM queued in the coalesced ring reach their devices in order,
+ * before the exit that follows them is handled, and the ring is consumed;
+ * an entry of a bad length is skipped, not dispatched.
+ */
+static void test_coalesced(void)
+{
+	enum { MAX = 4 };
+	struct {
+		struct kvm_coalesced_mmio_ring r;
+		struct kvm_coalesced_mmio e[MAX];
+	} ring;
+	struct ctx c;
+
+	ctx_setup(&c);
+	memset(&ring, 0, sizeof(ring));
+	c.vcpu.coalesced = &ring.r;
+	c.vm.coalesced_max = MAX;
+	ring.r.first = 3; /* wraps: entries 3, 0, 1 */
+	ring.r.last = 2;
+	ring.e[3] = (struct kvm_coalesced_mmio){ .phys_addr = PIO_BASE, .len = 1, .pio = 1,
+						 .data = { 0x11 } };
+	ring.e[0] = (struct kvm_coalesced_mmio){ .phys_addr = PIO_BASE + 1, .len = 9, .pio = 1 };
+	ring.e[1] = (struct kvm_coalesced_mmio){ .phys_addr = MMIO_BASE + 4, .len = 2,
+						 .data = { 0x22, 0x33 } };
+	set_io(&c, KVM_EXIT_IO_IN, PIO_BASE + 2, 1, 1);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	CHECK_EQ(ring.r.first, 2);
+	CHECK_EQ(c.vm.coalesced_writes, 3);
+	CHECK_EQ(c.pio.n, 2); /* the queued write, then the exit's own read */
+	CHECK(c.pio.a[0].is_write && c.pio.a[0].offset == 0 && c.pio.a[0].data[0] == 0x11);
+	CHECK(!c.pio.a[1].is_write && c.pio.a[1].offset == 2);
+	CHECK_EQ(c.mmio.n, 1);
+	CHECK(c.mmio.a[0].is_write && c.mmio.a[0].offset == 4 && c.mmio.a[0].len == 2);
+	CHECK_EQ(c.mmio.a[0].data[1], 0x33);
+	/* An empty ring costs nothing more: the same exit again dispatches only itself. */
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	CHECK_EQ(c.pio.n, 3);
+	CHECK_EQ(c.vm.coalesced_writes, 3);
+	ctx_teardown(&c);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERR); /* guest faults are expected here; keep the output readable */
@@ -656,5 +698,6 @@ int main(void)
 	test_first_stop_wins();
 	test_stop_wakes_loop();
 	test_profile();
+	test_coalesced();
 	return test_done("test_exit");
 }
