@@ -134,6 +134,20 @@ int arch_pci_window(uint64_t *base, uint64_t *size) __must_check;
 /* The GSI that INTA# of PCI slot (device number) slot is wired to, as the firmware tables say. */
 unsigned int arch_pci_intx_gsi(unsigned int slot);
 
+/*
+ * Registers whose writes KVM may queue in its coalesced ring instead of
+ * exiting, because only a later access that exits reads what they select
+ * (x86: the PCI configuration address register).  vmm/ applies the queued
+ * writes, in order, before it handles any exit.  Fills at most max; returns
+ * how many.
+ */
+struct arch_io_zone {
+	uint64_t addr;
+	uint32_t size;
+	bool pio;
+};
+unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max);
+
 /* The memory map the guest is told about. */
 #define ARCH_E820_MAX 16
 struct arch_e820_entry {

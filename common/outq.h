@@ -39,6 +39,7 @@ struct outq {
 	uint64_t written; /* bytes the fd took */
 	uint64_t dropped; /* bytes that did not fit, or that a broken fd refused */
 	int wake_fd;      /* an eventfd told when bytes arrive in an empty queue, or -1 */
+	bool draining;    /* outq_drain() writes the bytes at head outside the lock */
 };
 
 /* Sets up the queue in front of fd (not taken over: the caller still closes it). */

@@ -269,6 +269,43 @@ VEIL_EXPORT int veil_vm_memory(struct veil_vm *vm, struct veil_memory *m, veil_e
 typedef void (*veil_line_fn)(void *opaque, const char *line);
 VEIL_EXPORT int veil_vm_report(struct veil_vm *vm, veil_line_fn fn, void *opaque);
 
+/* The kinds of vCPU exit veil_exit_profile counts. */
+enum veil_exit_kind {
+	VEIL_EXIT_KIND_IO,            /* port I/O */
+	VEIL_EXIT_KIND_MMIO,
+	VEIL_EXIT_KIND_HYPERCALL,
+	VEIL_EXIT_KIND_MEMORY_FAULT,
+	VEIL_EXIT_KIND_KICK,          /* KVM_RUN broken out by a kick (pause, stop, immediate exit) */
+	VEIL_EXIT_KIND_HLT,
+	VEIL_EXIT_KIND_OTHER,         /* system events, shutdown, errors */
+	VEIL_EXIT_KINDS
+};
+
+/*
+ * Where the vCPUs' time went, summed over them.  Counts always; times only
+ * when veil_vm_set_profiling() turned profiling on before the start (it
+ * costs two clock reads per exit, clock_read_ns each).
+ */
+struct veil_exit_profile {
+	bool timed;                     /* the _ns fields below are filled */
+	uint64_t clock_read_ns;         /* one CLOCK_MONOTONIC read, measured when turned on */
+	uint64_t run_ns;                /* inside KVM_RUN: the guest, and KVM's own exit handling */
+	uint64_t handle_ns;             /* in veil, from KVM_RUN's return to the exit handled */
+	uint64_t count[VEIL_EXIT_KINDS];
+	uint64_t ns[VEIL_EXIT_KINDS];   /* handle_ns by kind */
+	uint64_t coalesced_writes;      /* writes KVM queued instead of exiting (not in count[]) */
+};
+
+/* Before veil_vm_start(): time every KVM_RUN and exit (on) or not; -EBUSY once started. */
+VEIL_EXPORT int veil_vm_set_profiling(struct veil_vm *vm, bool on);
+VEIL_EXPORT int veil_vm_exit_profile(struct veil_vm *vm, struct veil_exit_profile *p);
+/*
+ * The profile in words, one line per call of fn: the totals, each exit kind
+ * seen, and with profiling on each device's share of the I/O exits.  For
+ * logs and humans (`veil run --timing` prints it); programs use the struct.
+ */
+VEIL_EXPORT int veil_vm_profile_report(struct veil_vm *vm, veil_line_fn fn, void *opaque);
+
 /*
  * For firmware with a host-side check (selftest): after the VM stopped,
  * 0 if the guest's results check out, -EIO with why set if not, -ENOENT if

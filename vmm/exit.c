@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -42,9 +43,14 @@ static struct vcpu_exit __printf(3, 4) exit_stop(enum vcpu_action action, int co
  * relaxed load and store, not a locked add on every exit; readers on other
  * threads load it relaxed (veil_vm_counters()).
  */
+static inline void vcpu_stat_add(uint64_t *c, uint64_t n)
+{
+	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + n, __ATOMIC_RELAXED);
+}
+
 static inline void vcpu_stat_inc(uint64_t *c)
 {
-	__atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+	vcpu_stat_add(c, 1);
 }
 
 /* A guest-caused problem: counted always, logged only the first few times. */
@@ -63,12 +69,111 @@ static void __printf(2, 3) exit_guest_fault(struct vcpu *vcpu, const char *fmt, 
 		n == EXIT_GUEST_FAULTS_LOGGED ? " (further guest faults are only counted)" : "");
 }
 
+enum vcpu_exit_kind vcpu_exit_kind(uint32_t exit_reason)
+{
+	switch (exit_reason) {
+	case KVM_EXIT_IO:
+		return VCPU_EXIT_IO;
+	case KVM_EXIT_MMIO:
+		return VCPU_EXIT_MMIO;
+	case KVM_EXIT_HYPERCALL:
+		return VCPU_EXIT_HYPERCALL;
+	case KVM_EXIT_MEMORY_FAULT:
+		return VCPU_EXIT_MEMORY_FAULT;
+	case KVM_EXIT_INTR:
+		return VCPU_EXIT_KICK;
+	case KVM_EXIT_HLT:
+		return VCPU_EXIT_HLT;
+	default:
+		return VCPU_EXIT_OTHER;
+	}
+}
+
+const char *vcpu_exit_kind_name(enum vcpu_exit_kind kind)
+{
+	static const char *const names[VCPU_EXIT_KINDS] = {
+		[VCPU_EXIT_IO] = "port I/O", [VCPU_EXIT_MMIO] = "MMIO",
+		[VCPU_EXIT_HYPERCALL] = "hypercall", [VCPU_EXIT_MEMORY_FAULT] = "memory fault",
+		[VCPU_EXIT_KICK] = "kick", [VCPU_EXIT_HLT] = "HLT", [VCPU_EXIT_OTHER] = "other",
+	};
+
+	return (unsigned int)kind < VCPU_EXIT_KINDS ? names[kind] : "?";
+}
+
+/* The device slot of the exit being handled: found by name, or the last slot for the rest. */
+static struct vcpu_prof_dev *profile_dev(struct vcpu_profile *p)
+{
+	unsigned int i, n = p->nr_dev;
+
+	for (i = 0; i < n; i++)
+		if (p->dev[i].name == p->cur_name && p->dev[i].space == p->cur_space)
+			return &p->dev[i];
+	if (n == VCPU_PROF_DEVS)
+		return &p->dev[n - 1];
+	p->dev[n].name = p->cur_name;
+	p->dev[n].space = p->cur_space;
+	__atomic_store_n(&p->nr_dev, n + 1, __ATOMIC_RELEASE);
+	return &p->dev[n];
+}
+
+void vcpu_profile_exit(struct vcpu *vcpu, enum vcpu_exit_kind kind, uint64_t run_ns,
+		       uint64_t handle_ns)
+{
+	struct vcpu_profile *p = &vcpu->prof;
+	struct vcpu_prof_dev *d;
+
+	vcpu_stat_add(&p->run_ns, run_ns);
+	vcpu_stat_add(&p->ns[kind], handle_ns);
+	if ((kind != VCPU_EXIT_IO && kind != VCPU_EXIT_MMIO) || !p->cur_name)
+		return;
+	d = profile_dev(p);
+	vcpu_stat_inc(&d->count);
+	vcpu_stat_add(&d->ns, handle_ns);
+	p->cur_name = NULL;
+}
+
+/* Marks the device an I/O exit went to, for vcpu_profile_exit(); only when profiling. */
+static void profile_note_dev(struct vcpu *vcpu, enum bus_space space, uint64_t addr)
+{
+	const char *name;
+
+	if (!vcpu->vm->profile)
+		return;
+	name = bus_device_name(vcpu->vm->bus, space, addr);
+	vcpu->prof.cur_name = name ? name : "(none)";
+	vcpu->prof.cur_space = space;
+}
+
 static uint64_t exit_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+uint64_t vcpu_clock_read_cost(void)
+{
+	enum { BATCHES = 5, READS = 200 };
+	uint64_t per[BATCHES];
+	unsigned int b, i;
+
+	for (b = 0; b < BATCHES; b++) {
+		uint64_t t0 = exit_now_ns(), t = t0;
+
+		for (i = 0; i < READS; i++)
+			t = exit_now_ns();
+		per[b] = (t - t0) / READS;
+	}
+	qsort(per, BATCHES, sizeof(per[0]), cmp_u64);
+	return per[BATCHES / 2];
 }
 
 static const char *internal_error_name(uint32_t suberror)
@@ -133,6 +238,7 @@ static struct vcpu_exit exit_io(struct vcpu *vcpu)
 	}
 	data = (uint8_t *)vcpu->run + off;
 	vcpu_stat_inc(&vcpu->stats.io);
+	profile_note_dev(vcpu, BUS_PIO, port);
 	for (i = 0; i < count; i++, data += size) {
 		ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_PIO, port, data, size, is_write,
 					vcpu->index);
@@ -155,6 +261,7 @@ static struct vcpu_exit exit_mmio(struct vcpu *vcpu)
 				 vcpu->index, run->mmio.len);
 	}
 	vcpu_stat_inc(&vcpu->stats.mmio);
+	profile_note_dev(vcpu, BUS_MMIO, run->mmio.phys_addr);
 	ret = bus_dispatch_vcpu(vcpu->vm->bus, BUS_MMIO, run->mmio.phys_addr, run->mmio.data,
 				run->mmio.len, run->mmio.is_write, vcpu->index);
 	if (ret) {
@@ -342,11 +449,43 @@ static struct vcpu_exit exit_internal_error(struct vcpu *vcpu)
 			 n ? ", data:" : "", extra);
 }
 
+/*
+ * The writes KVM queued instead of exiting (arch_coalesced_zones()), applied
+ * in the order the guest made them, before the exit that may read what they
+ * selected.  The ring is the VM's: one vCPU applies at a time.
+ */
+static void exit_apply_coalesced(struct vcpu *vcpu)
+{
+	struct kvm_coalesced_mmio_ring *ring = vcpu->coalesced;
+	struct vm *vm = vcpu->vm;
+	uint32_t first;
+
+	if (!ring || __atomic_load_n(&ring->first, __ATOMIC_RELAXED) ==
+			     __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+		return;
+	pthread_mutex_lock(&vm->coalesced_lock);
+	while ((first = __atomic_load_n(&ring->first, __ATOMIC_RELAXED)) !=
+	       __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE) && first < vm->coalesced_max) {
+		struct kvm_coalesced_mmio e = ring->coalesced_mmio[first];
+
+		/* The kernel writes these; bounded anyway, as every exit's fields are. */
+		if (e.len && e.len <= sizeof(e.data))
+			(void)bus_dispatch_vcpu(vm->bus, e.pio ? BUS_PIO : BUS_MMIO, e.phys_addr,
+						e.data, e.len, true, BUS_NO_VCPU);
+		__atomic_store_n(&ring->first, (first + 1) % vm->coalesced_max, __ATOMIC_RELEASE);
+		__atomic_store_n(&vm->coalesced_writes, vm->coalesced_writes + 1, __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&vm->coalesced_lock);
+}
+
 struct vcpu_exit vcpu_handle_exit(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
 
+	exit_apply_coalesced(vcpu);
+
 	vcpu_stat_inc(&vcpu->stats.exits);
+	vcpu_stat_inc(&vcpu->prof.count[vcpu_exit_kind(run->exit_reason)]);
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
 		return exit_io(vcpu);

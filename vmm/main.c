@@ -79,7 +79,8 @@ static const char usage_run[] =
 	"  -m, --mem SIZE            guest RAM in bytes, with optional K, M or G suffix;\n"
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
 	"  -T, --vm-type TYPE        default or sw-protected; default: default\n"
-	"  -t, --timing              report the time to the first KVM_RUN and serial byte\n"
+	"  -t, --timing              report the time to the first KVM_RUN and serial byte, and\n"
+	"                            where the vCPUs' time went: exits by kind and device, timed\n"
 	"      --disk PATH[,ro][,direct][,queues=N]\n"
 	"                            a virtio-blk disk (on the --transport, declared in ACPI) backed\n"
 	"                            by a file or block device through io_uring; ro refuses\n"
@@ -454,6 +455,7 @@ static void print_summary(struct veil_vm *vm, const struct run_opts *o, const st
 		fprintf(stderr, "veil: timing: first KVM_RUN %.3f ms, first serial byte %.3f ms "
 			"after veil started\n", run_ns ? (run_ns - o->t0_ns) / 1e6 : 0.0,
 			byte_ns ? (byte_ns - o->t0_ns) / 1e6 : 0.0);
+		veil_vm_profile_report(vm, print_line, stderr);
 	}
 	if (o->quiet)
 		return;
@@ -607,6 +609,8 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 		print_veil_error(&err);
 		return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 	}
+	if (o->timing && veil_vm_set_profiling(vm, true))
+		fprintf(stderr, "veil run: --timing: the exits cannot be timed\n");
 	if (o->convert_stress) {
 		ret = convstress_start(&cs, vm, boot_seed());
 		if (ret) {

@@ -105,19 +105,44 @@ static void vcpu_pause_point(struct vcpu *vcpu)
 	pthread_mutex_unlock(&vm->stop_lock);
 }
 
+/*
+ * KVM_RUN broke out with EINTR or EAGAIN (a kick): counted, and timed with
+ * profiling.  *t is when the time being accounted started.
+ */
+static void vcpu_kicked(struct vcpu *vcpu, bool profile, uint64_t *t)
+{
+	uint64_t now;
+
+	__atomic_store_n(&vcpu->prof.count[VCPU_EXIT_KICK],
+			 __atomic_load_n(&vcpu->prof.count[VCPU_EXIT_KICK], __ATOMIC_RELAXED) + 1,
+			 __ATOMIC_RELAXED);
+	if (!profile)
+		return;
+	now = vm_now_ns();
+	vcpu_profile_exit(vcpu, VCPU_EXIT_KICK, now - *t, 0);
+	*t = now;
+}
+
 static void vcpu_loop(struct vcpu *vcpu)
 {
 	struct vm *vm = vcpu->vm;
+	const bool profile = vm->profile; /* fixed before the start: one load, not one per exit */
+	uint64_t t = 0, t_exit = 0;
 	struct vcpu_exit r;
 
 	vm_mark_time(vm, &vm->t_first_run_ns);
+	if (profile)
+		t = vm_now_ns();
 	while (!vm_stopping(vm)) {
 		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
 			vcpu_pause_point(vcpu);
+			if (profile)
+				t = vm_now_ns(); /* a pause is neither guest time nor veil's work */
 			continue;
 		}
 		if (__kvm_ioctl_val(vcpu->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
+				vcpu_kicked(vcpu, profile, &t);
 				/* Kicked out of a failing VM: show where this vCPU was. */
 				if (vm_stopping(vm) && vm->exit_code == VM_EXIT_FAILURE)
 					vcpu_dump(vcpu);
@@ -131,7 +156,16 @@ static void vcpu_loop(struct vcpu *vcpu)
 				return;
 			}
 		}
+		if (profile)
+			t_exit = vm_now_ns();
 		r = vcpu_handle_exit(vcpu);
+		if (profile) {
+			uint64_t now = vm_now_ns();
+
+			vcpu_profile_exit(vcpu, vcpu_exit_kind(vcpu->run->exit_reason), t_exit - t,
+					  now - t_exit);
+			t = now;
+		}
 		if (r.action == VCPU_STOP || r.action == VCPU_STOP_DUMP)
 			vm_request_stop(vm, r.code, "%s", r.reason);
 		if (r.action == VCPU_STOP_DUMP)

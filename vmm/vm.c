@@ -184,6 +184,39 @@ static void vm_enable_hypercall_exit(struct vm *vm)
 		pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");
 }
 
+/*
+ * Coalesced I/O for the registers arch_coalesced_zones() names: KVM queues
+ * their writes in a ring page that every vCPU maps after its kvm_run, and
+ * vcpu_handle_exit() applies them before it handles any exit.  Where KVM
+ * lacks it, those writes exit as before.
+ */
+static void vm_coalesce_io(struct vm *vm)
+{
+	int64_t page = kvm_check_extension(vm->kvm_fd, KVM_CAP_COALESCED_MMIO);
+	int64_t pio = kvm_check_extension(vm->kvm_fd, KVM_CAP_COALESCED_PIO);
+	uint64_t psz = (uint64_t)sysconf(_SC_PAGESIZE);
+	struct arch_io_zone z[4];
+	unsigned int i, n = arch_coalesced_zones(z, ARRAY_SIZE(z)), done = 0;
+
+	if (page <= 0 || !n || (uint64_t)(page + 1) * psz > vm->vcpus[0].run_size)
+		return;
+	for (i = 0; i < n; i++) {
+		struct kvm_coalesced_mmio_zone zone = {
+			.addr = z[i].addr, .size = z[i].size, .pio = z[i].pio,
+		};
+
+		if ((!z[i].pio || pio > 0) &&
+		    _kvm_ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &zone) == 0)
+			done++;
+	}
+	if (!done)
+		return;
+	vm->coalesced_max = (uint32_t)((psz - sizeof(struct kvm_coalesced_mmio_ring)) /
+				       sizeof(struct kvm_coalesced_mmio));
+	for (i = 0; i < vm->nr_vcpus; i++)
+		vm->vcpus[i].coalesced = (void *)((uint8_t *)vm->vcpus[i].run + page * psz);
+}
+
 static int vm_create_vcpus(struct vm *vm)
 {
 	unsigned int i;
@@ -223,6 +256,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		vm->cfg.t0_ns = vm_now_ns();
 	pthread_mutex_init(&vm->stop_lock, NULL);
 	pthread_cond_init(&vm->stop_cond, NULL);
+	pthread_mutex_init(&vm->coalesced_lock, NULL);
 	ret = vm_msi_init(&vm->msi, &vm->vm_fd);
 	if (!ret)
 		ret = outq_init(&vm->console_out, cfg->console_fd, VM_CONSOLE_QUEUE);
@@ -260,6 +294,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		ret = vm_create_devices(vm);
 	if (!ret)
 		ret = vm_create_vcpus(vm);
+	if (!ret)
+		vm_coalesce_io(vm);
 	if (ret)
 		goto err;
 	*out = vm;
@@ -307,6 +343,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->kvm_fd);
 	pthread_cond_destroy(&vm->stop_cond);
 	pthread_mutex_destroy(&vm->stop_lock);
+	pthread_mutex_destroy(&vm->coalesced_lock);
 	free(vm);
 }
 

@@ -59,6 +59,43 @@ struct vcpu_stats {
 	uint64_t fault_resyncs;    /* repeated ones: the map's state applied to the kernel again */
 };
 
+/* What a vCPU's exits were, by kind: vcpu_exit_kind() sorts them; veil.h's VEIL_EXIT_KIND_* follow. */
+enum vcpu_exit_kind {
+	VCPU_EXIT_IO,
+	VCPU_EXIT_MMIO,
+	VCPU_EXIT_HYPERCALL,
+	VCPU_EXIT_MEMORY_FAULT,
+	VCPU_EXIT_KICK,   /* KVM_EXIT_INTR, or KVM_RUN broken out by a signal */
+	VCPU_EXIT_HLT,
+	VCPU_EXIT_OTHER,  /* system events, shutdowns, errors: the last exit or close to it */
+	VCPU_EXIT_KINDS
+};
+
+#define VCPU_PROF_DEVS 16 /* devices timed by name; more share the last slot */
+
+/* One device's share of the exit handling (its bus name; "(none)": no device claimed it). */
+struct vcpu_prof_dev {
+	const char *name;
+	unsigned int space; /* enum bus_space */
+	uint64_t count;
+	uint64_t ns;
+};
+
+/*
+ * Where a vCPU's time went.  Single writer (its thread), relaxed loads by
+ * readers.  count[] always; the times only when vm->profile is set, since
+ * they cost two clock reads per exit.
+ */
+struct vcpu_profile {
+	uint64_t count[VCPU_EXIT_KINDS];
+	uint64_t ns[VCPU_EXIT_KINDS];   /* from KVM_RUN's return to the exit handled */
+	uint64_t run_ns;                /* inside KVM_RUN */
+	unsigned int nr_dev;            /* published with release after the slot's name */
+	struct vcpu_prof_dev dev[VCPU_PROF_DEVS];
+	const char *cur_name;           /* the exit being handled: its device, for the loop */
+	unsigned int cur_space;
+};
+
 struct vcpu {
 	struct vm *vm;
 	unsigned int index;
@@ -69,6 +106,9 @@ struct vcpu {
 	bool started;
 	char label[16];          /* "vCPU 3": names the thread in diagnostics */
 	struct vcpu_stats stats;
+	struct vcpu_profile prof;
+	/* KVM's coalesced I/O ring, in this vCPU's mapping (vm_coalesce_io()), or NULL. */
+	struct kvm_coalesced_mmio_ring *coalesced;
 	uint64_t fault_gpa;      /* the last memory fault, to stop a loop of them */
 	unsigned int fault_repeats;
 };
@@ -107,6 +147,12 @@ struct vm {
 	char model_why[200];
 	bool revoke_host_mapping; /* private pages are unmapped from veil itself */
 	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
+	bool profile;              /* vCPUs time KVM_RUN and each exit (vcpu_profile); set before start */
+	/* Coalesced writes (arch_coalesced_zones()): applied in order, one vCPU at a time. */
+	pthread_mutex_t coalesced_lock;
+	uint32_t coalesced_max;    /* entries in the ring */
+	uint64_t coalesced_writes; /* applied so far, each an exit saved */
+	uint64_t prof_clock_ns;    /* what one clock read cost when profiling was turned on */
 
 	struct vm_virtio *virtio;  /* virtio devices and their I/O thread; NULL without any */
 	struct vm_msi msi;         /* irqfd-routed MSI sources */

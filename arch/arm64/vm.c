@@ -293,6 +293,13 @@ uint64_t arch_board_console_tx_dropped(struct arch_board *b)
 	return uart8250_tx_dropped(b->uart);
 }
 
+unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max)
+{
+	(void)z;
+	(void)max;
+	return 0;
+}
+
 int arch_unused_ram(uint64_t *gpa, uint64_t *len)
 {
 	(void)gpa, (void)len;

@@ -125,6 +125,22 @@ static int board_register(struct arch_board *b, struct bus *bus)
 	return ret;
 }
 
+/*
+ * The PCI address register, as QEMU's i440FX does: a config access is an
+ * address write at 0xCF8 and a data access at 0xCFC, and only the second
+ * needs to exit.  Linux's GART aperture search alone reads 8,192 config
+ * dwords on an AMD CPU.  The zone holds 0xCF9 too: a reset written there
+ * takes effect at the next exit, which the guest's next reset method (the
+ * i8042, a triple fault) makes.
+ */
+unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max)
+{
+	if (max < 1)
+		return 0;
+	z[0] = (struct arch_io_zone){ .addr = PCI_PORT_ADDR, .size = 4, .pio = true };
+	return 1;
+}
+
 struct pci_host *arch_board_pci(struct arch_board *b)
 {
 	return b->pci_ready ? &b->pci : NULL;

@@ -98,12 +98,24 @@ static int elf_segment(const uint8_t *img, size_t len, const Elf64_Phdr *ph, str
 
 	if (ph->p_offset > len || ph->p_filesz > len - ph->p_offset)
 		return bad(err, el, "truncated: an ELF segment runs past the end of the file");
-	if (ph->p_filesz > ph->p_memsz || __builtin_add_overflow(ph->p_paddr, ph->p_memsz, &end) ||
-	    ph->p_paddr < 0x100000 || end > (1ULL << 32))
+	if (ph->p_filesz > ph->p_memsz)
+		return bad(err, el, "ELF segment at 0x%llx has %llu bytes in the file but only %llu "
+			   "in memory", (unsigned long long)ph->p_paddr,
+			   (unsigned long long)ph->p_filesz, (unsigned long long)ph->p_memsz);
+	if (__builtin_add_overflow(ph->p_paddr, ph->p_memsz, &end) || ph->p_paddr < 0x100000 ||
+	    end > (1ULL << 32))
 		return bad(err, el, "ELF segment at 0x%llx (%llu bytes) is outside [1 MiB, 4 GiB)",
 			   (unsigned long long)ph->p_paddr, (unsigned long long)ph->p_memsz);
 	if (k->nr_segs == X86_KERNEL_MAX_SEGS)
 		return bad(err, el, "more than %d loadable ELF segments", X86_KERNEL_MAX_SEGS);
+	/* Two segments over the same bytes: which one the kernel gets would be the loader's order. */
+	for (unsigned int i = 0; i < k->nr_segs; i++) {
+		const struct x86_kernel_seg *o = &k->segs[i];
+
+		if (ph->p_paddr < o->paddr + o->memsz && o->paddr < end)
+			return bad(err, el, "ELF segments at 0x%llx and 0x%llx overlap",
+				   (unsigned long long)o->paddr, (unsigned long long)ph->p_paddr);
+	}
 	k->segs[k->nr_segs++] = (struct x86_kernel_seg){
 		ph->p_paddr, ph->p_filesz, ph->p_memsz, img + ph->p_offset,
 	};
@@ -116,19 +128,24 @@ static int elf_entry(const Elf64_Ehdr *eh, const Elf64_Phdr *ph, struct x86_kern
 {
 	unsigned int i;
 
+	/*
+	 * Only the bytes the file gives: an entry in a segment's zero-filled
+	 * tail would run zeros.  p_vaddr + p_filesz may wrap (it is not the
+	 * address anything is loaded at), so compare offsets instead.
+	 */
 	for (i = 0; i < eh->e_phnum; i++) {
 		if (ph[i].p_type != PT_LOAD || !ph[i].p_memsz)
 			continue;
-		if (eh->e_entry >= ph[i].p_paddr && eh->e_entry < ph[i].p_paddr + ph[i].p_memsz) {
+		if (eh->e_entry - ph[i].p_paddr < ph[i].p_filesz) {
 			k->entry = eh->e_entry;
 			return 0;
 		}
-		if (eh->e_entry >= ph[i].p_vaddr && eh->e_entry < ph[i].p_vaddr + ph[i].p_memsz) {
+		if (eh->e_entry - ph[i].p_vaddr < ph[i].p_filesz) {
 			k->entry = eh->e_entry - ph[i].p_vaddr + ph[i].p_paddr;
 			return 0;
 		}
 	}
-	return bad(err, el, "the ELF entry point 0x%llx is in no loadable segment",
+	return bad(err, el, "the ELF entry point 0x%llx is in no loadable segment's file contents",
 		   (unsigned long long)eh->e_entry);
 }
 

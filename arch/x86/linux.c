@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "acpi.h"
 #include "arch.h"
@@ -130,6 +131,21 @@ static void bp_fill(uint8_t *bp, const struct gmem_layout *l, uint64_t initrd_gp
 	}
 }
 
+/*
+ * Faults in the guest pages [gpa, gpa + len) will be copied into, in one
+ * call rather than one page fault per 4 KiB page of the copy: a 65 MiB
+ * vmlinux is 16,000 of them, which under nested TCG cost seconds.  Only a
+ * hint: a kernel without MADV_POPULATE_WRITE (5.14) copies as before.
+ */
+static void linux_prefault(struct gmem *gm, uint64_t gpa, uint64_t len)
+{
+	uint64_t start = ALIGN_DOWN(gpa, GMEM_PAGE_SIZE), end = ALIGN_UP(gpa + len, GMEM_PAGE_SIZE);
+	void *hva;
+
+	if (len && !gmem_translate(gm, start, end - start, &hva))
+		(void)madvise(hva, end - start, MADV_POPULATE_WRITE);
+}
+
 static int linux_copy_kernel(struct gmem *gm, const struct x86_kernel *k)
 {
 	unsigned int i;
@@ -139,6 +155,7 @@ static int linux_copy_kernel(struct gmem *gm, const struct x86_kernel *k)
 		const struct x86_kernel_seg *s = &k->segs[i];
 		void *hva;
 
+		linux_prefault(gm, s->paddr, s->memsz);
 		/* A segment of bss only has nothing to copy (gmem refuses empty accesses). */
 		ret = s->filesz ? gmem_write(gm, s->paddr, s->data, s->filesz) : 0;
 		if (!ret && s->memsz > s->filesz) {
@@ -240,8 +257,10 @@ static int linux_write(struct gmem *gm, const struct x86_kernel *k, const struct
 	if (!bp)
 		return -ENOMEM;
 	ret = linux_copy_kernel(gm, k);
-	if (!ret && b->initrd_size)
+	if (!ret && b->initrd_size) {
+		linux_prefault(gm, initrd_gpa, b->initrd_size);
 		ret = gmem_write(gm, initrd_gpa, b->initrd, b->initrd_size);
+	}
 	if (!ret)
 		ret = gmem_write(gm, CMDLINE_GPA, b->cmdline, strlen(b->cmdline) + 1);
 	if (!ret)

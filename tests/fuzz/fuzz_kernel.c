@@ -141,18 +141,31 @@ static uint64_t ref_entry(const uint8_t *img, const struct x86_kernel *k)
 			return ((pref ? pref : 0x1000000) + align - 1) / align * align + 0x200;
 		return (pref ? pref : fuzz_get(img + BP_CODE32_START, 4)) + 0x200;
 	}
-	/* The first PT_LOAD, in header order, that holds e_entry physically, or else virtually. */
+	/*
+	 * The first PT_LOAD, in header order, whose file contents hold e_entry
+	 * physically, or else virtually (an entry in zero fill would run zeros).
+	 */
 	for (unsigned int i = 0; i < fuzz_get(img + offsetof(Elf64_Ehdr, e_phnum), 2); i++) {
 		memcpy(&ph, img + fuzz_get(img + offsetof(Elf64_Ehdr, e_phoff), 8) + i * sizeof(ph),
 		       sizeof(ph));
-		if (ph.p_type != PT_LOAD)
+		if (ph.p_type != PT_LOAD || !ph.p_memsz)
 			continue;
-		if (e >= ph.p_paddr && e - ph.p_paddr < ph.p_memsz)
+		if (e >= ph.p_paddr && e - ph.p_paddr < ph.p_filesz)
 			return e;
-		if (e >= ph.p_vaddr && e - ph.p_vaddr < ph.p_memsz)
+		if (e >= ph.p_vaddr && e - ph.p_vaddr < ph.p_filesz)
 			return e - ph.p_vaddr + ph.p_paddr;
 	}
 	return UINT64_MAX;
+}
+
+static bool disjoint(const struct x86_kernel *k)
+{
+	for (unsigned int i = 0; i < k->nr_segs; i++)
+		for (unsigned int j = i + 1; j < k->nr_segs; j++)
+			if (k->segs[i].paddr < k->segs[j].paddr + k->segs[j].memsz &&
+			    k->segs[j].paddr < k->segs[i].paddr + k->segs[i].memsz)
+				return false;
+	return true;
 }
 
 /* What an accepted image promises: every segment inside the file and inside [1 MiB, 4 GiB). */
@@ -175,7 +188,7 @@ static void check_accepted(const uint8_t *img, size_t len, const struct x86_kern
 			CHECK(s->memsz <= (1ULL << 32) - s->paddr);
 		lo = s->paddr < lo ? s->paddr : lo;
 		hi = s->paddr + s->memsz > hi ? s->paddr + s->memsz : hi;
-		entry_in |= k->entry >= s->paddr && k->entry - s->paddr < s->memsz;
+		entry_in |= k->entry >= s->paddr && k->entry - s->paddr < s->filesz;
 	}
 	CHECK(k->load_addr >= MiB && k->load_addr < (1ULL << 32));
 	CHECK_EQ(k->entry, ref_entry(img, k));
@@ -184,6 +197,7 @@ static void check_accepted(const uint8_t *img, size_t len, const struct x86_kern
 	if (k->kind == X86_KERNEL_ELF) {
 		CHECK(entry_in);
 		CHECK_EQ(k->load_addr, lo);
+		CHECK(disjoint(k)); /* overlapping segments are refused */
 	} else {
 		CHECK_EQ(k->kind, X86_KERNEL_BZIMAGE);
 		CHECK(k->version >= 0x020c);
@@ -191,16 +205,6 @@ static void check_accepted(const uint8_t *img, size_t len, const struct x86_kern
 		CHECK(k->hdr_len >= 0x11 && BP_SETUP_SECTS + k->hdr_len <= BP_HDR_END_MAX);
 		CHECK_EQ(k->nr_segs, 1);
 	}
-}
-
-static bool disjoint(const struct x86_kernel *k)
-{
-	for (unsigned int i = 0; i < k->nr_segs; i++)
-		for (unsigned int j = i + 1; j < k->nr_segs; j++)
-			if (k->segs[i].paddr < k->segs[j].paddr + k->segs[j].memsz &&
-			    k->segs[j].paddr < k->segs[i].paddr + k->segs[i].memsz)
-				return false;
-	return true;
 }
 
 /* The loader puts the segments and the initrd where the image says, without overlap. */
@@ -234,7 +238,7 @@ static void check_load(struct gmem *gm, const uint8_t *img, size_t len, const st
 	CHECK(rd + sizeof(initrd) - 1 <= k->initrd_addr_max);
 	CHECK(rd + sizeof(initrd) <= RAM);
 	if (!disjoint(k))
-		return; /* a later segment may overwrite an earlier one: nothing exact to compare */
+		return; /* a bzImage is one segment; an ELF's overlap is refused (check_accepted) */
 	for (unsigned int i = 0; i < k->nr_segs; i++) {
 		const struct x86_kernel_seg *s = &k->segs[i];
 		uint64_t n = s->filesz < sizeof(got) ? s->filesz : sizeof(got);

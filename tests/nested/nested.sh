@@ -22,7 +22,9 @@
 #                                QEMU (-accel kvm) as the VMM inside L1: a peer to compare veil with
 #   bench-boot [stock|swprot] [ROUNDS]
 #                                veil and QEMU (-accel kvm) booting the same L2 to poweroff,
-#                                alternating in one L1; medians and the ratio veil/QEMU (bench/)
+#                                alternating in one L1, 5 rounds by default, the stock kernel
+#                                as bzImage and as ELF vmlinux; min/median/max, veil/QEMU and
+#                                veil's profile (bench/)
 #   bench-blk [ROUNDS] [BOOTS]   virtio-blk O_DIRECT in the stock L2 under veil and under QEMU
 #                                (aio=io_uring and its default), alternating in one L1: 4 KiB
 #                                random reads at QD 1 and 32, 1 MiB sequential reads and writes;
@@ -51,6 +53,7 @@
 #   NESTED_KVM_HOLD=0            do not hold a KVM VM open in L1 (see kvm-hold.c)
 #   NESTED_TSC_EARLY_KHZ         L1's tsc_early_khz= (default: the host's TSC rate, measured by
 #                                tsc-khz.c; 0 leaves it out)
+#   NESTED_BENCH_VMLINUX=0       bench-boot: the bzImage only, no vmlinux rounds
 #   NESTED_DEBIAN_MIRROR         a Debian mirror URI to use instead of the one in
 #                                /etc/apt/sources.list.d/debian.sources
 #
@@ -1147,7 +1150,7 @@ fn_peer_root() {
 		mkdir -p "$root$(dirname "$f")"
 		cp -L "$f" "$root$f"
 	done
-	for f in /usr/share/qemu/{kvmvapic.bin,linuxboot.bin,linuxboot_dma.bin} /usr/share/seabios/bios-256k.bin; do
+	for f in /usr/share/qemu/{kvmvapic.bin,linuxboot.bin,linuxboot_dma.bin,pvh.bin} /usr/share/seabios/bios-256k.bin; do
 		cp -L "$f" "$root/usr/share/qemu/"
 	done
 	cpio_dir "$root" "$WORK/peer.cpio"
@@ -1174,47 +1177,143 @@ step_ts() {
 		on && $0 ~ p { sub(/^\[ */, ""); sub(/\].*/, ""); print; exit }' "$RUN/console.log"
 }
 
+# The stock L2 kernel as an ELF vmlinux, taken out of its bzImage the way the kernel's
+# scripts/extract-vmlinux does: the payload is the xz stream after the setup code (Debian's 6.1
+# is CONFIG_KERNEL_XZ), and what it unpacks to is the vmlinux the build linked (stripped).
+fn_l2_vmlinux() {
+	local kver bz out=$WORK/l2-stock/vmlinux off
+	kver=$(cat "$WORK/l2-stock/modules/version")
+	bz=$WORK/l2-stock/root/boot/vmlinuz-$kver
+	if [ ! -s "$out" ] || [ "$bz" -nt "$out" ]; then
+		off=$(grep -obUaP '\xfd7zXZ\x00' "$bz" | head -n1 | cut -d: -f1)
+		[ -n "$off" ] || { echo "no xz stream in $bz (not CONFIG_KERNEL_XZ?)" >&2; return 1; }
+		# xz stops at the end of its stream and complains of the trailing bytes: expected.
+		tail -c +$((off + 1)) "$bz" | xz -dc >"$out.new" 2>/dev/null || true
+		[ "$(head -c 4 "$out.new" | od -An -c | tr -d ' ')" = '177ELF' ] ||
+			{ echo "the xz stream of $bz did not unpack to an ELF file" >&2; return 1; }
+		mv "$out.new" "$out"
+	fi
+	rm -rf "$WORK/vmlinux-root"
+	mkdir -p "$WORK/vmlinux-root/l2"
+	ln "$out" "$WORK/vmlinux-root/l2/stock.vmlinux" 2>/dev/null || cp "$out" "$WORK/vmlinux-root/l2/stock.vmlinux"
+	cpio_dir "$WORK/vmlinux-root" "$WORK/vmlinux.cpio"
+	echo "L2 vmlinux: $(du -h "$out" | cut -f1), $(file -b "$out" 2>/dev/null | cut -d, -f1-2)"
+}
+
 # bench-boot [KERNEL] [ROUNDS]: the same L2 boot-to-poweroff under veil and under QEMU
-# (-accel kvm, the peer VMM) in one L1, alternating, ROUNDS times each.  Prints each run's
-# time to the L2 init marker and to the step's end, then the medians and veil/QEMU.
+# (-accel kvm, the peer VMM) in one L1, alternating, ROUNDS times each (default 5), for the
+# bzImage and, for the stock kernel, the same kernel as an ELF vmlinux (veil: the 64-bit entry
+# with boot_params; QEMU: the PVH entry note).  Prints each run's time to the L2 init marker
+# and to the step's end, min/median/max per VMM and image, the ratios veil/QEMU, and from veil's
+# --timing profile the breakdown of veil's part (setup to the first KVM_RUN, exit handling).
 bench_boot() {
-	local kernel=${1:-stock} rounds=${2:-3} i n b t_init t_end vm
-	local -a veil_init=() qemu_init=() veil_end=() qemu_end=()
+	local kernel=${1:-stock} rounds=${2:-5} i n b t_init t_end vm img
+	local -a imgs=(bz) vms=()
 	L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi}
 	prepare
 	stage "peer VMM files" "$T_IMAGES" fn_peer_root
 	L1_EXTRA_CPIO=$WORK/peer.cpio
+	if [ "$kernel" = stock ] && [ "${NESTED_BENCH_VMLINUX:-1}" != 0 ]; then
+		stage "L2 vmlinux" "$T_IMAGES" fn_l2_vmlinux
+		cat "$WORK/peer.cpio" "$WORK/vmlinux.cpio" >"$WORK/peer-vmlinux.cpio"
+		L1_EXTRA_CPIO=$WORK/peer-vmlinux.cpio
+		imgs+=(elf)
+		# L1 unpacks the 65 MiB vmlinux with its initramfs: seen past 60 s on a busy host.
+		T_L1_BOOT=180
+	fi
+	for img in "${imgs[@]}"; do vms+=("veil-$img" "qemu-$img"); done
+	kfile() { if [ "$1" = elf ]; then echo "/l2/$kernel.vmlinux"; else echo "/l2/$kernel.bzImage"; fi; }
 	for i in $(seq "$rounds"); do
-		add_step "veil$i" 240 /bin/veil run --kernel "/l2/$kernel.bzImage" \
-			--initrd /l2/initrd.cpio --cmdline "$(l2_cmdline poweroff "$kernel")" \
-			--cpus 2 --mem 256M -q
-		add_step "qemu$i" 300 /usr/bin/qemu-system-x86_64 -M pc -accel kvm -cpu host -smp 2 \
-			-m 256 -nodefaults -nographic -serial stdio -monitor none -no-reboot \
-			-L /usr/share/qemu -kernel "/l2/$kernel.bzImage" -initrd /l2/initrd.cpio \
-			-append "$(l2_cmdline poweroff "$kernel")"
+		for img in "${imgs[@]}"; do
+			add_step "veil-$img$i" 240 /bin/veil run --kernel "$(kfile "$img")" \
+				--initrd /l2/initrd.cpio --cmdline "$(l2_cmdline poweroff "$kernel")" \
+				--cpus 2 --mem 256M -q --timing
+			add_step "qemu-$img$i" 300 /usr/bin/qemu-system-x86_64 -M pc -accel kvm -cpu host -smp 2 \
+				-m 256 -nodefaults -nographic -serial stdio -monitor none -no-reboot \
+				-L /usr/share/qemu -kernel "$(kfile "$img")" -initrd /l2/initrd.cpio \
+				-append "$(l2_cmdline poweroff "$kernel")"
+		done
 	done
-	run_l1 "bench-boot-$kernel" || die "bench-boot: ${RUN_ERR:-L1 failed}"
+	local attempt
+	for attempt in 1 2 3; do
+		RUN_ERR=
+		run_l1 "bench-boot-$kernel" && break
+		# L1 failing before its init (QEMU TCG on a busy host) is before veil ran: retried.
+		[[ $RUN_ERR == "stage 'L1 boot' "* ]] && [ "$attempt" -lt 3 ] || die "bench-boot: ${RUN_ERR:-L1 failed}"
+		say "bench-boot: attempt $attempt: $RUN_ERR; retrying"
+	done
 	say "bench-boot: L2 $kernel, 2 vCPUs, 256 MiB, boot to poweroff; seconds from the VMM's start"
+	local -A t_in=() t_out=()
 	for i in $(seq "$rounds"); do
-		for vm in veil qemu; do
+		for vm in "${vms[@]}"; do
 			n=$vm$i
 			b=$(ts_of "VEIL-L1: step=$n begin")
 			t_init=$(step_ts "$n" 'VEIL-L2: init ')
 			t_end=$(ts_of "VEIL-L1: step=$n exit=")
-			[ -n "$b" ] && [ -n "$t_init" ] && [ -n "$t_end" ] && [ "$(step_exit "$n")" = 0 ] ||
-				die "bench-boot: run $n did not boot and power off cleanly (exit $(step_exit "$n"))"
+			if [ -z "$b" ] || [ -z "$t_init" ] || [ -z "$t_end" ] || [ "$(step_exit "$n")" != 0 ]; then
+				say "bench-boot: run $n did not boot and power off cleanly (exit $(step_exit "$n")): left out"
+				step_output "$n" | grep -a '^veil: ' | sed 's/^/    /' || true
+				continue
+			fi
 			t_init=$(awk "BEGIN { printf \"%.2f\", $t_init - $b }")
 			t_end=$(awk "BEGIN { printf \"%.2f\", $t_end - $b }")
 			say "bench-boot: $n: L2 init marker $t_init s, poweroff $t_end s"
-			eval "${vm}_init+=($t_init) ${vm}_end+=($t_end)"
+			t_in[$vm]+="$t_init " t_out[$vm]+="$t_end "
 		done
 	done
-	median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
-	local vi qi ve qe
-	vi=$(median "${veil_init[@]}") qi=$(median "${qemu_init[@]}")
-	ve=$(median "${veil_end[@]}") qe=$(median "${qemu_end[@]}")
-	say "bench-boot: median to init: veil $vi s, QEMU $qi s, veil/QEMU $(awk "BEGIN { printf \"%.2f\", $vi / $qi }")"
-	say "bench-boot: median to poweroff: veil $ve s, QEMU $qe s, veil/QEMU $(awk "BEGIN { printf \"%.2f\", $ve / $qe }")"
+	# mmm VALUES...: "min median max" (the median of an even count is the lower middle).
+	mmm() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { if (NR) print a[1], a[int((NR + 1) / 2)], a[NR] }'; }
+	ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+	local -A med_in=() med_out=()
+	local m
+	for vm in "${vms[@]}"; do
+		[ -n "${t_in[$vm]:-}" ] || { say "bench-boot: $vm: no clean run"; continue; }
+		# shellcheck disable=SC2086
+		read -r -a m <<<"$(mmm ${t_in[$vm]})"
+		med_in[$vm]=${m[1]}
+		say "bench-boot: $vm to init: min ${m[0]} median ${m[1]} max ${m[2]} s ($(wc -w <<<"${t_in[$vm]}") runs)"
+		# shellcheck disable=SC2086
+		read -r -a m <<<"$(mmm ${t_out[$vm]})"
+		med_out[$vm]=${m[1]}
+		say "bench-boot: $vm to poweroff: min ${m[0]} median ${m[1]} max ${m[2]} s"
+	done
+	for img in "${imgs[@]}"; do
+		[ -n "${med_in[veil-$img]:-}" ] && [ -n "${med_in[qemu-$img]:-}" ] || continue
+		say "bench-boot: $img: median veil/QEMU to init $(ratio "${med_in[veil-$img]}" "${med_in[qemu-$img]}")," \
+			"to poweroff $(ratio "${med_out[veil-$img]}" "${med_out[qemu-$img]}")"
+	done
+	[ -z "${med_in[veil-elf]:-}" ] || [ -z "${med_in[qemu-bz]:-}" ] ||
+		say "bench-boot: veil's vmlinux against QEMU's bzImage: to init $(ratio "${med_in[veil-elf]}" "${med_in[qemu-bz]}")"
+	bench_boot_profile "$rounds" "${imgs[@]}"
+}
+
+# bench_boot_profile ROUNDS IMG...: veil's part of each boot from its --timing report, the median
+# over the rounds: setup (start to the first KVM_RUN) and the vCPUs' time in veil handling exits,
+# against their time inside KVM_RUN; then one run's profile by exit kind and device.
+bench_boot_profile() {
+	local rounds=$1 img i n out setup line
+	shift
+	for img in "$@"; do
+		local -a su=() hd=() rn=() ex=()
+		for i in $(seq "$rounds"); do
+			n=veil-$img$i
+			out=$(step_output "$n")
+			setup=$(sed -n 's/^veil: timing: first KVM_RUN \([0-9.]*\) ms.*/\1/p' <<<"$out" | head -n1)
+			line=$(grep -a -m1 '^veil: profile: vCPU time' <<<"$out" || true)
+			[ -n "$setup" ] && [ -n "$line" ] || continue
+			su+=("$setup")
+			rn+=("$(sed -n 's/.*: \([0-9.]*\) ms inside KVM_RUN.*/\1/p' <<<"$line")")
+			hd+=("$(sed -n 's/.*, \([0-9.]*\) ms in veil handling.*/\1/p' <<<"$line")")
+			ex+=("$(sed -n 's/.* handling \([0-9]*\) exits.*/\1/p' <<<"$line")")
+		done
+		[ ${#su[@]} -gt 0 ] || { say "bench-boot: veil-$img: no --timing profile in the output"; continue; }
+		mid() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+		say "bench-boot: veil-$img, veil's part (medians of ${#su[@]} runs): setup to the first KVM_RUN" \
+			"$(mid "${su[@]}") ms; exit handling $(mid "${hd[@]}") ms of vCPU time for $(mid "${ex[@]}")" \
+			"exits, against $(mid "${rn[@]}") ms inside KVM_RUN (both vCPUs)"
+		say "bench-boot: veil-$img, profile of run ${n}:"
+		step_output "$n" | grep -a '^veil: \(profile\|timing\):' | sed 's/^/    /'
+	done
 }
 
 # bench-blk [ROUNDS] [BOOTS]: virtio-blk under veil (--transport pci, one queue per vCPU) and

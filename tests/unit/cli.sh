@@ -71,6 +71,32 @@ expect 2 "veil caps: unknown option '--jail'" -- caps --jail "$TMP/dir"
 expect 2 "veil stress: unknown option '--user'" -- stress --user 0:0
 head -c 8192 /dev/urandom >"$TMP/random.bin"
 expect 2 "--kernel '$TMP/random.bin': not a Linux kernel" -- run --kernel "$TMP/random.bin"
+# Damaged ELF vmlinux files (x86 only: elsewhere an ELF kernel is not a boot format).
+le() { local v=$1 n=$2 i; for ((i = 0; i < n; i++)); do printf "\\x$(printf %02x $(((v >> (8 * i)) & 255)))"; done; }
+mkelf() { # OUT ENTRY [FILE_OFFSET PADDR FILESZ MEMSZ]...: PT_LOADs linked at PADDR + 0xffffffff80000000
+	local out=$1 entry=$2
+	shift 2
+	{
+		printf '\x7fELF\x02\x01\x01'; le 0 9; le 2 2; le 62 2; le 1 4; le "$entry" 8; le 64 8; le 0 8
+		le 0 4; le 64 2; le 56 2; le $(($# / 4)) 2; le 0 6
+		while [ $# -ge 4 ]; do
+			le 1 4; le 7 4; le "$1" 8; le $((0xffffffff80000000 + $2)) 8; le "$2" 8; le "$3" 8; le "$4" 8; le 4096 8
+			shift 4
+		done
+	} >"$out"
+	truncate -s 8192 "$out"
+}
+if [ "$(uname -m)" = x86_64 ]; then
+	mkelf "$TMP/overlap.elf" $((0x1000000)) 4096 $((0x1000000)) 256 65536 4096 $((0x1008000)) 256 4096
+	expect 2 "--kernel '$TMP/overlap.elf': ELF segments at 0x1000000 and 0x1008000 overlap" -- \
+		run --kernel "$TMP/overlap.elf"
+	mkelf "$TMP/trunc.elf" $((0x1000000)) 4096 $((0x1000000)) 65536 65536
+	expect 2 "--kernel '$TMP/trunc.elf': truncated: an ELF segment runs past the end" -- \
+		run --kernel "$TMP/trunc.elf"
+	mkelf "$TMP/bss-entry.elf" $((0x1008000)) 4096 $((0x1000000)) 256 65536
+	expect 2 "--kernel '$TMP/bss-entry.elf': the ELF entry point 0x1008000 is in no loadable" -- \
+		run --kernel "$TMP/bss-entry.elf"
+fi
 
 # Help and version name every option.
 expect 0 "--firmware.*" -- run --help

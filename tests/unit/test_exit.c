@@ -579,6 +579,101 @@ static void test_stop_wakes_loop(void)
 	ctx_teardown(&c);
 }
 
+/*
+ * The boot profile: each exit is counted by kind; with profiling on, the
+ * handling time goes to the device the exit reached, by bus name, and the
+ * run time to KVM_RUN.  Without it, nothing is timed and no device noted.
+ */
+static void test_profile(void)
+{
+	struct vcpu_profile *p;
+	struct ctx c;
+	unsigned int i;
+
+	ctx_setup(&c);
+	p = &c.vcpu.prof;
+	set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE, 1, 1);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	CHECK_EQ(p->count[VCPU_EXIT_IO], 1);
+	CHECK(p->cur_name == NULL); /* profiling off: no lookup for a name */
+	c.vm.profile = true;
+	for (i = 0; i < 3; i++) {
+		set_io(&c, KVM_EXIT_IO_OUT, PIO_BASE, 1, 1);
+		CHECK_EQ(handle(&c), VCPU_CONTINUE);
+		vcpu_profile_exit(&c.vcpu, vcpu_exit_kind(c.run->exit_reason), 100, 10);
+	}
+	set_io(&c, KVM_EXIT_IO_IN, 0x3f8, 1, 1); /* no device there */
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	vcpu_profile_exit(&c.vcpu, VCPU_EXIT_IO, 5, 7);
+	c.run->exit_reason = KVM_EXIT_MMIO;
+	c.run->mmio.phys_addr = MMIO_BASE + 8;
+	c.run->mmio.len = 4;
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	vcpu_profile_exit(&c.vcpu, VCPU_EXIT_MMIO, 1000, 20);
+	c.run->exit_reason = KVM_EXIT_INTR;
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	vcpu_profile_exit(&c.vcpu, VCPU_EXIT_KICK, 1, 0);
+	CHECK_EQ(p->count[VCPU_EXIT_IO], 5);
+	CHECK_EQ(p->count[VCPU_EXIT_MMIO], 1);
+	CHECK_EQ(p->count[VCPU_EXIT_KICK], 1);
+	CHECK_EQ(p->ns[VCPU_EXIT_IO], 37);
+	CHECK_EQ(p->ns[VCPU_EXIT_MMIO], 20);
+	CHECK_EQ(p->run_ns, 1306);
+	CHECK_EQ(p->nr_dev, 3);
+	CHECK_STR_CONTAINS(p->dev[0].name, "pio-probe");
+	CHECK_EQ(p->dev[0].count, 3);
+	CHECK_EQ(p->dev[0].ns, 30);
+	CHECK_STR_CONTAINS(p->dev[1].name, "(none)");
+	CHECK_EQ(p->dev[1].ns, 7);
+	CHECK_STR_CONTAINS(p->dev[2].name, "mmio-probe");
+	CHECK_EQ(p->dev[2].space, BUS_MMIO);
+	CHECK_EQ(vcpu_exit_kind(KVM_EXIT_HYPERCALL), VCPU_EXIT_HYPERCALL);
+	CHECK_EQ(vcpu_exit_kind(KVM_EXIT_SHUTDOWN), VCPU_EXIT_OTHER);
+	ctx_teardown(&c);
+}
+
+/*
+ * Writes KVM queued in the coalesced ring reach their devices in order,
+ * before the exit that follows them is handled, and the ring is consumed;
+ * an entry of a bad length is skipped, not dispatched.
+ */
+static void test_coalesced(void)
+{
+	enum { MAX = 4 };
+	struct {
+		struct kvm_coalesced_mmio_ring r;
+		struct kvm_coalesced_mmio e[MAX];
+	} ring;
+	struct ctx c;
+
+	ctx_setup(&c);
+	memset(&ring, 0, sizeof(ring));
+	c.vcpu.coalesced = &ring.r;
+	c.vm.coalesced_max = MAX;
+	ring.r.first = 3; /* wraps: entries 3, 0, 1 */
+	ring.r.last = 2;
+	ring.e[3] = (struct kvm_coalesced_mmio){ .phys_addr = PIO_BASE, .len = 1, .pio = 1,
+						 .data = { 0x11 } };
+	ring.e[0] = (struct kvm_coalesced_mmio){ .phys_addr = PIO_BASE + 1, .len = 9, .pio = 1 };
+	ring.e[1] = (struct kvm_coalesced_mmio){ .phys_addr = MMIO_BASE + 4, .len = 2,
+						 .data = { 0x22, 0x33 } };
+	set_io(&c, KVM_EXIT_IO_IN, PIO_BASE + 2, 1, 1);
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	CHECK_EQ(ring.r.first, 2);
+	CHECK_EQ(c.vm.coalesced_writes, 3);
+	CHECK_EQ(c.pio.n, 2); /* the queued write, then the exit's own read */
+	CHECK(c.pio.a[0].is_write && c.pio.a[0].offset == 0 && c.pio.a[0].data[0] == 0x11);
+	CHECK(!c.pio.a[1].is_write && c.pio.a[1].offset == 2);
+	CHECK_EQ(c.mmio.n, 1);
+	CHECK(c.mmio.a[0].is_write && c.mmio.a[0].offset == 4 && c.mmio.a[0].len == 2);
+	CHECK_EQ(c.mmio.a[0].data[1], 0x33);
+	/* An empty ring costs nothing more: the same exit again dispatches only itself. */
+	CHECK_EQ(handle(&c), VCPU_CONTINUE);
+	CHECK_EQ(c.pio.n, 3);
+	CHECK_EQ(c.vm.coalesced_writes, 3);
+	ctx_teardown(&c);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERR); /* guest faults are expected here; keep the output readable */
@@ -602,5 +697,7 @@ int main(void)
 	test_unknown_exit();
 	test_first_stop_wins();
 	test_stop_wakes_loop();
+	test_profile();
+	test_coalesced();
 	return test_done("test_exit");
 }

@@ -191,10 +191,15 @@ static void test_elf(void)
 	CHECK_STR_CONTAINS(err, "program headers");
 	/* bss only is a segment; an empty PT_LOAD, even at 4 GiB, is none. */
 	make_elf(buf, 0x1000000);
-	ph->p_filesz = 0;
+	eh->e_phnum = 2;
+	ph[1] = ph[0];
+	ph[1].p_paddr = 0x2000000;
+	ph[1].p_vaddr = 0xffffffff82000000ULL;
+	ph[1].p_filesz = 0;
 	CHECK_EQ(parse(buf, len, &k, err), 0);
-	CHECK_EQ(k.nr_segs, 1);
-	CHECK_EQ(k.segs[0].filesz, 0);
+	CHECK_EQ(k.nr_segs, 2);
+	CHECK_EQ(k.segs[1].filesz, 0);
+	CHECK_EQ(k.init_size, 0x1010000);
 	make_elf(buf, 0x1000000);
 	eh->e_phnum = 2;
 	ph[1] = ph[0];
@@ -206,10 +211,131 @@ static void test_elf(void)
 	free(buf);
 }
 
+/* Damages make_elf()'s vmlinux and expects -EINVAL with a message containing want. */
+static void expect_bad_elf(void (*damage)(Elf64_Ehdr *eh, Elf64_Phdr *ph), const char *want)
+{
+	uint8_t *buf = malloc(8192);
+	struct x86_kernel k;
+	char err[200];
+	size_t len = make_elf(buf, 0x1000000);
+
+	damage((Elf64_Ehdr *)buf, (Elf64_Phdr *)(buf + sizeof(Elf64_Ehdr)));
+	CHECK_EQ(parse(buf, len, &k, err), -EINVAL);
+	CHECK_STR_CONTAINS(err, want);
+	free(buf);
+}
+
+/* A second PT_LOAD: a copy of the first, moved by delta bytes. */
+static void second_seg(Elf64_Ehdr *eh, Elf64_Phdr *ph, int64_t delta)
+{
+	eh->e_phnum = 2;
+	ph[1] = ph[0];
+	ph[1].p_paddr += (uint64_t)delta;
+	ph[1].p_vaddr += (uint64_t)delta;
+}
+
+static void overlap_same(Elf64_Ehdr *eh, Elf64_Phdr *ph) { second_seg(eh, ph, 0); }
+static void overlap_tail(Elf64_Ehdr *eh, Elf64_Phdr *ph) { second_seg(eh, ph, 0xffff); }
+static void overlap_head(Elf64_Ehdr *eh, Elf64_Phdr *ph) { second_seg(eh, ph, -0x1000); }
+static void file_past_mem(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)eh; ph->p_memsz = 100; }
+static void below_1m(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)eh; ph->p_paddr = 0x7000; }
+static void past_4g(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)eh; ph->p_paddr = 0xffff8000; }
+static void memsz_wraps(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)eh; ph->p_memsz = UINT64_MAX - 0x100; }
+static void offset_wraps(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)eh; ph->p_offset = UINT64_MAX - 10; }
+static void entry_in_bss(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_entry = 0x1008000; }
+static void entry_in_vbss(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_entry = 0xffffffff81008000ULL; }
+static void no_load(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)eh; ph->p_type = PT_NOTE; }
+static void shared_object(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_type = ET_DYN; }
+static void elf32(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_ident[EI_CLASS] = ELFCLASS32; }
+static void big_endian(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_ident[EI_DATA] = ELFDATA2MSB; }
+static void phentsize(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_phentsize = 32; }
+static void phoff_past(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_phoff = 8192; }
+static void phoff_wraps(Elf64_Ehdr *eh, Elf64_Phdr *ph) { (void)ph; eh->e_phoff = UINT64_MAX - 7; }
+static void too_many(Elf64_Ehdr *eh, Elf64_Phdr *ph)
+{
+	unsigned int i;
+
+	eh->e_phnum = X86_KERNEL_MAX_SEGS + 1;
+	for (i = 1; i < eh->e_phnum; i++) {
+		ph[i] = ph[0];
+		ph[i].p_paddr += 0x100000ULL * i;
+		ph[i].p_vaddr += 0x100000ULL * i;
+	}
+}
+
+/* Every way an ELF vmlinux can be damaged that the loader must refuse, each with its reason. */
+static void test_bad_elf(void)
+{
+	expect_bad_elf(overlap_same, "overlap");
+	expect_bad_elf(overlap_tail, "overlap");
+	expect_bad_elf(overlap_head, "overlap");
+	expect_bad_elf(file_past_mem, "only 100 in memory");
+	expect_bad_elf(below_1m, "outside [1 MiB, 4 GiB)");
+	expect_bad_elf(past_4g, "outside [1 MiB, 4 GiB)");
+	expect_bad_elf(memsz_wraps, "outside");
+	expect_bad_elf(offset_wraps, "truncated");
+	expect_bad_elf(entry_in_bss, "entry point");
+	expect_bad_elf(entry_in_vbss, "entry point");
+	expect_bad_elf(no_load, "no loadable segment");
+	expect_bad_elf(shared_object, "x86-64 executable");
+	expect_bad_elf(elf32, "64-bit");
+	expect_bad_elf(big_endian, "little-endian");
+	expect_bad_elf(phentsize, "program headers");
+	expect_bad_elf(phoff_past, "program headers");
+	expect_bad_elf(phoff_wraps, "program headers");
+	expect_bad_elf(too_many, "more than 16");
+}
+
+/*
+ * The shape of Debian 12's vmlinux (6.1, extracted from its bzImage): four
+ * PT_LOADs, the per-CPU one linked at virtual 0, a PT_NOTE among them, and
+ * a physical e_entry at the first byte.  It loads at 16 MiB.
+ */
+static void test_debian_shaped_elf(void)
+{
+	static const struct { uint64_t vaddr, paddr, size; } segs[] = {
+		{ 0xffffffff81000000ULL, 0x1000000, 0x18eacdc },
+		{ 0xffffffff82a00000ULL, 0x2a00000, 0x644000 },
+		{ 0, 0x3044000, 0x35000 },
+		{ 0xffffffff83079000ULL, 0x3079000, 0x1987000 },
+	};
+	size_t len = 4096 + 0x20;
+	uint8_t *buf = calloc(1, len);
+	Elf64_Ehdr *eh = (Elf64_Ehdr *)buf;
+	Elf64_Phdr *ph = (Elf64_Phdr *)(buf + sizeof(*eh));
+	struct x86_kernel k;
+	char err[200];
+	unsigned int i;
+
+	memcpy(eh->e_ident, ELFMAG, SELFMAG);
+	eh->e_ident[EI_CLASS] = ELFCLASS64;
+	eh->e_ident[EI_DATA] = ELFDATA2LSB;
+	eh->e_type = ET_EXEC;
+	eh->e_machine = EM_X86_64;
+	eh->e_entry = 0x1000000;
+	eh->e_phoff = sizeof(*eh);
+	eh->e_phentsize = sizeof(*ph);
+	eh->e_phnum = 5;
+	/* Only 16 bytes of each segment are in this file: the rest is zero fill (bss). */
+	for (i = 0; i < 4; i++)
+		ph[i] = (Elf64_Phdr){ .p_type = PT_LOAD, .p_offset = 4096, .p_vaddr = segs[i].vaddr,
+				      .p_paddr = segs[i].paddr, .p_filesz = 16, .p_memsz = segs[i].size };
+	ph[4] = (Elf64_Phdr){ .p_type = PT_NOTE, .p_offset = 4096, .p_filesz = 16 };
+	CHECK_EQ(parse(buf, len, &k, err), 0);
+	CHECK_EQ(k.nr_segs, 4);
+	CHECK_EQ(k.entry, 0x1000000);
+	CHECK_EQ(k.load_addr, 0x1000000);
+	CHECK_EQ(k.init_size, 0x4a00000 - 0x1000000);
+	CHECK_EQ(k.segs[2].paddr, 0x3044000);
+	free(buf);
+}
+
 int main(void)
 {
 	test_good_bzimage();
 	test_bad_bzimage();
 	test_elf();
+	test_bad_elf();
+	test_debian_shaped_elf();
 	return test_done("kernel");
 }
