@@ -468,10 +468,16 @@ static void exit_apply_coalesced(struct vcpu *vcpu)
 	       __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE) && first < vm->coalesced_max) {
 		struct kvm_coalesced_mmio e = ring->coalesced_mmio[first];
 
-		/* The kernel writes these; bounded anyway, as every exit's fields are. */
-		if (e.len && e.len <= sizeof(e.data))
-			(void)bus_dispatch_vcpu(vm->bus, e.pio ? BUS_PIO : BUS_MMIO, e.phys_addr,
-						e.data, e.len, true, BUS_NO_VCPU);
+		/*
+		 * The kernel writes these; bounded anyway, as every exit's fields are.  A
+		 * write nothing claims is dropped, as the bus drops it for a real exit.
+		 */
+		if (e.len && e.len <= sizeof(e.data)) {
+			int unclaimed = bus_dispatch_vcpu(vm->bus, e.pio ? BUS_PIO : BUS_MMIO, e.phys_addr,
+							  e.data, e.len, true, BUS_NO_VCPU);
+
+			(void)unclaimed;
+		}
 		__atomic_store_n(&ring->first, (first + 1) % vm->coalesced_max, __ATOMIC_RELEASE);
 		__atomic_store_n(&vm->coalesced_writes, vm->coalesced_writes + 1, __ATOMIC_RELAXED);
 	}
