@@ -10,6 +10,8 @@
 #                  2 vCPUs with a virtio-mmio disk, rng and balloon: checks the L2's markers,
 #                  8 MiB written and read back through the disk, PSCI SYSTEM_OFF (exit 0) and
 #                  a second boot's SYSTEM_RESET (exit 3)
+#   linux-stock    the same L1 boots Debian 12's stock arm64 kernel under veil (2 vCPUs,
+#                  512 MiB): init on 2 vCPUs, MemTotal in range, SYSTEM_OFF exits 0
 #   l1-run 'CMD'   debugging: boots L1 and runs one shell command in it
 #   sysroot        the arm64 -dev packages veil links (liburing, libseccomp, libfdt, ...)
 #                  unpacked into <build>/nested-work/arm64/sysroot, and a meson cross file
@@ -196,6 +198,7 @@ initramfs() {
 	mkdir -p "$root/l2"
 	[ ! -f "$SHARED/kernels/Image-7.3.4-cocoguest" ] ||
 		cp "$SHARED/kernels/Image-7.3.4-cocoguest" "$root/l2/Image"
+	[ ! -f "$WORK/l2-stock/vmlinuz" ] || cp "$WORK/l2-stock/vmlinuz" "$root/l2/stock.vmlinuz"
 	l2_initrd "$root/l2/initrd.cpio"
 	cat >"$root/init" <<-EOF
 		#!/bin/sh
@@ -226,6 +229,22 @@ boot_l1() {
 		die "L1 did not finish its step within ${T_L1} s"
 }
 
+# want DESCRIPTION REGEX: one check on L1's console; counts failures in $fails.
+want() { grep -aEq -- "$2" "$WORK/console.log" && say "ok: $1" || { say "FAIL: $1"; fails=$((fails + 1)); }; }
+
+# Debian 12's stock arm64 kernel for the L2 (its vmlinuz is an Image), in the next L1 image.
+stock_l2() {
+	local deb
+	deb=$(fetch_deb '^linux-image-6\.1\.0-[0-9]+-arm64$')
+	if [ "$(cat "$WORK/l2-stock/stamp" 2>/dev/null)" != "$deb" ]; then
+		rm -rf "$WORK/l2-stock" && mkdir -p "$WORK/l2-stock"
+		dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$WORK/l2-stock" --wildcards './boot/vmlinuz-*'
+		mv "$WORK/l2-stock"/boot/vmlinuz-* "$WORK/l2-stock/vmlinuz"
+		echo "$deb" >"$WORK/l2-stock/stamp"
+	fi
+	say "stock L2: $(basename "$deb" .deb)"
+}
+
 step_exit() { sed -n 's/.*VEIL-ARM64-L1: step exit=\([0-9]*\).*/\1/p' "$WORK/console.log" | head -n1; }
 
 cmd=${1:-}
@@ -252,7 +271,6 @@ linux)
 		$run --cmdline 'console=ttyS0 quiet' --disk /tmp/d.img --rng --balloon; echo VEIL-ARM64-L1: off-exit=\$?
 		$run --cmdline 'console=ttyS0 quiet veiltest=reboot'; echo VEIL-ARM64-L1: reset-exit=\$?"
 	fails=0
-	want() { grep -aEq -- "$2" "$WORK/console.log" && say "ok: $1" || { say "FAIL: $1"; fails=$((fails + 1)); }; }
 	want "the L2 kernel ran init on 2 vCPUs" '^VEIL-ARM64-L2: init 7\.3\.4-veil-cocoguest nproc=2 '
 	want "MemTotal is 200 to 256 MiB" '^VEIL-ARM64-L2: MemTotal: +(2[0-5][0-9]{4}|26[0-1][0-9]{3}) kB'
 	want "3 virtio-mmio devices bound" '^VEIL-ARM64-L2: virtio devices=3'
@@ -266,7 +284,21 @@ linux)
 	[ "$fails" = 0 ] || die "$fails check(s) failed (console: $WORK/console.log)"
 	say "arm64 linux: all checks passed"
 	;;
+linux-stock)
+	prepare
+	stock_l2
+	veil_arm64 >"$WORK/veil-build.log" 2>&1 || { tail -20 "$WORK/veil-build.log"; die "the aarch64 build of veil failed"; }
+	T_L1=${NESTED_ARM64_T_L1:-420}
+	boot_l1 "/bin/veil run --kernel /l2/stock.vmlinuz --initrd /l2/initrd.cpio --cpus 2 --mem 512M \
+		--cmdline 'console=ttyS0 quiet' --timing; echo VEIL-ARM64-L1: stock-exit=\$?"
+	fails=0
+	want "Debian's stock arm64 kernel ran init on 2 vCPUs" '^VEIL-ARM64-L2: init 6\.1\.0-[0-9]+-arm64 nproc=2 '
+	want "MemTotal is 400 to 512 MiB" '^VEIL-ARM64-L2: MemTotal: +(4[0-9]{5}|5[0-1][0-9]{4}|52[0-3][0-9]{3}) kB'
+	want "PSCI SYSTEM_OFF: veil exits 0" '^VEIL-ARM64-L1: stock-exit=0'
+	[ "$fails" = 0 ] || die "$fails check(s) failed (console: $WORK/console.log)"
+	say "arm64 linux-stock: all checks passed; $(grep -a -m1 '^veil: timing:' "$WORK/console.log")"
+	;;
 sysroot) sysroot ;;
 veil) veil_arm64 ;;
-*) sed -n '2,21p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,23p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
