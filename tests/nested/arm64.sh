@@ -8,8 +8,8 @@
 #                  guest run from guest_memfd (MMIO exits, a revoked host mapping, PSCI off)
 #   linux          boots L1, and in it veil boots the shared cocoguest kernel (arm64 Image) on
 #                  2 vCPUs with a virtio-mmio disk, rng and balloon: checks the L2's markers,
-#                  8 MiB written and read back through the disk, PSCI SYSTEM_OFF (exit 0) and
-#                  a second boot's SYSTEM_RESET (exit 3)
+#                  8 MiB written and read back through the disk, PSCI SYSTEM_OFF (exit 0), a
+#                  second boot's SYSTEM_RESET (exit 3) and a third's panic under panic=-1 (exit 3)
 #   linux-stock    the same L1 boots Debian 12's stock arm64 kernel under veil (2 vCPUs,
 #                  512 MiB): init on 2 vCPUs, MemTotal in range, SYSTEM_OFF exits 0
 #   l1-run 'CMD'   debugging: boots L1 and runs one shell command in it
@@ -159,7 +159,7 @@ l2_initrd() {
 	rm -rf "$r"
 	mkdir -p "$r"/{bin,dev,proc,sys,tmp}
 	cp "$WORK/busybox" "$r/bin/busybox"
-	for a in sh mount poweroff reboot cat echo uname grep cut ls wc dd md5sum sync; do ln -sf busybox "$r/bin/$a"; done
+	for a in sh mount poweroff reboot cat echo uname grep cut ls wc dd md5sum sync sleep; do ln -sf busybox "$r/bin/$a"; done
 	cat >"$r/init" <<-'EOF'
 		#!/bin/sh
 		mount -t proc proc /proc
@@ -178,6 +178,12 @@ l2_initrd() {
 		fi
 		[ ! -c /dev/hwrng ] || echo "VEIL-ARM64-L2: hwrng bytes=$(dd if=/dev/hwrng bs=32 count=1 2>/dev/null | wc -c)"
 		if grep -q veiltest=reboot /proc/cmdline; then echo "VEIL-ARM64-L2: rebooting"; reboot -f; fi
+		if grep -q veiltest=panic /proc/cmdline; then
+			echo "VEIL-ARM64-L2: panicking"
+			echo 1 >/proc/sys/kernel/sysrq
+			sleep 1 # the marker leaves the UART before the panic's printk
+			echo c >/proc/sysrq-trigger
+		fi
 		poweroff -f
 	EOF
 	chmod 755 "$r/init"
@@ -269,7 +275,8 @@ linux)
 	run='/bin/veil run --kernel /l2/Image --initrd /l2/initrd.cpio --cpus 2 --mem 256M'
 	boot_l1 "dd if=/dev/zero of=/tmp/d.img bs=1M count=16 2>/dev/null
 		$run --cmdline 'console=ttyS0 quiet' --disk /tmp/d.img --rng --balloon; echo VEIL-ARM64-L1: off-exit=\$?
-		$run --cmdline 'console=ttyS0 quiet veiltest=reboot'; echo VEIL-ARM64-L1: reset-exit=\$?"
+		$run --cmdline 'console=ttyS0 quiet veiltest=reboot'; echo VEIL-ARM64-L1: reset-exit=\$?
+		$run --cmdline 'console=ttyS0 quiet veiltest=panic panic=-1'; echo VEIL-ARM64-L1: panic-exit=\$?"
 	fails=0
 	want "the L2 kernel ran init on 2 vCPUs" '^VEIL-ARM64-L2: init 7\.3\.4-veil-cocoguest nproc=2 '
 	want "MemTotal is 200 to 256 MiB" '^VEIL-ARM64-L2: MemTotal: +(2[0-5][0-9]{4}|26[0-1][0-9]{3}) kB'
@@ -280,6 +287,8 @@ linux)
 	want "virtio-rng gave 32 bytes" '^VEIL-ARM64-L2: hwrng bytes=32'
 	want "PSCI SYSTEM_OFF: veil exits 0" '^VEIL-ARM64-L1: off-exit=0'
 	want "PSCI SYSTEM_RESET: veil exits 3" '^VEIL-ARM64-L1: reset-exit=3'
+	want "the L2 panicked" '^VEIL-ARM64-L2: panicking'
+	want "a panic with panic=-1: veil exits 3" '^VEIL-ARM64-L1: panic-exit=3'
 	want "veil saw no I/O errors" 'virtio-blk0: .* 0 errors'
 	[ "$fails" = 0 ] || die "$fails check(s) failed (console: $WORK/console.log)"
 	say "arm64 linux: all checks passed"
