@@ -329,6 +329,11 @@ static void blk_summary(struct vdev *v, FILE *f)
 		blk->vdev.nr_queues, blk->vdev.nr_queues > 1 ? "s" : "",
 		(unsigned long long)blk->stats.signals, (unsigned long long)blk->stats.batches,
 		v->ioeventfd ? "" : " (kicks through the bus)", vdev_transport_note(v));
+	/* The I/O thread is the VM's, shared by its devices: these cover them all. */
+	fprintf(f, "veil: %s: I/O thread (all devices): %llu wakeups, %llu SQEs submitted, "
+		"%llu completions\n", v->name, (unsigned long long)v->vm->virtio->io.waits,
+		(unsigned long long)v->vm->virtio->io.submitted,
+		(unsigned long long)v->vm->virtio->io.completions);
 }
 
 static void blk_counters(struct vdev *v, vdev_counter_fn fn, void *o)

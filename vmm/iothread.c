@@ -134,8 +134,12 @@ struct io_uring_sqe *iothread_sqe(struct iothread *t)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
 
-	if (!sqe && io_uring_submit(&t->ring) >= 0)
+	int n;
+
+	if (!sqe && (n = io_uring_submit(&t->ring)) >= 0) {
+		t->submitted += (unsigned int)n;
 		sqe = io_uring_get_sqe(&t->ring);
+	}
 	return sqe;
 }
 
@@ -175,6 +179,9 @@ static void *iothread_main(void *arg)
 			pr_err("I/O thread: io_uring_submit_and_wait: %s", strerror(-ret));
 			break;
 		}
+		t->waits++;
+		if (ret > 0)
+			t->submitted += (unsigned int)ret;
 		while (!t->stop && io_uring_peek_cqe(&t->ring, &cqe) == 0) {
 			struct io_cb *cb = io_uring_cqe_get_data(cqe);
 			int res = cqe->res;
