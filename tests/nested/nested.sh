@@ -26,7 +26,8 @@
 #                                as bzImage and as ELF vmlinux; min/median/max, veil/QEMU and
 #                                veil's profile (bench/)
 #   bench-blk [ROUNDS] [BOOTS]   virtio-blk O_DIRECT in the stock L2 under veil and under QEMU
-#                                (aio=io_uring and its default), alternating in one L1: 4 KiB
+#                                (aio=io_uring and its default), alternating in one L1 (every
+#                                second boot in the reverse order): 4 KiB
 #                                random reads at QD 1 and 32, 1 MiB sequential reads and writes;
 #                                min/median/max and veil/QEMU (bench/)
 #   bench-blk-prof [ROUNDS] [BOOTS] [FULL]
@@ -1342,14 +1343,23 @@ bench_blk() {
 		-L /usr/share/qemu -kernel /l2/stock.bzImage -initrd /l2/initrd.cpio -append "$cmd"
 		-device virtio-blk-pci,drive=d0)
 	add_step mkdisk 60 dd if=/dev/zero of=/tmp/disk.img bs=1M count=72
+	# Even boots run the VMMs in the reverse order (ABBA): the host's load drifts over a run
+	# (bench-blk-prof saw every VMM's IOPS rise 2-3 times from its first boot to its last), and
+	# a fixed order hands that drift to whichever VMM comes last.
 	for i in $(seq "$boots"); do
-		add_step "veil$i" $((240 + 40 * rounds)) /bin/veil run --kernel /l2/stock.bzImage \
-			--initrd /l2/initrd.cpio --cmdline "$cmd" \
-			--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci
-		add_step "quring$i" $((240 + 40 * rounds)) "${qemu[@]}" \
-			-drive file=/tmp/disk.img,if=none,id=d0,format=raw,aio=io_uring
-		add_step "qemu$i" $((240 + 40 * rounds)) "${qemu[@]}" \
-			-drive file=/tmp/disk.img,if=none,id=d0,format=raw
+		local vms="veil quring qemu" vm
+		[ $((i % 2)) = 0 ] && vms="qemu quring veil"
+		for vm in $vms; do
+			case $vm in
+			veil) add_step "veil$i" $((240 + 40 * rounds)) /bin/veil run \
+				--kernel /l2/stock.bzImage --initrd /l2/initrd.cpio --cmdline "$cmd" \
+				--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci ;;
+			quring) add_step "quring$i" $((240 + 40 * rounds)) "${qemu[@]}" \
+				-drive file=/tmp/disk.img,if=none,id=d0,format=raw,aio=io_uring ;;
+			qemu) add_step "qemu$i" $((240 + 40 * rounds)) "${qemu[@]}" \
+				-drive file=/tmp/disk.img,if=none,id=d0,format=raw ;;
+			esac
+		done
 	done
 	run_l1 bench-blk || die "bench-blk: ${RUN_ERR:-L1 failed}"
 	bench_blk_report "$rounds" "$boots"
