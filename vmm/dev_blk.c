@@ -315,6 +315,7 @@ static void blk_destroy(struct vdev *v)
 static void blk_summary(struct vdev *v, FILE *f)
 {
 	struct virtio_blk *blk = &((struct vm_blk *)v)->blk;
+	struct iothread *io = &v->vm->virtio->io;
 
 	fprintf(f, "veil: %s: %llu reads (%llu MiB), %llu writes (%llu MiB), %llu flushes, "
 		"%llu discards, %llu write-zeroes, %llu errors, %llu malformed, %llu deferred; "
@@ -329,6 +330,12 @@ static void blk_summary(struct vdev *v, FILE *f)
 		blk->vdev.nr_queues, blk->vdev.nr_queues > 1 ? "s" : "",
 		(unsigned long long)blk->stats.signals, (unsigned long long)blk->stats.batches,
 		v->ioeventfd ? "" : " (kicks through the bus)", vdev_transport_note(v));
+	/* The I/O thread is the VM's, shared by its devices: these cover them all. */
+	fprintf(f, "veil: %s: I/O thread (all devices): %llu wakeups, %llu SQEs submitted, "
+		"%llu completions\n", v->name,
+		(unsigned long long)__atomic_load_n(&io->waits, __ATOMIC_RELAXED),
+		(unsigned long long)__atomic_load_n(&io->submitted, __ATOMIC_RELAXED),
+		(unsigned long long)__atomic_load_n(&io->completions, __ATOMIC_RELAXED));
 }
 
 static void blk_counters(struct vdev *v, vdev_counter_fn fn, void *o)

@@ -134,8 +134,12 @@ struct io_uring_sqe *iothread_sqe(struct iothread *t)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
 
-	if (!sqe && io_uring_submit(&t->ring) >= 0)
+	int n;
+
+	if (!sqe && (n = io_uring_submit(&t->ring)) >= 0) {
+		__atomic_store_n(&t->submitted, t->submitted + (unsigned int)n, __ATOMIC_RELAXED);
 		sqe = io_uring_get_sqe(&t->ring);
+	}
 	return sqe;
 }
 
@@ -175,6 +179,11 @@ static void *iothread_main(void *arg)
 			pr_err("I/O thread: io_uring_submit_and_wait: %s", strerror(-ret));
 			break;
 		}
+		/* One writer (this thread); the summary may read them while it runs. */
+		__atomic_store_n(&t->waits, t->waits + 1, __ATOMIC_RELAXED);
+		if (ret > 0)
+			__atomic_store_n(&t->submitted, t->submitted + (unsigned int)ret,
+					 __ATOMIC_RELAXED);
 		while (!t->stop && io_uring_peek_cqe(&t->ring, &cqe) == 0) {
 			struct io_cb *cb = io_uring_cqe_get_data(cqe);
 			int res = cqe->res;
@@ -183,7 +192,7 @@ static void *iothread_main(void *arg)
 			io_uring_cqe_seen(&t->ring, cqe);
 			if (cb)
 				cb->fn(cb, res);
-			t->completions++;
+			__atomic_store_n(&t->completions, t->completions + 1, __ATOMIC_RELAXED);
 		}
 		t->batches += t->batch != NULL;
 		run_batch(t);

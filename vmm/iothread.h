@@ -54,6 +54,8 @@ struct iothread {
 	struct io_batch *batch;     /* queued for the batch end */
 	uint64_t completions;
 	uint64_t batches;           /* waits that returned completions */
+	uint64_t waits;             /* io_uring_submit_and_wait() calls: the thread's wakeups */
+	uint64_t submitted;         /* SQEs those calls (and iothread_sqe()'s overflow) submitted */
 };
 
 int iothread_init(struct iothread *t, unsigned int entries) __must_check;

@@ -1,6 +1,7 @@
 /*
- * blk-bench DEVICE BYTES ROUND: one round of the bench-blk rows on DEVICE
- * (O_DIRECT), over its first BYTES, printed as one marker line:
+ * blk-bench DEVICE BYTES ROUND [qd32]: one round of the bench-blk rows on DEVICE
+ * (O_DIRECT), over its first BYTES, printed as one marker line (with qd32, the
+ * rand4k_qd32 row alone, for bench-blk-prof):
  *   rand4k_qd1   4 KiB reads at random 4 KiB offsets, one at a time (pread)
  *   rand4k_qd32  the same with 32 in flight (io_uring; threads with pread
  *                if the kernel refuses io_uring)
@@ -166,8 +167,8 @@ int main(int argc, char **argv)
 	const char *how = "uring";
 	int fd, ret;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: blk-bench DEVICE BYTES ROUND\n");
+	if (argc != 4 && !(argc == 5 && !strcmp(argv[4], "qd32"))) {
+		fprintf(stderr, "usage: blk-bench DEVICE BYTES ROUND [qd32]\n");
 		return 2;
 	}
 	span_pages = strtoull(argv[2], NULL, 0) / 4096;
@@ -175,6 +176,20 @@ int main(int argc, char **argv)
 	if (fd < 0 || span_pages < 1 || (SEQ_BYTES >> 12) > span_pages) {
 		printf("VEIL-L2: blk_bench failed: open %s: %s\n", argv[1], strerror(errno));
 		return 1;
+	}
+	if (argc == 5) {
+		ret = qd32_uring(fd, &q32);
+		if (ret == -ENOSYS) {
+			how = "threads";
+			ret = qd32_threads(fd, &q32);
+		}
+		if (ret) {
+			printf("VEIL-L2: blk_bench failed: rand4k_qd32\n");
+			return 1;
+		}
+		printf("VEIL-L2: blk_bench round=%s rand4k_qd32=%.0f qd32_by=%s\n", argv[3], q32, how);
+		close(fd);
+		return 0;
 	}
 	if (qd1(fd, &q1)) {
 		printf("VEIL-L2: blk_bench failed: rand4k_qd1\n");

@@ -26,9 +26,16 @@
 #                                as bzImage and as ELF vmlinux; min/median/max, veil/QEMU and
 #                                veil's profile (bench/)
 #   bench-blk [ROUNDS] [BOOTS]   virtio-blk O_DIRECT in the stock L2 under veil and under QEMU
-#                                (aio=io_uring and its default), alternating in one L1: 4 KiB
+#                                (aio=io_uring and its default), alternating in one L1 (every
+#                                second boot in the reverse order): 4 KiB
 #                                random reads at QD 1 and 32, 1 MiB sequential reads and writes;
 #                                min/median/max and veil/QEMU (bench/)
+#   bench-blk-prof [ROUNDS] [BOOTS] [FULL]
+#                                the QD 32 row of bench-blk alone (ROUNDS rounds, default 6) under
+#                                veil (--timing) and QEMU aio=io_uring, with L1's /proc sampled
+#                                per VMM thread across it (blk-prof.sh): CPU time, run-queue
+#                                wait, switches; L2's CPU time and interrupts; with FULL > 0,
+#                                then one unsampled boot of each with all rows, FULL rounds
 #   bench-convert [ITERATIONS [ROUNDS [SIZE...]]]
 #                                bench/veil-bench-convert in one L1: gmem_convert() against the raw
 #                                kernel loop on a SW_PROTECTED VM (out-of-place with
@@ -409,6 +416,8 @@ fn_l1_initramfs() {
 	cp "$WORK/api-client" "$root/bin/api-client"
 	cp "$HERE/api-l1.sh" "$root/bin/api-test"
 	chmod 755 "$root/bin/api-test"
+	cp "$HERE/blk-prof.sh" "$root/bin/blk-prof"
+	chmod 755 "$root/bin/blk-prof"
 	if [ -d "$WORK/l1/modules" ]; then cp "$WORK/l1/modules"/* "$root/lib/modules/"; fi
 	mkdir -p "$root/l2"
 	kver=$(cat "$WORK/l2-stock/modules/version")
@@ -1334,14 +1343,23 @@ bench_blk() {
 		-L /usr/share/qemu -kernel /l2/stock.bzImage -initrd /l2/initrd.cpio -append "$cmd"
 		-device virtio-blk-pci,drive=d0)
 	add_step mkdisk 60 dd if=/dev/zero of=/tmp/disk.img bs=1M count=72
+	# Even boots run the VMMs in the reverse order (ABBA): the host's load drifts over a run
+	# (bench-blk-prof saw every VMM's IOPS rise 2-3 times from its first boot to its last), and
+	# a fixed order hands that drift to whichever VMM comes last.
 	for i in $(seq "$boots"); do
-		add_step "veil$i" $((240 + 40 * rounds)) /bin/veil run --kernel /l2/stock.bzImage \
-			--initrd /l2/initrd.cpio --cmdline "$cmd" \
-			--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci
-		add_step "quring$i" $((240 + 40 * rounds)) "${qemu[@]}" \
-			-drive file=/tmp/disk.img,if=none,id=d0,format=raw,aio=io_uring
-		add_step "qemu$i" $((240 + 40 * rounds)) "${qemu[@]}" \
-			-drive file=/tmp/disk.img,if=none,id=d0,format=raw
+		local vms="veil quring qemu" vm
+		[ $((i % 2)) = 0 ] && vms="qemu quring veil"
+		for vm in $vms; do
+			case $vm in
+			veil) add_step "veil$i" $((240 + 40 * rounds)) /bin/veil run \
+				--kernel /l2/stock.bzImage --initrd /l2/initrd.cpio --cmdline "$cmd" \
+				--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci ;;
+			quring) add_step "quring$i" $((240 + 40 * rounds)) "${qemu[@]}" \
+				-drive file=/tmp/disk.img,if=none,id=d0,format=raw,aio=io_uring ;;
+			qemu) add_step "qemu$i" $((240 + 40 * rounds)) "${qemu[@]}" \
+				-drive file=/tmp/disk.img,if=none,id=d0,format=raw ;;
+			esac
+		done
 	done
 	run_l1 bench-blk || die "bench-blk: ${RUN_ERR:-L1 failed}"
 	bench_blk_report "$rounds" "$boots"
@@ -1401,6 +1419,60 @@ bench_blk_report() {
 					m, unit, out, med[2] ? med[1] / med[2] : 0, med[3] ? med[1] / med[3] : 0
 			}
 		}'
+}
+
+# bench-blk-prof [ROUNDS] [BOOTS] [FULL]: where the QD 32 time goes.  The stock L2 runs only the
+# rand4k_qd32 row (veilrows=qd32), ROUNDS times in a row between two markers; blk-prof.sh
+# in L1 snapshots /proc at each marker and prints, per thread of the VMM, its CPU time and its
+# wait for a CPU over that window.  veil runs with --timing (its exit profile and device
+# counters cover the whole run, boot included).  BOOTS boots of each VMM, alternating.
+bench_blk_prof() {
+	local rounds=${1:-6} boots=${2:-1} full=${3:-0} i cmd n vm
+	L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi}
+	prepare
+	stage "peer VMM files" "$T_IMAGES" fn_peer_root
+	L1_EXTRA_CPIO=$WORK/peer.cpio
+	cmd="$(l2_cmdline blk-bench stock) veilrounds=$rounds veilrows=qd32"
+	add_step mkdisk 60 dd if=/dev/zero of=/tmp/disk.img bs=1M count=72
+	for i in $(seq "$boots"); do
+		add_step "veil$i" $((240 + 20 * rounds)) /bin/blk-prof /bin/veil run \
+			--kernel /l2/stock.bzImage --initrd /l2/initrd.cpio --cmdline "$cmd" \
+			--cpus 2 --mem 256M --disk /tmp/disk.img --transport pci --timing
+		add_step "quring$i" $((240 + 20 * rounds)) /bin/blk-prof /usr/bin/qemu-system-x86_64 \
+			-name l2,debug-threads=on -M pc -accel kvm -cpu host -smp 2 -m 256 -nodefaults \
+			-nographic -serial stdio \
+			-monitor none -no-reboot -L /usr/share/qemu -kernel /l2/stock.bzImage \
+			-initrd /l2/initrd.cpio -append "$cmd" -device virtio-blk-pci,drive=d0 \
+			-drive file=/tmp/disk.img,if=none,id=d0,format=raw,aio=io_uring
+	done
+	# FULL > 0: then one boot of each with the four bench-blk rows, FULL rounds, unsampled,
+	# to see whether the QD 32 row behaves the same inside the full sequence in this L1.
+	if [ "$full" -gt 0 ]; then
+		cmd="$(l2_cmdline blk-bench stock) veilrounds=$full"
+		add_step vfull $((240 + 40 * full)) /bin/veil run --kernel /l2/stock.bzImage \
+			--initrd /l2/initrd.cpio --cmdline "$cmd" --cpus 2 --mem 256M \
+			--disk /tmp/disk.img --transport pci
+		add_step qfull $((240 + 40 * full)) /usr/bin/qemu-system-x86_64 -M pc -accel kvm \
+			-cpu host -smp 2 -m 256 -nodefaults -nographic -serial stdio -monitor none \
+			-no-reboot -L /usr/share/qemu -kernel /l2/stock.bzImage -initrd /l2/initrd.cpio \
+			-append "$cmd" -device virtio-blk-pci,drive=d0 \
+			-drive file=/tmp/disk.img,if=none,id=d0,format=raw,aio=io_uring
+	fi
+	run_l1 bench-blk-prof || die "bench-blk-prof: ${RUN_ERR:-L1 failed}"
+	for n in vfull qfull; do
+		[ "$full" -gt 0 ] || break
+		say "bench-blk-prof: $n (all four rows; exit $(step_exit "$n"), $(step_secs "$n") s):"
+		step_output "$n" | grep -a -e '^VEIL-L2: blk_bench' -e '^veil: virtio-blk' | sed 's/^/    /'
+	done
+	for vm in veil quring; do
+		for i in $(seq "$boots"); do
+			n=$vm$i
+			say "bench-blk-prof: $n (exit $(step_exit "$n"), $(step_secs "$n") s):"
+			step_output "$n" | grep -a -e '^blk_prof:' -e '^VEIL-L2: blk_prof' \
+				-e '^VEIL-L2: blk_bench' -e '^veil: virtio-blk' -e '^veil: MSI' \
+				-e '^veil: profile' -e '^veil: timing' -e '^veil: [0-9]* exits' | sed 's/^/    /'
+		done
+	done
 }
 
 # bench-convert [ITERATIONS [ROUNDS [SIZE...]]]: the conversion benchmark (bench/convert.c),
@@ -1468,6 +1540,7 @@ l1-shell) l1_shell ;;
 l1-peer) l1_peer "$@" ;;
 bench-boot) bench_boot "$@" ;;
 bench-blk) bench_blk "$@" ;;
+bench-blk-prof) bench_blk_prof "$@" ;;
 bench-convert) bench_convert "$@" ;;
 *)
 	sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//'
