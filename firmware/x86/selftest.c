@@ -95,8 +95,8 @@ void fw_main(uint64_t cpu, const struct veil_boot_info *bi)
 		fw_halt();
 	wait_for_all(bi);
 	fw_lock();
-	fw_printf("selftest: %u vCPUs read %u probes and wrote their result pages\n",
-		  bi->nr_cpus, bi->nr_probes);
+	fw_printf("selftest: %u vCPU%s read %u probes and wrote their result pages\n",
+		  bi->nr_cpus, bi->nr_cpus == 1 ? "" : "s", bi->nr_probes);
 	fw_printf("selftest: pass\n");
 	fw_unlock();
 	fw_exit(0);

@@ -153,8 +153,8 @@ static void report(const struct veil_boot_info *bi, struct veil_stress_ctl *ctl)
 		hcerr += ctl->cpu[i].hc_errors;
 	}
 	fw_lock();
-	fw_printf("stress: %u vCPUs made %lu conversions, %lu refused, %lu content errors\n",
-		  bi->nr_cpus, conv, hcerr, verr);
+	fw_printf("stress: %u vCPU%s made %lu conversions, %lu refused, %lu content errors\n",
+		  bi->nr_cpus, bi->nr_cpus == 1 ? "" : "s", conv, hcerr, verr);
 	fw_printf(verr ? "stress: FAIL contents broke the announced semantics\n" : "stress: pass\n");
 	fw_unlock();
 	fw_exit(verr ? 1 : 0);
