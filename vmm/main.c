@@ -54,6 +54,7 @@ static const char usage_main[] =
 	"  stress run the conversion stress test (see veil stress --help)\n"
 	"  caps   show what this host's KVM offers (see veil caps --help)\n"
 	"  serve  start with no VM and serve the control API (see veil serve --help)\n"
+	"  help   veil help COMMAND shows that command's help\n"
 	"\n"
 	"options:\n"
 	"  -h, --help     show this help\n"
