@@ -131,11 +131,12 @@ int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 	parse_stress(argc, argv, &o);
 	if (o.mem_size < 16ULL << 20)
 		die_usage("stress", "--mem: the stress needs at least 16M");
-	cli_check_kvm("stress");
 	/* libveil checks the VM type and vCPU count against this KVM, as for run. */
 	code = stress_run(&o, &err);
 	if (code >= 0)
 		return code;
+	if (!err.config_fault)
+		cli_check_kvm("stress"); /* a failure for want of /dev/kvm says what to do */
 	print_veil_error_of("stress", &err);
 	return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 }
@@ -168,9 +169,9 @@ int cmd_caps(int argc, char **argv)
 	}
 	if (optind < argc)
 		die_usage("caps", "unexpected argument '%s' (see veil caps --help)", argv[optind]);
-	cli_check_kvm("caps");
 	ret = caps_probe(&c, mode);
 	if (ret) {
+		cli_check_kvm("caps");
 		fprintf(stderr, "veil caps: cannot use /dev/kvm: %s\n", strerror(-ret));
 		return VEIL_EXIT_FAILURE;
 	}

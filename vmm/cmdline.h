@@ -17,7 +17,7 @@ __attribute__((noreturn, format(printf, 2, 3))) void die_usage(const char *cmd, 
 uint64_t opt_mem(const char *cmd, const char *arg);
 unsigned int opt_cpus(const char *cmd, const char *arg);
 unsigned long opt_vm_type(const char *cmd, const char *arg);
-/* /dev/kvm can be opened; if not for want of permission or of KVM, dies saying what to do. */
+/* After a failure: if /dev/kvm cannot be opened for want of permission or of KVM, dies (2) saying what to do. */
 void cli_check_kvm(const char *cmd);
 /* "SIGTERM": what a user passes to kill(1), not strsignal()'s "Terminated". */
 const char *cli_signal_name(int sig);

@@ -385,11 +385,11 @@ static void open_files(struct run_opts *o, int *kvm_fd)
 			die_usage("run", "--disk '%s': %s", d->path, strerror(errno));
 		jail_allow_file(&o->jail, d->fd);
 	}
-	cli_check_kvm("run");
 	if (!o->jail.dir)
 		return;
 	*kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (*kvm_fd < 0) {
+		cli_check_kvm("run");
 		fprintf(stderr, "veil run: cannot use /dev/kvm: %s\n", strerror(errno));
 		exit(VEIL_EXIT_FAILURE);
 	}
@@ -612,6 +612,8 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 	if (kvm_fd >= 0)
 		close(kvm_fd);
 	if (ret) {
+		if (!err.config_fault)
+			cli_check_kvm("run"); /* a failure for want of /dev/kvm says what to do */
 		print_veil_error(&err);
 		return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 	}
