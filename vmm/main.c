@@ -77,7 +77,7 @@ static const char usage_run[] =
 	"  -i, --initrd PATH         initramfs for --kernel\n"
 	"  -a, --cmdline STR         kernel command line; default: console=ttyS0\n"
 	"  -c, --cpus N              number of vCPUs, 1 to KVM's maximum; default: 1\n"
-	"  -m, --mem SIZE            guest RAM in bytes, with optional K, M or G suffix;\n"
+	"  -m, --mem SIZE            guest RAM in bytes, with optional K, M, G or T suffix;\n"
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
 	"  -T, --vm-type TYPE        default or sw-protected; default: default\n"
 	"  -t, --timing              report the time to the first KVM_RUN and serial byte, and\n"
