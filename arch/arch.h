@@ -1,4 +1,17 @@
-/* The interface each architecture implements: VM and vCPU setup, boot state, probes, diagnostics. */
+/*
+ * The interface each architecture implements, in the phases where
+ * architectures really differ (as crosvm's LinuxArch and kvmtool's
+ * kvm__arch_* hooks):
+ *   1. the VM and its interrupt controller: irqchip, timers, GSI routes;
+ *   2. guest memory and devices: the RAM map, device slots and interrupts,
+ *      and the board (the platform's own devices, which report events);
+ *   3. vCPUs: creating and resetting them (CPUID, MSRs / VCPU_INIT);
+ *   4. loading and booting a kernel or firmware, and the probe guests;
+ *   5. describing the machine to the guest (x86: ACPI and e820; arm64: the
+ *      FDT), done by arch_linux_load() from struct arch_linux_boot;
+ *   6. arch exits: registers KVM may coalesce, register dumps.
+ * vmm/ calls them in that order and never names an architecture's constant.
+ */
 #ifndef VEIL_ARCH_H
 #define VEIL_ARCH_H
 
@@ -13,8 +26,7 @@ struct arch_vm;
 
 extern const char arch_name[];
 
-/* Where RAM goes in this architecture's guest physical address space. */
-const struct gmem_arch_map *arch_mem_map(void);
+/* ---- 1. The VM and its interrupt controller ---- */
 
 /* Interrupt controller, timers and whatever else a VM needs before vCPUs exist. */
 /*
@@ -27,35 +39,38 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_time
 void arch_vm_destroy(struct arch_vm *avm);
 /* Raises or lowers a legacy interrupt line. */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level) __must_check;
-
-/* CPUID, MSRs, local APIC: everything a vCPU needs except its entry state. */
-int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index) __must_check;
-
-/* Firmware boot: page tables and descriptor tables in guest memory. */
-struct arch_fw_boot {
-	uint64_t entry;
-	uint64_t boot_info_gpa;
-	uint64_t mapped_top; /* filled by arch_fw_prepare */
-};
-int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot) __must_check;
-/* Sets a vCPU's registers to enter the firmware with its index and stack. */
-int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned int index,
-		       uint64_t stack_top) __must_check;
-
 /*
- * A tiny guest that reads one word of guest memory and reports it by port
- * I/O: used to learn whether the guest survives the VMM revoking its
- * mapping.  The probe VM needs no irqchip.
+ * The irqchip's default GSI routes (x86: GSIs 0-15 to the PIC and IOAPIC,
+ * 16-23 to the IOAPIC), which a KVM_SET_GSI_ROUTING table must repeat.
+ * Fills at most max entries of struct kvm_irq_routing_entry; returns how many.
  */
-struct arch_mem_probe {
-	uint64_t code_gpa;
-	uint64_t data_gpa;
-	uint16_t port; /* the guest writes the word it read here, 16 bits */
+#define ARCH_IRQ_DEFAULT_ROUTES 40
+struct kvm_irq_routing_entry;
+unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max);
+
+/* ---- 2. Guest memory and devices ---- */
+
+/* Where RAM goes in this architecture's guest physical address space. */
+const struct gmem_arch_map *arch_mem_map(void);
+/* A virtio-mmio device the firmware tables declare (x86: ACPI DSDT, LNRO0005). */
+#define ARCH_MAX_MMIO_DEVS 8
+struct arch_mmio_dev {
+	uint64_t base;
+	uint64_t size;
+	unsigned int irq; /* GSI, level-triggered */
 };
-int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p) __must_check;
-/* A tiny guest that makes one hypercall nr(a0, a1, a2), then halts. */
-int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint32_t a0,
-				 uint32_t a1, uint32_t a2) __must_check;
+/*
+ * RAM the guest is told is reserved and never runs code from nor keeps
+ * page tables in (x86: the legacy hole at [640 KiB, 1 MiB), where veil puts
+ * only ACPI tables); -EOPNOTSUPP if there is none.  Host stress uses it.
+ */
+int arch_unused_ram(uint64_t *gpa, uint64_t *len) __must_check;
+/* Where virtio-mmio devices go: ARCH_MMIO_BASE + n * ARCH_MMIO_STRIDE, GSI ARCH_MMIO_IRQ + n. */
+int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d) __must_check;
+/* Where PCI BARs go (x86: a window in the MMIO hole); -EOPNOTSUPP without PCI. */
+int arch_pci_window(uint64_t *base, uint64_t *size) __must_check;
+/* The GSI that INTA# of PCI slot (device number) slot is wired to, as the firmware tables say. */
+unsigned int arch_pci_intx_gsi(unsigned int slot);
 
 /*
  * The board: the platform devices (console UART, clock, power and reset
@@ -80,22 +95,23 @@ size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t le
 void arch_board_console_tx_ready(struct arch_board *b);
 uint64_t arch_board_console_tx_dropped(struct arch_board *b);
 
-/* Linux boot. */
-/* A virtio-mmio device the firmware tables declare (x86: ACPI DSDT, LNRO0005). */
-#define ARCH_MAX_MMIO_DEVS 8
-struct arch_mmio_dev {
-	uint64_t base;
-	uint64_t size;
-	unsigned int irq; /* GSI, level-triggered */
+/* ---- 3. vCPUs ---- */
+
+/* CPUID, MSRs, local APIC: everything a vCPU needs except its entry state. */
+int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index) __must_check;
+
+/* ---- 4. Loading and booting a kernel or firmware ---- */
+
+/* Firmware boot: page tables and descriptor tables in guest memory. */
+struct arch_fw_boot {
+	uint64_t entry;
+	uint64_t boot_info_gpa;
+	uint64_t mapped_top; /* filled by arch_fw_prepare */
 };
-/*
- * RAM the guest is told is reserved and never runs code from nor keeps
- * page tables in (x86: the legacy hole at [640 KiB, 1 MiB), where veil puts
- * only ACPI tables); -EOPNOTSUPP if there is none.  Host stress uses it.
- */
-int arch_unused_ram(uint64_t *gpa, uint64_t *len) __must_check;
-/* Where virtio-mmio devices go: ARCH_MMIO_BASE + n * ARCH_MMIO_STRIDE, GSI ARCH_MMIO_IRQ + n. */
-int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d) __must_check;
+int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot) __must_check;
+/* Sets a vCPU's registers to enter the firmware with its index and stack. */
+int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned int index,
+		       uint64_t stack_top) __must_check;
 
 struct arch_linux_boot {
 	const uint8_t *kernel;
@@ -118,21 +134,42 @@ int arch_linux_load(struct gmem *gm, const struct arch_linux_boot *b, unsigned i
 		    struct arch_boot_state *st, char *err, size_t errlen) __must_check;
 int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigned int index)
 	__must_check;
+
+/*
+ * A tiny guest that reads one word of guest memory and reports it by port
+ * I/O: used to learn whether the guest survives the VMM revoking its
+ * mapping.  The probe VM needs no irqchip.
+ */
+struct arch_mem_probe {
+	uint64_t code_gpa;
+	uint64_t data_gpa;
+	uint16_t port; /* the guest writes the word it read here, 16 bits */
+};
+int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p) __must_check;
+/* A tiny guest that makes one hypercall nr(a0, a1, a2), then halts. */
+int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint32_t a0,
+				 uint32_t a1, uint32_t a2) __must_check;
+
+/* ---- 5. Describing the machine to the guest ---- */
+
 /* ACPI tables for nr_cpus at their fixed place; *rsdp gets the RSDP's address. */
 int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
 		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp) __must_check;
-/*
- * The irqchip's default GSI routes (x86: GSIs 0-15 to the PIC and IOAPIC,
- * 16-23 to the IOAPIC), which a KVM_SET_GSI_ROUTING table must repeat.
- * Fills at most max entries of struct kvm_irq_routing_entry; returns how many.
- */
-#define ARCH_IRQ_DEFAULT_ROUTES 40
-struct kvm_irq_routing_entry;
-unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max);
-/* Where PCI BARs go (x86: a window in the MMIO hole); -EOPNOTSUPP without PCI. */
-int arch_pci_window(uint64_t *base, uint64_t *size) __must_check;
-/* The GSI that INTA# of PCI slot (device number) slot is wired to, as the firmware tables say. */
-unsigned int arch_pci_intx_gsi(unsigned int slot);
+
+/* The memory map the guest is told about. */
+#define ARCH_E820_MAX 16
+struct arch_e820_entry {
+	uint64_t addr;
+	uint64_t size;
+	uint32_t type;
+};
+struct arch_e820 {
+	unsigned int nr;
+	struct arch_e820_entry e[ARCH_E820_MAX];
+};
+void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t);
+
+/* ---- 6. Arch exits ---- */
 
 /*
  * Registers whose writes KVM may queue in its coalesced ring instead of
@@ -147,19 +184,6 @@ struct arch_io_zone {
 	bool pio;
 };
 unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max);
-
-/* The memory map the guest is told about. */
-#define ARCH_E820_MAX 16
-struct arch_e820_entry {
-	uint64_t addr;
-	uint64_t size;
-	uint32_t type;
-};
-struct arch_e820 {
-	unsigned int nr;
-	struct arch_e820_entry e[ARCH_E820_MAX];
-};
-void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t);
 
 /* Register dump for diagnostics, one line per group. */
 void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len);
