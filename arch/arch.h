@@ -67,8 +67,6 @@ struct arch_mmio_dev {
 int arch_unused_ram(uint64_t *gpa, uint64_t *len) __must_check;
 /* Where virtio-mmio devices go: ARCH_MMIO_BASE + n * ARCH_MMIO_STRIDE, GSI ARCH_MMIO_IRQ + n. */
 int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d) __must_check;
-/* Where PCI BARs go (x86: a window in the MMIO hole); -EOPNOTSUPP without PCI. */
-int arch_pci_window(uint64_t *base, uint64_t *size) __must_check;
 /* The GSI that INTA# of PCI slot (device number) slot is wired to, as the firmware tables say. */
 unsigned int arch_pci_intx_gsi(unsigned int slot);
 
@@ -121,7 +119,7 @@ struct arch_linux_boot {
 	const char *cmdline;
 	const struct arch_mmio_dev *mmio_devs;
 	unsigned int nr_mmio_devs;
-	bool pci; /* declare the PCI root bridge (arch_pci_window) */
+	bool pci; /* declare the board's PCI root bridge */
 };
 struct arch_boot_state {
 	uint64_t entry;
@@ -152,22 +150,11 @@ int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint
 
 /* ---- 5. Describing the machine to the guest ---- */
 
-/* ACPI tables for nr_cpus at their fixed place; *rsdp gets the RSDP's address. */
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp) __must_check;
-
-/* The memory map the guest is told about. */
-#define ARCH_E820_MAX 16
-struct arch_e820_entry {
-	uint64_t addr;
-	uint64_t size;
-	uint32_t type;
-};
-struct arch_e820 {
-	unsigned int nr;
-	struct arch_e820_entry e[ARCH_E820_MAX];
-};
-void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t);
+/*
+ * arch_linux_load() writes the description with the kernel: x86 its ACPI
+ * tables and e820 map (arch/x86), arm64 its FDT (arch/arm64/fdt.c), from the
+ * devices struct arch_linux_boot lists.
+ */
 
 /* ---- 6. Arch exits ---- */
 

@@ -458,13 +458,6 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 	return ret;
 }
 
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp)
-{
-	(void)gm, (void)nr_cpus, (void)mmio_devs, (void)nr_mmio_devs, (void)pci, (void)rsdp;
-	return -EOPNOTSUPP;
-}
-
 /* KVM's default arm64 routing: GSI n is SPI n (INTID 32 + n), on irqchip 0. */
 unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max)
 {
@@ -477,20 +470,8 @@ unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned i
 	return n;
 }
 
-int arch_pci_window(uint64_t *base, uint64_t *size)
-{
-	(void)base, (void)size;
-	return -EOPNOTSUPP;
-}
-
 unsigned int arch_pci_intx_gsi(unsigned int slot)
 {
 	(void)slot;
 	return 0;
-}
-
-void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t)
-{
-	(void)l;
-	t->nr = 0;
 }

@@ -117,9 +117,8 @@ static int board_register(struct arch_board *b, struct bus *bus)
 	if (!ret) {
 		uint64_t base, size;
 
-		ret = arch_pci_window(&base, &size);
-		if (!ret)
-			ret = pci_host_init(&b->pci, bus, base, size, &cf9_bus_ops, &b->reset);
+		x86_pci_window(&base, &size);
+		ret = pci_host_init(&b->pci, bus, base, size, &cf9_bus_ops, &b->reset);
 		b->pci_ready = ret == 0;
 	}
 	return ret;
