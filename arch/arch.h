@@ -72,13 +72,20 @@ unsigned int arch_pci_intx_gsi(unsigned int slot);
 
 /*
  * The board: the platform devices (console UART, clock, power and reset
- * controls, debug-exit) on the VM's bus.  They reach the VMM only through ops.
+ * controls, debug-exit) on the VM's bus.  They reach the VMM only through
+ * ops, and report what the guest did as events, which vmm/ turns into its
+ * exit codes.
  */
+enum arch_event {
+	ARCH_EVENT_POWEROFF, /* the guest powered off, or reported success */
+	ARCH_EVENT_RESET,    /* the guest asked for a reset */
+	ARCH_EVENT_FAILURE,  /* the guest reported a failure, or the board failed */
+};
 struct arch_board;
 struct arch_board_ops {
 	void (*console_tx)(void *opaque, uint8_t byte);
 	size_t (*console_tx_room)(void *opaque); /* never waits; NULL: unbounded */
-	void (*stop)(void *opaque, int exit_code, const char *why);
+	void (*event)(void *opaque, enum arch_event ev, const char *why); /* the VM stops */
 	void *opaque;
 };
 int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,

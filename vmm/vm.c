@@ -114,16 +114,21 @@ static size_t vm_console_tx_room(void *opaque)
 	return outq_room(&vm->console_out);
 }
 
-static void vm_board_stop(void *opaque, int exit_code, const char *why)
+/* The board's events, as veil's exit codes: 0 poweroff, 3 reset, 1 failure. */
+static void vm_board_event(void *opaque, enum arch_event ev, const char *why)
 {
-	vm_request_stop(opaque, exit_code, "%s", why);
+	int code = ev == ARCH_EVENT_POWEROFF ? VM_EXIT_POWEROFF :
+		   ev == ARCH_EVENT_RESET    ? VM_EXIT_RESET :
+					       VM_EXIT_FAILURE;
+
+	vm_request_stop(opaque, code, "%s", why);
 }
 
 static int vm_create_devices(struct vm *vm)
 {
 	struct arch_board_ops ops = {
 		.console_tx = vm_console_tx, .console_tx_room = vm_console_tx_room,
-		.stop = vm_board_stop, .opaque = vm,
+		.event = vm_board_event, .opaque = vm,
 	};
 	int ret;
 

@@ -222,7 +222,7 @@ static void board_uart_irq(void *opaque, int level)
 	struct arch_board *b = opaque;
 
 	if (arch_vm_irq_line(b->avm, UART_INTID, level))
-		b->ops.stop(b->ops.opaque, 1, "raising the UART interrupt failed");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, "raising the UART interrupt failed");
 }
 
 static void board_console_tx(void *opaque, uint8_t byte)

@@ -31,7 +31,7 @@ static void board_uart_irq(void *opaque, int level)
 	struct arch_board *b = opaque;
 
 	if (arch_vm_irq_line(b->avm, X86_UART_IRQ, level))
-		b->ops.stop(b->ops.opaque, 1, "raising the UART interrupt failed");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, "raising the UART interrupt failed");
 }
 
 static void board_console_tx(void *opaque, uint8_t byte)
@@ -52,7 +52,7 @@ static void board_poweroff(void *opaque)
 {
 	struct arch_board *b = opaque;
 
-	b->ops.stop(b->ops.opaque, 0, "guest powered off (ACPI S5)");
+	b->ops.event(b->ops.opaque, ARCH_EVENT_POWEROFF, "guest powered off (ACPI S5)");
 }
 
 static void board_reset(void *opaque, const char *how)
@@ -61,7 +61,7 @@ static void board_reset(void *opaque, const char *how)
 	char why[96];
 
 	snprintf(why, sizeof(why), "guest reset (%s)", how);
-	b->ops.stop(b->ops.opaque, 3, why);
+	b->ops.event(b->ops.opaque, ARCH_EVENT_RESET, why);
 }
 
 static void board_debug_exit(void *opaque, uint32_t status)
@@ -70,11 +70,12 @@ static void board_debug_exit(void *opaque, uint32_t status)
 	char why[96];
 
 	if (status == 0) {
-		b->ops.stop(b->ops.opaque, 0, "guest wrote status 0 to the debug-exit port");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_POWEROFF,
+			     "guest wrote status 0 to the debug-exit port");
 		return;
 	}
 	snprintf(why, sizeof(why), "guest wrote failure status %u to the debug-exit port", status);
-	b->ops.stop(b->ops.opaque, 1, why);
+	b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, why);
 }
 
 static int board_create_devices(struct arch_board *b)
