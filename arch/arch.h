@@ -2,7 +2,7 @@
  * The interface each architecture implements, in the phases where
  * architectures really differ (as crosvm's LinuxArch and kvmtool's
  * kvm__arch_* hooks):
- *   1. the VM and its interrupt controller: irqchip, timers, GSI routes;
+ *   1. the VM and its interrupt controller: VM type, irqchip, timers, GSIs;
  *   2. guest memory and devices: the RAM map, device slots and interrupts,
  *      and the board (the platform's own devices, which report events);
  *   3. vCPUs: creating and resetting them (CPUID, MSRs / VCPU_INIT);
@@ -28,6 +28,13 @@ extern const char arch_name[];
 
 /* ---- 1. The VM and its interrupt controller ---- */
 
+/*
+ * The KVM_CREATE_VM type of a default VM, or of a software-protected one
+ * (x86: KVM_X86_SW_PROTECTED_VM).  -EOPNOTSUPP with a sentence in err if
+ * this KVM has no such type.
+ */
+int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err,
+		 size_t errlen) __must_check;
 /* Interrupt controller, timers and whatever else a VM needs before vCPUs exist. */
 /*
  * legacy_timer: the board's legacy interval timer (x86: the i8254 PIT), for

@@ -55,6 +55,18 @@ struct arch_vm {
 	bool gic_ready;
 };
 
+/* The type is the IPA size; 0 is KVM's default of 40 bits, which RAM from 1 GiB fits. */
+int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err, size_t errlen)
+{
+	(void)kvm_fd;
+	if (sw_protected) {
+		snprintf(err, errlen, "arm64 KVM has no software-protected VM type");
+		return -EOPNOTSUPP;
+	}
+	*type = 0;
+	return 0;
+}
+
 static int gic_attr(int fd, uint32_t group, uint64_t attr, void *val)
 {
 	struct kvm_device_attr a = { .group = group, .attr = attr, .addr = (uintptr_t)val };

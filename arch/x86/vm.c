@@ -1,5 +1,6 @@
 /* x86 VM and vCPU setup: memory map, in-kernel irqchip and PIT, CPUID topology, MSRs, LAPIC. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,6 +31,21 @@ struct arch_vm {
 const struct gmem_arch_map *arch_mem_map(void)
 {
 	return &x86_mem_map;
+}
+
+int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err, size_t errlen)
+{
+	int64_t types = kvm_check_extension(kvm_fd, KVM_CAP_VM_TYPES);
+
+	if (types <= 0)
+		types = 1 << KVM_X86_DEFAULT_VM;
+	*type = sw_protected ? KVM_X86_SW_PROTECTED_VM : KVM_X86_DEFAULT_VM;
+	if (!(types & (1 << *type))) {
+		snprintf(err, errlen, "this KVM offers only VM types 0x%x (KVM_CAP_VM_TYPES); it "
+			 "needs CONFIG_KVM_SW_PROTECTED_VM", (unsigned int)types);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
