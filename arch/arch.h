@@ -48,12 +48,14 @@ void arch_vm_destroy(struct arch_vm *avm);
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level) __must_check;
 /*
  * The irqchip's default GSI routes (x86: GSIs 0-15 to the PIC and IOAPIC,
- * 16-23 to the IOAPIC), which a KVM_SET_GSI_ROUTING table must repeat.
- * Fills at most max entries of struct kvm_irq_routing_entry; returns how many.
+ * 16-23 to the IOAPIC; arm64: GSI n to SPI n), which a KVM_SET_GSI_ROUTING
+ * table must repeat.  Fills at most max entries of struct
+ * kvm_irq_routing_entry; returns how many there are (e NULL, max 0: the count).
  */
-#define ARCH_IRQ_DEFAULT_ROUTES 40
 struct kvm_irq_routing_entry;
 unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max);
+/* The first GSI above the irqchip's own: where vmm/ numbers its MSI routes (x86: 24). */
+uint32_t arch_irq_msi_gsi_base(void);
 
 /* ---- 2. Guest memory and devices ---- */
 

@@ -475,11 +475,18 @@ unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned i
 {
 	unsigned int n = max < GIC_NR_IRQS - ARM64_GIC_SPI_BASE ? max : GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 
+	if (!e)
+		return GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 	for (unsigned int i = 0; i < n; i++)
 		e[i] = (struct kvm_irq_routing_entry){
 			.gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP, .u.irqchip = { .irqchip = 0, .pin = i },
 		};
 	return n;
+}
+
+uint32_t arch_irq_msi_gsi_base(void)
+{
+	return GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 }
 
 unsigned int arch_pci_intx_gsi(unsigned int slot)

@@ -296,17 +296,20 @@ int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index)
 	return ret;
 }
 
+#define X86_IOAPIC_PINS 24
+#define X86_PIC_PINS 16
+
 unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max)
 {
 	unsigned int gsi, n = 0;
 
 	/* As KVM_CREATE_IRQCHIP set them up: ISA GSIs on both PIC and IOAPIC, 16-23 on the IOAPIC. */
-	for (gsi = 0; gsi < 24 && n < max; gsi++) {
+	for (gsi = 0; gsi < X86_IOAPIC_PINS && n < max; gsi++) {
 		e[n++] = (struct kvm_irq_routing_entry){
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
 		};
-		if (gsi < 16 && n < max)
+		if (gsi < X86_PIC_PINS && n < max)
 			e[n++] = (struct kvm_irq_routing_entry){
 				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
@@ -314,5 +317,10 @@ unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned i
 					       .pin = gsi % 8 },
 			};
 	}
-	return n;
+	return e ? n : X86_IOAPIC_PINS + X86_PIC_PINS;
+}
+
+uint32_t arch_irq_msi_gsi_base(void)
+{
+	return X86_IOAPIC_PINS;
 }
