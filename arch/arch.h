@@ -44,6 +44,11 @@ int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err,
 int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_timer,
 		   struct arch_vm **out) __must_check;
 void arch_vm_destroy(struct arch_vm *avm);
+/*
+ * Whether the guest's conversion requests (x86: KVM_HC_MAP_GPA_RANGE) reach
+ * vmm/ as KVM_EXIT_HYPERCALL: arch_vm_create() asked KVM for them.
+ */
+bool arch_vm_guest_conversions(const struct arch_vm *avm);
 /* Raises or lowers a legacy interrupt line. */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level) __must_check;
 /*

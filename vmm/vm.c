@@ -175,20 +175,6 @@ static int vm_create_memory(struct vm *vm)
 	return ret;
 }
 
-/* Guests ask for conversions with KVM_HC_MAP_GPA_RANGE; KVM passes it on only if asked to. */
-static void vm_enable_hypercall_exit(struct vm *vm)
-{
-	struct kvm_enable_cap cap = {
-		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
-	};
-	int64_t have = kvm_check_extension(vm->kvm_fd, KVM_CAP_EXIT_HYPERCALL);
-
-	if ((have & (1 << KVM_HC_MAP_GPA_RANGE)) && _kvm_ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
-		vm->map_gpa_range_exits = true;
-	else
-		pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");
-}
-
 /*
  * Coalesced I/O for the registers arch_coalesced_zones() names: KVM queues
  * their writes in a ring page that every vCPU maps after its kvm_run, and
@@ -292,9 +278,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	outq_set_wake(&vm->console_out, vm->console_efd);
 	ret = vm_create_memory(vm);
 	if (!ret)
-		vm_enable_hypercall_exit(vm);
-	if (!ret)
 		ret = arch_vm_create(vm->kvm_fd, vm->vm_fd, cfg->nr_cpus, cfg->legacy_timer, &vm->arch);
+	if (!ret)
+		vm->map_gpa_range_exits = arch_vm_guest_conversions(vm->arch);
 	if (!ret)
 		ret = vm_create_devices(vm);
 	if (!ret)

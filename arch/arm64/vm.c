@@ -122,6 +122,13 @@ void arch_vm_destroy(struct arch_vm *avm)
 	free(avm);
 }
 
+/* Guest-initiated conversions (pKVM's MEM_SHARE/UNSHARE) are not forwarded yet. */
+bool arch_vm_guest_conversions(const struct arch_vm *avm)
+{
+	(void)avm;
+	return false;
+}
+
 /* irq: an SPI's INTID (32 and up), as the board and the FDT number them. */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 {

@@ -26,6 +26,7 @@ struct arch_vm {
 	int vm_fd;
 	unsigned int nr_cpus;
 	struct kvm_cpuid2 *cpuid; /* what KVM supports, patched per vCPU */
+	bool map_gpa_range_exits;
 };
 
 const struct gmem_arch_map *arch_mem_map(void)
@@ -66,6 +67,20 @@ static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 	return 0;
 }
 
+/* Guests ask for conversions with KVM_HC_MAP_GPA_RANGE; KVM passes it on only if asked to. */
+static bool x86_enable_hypercall_exit(int kvm_fd, int vm_fd)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
+	};
+	int64_t have = kvm_check_extension(kvm_fd, KVM_CAP_EXIT_HYPERCALL);
+
+	if ((have & (1 << KVM_HC_MAP_GPA_RANGE)) && _kvm_ioctl(vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+		return true;
+	pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");
+	return false;
+}
+
 int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_timer,
 		   struct arch_vm **out)
 {
@@ -81,6 +96,7 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_time
 	avm->kvm_fd = kvm_fd;
 	avm->vm_fd = vm_fd;
 	avm->nr_cpus = nr_cpus;
+	avm->map_gpa_range_exits = x86_enable_hypercall_exit(kvm_fd, vm_fd);
 	/* Intel needs these pages for real mode; they sit in the MMIO hole, outside RAM. */
 	ret = kvm_ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 	if (!ret)
@@ -110,6 +126,11 @@ void arch_vm_destroy(struct arch_vm *avm)
 		return;
 	free(avm->cpuid);
 	free(avm);
+}
+
+bool arch_vm_guest_conversions(const struct arch_vm *avm)
+{
+	return avm->map_gpa_range_exits;
 }
 
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
