@@ -81,8 +81,6 @@ struct arch_mmio_dev {
 int arch_unused_ram(uint64_t *gpa, uint64_t *len) __must_check;
 /* Where virtio-mmio devices go: ARCH_MMIO_BASE + n * ARCH_MMIO_STRIDE, GSI ARCH_MMIO_IRQ + n. */
 int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d) __must_check;
-/* The GSI that INTA# of PCI slot (device number) slot is wired to, as the firmware tables say. */
-unsigned int arch_pci_intx_gsi(unsigned int slot);
 
 /*
  * The board: the platform devices (console UART, clock, power and reset
@@ -108,6 +106,8 @@ void arch_board_destroy(struct arch_board *b);
 /* The board's PCI host bridge, or NULL without one. */
 struct pci_host;
 struct pci_host *arch_board_pci(struct arch_board *b);
+/* The GSI that INTA# of PCI slot (device number) slot is wired to, as the firmware tables say. */
+unsigned int arch_board_pci_intx_gsi(struct arch_board *b, unsigned int slot);
 /* Console input; returns how many bytes the device took. */
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len);
 /* console_tx_room() has room again; and the bytes the console lost because it had none. */

@@ -297,6 +297,13 @@ struct pci_host *arch_board_pci(struct arch_board *b)
 	return NULL;
 }
 
+/* No PCI host: nothing is wired. */
+unsigned int arch_board_pci_intx_gsi(struct arch_board *b, unsigned int slot)
+{
+	(void)b, (void)slot;
+	return 0;
+}
+
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len)
 {
 	return uart8250_rx(b->uart, buf, len);
@@ -494,10 +501,4 @@ unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned i
 uint32_t arch_irq_msi_gsi_base(void)
 {
 	return GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
-}
-
-unsigned int arch_pci_intx_gsi(unsigned int slot)
-{
-	(void)slot;
-	return 0;
 }

@@ -146,6 +146,12 @@ struct pci_host *arch_board_pci(struct arch_board *b)
 	return b->pci_ready ? &b->pci : NULL;
 }
 
+unsigned int arch_board_pci_intx_gsi(struct arch_board *b, unsigned int slot)
+{
+	(void)b;
+	return x86_pci_intx_gsi(slot);
+}
+
 int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,
 		      struct arch_board **out)
 {

@@ -204,7 +204,7 @@ void x86_pci_window(uint64_t *base, uint64_t *size)
  * 16-23, and the at most 7 functions (4 disks, balloon, rng, console) in
  * slots 1-7 each get a pin of their own, so no line is shared.
  */
-unsigned int arch_pci_intx_gsi(unsigned int slot)
+unsigned int x86_pci_intx_gsi(unsigned int slot)
 {
 	return MMIO_DEV_IRQ + slot % 8;
 }
@@ -235,7 +235,7 @@ static int linux_acpi_write(struct gmem *gm, unsigned int nr_cpus,
 		cfg.pci_win_base = (uint32_t)PCI_WIN_BASE;
 		cfg.pci_win_size = (uint32_t)PCI_WIN_SIZE;
 		for (unsigned int s = 1; s < ARRAY_SIZE(cfg.pci_intx_gsi); s++)
-			cfg.pci_intx_gsi[s] = (uint8_t)arch_pci_intx_gsi(s);
+			cfg.pci_intx_gsi[s] = (uint8_t)x86_pci_intx_gsi(s);
 	}
 	buf = calloc(1, ACPI_MAX);
 	if (!buf)

@@ -22,6 +22,8 @@ int x86_enter_long_mode(int vcpu_fd, uint64_t rip, uint64_t rsp, uint64_t rdi, u
 
 /* Where PCI BARs go: a window in the MMIO hole. */
 void x86_pci_window(uint64_t *base, uint64_t *size);
+/* The IOAPIC pin INTA# of PCI slot (device number) slot is wired to, in the _PRT too. */
+unsigned int x86_pci_intx_gsi(unsigned int slot);
 
 /* The memory map the guest is told about (boot_params' e820 table). */
 #define X86_E820_MAX 16
