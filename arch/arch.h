@@ -2,15 +2,21 @@
  * The interface each architecture implements, in the phases where
  * architectures really differ (as crosvm's LinuxArch and kvmtool's
  * kvm__arch_* hooks):
- *   1. the VM and its interrupt controller: VM type, irqchip, timers, GSIs;
+ *   1. the VM and its interrupt controller: VM type, irqchip, timers, GSIs,
+ *      the guest's conversion exits;
  *   2. guest memory and devices: the RAM map, device slots and interrupts,
- *      and the board (the platform's own devices, which report events);
- *   3. vCPUs: creating and resetting them (CPUID, MSRs / VCPU_INIT);
+ *      and the board (the platform's own devices, which report events:
+ *      poweroff, reset, failure; vmm/ turns them into exit codes);
+ *   3. vCPUs: creating and resetting them (x86: CPUID, MSRs, LAPIC;
+ *      arm64: KVM_ARM_VCPU_INIT);
  *   4. loading and booting a kernel or firmware, and the probe guests;
  *   5. describing the machine to the guest (x86: ACPI and e820; arm64: the
  *      FDT), done by arch_linux_load() from struct arch_linux_boot;
  *   6. arch exits: registers KVM may coalesce, register dumps.
- * vmm/ calls them in that order and never names an architecture's constant.
+ * vm_create() (vmm/vm.c) runs 1-3, build_boot() (vmm/build.c) 4-5, the vCPU
+ * threads 6.  Nothing outside arch/ names an architecture's constant; what
+ * only one architecture has (x86's ACPI, e820, PCI window and INTx pins)
+ * stays in its folder.
  */
 #ifndef VEIL_ARCH_H
 #define VEIL_ARCH_H
@@ -35,9 +41,9 @@ extern const char arch_name[];
  */
 int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err,
 		 size_t errlen) __must_check;
-/* Interrupt controller, timers and whatever else a VM needs before vCPUs exist. */
 /*
- * legacy_timer: the board's legacy interval timer (x86: the i8254 PIT), for
+ * Interrupt controller, timers and whatever else a VM needs before vCPUs
+ * exist.  legacy_timer: the board's legacy interval timer (x86: the i8254 PIT), for
  * kernels that calibrate or tick with it.  Firmware guests do without: on
  * x86 KVM its in-kernel model costs about 17 ms of the VM's teardown here.
  */
@@ -49,7 +55,7 @@ void arch_vm_destroy(struct arch_vm *avm);
  * vmm/ as KVM_EXIT_HYPERCALL: arch_vm_create() asked KVM for them.
  */
 bool arch_vm_guest_conversions(const struct arch_vm *avm);
-/* Raises or lowers a legacy interrupt line. */
+/* Raises or lowers a wired interrupt line (x86: a GSI; arm64: an SPI's INTID). */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level) __must_check;
 /*
  * The irqchip's default GSI routes (x86: GSIs 0-15 to the PIC and IOAPIC,
@@ -79,7 +85,7 @@ struct arch_mmio_dev {
  * only ACPI tables); -EOPNOTSUPP if there is none.  Host stress uses it.
  */
 int arch_unused_ram(uint64_t *gpa, uint64_t *len) __must_check;
-/* Where virtio-mmio devices go: ARCH_MMIO_BASE + n * ARCH_MMIO_STRIDE, GSI ARCH_MMIO_IRQ + n. */
+/* Where virtio-mmio device n goes, and its interrupt line; -ENOSPC past ARCH_MAX_MMIO_DEVS. */
 int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d) __must_check;
 
 /*
@@ -116,7 +122,7 @@ uint64_t arch_board_console_tx_dropped(struct arch_board *b);
 
 /* ---- 3. vCPUs ---- */
 
-/* CPUID, MSRs, local APIC: everything a vCPU needs except its entry state. */
+/* Everything a vCPU needs except its entry state (x86: CPUID, MSRs, LAPIC). */
 int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index) __must_check;
 
 /* ---- 4. Loading and booting a kernel or firmware ---- */
@@ -193,7 +199,10 @@ struct arch_io_zone {
 };
 unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max);
 
-/* Register dump for diagnostics, one line per group. */
+/*
+ * Register dump for diagnostics, one line per group.  (KVM_EXIT_HYPERCALL
+ * and KVM_EXIT_SYSTEM_EVENT are decoded in vmm/exit.c for now.)
+ */
 void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len);
 
 #endif
