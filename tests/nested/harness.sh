@@ -10,7 +10,9 @@
 #                  L1_NAME_FILE a file whose line names L1's kernel
 #   T_L1_BOOT, T_L1_POWEROFF   seconds for L1 to reach its init and to power off after its steps
 # and defines platform_l1_cmdline (L1's kernel command line) and platform_prepare (builds what
-# run_l1 needs; it may hold fd 9 as a lock, which run_l1 closes once it has its copies).
+# run_l1 needs; it may hold fd 9 as a lock, which run_l1 closes once it has its copies) and
+# platform_test_setup (a test's NEEDS column).  The entry script sets SELF (itself), WORK and
+# RUN's parent, and runs `SELF __fn FUNCTION ARGS...` as that function (stage uses it).
 # shellcheck shell=bash
 
 SAY=${SAY:-nested}           # the prefix of every line this prints
@@ -65,7 +67,6 @@ stage() {
 	*) die "stage '$name' failed (exit $rc)" ;;
 	esac
 }
-
 
 # cpio_dir DIR OUT: packs DIR as an uncompressed newc archive (the kernels are compressed
 # already, and an L2 under nested TCG unpacks a plain cpio much faster than a gzipped one).
@@ -267,7 +268,6 @@ step_ts() {
 		on && $0 ~ p { sub(/^\[ */, ""); sub(/\].*/, ""); print; exit }' "$RUN/console.log"
 }
 
-
 # report NAME: prints each step's exit, the timings, and on failure the steps' output.
 report() {
 	local s e
@@ -286,7 +286,6 @@ report() {
 	done
 	return 1
 }
-
 
 # l1_tcg_thread multi|single: L1's TCG threading (NESTED_TCG_THREAD overrides it).
 l1_tcg_thread() {
@@ -323,7 +322,6 @@ stage_packages() {
 	fi
 	say "stage 'packages' ok ($("$q" --version | head -n1))"
 }
-
 
 # ---------------------------------------------------------------------------------------------
 # The retry policy.  A failed run is retried only when it is shown to be the platform's, never

@@ -205,7 +205,6 @@ fn_veil_build() {
 	file_is_static "$VEILB/tests/test_memfault"
 }
 
-
 fn_helpers() {
 	if [ ! -x "$WORK/kvm-hold" ] || [ "$HERE/kvm-hold.c" -nt "$WORK/kvm-hold" ]; then
 		"${CC:-cc}" -static -O2 -Wall -Wextra -o "$WORK/kvm-hold" "$HERE/kvm-hold.c"
@@ -296,7 +295,6 @@ prepare() {
 	say "prepared in $(secs_since "$t0") s"
 	# The lock stays held until run_l1 has copied the images it needs.
 }
-
 
 platform_prepare() { prepare; }
 platform_l1_cmdline() { l1_cmdline; }

@@ -96,6 +96,7 @@ test_blk_integrity() { # [VEIL ARGS...]
 		fi
 	fi
 }
+
 # The same with pci=nomsi in L2: Linux's virtio-pci then falls back to INTx (the ACPI _PRT's
 # GSI, level-triggered), and test_blk_integrity checks the INTx counters instead of MSI-X.
 test_blk_intx() { # [VEIL ARGS...]
