@@ -13,7 +13,7 @@
 # run_l1 needs; it may hold fd 9 as a lock, which run_l1 closes once it has its copies) and
 # platform_test_setup (a test's NEEDS column).  The entry script sets SELF (itself), WORK and
 # RUN's parent, and runs `SELF __fn FUNCTION ARGS...` as that function (stage uses it).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables shared across the sourced files
 
 SAY=${SAY:-nested}           # the prefix of every line this prints
 TEST_PREFIX=${TEST_PREFIX:-nested-} # test NAME is meson's ${TEST_PREFIX}NAME

@@ -75,8 +75,9 @@ HERE=$(dirname "$SELF")
 SRC=$(readlink -f "${NESTED_SRC:-$HERE/../..}")
 BUILD=$(readlink -m "${NESTED_BUILD:-$SRC/build}")
 SHARED=$(readlink -m "${NESTED_SHARED:-$SRC/../shared}")
-CACHE=$BUILD/nested-cache
-WORK=$BUILD/nested-work
+# Used by the sourced files.
+# shellcheck disable=SC2034
+{ CACHE=$BUILD/nested-cache; WORK=$BUILD/nested-work; }
 # shellcheck source=tests/nested/debian.sh
 . "$HERE/debian.sh"
 # shellcheck source=tests/nested/harness.sh

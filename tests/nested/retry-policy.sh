@@ -7,6 +7,7 @@ export LC_ALL=C
 HERE=$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+# shellcheck disable=SC2034 # harness.sh's stage() would run it
 SELF=$HERE/nested.sh
 # shellcheck source=tests/nested/harness.sh
 . "$HERE/harness.sh"

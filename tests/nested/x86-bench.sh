@@ -1,6 +1,6 @@
 # The x86 benchmarks (sourced by nested.sh; bench/README.md has their tables): bench-boot,
 # bench-blk, bench-blk-prof and bench-convert, each in one L1 with QEMU as the peer VMM.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables shared across the sourced files
 
 # The stock L2 kernel as an ELF vmlinux, taken out of its bzImage the way the kernel's
 # scripts/extract-vmlinux does: the payload is the xz stream after the setup code (Debian's 6.1

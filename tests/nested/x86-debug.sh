@@ -1,5 +1,5 @@
 # The x86 debugging helpers (sourced by nested.sh): qemu-direct, l1-run, l1-peer, l1-shell.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables shared across the sourced files
 
 qemu_direct() {
 	local kernel=stock action=poweroff k

@@ -3,7 +3,7 @@
 # its KVM modules); L2 is Debian 12's stock 6.1 kernel (or a shared one) under a static veil.
 # This file prepares everything an x86 run needs (packages, kernels, the static veil, helpers,
 # the two initramfs images) and fills the harness's platform hooks (see harness.sh).
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034 # variables shared across the sourced files
 
 VEILB=$BUILD/nested-veil
 L1_CHOICE=${VEIL_NESTED_L1:-auto}

@@ -3,7 +3,7 @@
 # TIMEOUT CMD...: a command L1 runs, with its output between markers on the console), boots L1
 # (run_l1 "$TEST") and checks what the steps printed (check DESCRIPTION COMMAND...; helpers in
 # harness.sh: exit_is, output_has, memtotal_in).  Register it in meson.build's nested_tests too.
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034,SC2154 # STEP_L2 is harness.sh's associative array
 
 # TCG: L1's TCG threading.  Firmware guests run under single-threaded TCG: multi-threaded TCG
 # gave two kinds of failure here that single-threaded TCG never showed in 10 firmware runs (5
