@@ -39,6 +39,7 @@ T_L1=${NESTED_ARM64_T_L1:-240} # seconds for L1 to boot, run its step and power 
 
 say() { printf 'nested-arm64: %s\n' "$*"; }
 die() { say "$*"; exit 1; }
+skip() { say "skip: $*"; exit 77; }
 
 # A private apt state for arm64 packages: bookworm (busybox) and trixie-backports (the L1
 # kernel), from this machine's mirror; the machine's own apt lists are untouched.
@@ -85,7 +86,11 @@ fetch_deb() {
 }
 
 prepare() {
-	"$HERE/deps.sh"
+	# Without qemu-system-aarch64 (and no way to install it) or a QEMU that cannot start a TCG
+	# machine, this platform cannot run here: skipped (77), as nested.sh does for x86.
+	"$HERE/deps.sh" || command -v qemu-system-aarch64 >/dev/null || skip "qemu-system-aarch64 is not installed and deps.sh could not install it"
+	echo quit | timeout 30 qemu-system-aarch64 -machine none -accel tcg -nodefaults -display none \
+		-monitor stdio >/dev/null 2>&1 || skip "qemu-system-aarch64 cannot start a TCG machine here"
 	command -v aarch64-linux-gnu-gcc >/dev/null || die "aarch64-linux-gnu-gcc is missing (scripts/deps installs it)"
 	mkdir -p "$WORK"
 	local kdeb bdeb tmp
@@ -231,6 +236,10 @@ boot_l1() {
 		-append "console=ttyAMA0 panic=-1 rdinit=/init quiet" </dev/null |
 		tr -d '\r' | tee "$WORK/console.log" || rc=$?
 	say "L1 ran for $((SECONDS - t0)) s (QEMU exit $rc)"
+	# L1's KVM needs QEMU's emulated EL2 (virtualization=on); without it there is no platform.
+	if grep -a '^VEIL-ARM64-L1: up, .*no /dev/kvm' "$WORK/console.log" >/dev/null; then
+		skip "L1 has no /dev/kvm (this QEMU gives L1 no usable EL2)"
+	fi
 	grep -aq "VEIL-ARM64-L1: step exit=" "$WORK/console.log" ||
 		die "L1 did not finish its step within ${T_L1} s"
 }
