@@ -68,8 +68,12 @@ unsigned int veil_internal_nr_vcpus(const struct vm *vm);
 /* Whether a conversion keeps the page's contents under this VM's model: the one predicate. */
 bool veil_internal_keeps_contents(struct vm *vm);
 
-/* Adds a port device (bus.h's ops, write_vcpu for per-vCPU ports); only from hooks->build. */
-int veil_internal_add_port(struct vm *vm, uint16_t port, unsigned int len,
+/*
+ * Adds a firmware register device (bus.h's ops, write_vcpu for per-vCPU
+ * registers) at port: an I/O port on x86, an MMIO address on arm64
+ * (VEIL_FW_REGS_MMIO in veil_boot.h); only from hooks->build.
+ */
+int veil_internal_add_port(struct vm *vm, uint64_t port, unsigned int len,
 			   const struct bus_device_ops *ops, void *opaque, const char *name)
 	__must_check;
 
