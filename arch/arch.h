@@ -58,6 +58,28 @@ int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint
 				 uint32_t a1, uint32_t a2) __must_check;
 
 /*
+ * Guest conversions through the architecture's own calls (arm64: pKVM's
+ * HYP_MEMINFO, MEM_SHARE and MEM_UNSHARE; x86 has none but
+ * KVM_HC_MAP_GPA_RANGE, which vmm/ handles).  arch_vm_hypercalls_enable()
+ * asks KVM to forward them, before any vCPU runs: 1 if it did, 0 if the
+ * architecture has none, -errno if KVM refused.
+ */
+int arch_vm_hypercalls_enable(int vm_fd) __must_check;
+struct arch_hypercall_ops {
+	const struct gmem_layout *ram; /* NULL: no guest RAM to convert */
+	/* Converts [gpa, gpa+len) for the guest: 0, or -errno (reported by the callee). */
+	int (*convert)(void *opaque, uint64_t gpa, uint64_t len, bool to_private);
+	void *opaque;
+};
+/*
+ * Answers a KVM_EXIT_HYPERCALL of function nr through the vCPU's registers:
+ * 0 (*fault NULL, or the guest's mistake in words), -ENOSYS if it is not
+ * one of the architecture's calls, other -errno if the registers failed.
+ */
+int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_ops *ops,
+			const char **fault) __must_check;
+
+/*
  * The board: the platform devices (console UART, clock, power and reset
  * controls, debug-exit) on the VM's bus.  They reach the VMM only through ops.
  */
