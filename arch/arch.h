@@ -44,13 +44,14 @@ int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned in
 
 /*
  * A tiny guest that reads one word of guest memory and reports it by port
- * I/O: used to learn whether the guest survives the VMM revoking its
+ * I/O or MMIO: used to learn whether the guest survives the VMM revoking its
  * mapping.  The probe VM needs no irqchip.
  */
 struct arch_mem_probe {
 	uint64_t code_gpa;
 	uint64_t data_gpa;
 	uint16_t port; /* the guest writes the word it read here, 16 bits */
+	uint64_t mmio; /* or, when non-zero, to this MMIO address (the caller zeroes it) */
 };
 int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p) __must_check;
 /* A tiny guest that makes one hypercall nr(a0, a1, a2), then halts. */
@@ -65,6 +66,12 @@ int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint
  * architecture has none, -errno if KVM refused.
  */
 int arch_vm_hypercalls_enable(int vm_fd) __must_check;
+/* Of those, the one that shares the page at its first argument; nr 0 if there are none. */
+struct arch_share_call {
+	uint32_t nr;      /* KVM_EXIT_HYPERCALL's nr (arm64: the SMCCC function id) */
+	const char *name; /* the guest's conversion call, in words (x86: MAP_GPA_RANGE) */
+};
+extern const struct arch_share_call arch_share_call;
 struct arch_hypercall_ops {
 	const struct gmem_layout *ram; /* NULL: no guest RAM to convert */
 	/* Converts [gpa, gpa+len) for the guest: 0, or -errno (reported by the callee). */

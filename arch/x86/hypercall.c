@@ -3,6 +3,8 @@
 
 #include "arch.h"
 
+const struct arch_share_call arch_share_call = { .nr = 0, .name = "MAP_GPA_RANGE" };
+
 int arch_vm_hypercalls_enable(int vm_fd)
 {
 	(void)vm_fd;
