@@ -15,6 +15,32 @@ void fw_main(uint64_t cpu, const struct veil_boot_info *bi);
 void fw_arm64_boot(const struct veil_boot_info *bi);
 void fw_arm64_trap(uint64_t vector, uint64_t esr, uint64_t elr, uint64_t far);
 
+/*
+ * GCC emits calls to these for struct initialisers and copies even when freestanding; the
+ * volatile stores keep it from turning the loops back into calls to themselves.
+ */
+void *memset(void *s, int c, unsigned long n);
+void *memcpy(void *d, const void *s, unsigned long n);
+
+void *memset(void *s, int c, unsigned long n)
+{
+	volatile uint8_t *p = s;
+
+	while (n--)
+		*p++ = (uint8_t)c;
+	return s;
+}
+
+void *memcpy(void *d, const void *s, unsigned long n)
+{
+	volatile uint8_t *p = d;
+	const uint8_t *q = s;
+
+	while (n--)
+		*p++ = *q++;
+	return d;
+}
+
 void fw_putc(char c)
 {
 	while (!(mmio_read8(VEIL_PORT_UART + UART_LSR) & UART_LSR_THRE))
@@ -65,8 +91,17 @@ void fw_hypercall_init(void)
 {
 }
 
-/* pKVM's guest ABI: MEM_UNSHARE makes the granule at x1 private, MEM_SHARE shared again. */
-long fw_hypercall_convert(uint64_t gpa, int to_private)
+/*
+ * pKVM's guest ABI: MEM_UNSHARE makes the 4 KiB granule at x1 private, MEM_SHARE shared again;
+ * one call per granule, stopping at the first error.
+ */
+long fw_hypercall_convert(uint64_t gpa, uint64_t npages, int to_private)
 {
-	return smccc_hvc(to_private ? VEIL_SMCCC_MEM_UNSHARE : VEIL_SMCCC_MEM_SHARE, gpa, 0, 0);
+	uint64_t i;
+	long ret = 0;
+
+	for (i = 0; i < npages && !ret; i++)
+		ret = smccc_hvc(to_private ? VEIL_SMCCC_MEM_UNSHARE : VEIL_SMCCC_MEM_SHARE,
+				gpa + i * 4096, 0, 0);
+	return ret;
 }

@@ -46,6 +46,18 @@ static inline long smccc_hvc(uint64_t fn, uint64_t a1, uint64_t a2, uint64_t a3)
 	return (long)x0;
 }
 
+static inline int fw_wait_over(struct fw_wait *w, unsigned long spins, unsigned int seconds)
+{
+	uint64_t now, freq;
+
+	(void)spins;
+	__asm__ volatile("isb; mrs %0, cntvct_el0" : "=r"(now) : : "memory");
+	__asm__ volatile("mrs %0, cntfrq_el0" : "=r"(freq));
+	if (!w->n++)
+		w->start = now;
+	return now - w->start >= (uint64_t)seconds * freq;
+}
+
 /* MPIDR_EL1's affinity fields Aff2.Aff1.Aff0, and the ones KVM gives vCPU cpu by default. */
 #define FW_HWID_NAME "MPIDR affinity"
 #define FW_HWID_SOURCE "MPIDR_EL1 reports affinity"

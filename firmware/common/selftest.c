@@ -8,9 +8,11 @@
 
 /*
  * Bounded wait for the other vCPUs.  They start together, so on real KVM they
- * check in within microseconds; the bound is sized for an emulated KVM.
+ * check in within microseconds; the bound is sized for an emulated KVM (x86:
+ * spins) or a nested one under TCG (arm64: the generic timer's seconds).
  */
 #define CHECKIN_SPINS 5000000UL
+#define CHECKIN_SECONDS 30
 
 static volatile uint32_t checked_in;
 static volatile uint32_t failed;
@@ -62,9 +64,9 @@ static void write_result_page(uint64_t cpu, const struct veil_boot_info *bi)
 
 static void wait_for_all(const struct veil_boot_info *bi)
 {
-	unsigned long spins;
+	struct fw_wait w = { 0, 0 };
 
-	for (spins = 0; spins < CHECKIN_SPINS; spins++) {
+	while (!fw_wait_over(&w, CHECKIN_SPINS, CHECKIN_SECONDS)) {
 		if (__atomic_load_n(&checked_in, __ATOMIC_ACQUIRE) == bi->nr_cpus)
 			return;
 		if (__atomic_load_n(&failed, __ATOMIC_ACQUIRE))

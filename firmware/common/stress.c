@@ -10,7 +10,8 @@
 #define MAP_ENCRYPTED (1 << 4) /* the register's attrs: KVM_MAP_GPA_RANGE_ENCRYPTED */
 #define CHECK_WORDS 8
 #define MAX_POOL_LOCKS 1024
-#define DONE_SPINS 50000000UL
+#define DONE_SPINS 50000000UL /* the bound on a vCPU finishing: x86 */
+#define DONE_SECONDS 20       /* arm64 */
 
 static volatile uint32_t pool_locks[MAX_POOL_LOCKS];
 
@@ -19,7 +20,7 @@ static long convert(const struct veil_boot_info *bi, struct veil_stress_cpu *me,
 		    uint64_t gpa, int to_private)
 {
 	if (!bi->conv_port)
-		return fw_hypercall_convert(gpa, to_private);
+		return fw_hypercall_convert(gpa, 1, to_private);
 	me->req_gpa = gpa;
 	me->req_args = 1 | ((uint64_t)(to_private ? MAP_ENCRYPTED : 0) << 32);
 	fw_reg_write32(bi->conv_port, (uint32_t)cpu);
@@ -116,12 +117,13 @@ static void stress_loop(uint64_t cpu, const struct veil_boot_info *bi, struct ve
 static void report(const struct veil_boot_info *bi, struct veil_stress_ctl *ctl)
 {
 	uint64_t conv = 0, verr = 0, hcerr = 0;
-	unsigned long spins;
 	uint32_t i;
 
 	for (i = 0; i < bi->nr_cpus; i++) {
-		for (spins = 0; !__atomic_load_n(&ctl->cpu[i].done, __ATOMIC_ACQUIRE); spins++) {
-			if (spins == DONE_SPINS) {
+		struct fw_wait w = { 0, 0 };
+
+		while (!__atomic_load_n(&ctl->cpu[i].done, __ATOMIC_ACQUIRE)) {
+			if (fw_wait_over(&w, DONE_SPINS, DONE_SECONDS)) {
 				fw_printf("stress: FAIL cpu %u never finished\n", i);
 				fw_exit(1);
 			}

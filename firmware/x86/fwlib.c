@@ -45,7 +45,7 @@ static long hypercall3(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
 	return ret;
 }
 
-long fw_hypercall_convert(uint64_t gpa, int to_private)
+long fw_hypercall_convert(uint64_t gpa, uint64_t npages, int to_private)
 {
-	return hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, 1, to_private ? MAP_ENCRYPTED : 0);
+	return hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, npages, to_private ? MAP_ENCRYPTED : 0);
 }

@@ -255,7 +255,9 @@ step_exit() { sed -n 's/.*VEIL-ARM64-L1: step exit=\([0-9]*\).*/\1/p' "$WORK/con
 
 # ---- fw64: the firmware guests in the arm64 L1 (subcommands selftest and stress) ------------
 # selftest  veil run --firmware selftest on 2 vCPUs (the second started by PSCI CPU_ON): both
-#           check their MPIDR and veil's probes, write result pages veil checks; exit 0
+#           check their MPIDR and veil's probes, write result pages veil checks; exit 0.  And
+#           veil run --firmware conversions: the private_mem_conversions_test stages, the guest
+#           converting by MEM_SHARE/MEM_UNSHARE, contents preserved; exit 0
 # stress    veil stress on 2 vCPUs for 5 s: the guest converts through pKVM's MEM_SHARE and
 #           MEM_UNSHARE hypercalls; exit 0, guest conversions > 0, 0 lost writes, 0 violations
 fw64_build() {
@@ -266,7 +268,8 @@ fw64_build() {
 fw64_selftest() {
 	fw64_build
 	boot_l1 "/bin/veil run --firmware selftest --cpus 2; echo VEIL-ARM64-L1: selftest-exit=\$?
-		/bin/veil run --firmware selftest --cpus 1 --mem 32M; echo VEIL-ARM64-L1: selftest1-exit=\$?"
+		/bin/veil run --firmware selftest --cpus 1 --mem 32M; echo VEIL-ARM64-L1: selftest1-exit=\$?
+		/bin/veil run --firmware conversions --mem 64M; echo VEIL-ARM64-L1: conversions-exit=\$?"
 	fails=0
 	want "vCPU 0 is up with MPIDR affinity 0" '^selftest: cpu 0/2 up, MPIDR affinity 0$'
 	want "vCPU 1 came up by PSCI CPU_ON with MPIDR affinity 1" '^selftest: cpu 1/2 up, MPIDR affinity 1$'
@@ -274,6 +277,13 @@ fw64_selftest() {
 	want "the selftest passed" '^selftest: pass'
 	want "veil run --firmware selftest exits 0 (2 vCPUs)" '^VEIL-ARM64-L1: selftest-exit=0'
 	want "veil run --firmware selftest exits 0 (1 vCPU)" '^VEIL-ARM64-L1: selftest1-exit=0'
+	want "conversions: contents preserved, by hypercall, every qword checked" \
+		'^conversions: .*contents preserved on conversion, by hypercall, guest checks 1 qword in 1$'
+	for t in "explicit conversion" "explicit conversion, backing allocated first" \
+		"punch hole, precise" "punch hole, whole area"; do
+		want "conversions: $t: 5 stages pass" "^conversions: $t: 5 stages pass"
+	done
+	want "veil run --firmware conversions exits 0" '^VEIL-ARM64-L1: conversions-exit=0'
 	[ "$fails" = 0 ] || die "$fails check(s) failed (console: $WORK/console.log)"
 	say "arm64 selftest: all checks passed"
 }
