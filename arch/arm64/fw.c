@@ -6,43 +6,27 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stddef.h>
-#include <string.h>
 #include <sys/ioctl.h>
 
 #include "arch.h"
 #include "compiler.h"
+#include "fwmap.h"
 #include "veil_boot.h"
 
-/* Level-1 block descriptors (1 GiB): AttrIndx selects VEIL_FW_MAIR's attribute. */
-#define PTE_BLOCK 0x1ULL
-#define PTE_ATTR(i) ((uint64_t)(i) << 2)
-#define PTE_SH_INNER (3ULL << 8)
-#define PTE_AF (1ULL << 10)
-#define PTE_PXN (1ULL << 53)
-#define PTE_UXN (1ULL << 54)
-#define PTE_DEVICE (PTE_BLOCK | PTE_ATTR(0) | PTE_AF | PTE_PXN | PTE_UXN)
-#define PTE_NORMAL (PTE_BLOCK | PTE_ATTR(1) | PTE_SH_INNER | PTE_AF)
-#define L1_ENTRIES 512 /* 39-bit VA: 512 GiB */
+/* The identity map goes in the page before the boot info (veil_boot.h). */
+_Static_assert(VEIL_FW_PGTABLE_GPA + ARM64_FWMAP_ENTRIES * 8 <= VEIL_BOOT_INFO_GPA,
+	       "the identity map fits below the boot info");
 
 int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot)
 {
 	const struct gmem_layout *l = gmem_get_layout(gm);
-	uint64_t table[L1_ENTRIES] = { 0 }, ram = l->r[0].gpa, top;
-	unsigned int i;
+	uint64_t table[ARM64_FWMAP_ENTRIES];
+	int ret;
 
-	if (!l->nr || ram % SZ_1G || VEIL_FW_PGTABLE_GPA < ram ||
-	    VEIL_FW_PGTABLE_GPA + sizeof(table) > VEIL_BOOT_INFO_GPA)
+	if (!l->nr || VEIL_FW_PGTABLE_GPA < l->r[0].gpa)
 		return -EINVAL;
-	top = ALIGN_UP(l->r[l->nr - 1].gpa + l->r[l->nr - 1].size, SZ_1G);
-	if (top / SZ_1G > L1_ENTRIES)
-		return -E2BIG;
-	/* Below RAM: the GIC, the UART, virtio-mmio and the firmware's registers. */
-	for (i = 0; i < ram / SZ_1G; i++)
-		table[i] = (uint64_t)i * SZ_1G | PTE_DEVICE;
-	for (; i < top / SZ_1G; i++)
-		table[i] = (uint64_t)i * SZ_1G | PTE_NORMAL;
-	boot->mapped_top = top;
-	return gmem_write(gm, VEIL_FW_PGTABLE_GPA, table, sizeof(table));
+	ret = arm64_fwmap_build(l, table, &boot->mapped_top);
+	return ret ? ret : gmem_write(gm, VEIL_FW_PGTABLE_GPA, table, sizeof(table));
 }
 
 static int set_core(int vcpu_fd, size_t off, uint64_t val)
