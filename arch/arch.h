@@ -85,6 +85,12 @@ struct arch_hypercall_ops {
  */
 int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_ops *ops,
 			const char **fault) __must_check;
+/*
+ * The ioctls a vCPU thread makes on its own vCPU fd once confined, besides
+ * KVM_RUN: register access for arch_vcpu_hypercall() and arch_vcpu_dump()
+ * (vmm/sandbox.c allows exactly these).  Fills at most max; returns how many.
+ */
+unsigned int arch_vcpu_ioctls(unsigned long *req, unsigned int max);
 
 /*
  * The board: the platform devices (console UART, clock, power and reset
