@@ -207,7 +207,7 @@ static int vdev_attach_pci(struct vdev *v, char *err, size_t errlen)
 	}
 	v->on_pci = true;
 	v->pci_slot = slot;
-	v->slot.irq = arch_pci_intx_gsi(slot);
+	v->slot.irq = arch_board_pci_intx_gsi(v->vm->board, slot);
 	v->vp.pci.cfg[PCI_INTERRUPT_LINE] = (uint8_t)v->slot.irq;
 	v->vp.set_intx = vdev_set_irq;
 	v->vp.intx_opaque = v;

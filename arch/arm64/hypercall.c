@@ -54,3 +54,14 @@ int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_op
 	x0 = (uint64_t)arm64_smccc_call(ops, nr <= UINT32_MAX ? (uint32_t)nr : 0, x, fault);
 	return ioctl(vcpu_fd, KVM_SET_ONE_REG, &r0) ? -errno : 0;
 }
+
+/* A forwarded call's arguments and answer, and the register dump (arch_vcpu_dump()). */
+unsigned int arch_vcpu_ioctls(unsigned long *req, unsigned int max)
+{
+	static const unsigned long r[] = { KVM_GET_ONE_REG, KVM_SET_ONE_REG };
+	unsigned int n = 0;
+
+	for (; n < max && n < sizeof(r) / sizeof(r[0]); n++)
+		req[n] = r[n];
+	return n;
+}

@@ -17,6 +17,7 @@
 #include "debug_exit.h"
 #include "fdt.h"
 #include "image.h"
+#include "log.h"
 #include "uart8250.h"
 #include "veil_boot.h"
 
@@ -55,7 +56,20 @@ struct arch_vm {
 	int kvm_fd, vm_fd, gic_fd;
 	unsigned int nr_cpus;
 	bool gic_ready;
+	bool guest_conversions; /* pKVM's MEM_SHARE/UNSHARE are forwarded to veil */
 };
+
+/* The type is the IPA size; 0 is KVM's default of 40 bits, which RAM from 1 GiB fits. */
+int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err, size_t errlen)
+{
+	(void)kvm_fd;
+	if (sw_protected) {
+		snprintf(err, errlen, "arm64 KVM has no software-protected VM type");
+		return -EOPNOTSUPP;
+	}
+	*type = 0;
+	return 0;
+}
 
 static int gic_attr(int fd, uint32_t group, uint64_t attr, void *val)
 {
@@ -96,6 +110,11 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_time
 		ret = gic_attr(avm->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs);
 	if (ret)
 		goto fail;
+	ret = arch_vm_hypercalls_enable(vm_fd); /* before any vCPU runs: EBUSY after */
+	avm->guest_conversions = ret > 0;
+	if (ret < 0)
+		pr_info("the SMCCC filter (KVM_ARM_VM_SMCCC_FILTER) was refused: %s; guests cannot "
+			"convert", strerror(-ret));
 	*out = avm;
 	return 0;
 fail:
@@ -110,6 +129,12 @@ void arch_vm_destroy(struct arch_vm *avm)
 	if (avm->gic_fd >= 0)
 		close(avm->gic_fd);
 	free(avm);
+}
+
+/* Guest-initiated conversions: pKVM's MEM_SHARE/UNSHARE, forwarded (hypercall.c). */
+bool arch_vm_guest_conversions(const struct arch_vm *avm)
+{
+	return avm->guest_conversions;
 }
 
 /* irq: an SPI's INTID (32 and up), as the board and the FDT number them. */
@@ -202,11 +227,12 @@ static void board_debug_exit(void *opaque, uint32_t status)
 	char why[96];
 
 	if (status == 0) {
-		b->ops.stop(b->ops.opaque, 0, "guest wrote status 0 to the debug-exit register");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_POWEROFF,
+			     "guest wrote status 0 to the debug-exit register");
 		return;
 	}
 	snprintf(why, sizeof(why), "guest wrote failure status %u to the debug-exit register", status);
-	b->ops.stop(b->ops.opaque, 1, why);
+	b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, why);
 }
 
 static void board_uart_irq(void *opaque, int level)
@@ -214,7 +240,7 @@ static void board_uart_irq(void *opaque, int level)
 	struct arch_board *b = opaque;
 
 	if (arch_vm_irq_line(b->avm, UART_INTID, level))
-		b->ops.stop(b->ops.opaque, 1, "raising the UART interrupt failed");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, "raising the UART interrupt failed");
 }
 
 static void board_console_tx(void *opaque, uint8_t byte)
@@ -272,6 +298,13 @@ struct pci_host *arch_board_pci(struct arch_board *b)
 {
 	(void)b;
 	return NULL;
+}
+
+/* No PCI host: nothing is wired. */
+unsigned int arch_board_pci_intx_gsi(struct arch_board *b, unsigned int slot)
+{
+	(void)b, (void)slot;
+	return 0;
 }
 
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len)
@@ -454,18 +487,13 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 	return ret;
 }
 
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp)
-{
-	(void)gm, (void)nr_cpus, (void)mmio_devs, (void)nr_mmio_devs, (void)pci, (void)rsdp;
-	return -EOPNOTSUPP;
-}
-
 /* KVM's default arm64 routing: GSI n is SPI n (INTID 32 + n), on irqchip 0. */
 unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max)
 {
 	unsigned int n = max < GIC_NR_IRQS - ARM64_GIC_SPI_BASE ? max : GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 
+	if (!e)
+		return GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 	for (unsigned int i = 0; i < n; i++)
 		e[i] = (struct kvm_irq_routing_entry){
 			.gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP, .u.irqchip = { .irqchip = 0, .pin = i },
@@ -473,20 +501,7 @@ unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned i
 	return n;
 }
 
-int arch_pci_window(uint64_t *base, uint64_t *size)
+uint32_t arch_irq_msi_gsi_base(void)
 {
-	(void)base, (void)size;
-	return -EOPNOTSUPP;
-}
-
-unsigned int arch_pci_intx_gsi(unsigned int slot)
-{
-	(void)slot;
-	return 0;
-}
-
-void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t)
-{
-	(void)l;
-	t->nr = 0;
+	return GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 }

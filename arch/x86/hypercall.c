@@ -1,5 +1,6 @@
-/* x86: no architecture-specific guest calls; KVM_HC_MAP_GPA_RANGE is vmm/'s (exit.c). */
+/* x86: no architecture-specific guest calls (KVM_HC_MAP_GPA_RANGE is vmm/'s, exit.c). */
 #include <errno.h>
+#include <linux/kvm.h>
 
 #include "arch.h"
 
@@ -17,4 +18,15 @@ int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_op
 	(void)vcpu_fd, (void)nr, (void)ops;
 	*fault = NULL;
 	return -ENOSYS;
+}
+
+/* The register dump (arch_vcpu_dump()); exits need no registers here. */
+unsigned int arch_vcpu_ioctls(unsigned long *req, unsigned int max)
+{
+	static const unsigned long r[] = { KVM_GET_REGS, KVM_GET_SREGS };
+	unsigned int n = 0;
+
+	for (; n < max && n < sizeof(r) / sizeof(r[0]); n++)
+		req[n] = r[n];
+	return n;
 }
