@@ -78,8 +78,10 @@ int veil_internal_add_port(struct vm *vm, uint64_t port, unsigned int len,
 	__must_check;
 
 /*
- * 1 if a guest's KVM_HC_MAP_GPA_RANGE reaches veil on this VM (enabled, and
- * the behaviour probe agrees), 0 if not, with why in why.
+ * 1 if a guest's conversion hypercalls (x86: KVM_HC_MAP_GPA_RANGE; arm64:
+ * MEM_SHARE/MEM_UNSHARE) reach veil on this VM (enabled, and the behaviour
+ * probe agrees), 0 if not, with why in why; then the firmware converts
+ * through its register (veil_boot_info.conv_port).
  */
 int veil_internal_map_gpa_range_exits(struct vm *vm, char *why, size_t len);
 /* The guest's MAP_GPA_RANGE path, as vCPU cpu; returns the guest's return value. */
