@@ -51,10 +51,25 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_time
 		   struct arch_vm **out) __must_check;
 void arch_vm_destroy(struct arch_vm *avm);
 /*
- * Whether the guest's conversion requests (x86: KVM_HC_MAP_GPA_RANGE) reach
- * vmm/ as KVM_EXIT_HYPERCALL: arch_vm_create() asked KVM for them.
+ * Whether the guest's conversion requests (x86: KVM_HC_MAP_GPA_RANGE; arm64:
+ * pKVM's MEM_SHARE/UNSHARE) reach vmm/ as KVM_EXIT_HYPERCALL:
+ * arch_vm_create() asked KVM for them.
  */
 bool arch_vm_guest_conversions(const struct arch_vm *avm);
+/*
+ * The architecture's own conversion calls, beyond KVM_HC_MAP_GPA_RANGE
+ * (arm64: pKVM's HYP_MEMINFO, MEM_SHARE and MEM_UNSHARE; x86: none).
+ * arch_vm_hypercalls_enable() asks KVM to forward them, before any vCPU
+ * runs (arch_vm_create() does; so do probe VMs): 1 if it did, 0 if there
+ * are none, -errno if KVM refused.
+ */
+int arch_vm_hypercalls_enable(int vm_fd) __must_check;
+/* Of those, the one that shares the page at its first argument; nr 0 if there are none. */
+struct arch_share_call {
+	uint32_t nr;      /* KVM_EXIT_HYPERCALL's nr (arm64: the SMCCC function id) */
+	const char *name; /* the guest's conversion call, in words (x86: MAP_GPA_RANGE) */
+};
+extern const struct arch_share_call arch_share_call;
 /* Raises or lowers a wired interrupt line (x86: a GSI; arm64: an SPI's INTID). */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level) __must_check;
 /*
@@ -162,13 +177,14 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 
 /*
  * A tiny guest that reads one word of guest memory and reports it by port
- * I/O: used to learn whether the guest survives the VMM revoking its
+ * I/O or MMIO: used to learn whether the guest survives the VMM revoking its
  * mapping.  The probe VM needs no irqchip.
  */
 struct arch_mem_probe {
 	uint64_t code_gpa;
 	uint64_t data_gpa;
 	uint16_t port; /* the guest writes the word it read here, 16 bits */
+	uint64_t mmio; /* or, when non-zero, to this MMIO address (the caller zeroes it) */
 };
 int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p) __must_check;
 /* A tiny guest that makes one hypercall nr(a0, a1, a2), then halts. */
@@ -200,9 +216,30 @@ struct arch_io_zone {
 unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max);
 
 /*
- * Register dump for diagnostics, one line per group.  (KVM_EXIT_HYPERCALL
- * and KVM_EXIT_SYSTEM_EVENT are decoded in vmm/exit.c for now.)
+ * Register dump for diagnostics, one line per group.  (KVM_EXIT_SYSTEM_EVENT
+ * and x86's KVM_HC_MAP_GPA_RANGE are decoded in vmm/exit.c for now.)
  */
 void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len);
+
+/* A forwarded call of arch_vm_hypercalls_enable()'s, and what answering it needs. */
+struct arch_hypercall_ops {
+	const struct gmem_layout *ram; /* NULL: no guest RAM to convert */
+	/* Converts [gpa, gpa+len) for the guest: 0, or -errno (reported by the callee). */
+	int (*convert)(void *opaque, uint64_t gpa, uint64_t len, bool to_private);
+	void *opaque;
+};
+/*
+ * Answers a KVM_EXIT_HYPERCALL of function nr through the vCPU's registers:
+ * 0 (*fault NULL, or the guest's mistake in words), -ENOSYS if it is not
+ * one of the architecture's calls, other -errno if the registers failed.
+ */
+int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_ops *ops,
+			const char **fault) __must_check;
+/*
+ * The ioctls a vCPU thread makes on its own vCPU fd once confined, besides
+ * KVM_RUN: register access for arch_vcpu_hypercall() and arch_vcpu_dump()
+ * (vmm/sandbox.c allows exactly these).  Fills at most max; returns how many.
+ */
+unsigned int arch_vcpu_ioctls(unsigned long *req, unsigned int max);
 
 #endif

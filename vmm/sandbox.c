@@ -16,6 +16,7 @@
 
 #include <seccomp.h>
 
+#include "arch.h"
 #include "kvm_uapi.h"
 #include "log.h"
 #include "gmem.h"
@@ -162,8 +163,6 @@ struct ioctl_rule {
  */
 static const struct ioctl_rule ioctl_rules[] = {
 	I(KVM_RUN, ON_VCPU, K_VCPU, "running the guest"),
-	I(KVM_GET_REGS, ON_VCPU, K_VCPU, "the register dump when the VM fails"),
-	I(KVM_GET_SREGS, ON_VCPU, K_VCPU, "the register dump when the VM fails"),
 	I(KVM_IRQ_LINE, ON_VM, K_ALL, "a device's interrupt line: from an exit (vCPU), a "
 	  "completion (I/O thread) or console input (main)"),
 	I(KVM_SET_GSI_ROUTING, ON_VM, K_ALL, "MSI: routes that settled (vm_msi_settle), from "
@@ -255,10 +254,32 @@ static int add_rules(struct filter *f, const struct rule *r, size_t n)
 #define DWORD(a, v) ((struct scmp_arg_cmp){ .arg = (a), .op = SCMP_CMP_MASKED_EQ, \
 					   .datum_a = 0xffffffffULL, .datum_b = (uint32_t)(v) })
 
+/*
+ * A vCPU thread's register access on its own vCPU fd, exactly the requests its
+ * architecture names (arch_vcpu_ioctls(): x86 the dump's KVM_GET_REGS and
+ * KVM_GET_SREGS, arm64 KVM_GET/SET_ONE_REG for forwarded SMCCC calls and the dump).
+ */
+static int add_vcpu_reg_rules(struct filter *f, enum vmm_thread_kind kind,
+			      const struct vmm_sandbox_fds *fds)
+{
+	unsigned long req[8];
+	unsigned int n = arch_vcpu_ioctls(req, ARRAY_SIZE(req));
+	int ret = 0;
+
+	if (kind != VMM_THREAD_VCPU || fds->vcpu_fd < 0)
+		return 0;
+	for (unsigned int i = 0; !ret && i < n; i++) {
+		struct scmp_arg_cmp c[] = { DWORD(0, fds->vcpu_fd), DWORD(1, req[i]) };
+
+		ret = allow(f, SCMP_SYS(ioctl), 2, c);
+	}
+	return ret;
+}
+
 static int add_ioctl_rules(struct filter *f, enum vmm_thread_kind kind,
 			   const struct vmm_sandbox_fds *fds)
 {
-	int ret = 0;
+	int ret = add_vcpu_reg_rules(f, kind, fds);
 
 	for (size_t i = 0; !ret && i < ARRAY_SIZE(ioctl_rules); i++) {
 		const struct ioctl_rule *r = &ioctl_rules[i];

@@ -388,8 +388,9 @@ static int start_thread(pthread_t *t, void *(*fn)(void *), void *arg)
 }
 
 /*
- * Where KVM_HC_MAP_GPA_RANGE does not reach veil (probed), the firmware
- * makes the same request through this port; both end in vcpu_map_gpa_range().
+ * Where the guest's conversion hypercalls do not reach veil (probed), the
+ * firmware makes the same request through this port (arm64: MMIO register);
+ * both end in vcpu_map_gpa_range().
  */
 static int conv_port_write(void *opaque, unsigned int vcpu, uint64_t offset, const void *data,
 			   unsigned int len)
@@ -417,8 +418,8 @@ static int stress_conv_route(struct stress *s)
 	if (veil_internal_map_gpa_range_exits(s->vm, s->conv_why, sizeof(s->conv_why)) == 1)
 		return 0;
 	s->conv_port = VEIL_PORT_CONVERT;
-	fprintf(s->progress, "stress: the guest converts through port 0x%x: %s\n", s->conv_port,
-		s->conv_why);
+	fprintf(s->progress, "stress: the guest converts through %s 0x%x: %s\n",
+		VEIL_FW_REGS_MMIO ? "register" : "port", s->conv_port, s->conv_why);
 	return veil_internal_add_port(s->vm, VEIL_PORT_CONVERT, 4, &conv_port_ops, s,
 				      "stress-convert-port");
 }
