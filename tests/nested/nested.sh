@@ -9,7 +9,8 @@
 #                                selftest, linux-stock, linux-swprot, linux-panic,
 #                                stress-default, stress-swprot, stress-inplace,
 #                                virtio-blk-integrity, virtio-balloon, virtio-pci,
-#                                virtio-pci-intx, seed-inplace, virtio-blk-jail, api
+#                                virtio-pci-intx, seed-inplace, virtio-blk-jail, api,
+#                                guest-script (guest-script.sh)
 #   qemu-direct [stock|swprot] [poweroff|panic|shell] [-- QEMU ARGS]
 #                                debugging: boots an L2 kernel with the L2 initramfs directly
 #                                under host-level QEMU TCG (no L1, no veil) and checks markers
@@ -83,6 +84,8 @@ INPLACE=$SHARED/kernels/vmlinuz-7.3.4-inplace
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # shellcheck source=tests/nested/debian.sh
 . "$HERE/debian.sh"
+# shellcheck source=tests/nested/guest-script.sh
+. "$HERE/guest-script.sh"
 export NESTED_SRC=$SRC NESTED_BUILD=$BUILD NESTED_SHARED=$SHARED VEIL_NESTED_L1=$L1_CHOICE
 
 # QEMU for L1 (PLATFORM.md §B).
@@ -986,7 +989,7 @@ run_test() {
 	local name=${1:?run-test needs a test name}
 	case $name in
 	selftest | linux-stock | linux-panic | stress-default | virtio-blk-integrity | virtio-balloon | virtio-pci | api) ;;
-	virtio-blk-jail) ;;
+	virtio-blk-jail | guest-script) ;;
 	virtio-pci-intx)
 		# Linux's virtio-pci then falls back to INTx (the ACPI _PRT's GSI, level-triggered).
 		export NESTED_L2_CMDLINE_EXTRA="${NESTED_L2_CMDLINE_EXTRA:-} pci=nomsi"
@@ -999,7 +1002,7 @@ run_test() {
 		L1_CHOICE=inplace
 		L1_CMDLINE+=" kvm.gmem_in_place_conversion=1"
 		;;
-	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace, virtio-pci, virtio-pci-intx, virtio-blk-jail, api)" ;;
+	*) die "unknown test '$name' (selftest, linux-stock, linux-swprot, linux-panic, stress-default, stress-swprot, stress-inplace, virtio-blk-integrity, virtio-balloon, seed-inplace, virtio-pci, virtio-pci-intx, virtio-blk-jail, api, guest-script)" ;;
 	esac
 	# Firmware guests run under single-threaded TCG.  Multi-threaded TCG gave two kinds of
 	# failure here that single-threaded TCG never showed in 10 firmware runs (5 of them with a CPU
@@ -1008,7 +1011,7 @@ run_test() {
 	# L2 boots need multi-threaded TCG's speed: single-threaded, the stock L2 did not reach its
 	# init within 120 s.
 	case $name in
-	linux-* | virtio-* | seed-* | api) L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi} ;;
+	linux-* | virtio-* | seed-* | api | guest-script) L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-multi} ;;
 	*) L1_QEMU[2]=tcg,thread=${NESTED_TCG_THREAD:-single} ;;
 	esac
 	prepare
@@ -1031,6 +1034,7 @@ run_test() {
 		virtio-balloon) test_balloon || true ;;
 		seed-inplace) test_seed_inplace || true ;;
 		api) test_api || true ;;
+		guest-script) test_guest_script || true ;;
 		esac
 		if report "$name"; then
 			if [ "$attempt" -eq 1 ]; then say "nested-$name: pass"; else say "nested-$name: pass (on attempt $attempt)"; fi
