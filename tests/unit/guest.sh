@@ -84,7 +84,7 @@ g="$tmp/guest dir"
 out=$(PATH=$tmp/stubs:$PATH "$guest" "$g" --kernel "$kernel" --busybox "$bb" 2>"$tmp/err") && rc=0 || rc=$?
 if [ "$rc" = 0 ]; then ok "assembled offline from $bb"; else fail "assembly: exit $rc: $(cat "$tmp/err")"; fi
 line=$(tail -n1 <<<"$out")
-want="run --kernel $(printf %q "$g/vmlinuz") --initrd $(printf %q "$g/initrd.cpio") --cmdline 'console=ttyS0 panic=-1' --cpus 2 --mem 256M"
+want="run --kernel $(printf %q "$g/vmlinuz") --initrd $(printf %q "$g/initrd.cpio") --cmdline 'console=ttyS0 panic=-1 quiet' --cpus 2 --mem 256M"
 if [[ $line == *veil\ "$want" ]]; then ok "the last line is the veil run command: $line"
 else fail "the last line: '$line', wanted '...veil $want'"; fi
 cmp -s "$kernel" "$g/vmlinuz" && ok "DIR/vmlinuz is the given kernel" || fail "DIR/vmlinuz differs from $kernel"
