@@ -86,6 +86,8 @@ SHARED=$(readlink -m "${NESTED_SHARED:-$SRC/../shared}")
 . "$HERE/x86-platform.sh"
 # shellcheck source=tests/nested/x86-tests.sh
 . "$HERE/x86-tests.sh"
+# shellcheck source=tests/nested/guest-script.sh
+. "$HERE/guest-script.sh"
 # shellcheck source=tests/nested/x86-bench.sh
 . "$HERE/x86-bench.sh"
 # shellcheck source=tests/nested/x86-debug.sh

@@ -26,6 +26,7 @@ nested_test virtio-pci            multi   -        test_blk_integrity --transpor
 nested_test virtio-pci-intx       multi   -        test_blk_intx --transport pci --rng
 nested_test seed-inplace          multi   inplace  test_seed_inplace
 nested_test api                   multi   -        test_api
+nested_test guest-script          multi   -        test_guest_script
 
 # shellcheck disable=SC2086,SC2046
 veil_linux_step() { # STEP KERNEL ACTION
