@@ -36,10 +36,11 @@ extern const char arch_name[];
 
 /*
  * The KVM_CREATE_VM type of a default VM, or of a software-protected one
- * (x86: KVM_X86_SW_PROTECTED_VM).  -EOPNOTSUPP with a sentence in err if
- * this KVM has no such type.
+ * (x86: KVM_X86_SW_PROTECTED_VM), for mem_size bytes of RAM (arm64: the IPA
+ * size it needs).  -EOPNOTSUPP with a sentence in err if this KVM has no such
+ * type, -E2BIG if the RAM does not fit its guest physical address space.
  */
-int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err,
+int arch_vm_type(int kvm_fd, bool sw_protected, uint64_t mem_size, unsigned long *type, char *err,
 		 size_t errlen) __must_check;
 /*
  * Interrupt controller, timers and whatever else a VM needs before vCPUs

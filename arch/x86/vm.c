@@ -34,10 +34,12 @@ const struct gmem_arch_map *arch_mem_map(void)
 	return &x86_mem_map;
 }
 
-int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err, size_t errlen)
+int arch_vm_type(int kvm_fd, bool sw_protected, uint64_t mem_size, unsigned long *type, char *err,
+		 size_t errlen)
 {
 	int64_t types = kvm_check_extension(kvm_fd, KVM_CAP_VM_TYPES);
 
+	(void)mem_size; /* KVM's x86 guest physical space is as wide as the host's */
 	if (types <= 0)
 		types = 1 << KVM_X86_DEFAULT_VM;
 	*type = sw_protected ? KVM_X86_SW_PROTECTED_VM : KVM_X86_DEFAULT_VM;
