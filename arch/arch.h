@@ -74,6 +74,13 @@ extern const struct arch_share_call arch_share_call;
 /* Raises or lowers a wired interrupt line (x86: a GSI; arm64: an SPI's INTID). */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level) __must_check;
 /*
+ * Whether a device's level-triggered line irq is driven through an irqfd
+ * with a resample eventfd instead (arm64: yes), and the GSI KVM_IRQFD names
+ * it by (arm64: the SPI's INTID - 32, KVM's default route).  false: use
+ * arch_vm_irq_line() (x86).
+ */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi);
+/*
  * The irqchip's default GSI routes (x86: GSIs 0-15 to the PIC and IOAPIC,
  * 16-23 to the IOAPIC; arm64: GSI n to SPI n), which a KVM_SET_GSI_ROUTING
  * table must repeat.  Fills at most max entries of struct

@@ -170,6 +170,15 @@ int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 	return ioctl(avm->vm_fd, KVM_IRQ_LINE, &l) ? -errno : 0;
 }
 
+/* SPIs through irqfd and resamplefd: GSI n is SPI n (arch_irq_default_routes()). */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi)
+{
+	if (irq < ARM64_GIC_SPI_BASE || irq >= GIC_NR_IRQS)
+		return false;
+	*gsi = irq - ARM64_GIC_SPI_BASE;
+	return true;
+}
+
 /*
  * KVM_ARM_VCPU_INIT with PSCI 0.2+ (KVM's default PSCI version, 1.x, is left alone: Linux looks
  * for hypervisor services only on PSCI 1.0 or later); secondaries start powered off.  The

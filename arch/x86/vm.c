@@ -142,6 +142,13 @@ int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 	return _kvm_ioctl(avm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
+/* Device lines stay KVM_IRQ_LINE here. */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi)
+{
+	(void)irq, (void)gsi;
+	return false;
+}
+
 static unsigned int order_base_2(unsigned int n)
 {
 	unsigned int order = 0;
