@@ -36,10 +36,11 @@ extern const char arch_name[];
 
 /*
  * The KVM_CREATE_VM type of a default VM, or of a software-protected one
- * (x86: KVM_X86_SW_PROTECTED_VM).  -EOPNOTSUPP with a sentence in err if
- * this KVM has no such type.
+ * (x86: KVM_X86_SW_PROTECTED_VM), for mem_size bytes of RAM (arm64: the IPA
+ * size it needs).  -EOPNOTSUPP with a sentence in err if this KVM has no such
+ * type, -E2BIG if the RAM does not fit its guest physical address space.
  */
-int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err,
+int arch_vm_type(int kvm_fd, bool sw_protected, uint64_t mem_size, unsigned long *type, char *err,
 		 size_t errlen) __must_check;
 /*
  * Interrupt controller, timers and whatever else a VM needs before vCPUs
@@ -72,6 +73,13 @@ struct arch_share_call {
 extern const struct arch_share_call arch_share_call;
 /* Raises or lowers a wired interrupt line (x86: a GSI; arm64: an SPI's INTID). */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level) __must_check;
+/*
+ * Whether a device's level-triggered line irq is driven through an irqfd
+ * with a resample eventfd instead (arm64: yes), and the GSI KVM_IRQFD names
+ * it by (arm64: the SPI's INTID - 32, KVM's default route).  false: use
+ * arch_vm_irq_line() (x86).
+ */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi);
 /*
  * The irqchip's default GSI routes (x86: GSIs 0-15 to the PIC and IOAPIC,
  * 16-23 to the IOAPIC; arm64: GSI n to SPI n), which a KVM_SET_GSI_ROUTING

@@ -147,8 +147,12 @@ static int build_kvm(const struct veil_config *cfg, unsigned long *vm_type,
 				 kvm_open(&kvm_fd, &max_vcpus);
 	if (ret)
 		return build_fail(err, false, "cannot use /dev/kvm: %s", strerror(-ret));
-	ret = arch_vm_type(kvm_fd, cfg->vm_type == VEIL_VM_SW_PROTECTED, vm_type, why, sizeof(why));
+	ret = arch_vm_type(kvm_fd, cfg->vm_type == VEIL_VM_SW_PROTECTED, cfg->mem_size, vm_type, why,
+			   sizeof(why));
 	close(kvm_fd);
+	if (ret == -E2BIG)
+		return build_fail(err, true, "mem '%llu MiB': %s",
+				  (unsigned long long)(cfg->mem_size >> 20), why);
 	if (ret)
 		return build_fail(err, true, "vm-type sw-protected: %s", why);
 	if (cfg->nr_cpus > max_vcpus)

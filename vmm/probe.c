@@ -23,7 +23,7 @@ int probe_vm_create(int kvm_fd, const char *what, struct probe_vm *pv)
 	pv->vcpu_fd = -1;
 	pv->run = MAP_FAILED;
 	pv->vm_fd = -1;
-	ret = arch_vm_type(kvm_fd, false, &type, why, sizeof(why));
+	ret = arch_vm_type(kvm_fd, false, GMEM_MIN_SIZE, &type, why, sizeof(why));
 	if (ret)
 		return ret;
 	pv->vm_fd = kvm_create_vm(kvm_fd, type, what);

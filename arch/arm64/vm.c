@@ -17,6 +17,7 @@
 #include "debug_exit.h"
 #include "fdt.h"
 #include "image.h"
+#include "kvm.h"
 #include "log.h"
 #include "uart8250.h"
 #include "veil_boot.h"
@@ -59,15 +60,36 @@ struct arch_vm {
 	bool guest_conversions; /* pKVM's MEM_SHARE/UNSHARE are forwarded to veil */
 };
 
-/* The type is the IPA size; 0 is KVM's default of 40 bits, which RAM from 1 GiB fits. */
-int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err, size_t errlen)
+/*
+ * The type is the IPA size (KVM_VM_TYPE_ARM_IPA_SIZE): 40 bits, KVM's default (type 0) and
+ * the most tested, where RAM fits and KVM offers it; more when RAM from 1 GiB needs it, up to
+ * what KVM_CAP_ARM_VM_IPA_SIZE says; less where the host offers less (KVM refuses type 0
+ * there).  A KVM without the capability has only the 40-bit default.
+ */
+int arch_vm_type(int kvm_fd, bool sw_protected, uint64_t mem_size, unsigned long *type, char *err,
+		 size_t errlen)
 {
-	(void)kvm_fd;
+	int64_t cap = kvm_check_extension(kvm_fd, KVM_CAP_ARM_VM_IPA_SIZE);
+	unsigned int have = cap > 0 ? (unsigned int)cap : 40, need = 32, bits;
+	uint64_t top;
+
 	if (sw_protected) {
 		snprintf(err, errlen, "arm64 KVM has no software-protected VM type");
 		return -EOPNOTSUPP;
 	}
-	*type = 0;
+	if (__builtin_add_overflow(RAM_BASE, mem_size, &top))
+		top = UINT64_MAX;
+	if (top - 1 >= 1ULL << need)
+		need = 64 - (unsigned int)__builtin_clzll(top - 1);
+	if (need > have) {
+		snprintf(err, errlen, "RAM from 1 GiB up to 0x%llx needs a %u-bit guest physical "
+			 "address space; this KVM offers %u bits (KVM_CAP_ARM_VM_IPA_SIZE)",
+			 (unsigned long long)top, need, have);
+		return -E2BIG;
+	}
+	bits = need > 40 ? need : have < 40 ? have : 40;
+	/* 40 bits is type 0, the default VM that veil's probes and model choice know. */
+	*type = cap > 0 && bits != 40 ? KVM_VM_TYPE_ARM_IPA_SIZE(bits) : 0;
 	return 0;
 }
 
@@ -148,6 +170,15 @@ int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 	if (irq < ARM64_GIC_SPI_BASE || irq >= GIC_NR_IRQS)
 		return -EINVAL;
 	return ioctl(avm->vm_fd, KVM_IRQ_LINE, &l) ? -errno : 0;
+}
+
+/* SPIs through irqfd and resamplefd: GSI n is SPI n (arch_irq_default_routes()). */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi)
+{
+	if (irq < ARM64_GIC_SPI_BASE || irq >= GIC_NR_IRQS)
+		return false;
+	*gsi = irq - ARM64_GIC_SPI_BASE;
+	return true;
 }
 
 /*

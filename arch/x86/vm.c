@@ -34,10 +34,12 @@ const struct gmem_arch_map *arch_mem_map(void)
 	return &x86_mem_map;
 }
 
-int arch_vm_type(int kvm_fd, bool sw_protected, unsigned long *type, char *err, size_t errlen)
+int arch_vm_type(int kvm_fd, bool sw_protected, uint64_t mem_size, unsigned long *type, char *err,
+		 size_t errlen)
 {
 	int64_t types = kvm_check_extension(kvm_fd, KVM_CAP_VM_TYPES);
 
+	(void)mem_size; /* KVM's x86 guest physical space is as wide as the host's */
 	if (types <= 0)
 		types = 1 << KVM_X86_DEFAULT_VM;
 	*type = sw_protected ? KVM_X86_SW_PROTECTED_VM : KVM_X86_DEFAULT_VM;
@@ -138,6 +140,13 @@ int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
 
 	return _kvm_ioctl(avm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+/* Device lines stay KVM_IRQ_LINE here. */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi)
+{
+	(void)irq, (void)gsi;
+	return false;
 }
 
 static unsigned int order_base_2(unsigned int n)
