@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "virtqueue.h"
 
 /* The rings are little-endian and so is every host veil runs on: fields are used as they are. */
@@ -290,6 +291,10 @@ static int add_seg(struct virtqueue *vq, struct walk *w, bool in_table, uint16_t
 		if (ret == -EAGAIN)
 			return vq_fail(vq, -EAGAIN, "%s %u (GPA 0x%llx+0x%x): being converted", kind,
 				       i, (unsigned long long)d->addr, d->len);
+		if (ret == -EACCES && !vq->stats.refused_private++)
+			pr_warn("%s: refused a device access to private memory at GPA 0x%llx (+0x%x): "
+				"the guest did not share that buffer", vq->owner ? vq->owner : "virtqueue",
+				(unsigned long long)d->addr, d->len);
 		if (ret)
 			return desc_fail(vq, ret, kind, i, d, "buffer %s", access_error(ret));
 	}

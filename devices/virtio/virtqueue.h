@@ -122,6 +122,7 @@ struct virtqueue {
 		 */
 		uint64_t kick_asks;
 		uint64_t indirect;   /* chains that went through an indirect table */
+		uint64_t refused_private; /* buffers refused as private; the first is logged */
 	} stats;
 	char error[160];     /* why the last pop or push failed */
 	struct vq_used pending[VQ_MAX_SIZE];

@@ -107,7 +107,8 @@ prepare() {
 
 # The arm64 libraries veil links, unpacked; and a meson cross file that uses them.
 SYSROOT_DEBS=(liburing-dev liburing2 libseccomp-dev libseccomp2 libfdt-dev libfdt1
-	libjson-c-dev libjson-c5 libhttp-parser-dev libhttp-parser2.9 zlib1g-dev zlib1g)
+	libjson-c-dev libjson-c5 libhttp-parser-dev libhttp-parser2.9 zlib1g-dev zlib1g
+	nettle-dev libnettle8)
 sysroot() {
 	local root=$WORK/sysroot p deb stamp=
 	mkdir -p "$WORK"
