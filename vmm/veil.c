@@ -453,6 +453,16 @@ struct vm *veil_vm_core(struct veil_vm *v)
 	return v->vm;
 }
 
+static uint64_t guest_conversions(struct vm *vm)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		n += LOAD(vm->vcpus[i].stats.conversions);
+	return n;
+}
+
 /* The confidential mode's account: what the guest shared, what devices were refused. */
 static void coco_summary(struct veil_vm *v, FILE *f)
 {
@@ -494,6 +504,8 @@ static void veil_vm_summary_extra(struct veil_vm *v, FILE *f)
 			(unsigned long long)gs.revoke_skipped, GMEM_REVOKE_MAX_EXTENTS);
 	if (vm->coco.on)
 		coco_summary(v, f);
+	else if (guest_conversions(vm))
+		fprintf(f, "veil: guest conversions: %llu\n", (unsigned long long)guest_conversions(vm));
 	vm_virtio_summary(vm, f);
 	if (vm_console_dropped(vm) || vm_console_unwritten(vm))
 		fprintf(f, "veil: console: %llu bytes of guest output dropped while its reader "
