@@ -272,7 +272,6 @@ coco_l2_initrd() {
 		mount -t proc proc /proc
 		mount -t sysfs sys /sys
 		mount -t devtmpfs dev /dev
-		echo "VEIL-COCO-L2: init $(uname -r) nproc=$(grep -c ^processor /proc/cpuinfo)"
 		n=$(sed -n 's/.*veilblk=\([0-9]*\).*/\1/p' /proc/cmdline)
 		if [ -n "$n" ] && [ -b /dev/vda ]; then
 			dd if=/dev/urandom of=/tmp/w bs=1M count="$n" 2>/dev/null
@@ -284,6 +283,8 @@ coco_l2_initrd() {
 			echo "VEIL-COCO-L2: blk ${n}MiB wrote $a read $b"
 			echo "VEIL-COCO-L2: io-errors=$(dmesg | grep -c 'I/O error')"
 		fi
+		# Last, so that no late kernel message splits the line (the boot test runs without quiet).
+		echo "VEIL-COCO-L2: init $(uname -r) nproc=$(grep -c ^processor /proc/cpuinfo)"
 		poweroff -f
 	EOF
 	chmod 755 "$r/init"
