@@ -304,7 +304,7 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 		return build_fail(err, false, "setting up vCPU entry: %s", strerror(-ret));
 	if (vm->coco.on) {
 		vm->coco.swiotlb_bytes = b->swiotlb_bytes;
-		ret = coco_launch(vm, &st, vm->nr_vcpus, cfg->launch_manifest, why, sizeof(why));
+		ret = coco_launch(&vm->coco, vm->gmem, &st, vm->nr_vcpus, cfg->launch_manifest, why, sizeof(why));
 		if (ret)
 			return build_fail(err, false, "confidential launch: %s", why);
 	}

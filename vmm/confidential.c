@@ -13,7 +13,7 @@
 #include "confidential.h"
 #include "log.h"
 #include "sha256.h"
-#include "vm.h"
+#include "gmem.h"
 
 #define COCO_CHUNK (1U << 20)
 
@@ -67,7 +67,7 @@ static int measure_line(struct sha256_stream *h, int fd, const char *line)
 }
 
 /* A blob's header, then its bytes from guest memory: into the hash and the manifest. */
-static int measure(struct vm *vm, struct sha256_stream *h, int fd, const char *name, uint64_t gpa,
+static int measure(struct gmem *gm, struct sha256_stream *h, int fd, const char *name, uint64_t gpa,
 		   uint64_t size, uint8_t *buf)
 {
 	char hdr[128];
@@ -79,7 +79,7 @@ static int measure(struct vm *vm, struct sha256_stream *h, int fd, const char *n
 	for (off = 0; !ret && off < size; off += COCO_CHUNK) {
 		size_t len = size - off < COCO_CHUNK ? (size_t)(size - off) : COCO_CHUNK;
 
-		ret = gmem_read(vm->gmem, gpa + off, buf, len);
+		ret = gmem_read(gm, gpa + off, buf, len);
 		if (!ret)
 			sha256_stream_update(h, buf, len);
 		if (!ret && fd >= 0)
@@ -88,10 +88,10 @@ static int measure(struct vm *vm, struct sha256_stream *h, int fd, const char *n
 	return ret;
 }
 
-int coco_launch(struct vm *vm, const struct arch_boot_state *st, unsigned int nr_cpus,
+int coco_launch(struct vm_coco *c, struct gmem *gm, const struct arch_boot_state *st, unsigned int nr_cpus,
 		const char *manifest_path, char *err, size_t errlen)
 {
-	const struct gmem_layout *l = gmem_get_layout(vm->gmem);
+	const struct gmem_layout *l = gmem_get_layout(gm);
 	struct gmem_conv_result res = { .culprit = "" };
 	struct sha256_stream h;
 	uint8_t *buf = malloc(COCO_CHUNK);
@@ -111,7 +111,7 @@ int coco_launch(struct vm *vm, const struct arch_boot_state *st, unsigned int nr
 	}
 	sha256_stream_begin(&h);
 	for (i = 0; i < st->nr_blobs && !ret; i++)
-		ret = measure(vm, &h, fd, st->blob[i].name, st->blob[i].gpa, st->blob[i].size, buf);
+		ret = measure(gm, &h, fd, st->blob[i].name, st->blob[i].gpa, st->blob[i].size, buf);
 	/* Where the boot vCPU starts (x0: the device tree), and how many vCPUs there are. */
 	snprintf(entry, sizeof(entry), "veil-launch-v1 entry pc=0x%016llx x0=0x%016llx vcpus=%u\n",
 		 (unsigned long long)st->entry, (unsigned long long)st->boot_params, nr_cpus);
@@ -122,16 +122,16 @@ int coco_launch(struct vm *vm, const struct arch_boot_state *st, unsigned int nr
 			 fd >= 0 ? manifest_path : "", strerror(-ret));
 		goto out;
 	}
-	sha256_stream_end_hex(&h, vm->coco.digest);
+	sha256_stream_end_hex(&h, c->digest);
 	/* Every page private before any vCPU runs: the guest shares what it will. */
 	for (i = 0; i < l->nr && !ret; i++)
-		ret = gmem_convert(vm->gmem, l->r[i].gpa, l->r[i].size, true, &res);
+		ret = gmem_convert(gm, l->r[i].gpa, l->r[i].size, true, &res);
 	if (ret) {
 		snprintf(err, errlen, "making guest RAM private: %s%s%s", strerror(-ret),
 			 res.culprit[0] ? ": " : "", res.culprit);
 		goto out;
 	}
-	vm->coco.private_at_launch = coco_private_bytes(vm);
+	c->private_at_launch = coco_private_bytes(gm);
 out:
 	if (fd >= 0 && close(fd) && !ret) {
 		ret = -errno;
@@ -141,10 +141,10 @@ out:
 	return ret;
 }
 
-void coco_record(struct vm *vm, bool to_private, uint64_t ns)
+void coco_record(struct vm_coco *c, bool to_private, uint64_t ns)
 {
-	if (vm->coco.on)
-		lat_add(to_private ? &vm->coco.unshare_lat : &vm->coco.share_lat, ns);
+	if (c->on)
+		lat_add(to_private ? &c->unshare_lat : &c->share_lat, ns);
 }
 
 static void add_private(void *opaque, uint64_t gpa, uint64_t len, bool priv)
@@ -154,11 +154,11 @@ static void add_private(void *opaque, uint64_t gpa, uint64_t len, bool priv)
 		*(uint64_t *)opaque += len;
 }
 
-uint64_t coco_private_bytes(struct vm *vm)
+uint64_t coco_private_bytes(struct gmem *gm)
 {
 	uint64_t bytes = 0;
 
-	if (vm->gmem)
-		(void)gmem_attr_extents(vm->gmem, add_private, &bytes);
+	if (gm)
+		(void)gmem_attr_extents(gm, add_private, &bytes);
 	return bytes;
 }

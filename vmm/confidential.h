@@ -13,7 +13,7 @@
 #include "compiler.h"
 #include "lat.h"
 
-struct vm;
+struct gmem;
 
 struct vm_coco {
 	bool on;
@@ -23,6 +23,7 @@ struct vm_coco {
 	char digest[65];        /* the launch digest, hex; "" before the launch */
 	uint64_t swiotlb_bytes; /* the bounce pool the command line asks for; 0: none */
 };
+
 
 /* Allocates the histograms; nothing else happens until coco_launch(). */
 int coco_init(struct vm_coco *c) __must_check;
@@ -39,13 +40,13 @@ int coco_blob_header(char *buf, size_t len, const char *name, uint64_t gpa, uint
  * digest (and into manifest_path if not NULL), then converts all RAM to private.  Before any
  * vCPU runs.  0, or -errno with err set.
  */
-int coco_launch(struct vm *vm, const struct arch_boot_state *st, unsigned int nr_cpus,
+int coco_launch(struct vm_coco *c, struct gmem *gm, const struct arch_boot_state *st, unsigned int nr_cpus,
 		const char *manifest_path, char *err, size_t errlen) __must_check;
 
 /* A guest conversion that completed, for the counters. */
-void coco_record(struct vm *vm, bool to_private, uint64_t ns);
+void coco_record(struct vm_coco *c, bool to_private, uint64_t ns);
 
 /* Bytes of RAM private now. */
-uint64_t coco_private_bytes(struct vm *vm);
+uint64_t coco_private_bytes(struct gmem *gm);
 
 #endif

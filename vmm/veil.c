@@ -360,7 +360,7 @@ VEIL_EXPORT int veil_vm_counters(struct veil_vm *v, struct veil_counters *c)
 		/* Only devices reach guest memory once the guest runs; veil itself does not. */
 		c->refused_device = gs.refused_private;
 		c->ram_bytes = gmem_total_size(vm->gmem);
-		c->private_bytes = coco_private_bytes(vm);
+		c->private_bytes = coco_private_bytes(vm->gmem);
 		c->private_at_launch = vm->coco.private_at_launch;
 	}
 	return 0;
