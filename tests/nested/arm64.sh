@@ -275,7 +275,7 @@ coco_l2_initrd() {
 		n=$(sed -n 's/.*veilblk=\([0-9]*\).*/\1/p' /proc/cmdline)
 		if [ -n "$n" ] && [ -b /dev/vda ]; then
 			dd if=/dev/urandom of=/tmp/w bs=1M count="$n" 2>/dev/null
-			dd if=/tmp/w of=/dev/vda bs=1M 2>/dev/null
+			dd if=/tmp/w of=/dev/vda bs=64k 2>/dev/null
 			sync
 			echo 3 >/proc/sys/vm/drop_caches
 			a=$(md5sum </tmp/w | cut -d' ' -f1)
