@@ -489,6 +489,23 @@ static int ask_for_kick(struct virtqueue *vq, uint16_t *idx)
 	return read_avail_idx(vq, idx);
 }
 
+/*
+ * A chain refused for a buffer in private memory: walked again without pins, so that req->seg[]
+ * says where its buffers are (none touched) and the device can still fail it in one the guest
+ * did share (vq_fail_status).  vq->error keeps the refusal.
+ */
+static void describe_refused(struct virtqueue *vq, struct vq_req *req)
+{
+	char why[sizeof(vq->error)];
+
+	memcpy(why, vq->error, sizeof(why));
+	req->nr_segs = req->nr_out = req->nr_pins = 0;
+	req->out_len = req->in_len = 0;
+	if (walk_chain(vq, req, false))
+		req->nr_segs = 0;
+	memcpy(vq->error, why, sizeof(why));
+}
+
 /* With vq->lock held. */
 static int pop_locked(struct virtqueue *vq, struct vq_req *req, bool pin)
 {
@@ -542,6 +559,8 @@ static int pop_locked(struct virtqueue *vq, struct vq_req *req, bool pin)
 		 */
 		if (ret == -EPROTO || ret == -EAGAIN)
 			return ret;
+		if (ret == -EACCES && pin)
+			describe_refused(vq, req);
 	}
 	/* Good or bad, the chain is consumed: a bad one goes back through the used ring. */
 	vq->last_avail++;
@@ -563,6 +582,17 @@ static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
 int vq_pop(struct virtqueue *vq, struct vq_req *req)
 {
 	return pop(vq, req, true);
+}
+
+int vq_fail_status(struct virtqueue *vq, const struct vq_req *req, uint8_t status)
+{
+	const struct vq_seg *s;
+
+	if (!req->nr_segs || !req->seg[req->nr_segs - 1].write)
+		return -ENOENT;
+	s = &req->seg[req->nr_segs - 1];
+	/* Refused (and counted by gmem) if that byte is private too: nothing is written then. */
+	return ring_write(vq, s->gpa + s->len - 1, &status, 1);
 }
 
 int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req)

@@ -191,6 +191,14 @@ int vq_pop(struct virtqueue *vq, struct vq_req *req) __must_check;
 int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req) __must_check;
 
 /*
+ * After vq_pop's -EACCES (a buffer in private memory): writes status into the last byte of the
+ * chain's last device-writable buffer, where virtio devices keep their status, if the guest
+ * shared that byte.  No other buffer is touched.  0, -ENOENT if the chain has no writable
+ * buffer (or could not be described), or the refusal of that byte (-EACCES, -EFAULT, -EAGAIN).
+ */
+int vq_fail_status(struct virtqueue *vq, const struct vq_req *req, uint8_t status) __must_check;
+
+/*
  * Completes a request: unpins its buffers, then writes the used element
  * (head, written) and publishes the used idx, in that order (release
  * semantics for the guest).  Never waits.
