@@ -176,7 +176,8 @@ void vq_destroy(struct virtqueue *vq);
  *            long, -EFAULT a buffer or table outside RAM, -EACCES one in
  *            private memory): nothing is pinned, req->head is set, and the
  *            caller returns it with vq_push(vq, req, 0) after failing it
- *            as its device can.
+ *            as its device can.  After -EACCES alone req->seg[] describes
+ *            the chain (hva NULL, nothing pinned) for vq_fail_status().
  * vq->error says what was wrong.
  */
 int vq_pop(struct virtqueue *vq, struct vq_req *req) __must_check;
