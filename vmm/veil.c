@@ -469,8 +469,11 @@ static void coco_summary(struct veil_vm *v, FILE *f)
 	struct veil_counters c;
 
 	veil_vm_counters(v, &c);
-	fprintf(f, "veil: confidential: launch digest sha256:%s; bounce pool swiotlb %llu MiB\n",
-		v->vm->coco.digest, (unsigned long long)(v->vm->coco.swiotlb_bytes >> 20));
+	fprintf(f, "veil: confidential: launch digest sha256:%s; bounce pool swiotlb %llu MiB; "
+		"veil's mapping of private pages %s\n", v->vm->coco.digest,
+		(unsigned long long)(v->vm->coco.swiotlb_bytes >> 20),
+		v->vm->revoke_host_mapping ? "revoked (PROT_NONE)" :
+					     "kept, refused by veil's map (revocation not safe here)");
 	fprintf(f, "veil: confidential: guest shares %llu (p50 %.1f us, p99 %.1f us), unshares %llu "
 		"(p50 %.1f us, p99 %.1f us); refused device accesses %llu\n",
 		(unsigned long long)c.guest_shares, c.share_p50_ns / 1e3, c.share_p99_ns / 1e3,
