@@ -4,13 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/random.h>
 #include <unistd.h>
 
 #include "build.h"
 #include "file.h"
-#include "kvm_uapi.h"
 #include "log.h"
 #include "veil_internal.h"
 #include "virtio_devs.h"
@@ -177,35 +175,36 @@ static int build_boot_src(struct build *b, const struct veil_config *cfg,
 }
 
 /* What this KVM allows: configuration questions, answered before the VM is made. */
-static int build_kvm(const struct veil_config *cfg, struct veil_error *err)
+static int build_kvm(const struct veil_config *cfg, unsigned long *vm_type,
+		     struct veil_error *err)
 {
 	unsigned int max_vcpus;
-	int kvm_fd, types, ret;
+	char why[200] = "";
+	int kvm_fd, ret;
 
 	ret = cfg->kvm_fd >= 0 ? kvm_dup(cfg->kvm_fd, &kvm_fd, &max_vcpus) :
 				 kvm_open(&kvm_fd, &max_vcpus);
 	if (ret)
 		return build_fail(err, false, "cannot use /dev/kvm: %s", strerror(-ret));
-	types = ioctl(kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_VM_TYPES);
+	ret = arch_vm_type(kvm_fd, cfg->vm_type == VEIL_VM_SW_PROTECTED, cfg->mem_size, vm_type, why,
+			   sizeof(why));
 	close(kvm_fd);
-	if (types <= 0)
-		types = 1 << KVM_X86_DEFAULT_VM;
-	if (!(types & (1 << cfg->vm_type)))
-		return build_fail(err, true, "vm-type sw-protected: this KVM offers only VM types "
-				  "0x%x (KVM_CAP_VM_TYPES); it needs CONFIG_KVM_SW_PROTECTED_VM", types);
+	if (ret == -E2BIG)
+		return build_fail(err, true, "mem '%llu MiB': %s",
+				  (unsigned long long)(cfg->mem_size >> 20), why);
+	if (ret)
+		return build_fail(err, true, "vm-type sw-protected: %s", why);
 	if (cfg->nr_cpus > max_vcpus)
 		return build_fail(err, true, "cpus '%u': this KVM allows at most %u vCPUs",
 				  cfg->nr_cpus, max_vcpus);
 	return 0;
 }
 
-static int build_create_vm(struct build *b, const struct veil_config *cfg,
+static int build_create_vm(struct build *b, const struct veil_config *cfg, unsigned long vm_type,
 			   const struct log_sink *log, struct veil_error *err)
 {
 	struct vm_config vc = {
-		.nr_cpus = cfg->nr_cpus, .mem_size = cfg->mem_size,
-		.vm_type = cfg->vm_type == VEIL_VM_SW_PROTECTED ? KVM_X86_SW_PROTECTED_VM :
-								  KVM_X86_DEFAULT_VM,
+		.nr_cpus = cfg->nr_cpus, .mem_size = cfg->mem_size, .vm_type = vm_type,
 		.console_fd = cfg->console_out_fd, .console_in_fd = cfg->console_in_fd,
 		.destructive = cfg->destructive, .seccomp = cfg->seccomp,
 		.kvm_fd = cfg->kvm_fd >= 0 ? cfg->kvm_fd : 0, .kick_signal = cfg->kick_signal,
@@ -323,6 +322,7 @@ int build_vm(struct build *b, const struct veil_config *cfg, const struct log_si
 	     struct veil_error *err)
 {
 	struct arch_linux_boot lb = { 0 };
+	unsigned long vm_type = 0;
 	int ret;
 
 	*err = (struct veil_error){ 0 };
@@ -334,11 +334,11 @@ int build_vm(struct build *b, const struct veil_config *cfg, const struct log_si
 	if (!ret)
 		ret = build_step(b, BUILD_BOOT_SRC, err);
 	if (!ret)
-		ret = build_kvm(cfg, err);
+		ret = build_kvm(cfg, &vm_type, err);
 	if (!ret)
 		ret = build_step(b, BUILD_KVM, err);
 	if (!ret)
-		ret = build_create_vm(b, cfg, log, err);
+		ret = build_create_vm(b, cfg, vm_type, log, err);
 	if (!ret)
 		ret = build_step(b, BUILD_VM, err);
 	if (!ret)

@@ -355,11 +355,28 @@ static void caps_hypercall_from_cache(struct caps_choice *out)
 	}
 }
 
+/*
+ * Whether vm_type is a default VM, whatever else its number says (arm64 puts the IPA size in
+ * it): anything but the architecture's software-protected type, where there is one.
+ */
+static bool caps_is_default_type(int kvm_fd, unsigned long vm_type)
+{
+	unsigned long sw;
+	char why[160];
+
+	return vm_type == KVM_X86_DEFAULT_VM ||
+	       arch_vm_type(kvm_fd, true, GMEM_MIN_SIZE, &sw, why, sizeof(why)) != 0 ||
+	       vm_type != sw;
+}
+
 int caps_for_vm(int kvm_fd, int vm_fd, unsigned long vm_type, bool destructive,
 		struct caps_choice *out)
 {
 	struct caps_vm_type t = { .type = vm_type, .supported = true };
 	char detail[CAPS_CACHE_DETAIL] = "";
+
+	if (caps_is_default_type(kvm_fd, vm_type))
+		t.type = KVM_X86_DEFAULT_VM; /* the kind the model choice knows */
 
 	*out = (struct caps_choice){ .revoke_safe = -1, .hypercall_exit = -1,
 				     .destructive = destructive };

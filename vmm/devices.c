@@ -101,6 +101,7 @@ static struct vdev *vdev_alloc(struct vm *vm, enum vdev_kind kind, unsigned int 
 	v->kind = kind;
 	v->index = index;
 	v->kick_efd = -1;
+	v->irq_efd = v->resample_efd = -1;
 	if (ops->max > 1)
 		snprintf(v->name, sizeof(v->name), "%s%u", ops->name, index);
 	else

@@ -16,14 +16,15 @@
 static int kvm_set_routes(void *ctx, const struct vm_msi_route *routes, unsigned int nr)
 {
 	const int *vm_fd = ctx;
-	size_t max = ARCH_IRQ_DEFAULT_ROUTES + VM_MSI_MAX;
+	unsigned int defaults = arch_irq_default_routes(NULL, 0);
+	size_t max = defaults + VM_MSI_MAX;
 	struct kvm_irq_routing *r = calloc(1, sizeof(*r) + max * sizeof(r->entries[0]));
 	unsigned int i, n;
 	int ret;
 
 	if (!r)
 		return -ENOMEM;
-	n = arch_irq_default_routes(r->entries, ARCH_IRQ_DEFAULT_ROUTES);
+	n = arch_irq_default_routes(r->entries, defaults);
 	for (i = 0; i < nr && i < VM_MSI_MAX; i++, n++) {
 		r->entries[n].gsi = routes[i].gsi;
 		r->entries[n].type = KVM_IRQ_ROUTING_MSI;
@@ -82,6 +83,7 @@ int vm_msi_init_ops(struct vm_msi *m, const struct vm_msi_ops *ops, void *ctx)
 	memset(m, 0, sizeof(*m));
 	m->ops = ops;
 	m->ctx = ctx;
+	m->gsi_base = arch_irq_msi_gsi_base();
 	ret = -pthread_mutex_init(&m->lock, NULL);
 	if (ret)
 		return ret;
@@ -123,7 +125,7 @@ int vm_msi_source(struct vm_msi *m)
 	}
 	h = (int)m->nr++;
 	memset(&m->src[h], 0, sizeof(m->src[h]));
-	m->src[h].gsi = VM_MSI_GSI_BASE + (uint32_t)h;
+	m->src[h].gsi = m->gsi_base + (uint32_t)h;
 	m->src[h].efd = efd;
 	pthread_mutex_unlock(&m->lock);
 	return h;
@@ -221,7 +223,7 @@ static void commit_routes(struct vm_msi *m, const struct vm_msi_route *r, unsign
 	unsigned int i;
 
 	for (i = 0; i < n; i++) {
-		typeof(m->src[0]) *s = &m->src[r[i].gsi - VM_MSI_GSI_BASE];
+		typeof(m->src[0]) *s = &m->src[r[i].gsi - m->gsi_base];
 
 		if (!s->moving)
 			continue;
@@ -258,7 +260,7 @@ int vm_msi_settle(struct vm_msi *m)
 	}
 	ret = m->ops->set_routes(m->ctx, r, n);
 	for (i = 0; !ret && i < n; i++) {
-		typeof(m->src[0]) *s = &m->src[r[i].gsi - VM_MSI_GSI_BASE];
+		typeof(m->src[0]) *s = &m->src[r[i].gsi - m->gsi_base];
 
 		/* bound and efd change only here, under route_lock. */
 		if (s->bound)

@@ -25,7 +25,6 @@
 #include "compiler.h"
 
 #define VM_MSI_MAX 64
-#define VM_MSI_GSI_BASE 24 /* after the IOAPIC's pins */
 #define VM_MSI_BACKOFF_MAX 12 /* a route's move waits for at most 1 << 12 steady messages */
 
 struct vm_msi_route {
@@ -58,6 +57,7 @@ struct vm_msi {
 	bool dirty;                 /* a source settled on a message its route does not hold */
 	const struct vm_msi_ops *ops;
 	void *ctx;
+	uint32_t gsi_base;          /* the sources' GSIs follow the irqchip's (arch_irq_msi_gsi_base) */
 	unsigned int nr;
 	struct {
 		uint32_t gsi;

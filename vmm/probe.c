@@ -15,12 +15,18 @@
 int probe_vm_create(int kvm_fd, const char *what, struct probe_vm *pv)
 {
 	struct gmem_layout layout;
+	unsigned long type;
+	char why[160];
 	int ret;
 
 	memset(pv, 0, sizeof(*pv));
 	pv->vcpu_fd = -1;
 	pv->run = MAP_FAILED;
-	pv->vm_fd = kvm_create_vm(kvm_fd, KVM_X86_DEFAULT_VM, what);
+	pv->vm_fd = -1;
+	ret = arch_vm_type(kvm_fd, false, GMEM_MIN_SIZE, &type, why, sizeof(why));
+	if (ret)
+		return ret;
+	pv->vm_fd = kvm_create_vm(kvm_fd, type, what);
 	if (pv->vm_fd < 0)
 		return pv->vm_fd;
 	ret = gmem_layout_compute(arch_mem_map(), GMEM_MIN_SIZE, &layout);

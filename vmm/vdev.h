@@ -72,6 +72,10 @@ struct vdev {
 		unsigned int q;
 	} qkick[VIRTIO_MAX_QUEUES];
 	bool ioeventfd;             /* every queue's notify goes to its kick eventfd */
+	/* virtio-mmio where the arch wants it: the line as an irqfd with a resample eventfd. */
+	int irq_efd, resample_efd;  /* -1 without */
+	uint32_t irq_gsi;
+	bool irqfd, resample_watched;
 	/* What the attach did, so that one unwind (vdev_detach) undoes exactly that. */
 	bool model_ready, on_bus, on_pci, watched;
 	uint64_t ioeventfd_addr[VIRTIO_MAX_QUEUES];

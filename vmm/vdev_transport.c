@@ -11,14 +11,100 @@
 #include "vdev.h"
 #include "vm.h"
 
-/* The guest's interrupt line for a device: level, on the in-kernel irqchip (the arch numbers it). */
+static void vdev_irqfd_raise(struct vdev *v)
+{
+	uint64_t one = 1;
+
+	if (write(v->irq_efd, &one, sizeof(one)) < 0)
+		pr_warn("%s: interrupt line %u (irqfd): %s", v->name, v->slot.irq, strerror(errno));
+}
+
+/*
+ * The guest's interrupt line for a device: level, on the in-kernel irqchip (the arch numbers
+ * it).  Through an irqfd with resample, raising is a write that KVM holds until the guest's
+ * EOI; lowering is KVM's own at that EOI, and vdev_resample() raises it again if the device
+ * still asks.  Otherwise KVM_IRQ_LINE, from whichever thread the device runs on.
+ */
 static void vdev_set_irq(void *opaque, bool level)
 {
 	struct vdev *v = opaque;
-	int ret = arch_vm_irq_line(v->vm->arch, v->slot.irq, level);
+	int ret;
 
+	if (v->irqfd) {
+		if (level)
+			vdev_irqfd_raise(v);
+		return;
+	}
+	ret = arch_vm_irq_line(v->vm->arch, v->slot.irq, level);
 	if (ret)
 		pr_warn("%s: interrupt line %u: %s", v->name, v->slot.irq, strerror(-ret));
+}
+
+/* On the I/O thread: the guest EOId the line and KVM lowered it; up again while the ISR is set. */
+static void vdev_resample(void *opaque)
+{
+	struct vdev *v = opaque;
+	bool pending;
+
+	pthread_mutex_lock(&v->vd->lock);
+	pending = v->vd->isr != 0;
+	pthread_mutex_unlock(&v->vd->lock);
+	if (pending)
+		vdev_irqfd_raise(v);
+}
+
+static int vdev_irqfd_ioctl(struct vdev *v, bool assign)
+{
+	struct kvm_irqfd f = {
+		.fd = (uint32_t)v->irq_efd, .gsi = v->irq_gsi, .resamplefd = (uint32_t)v->resample_efd,
+		.flags = assign ? KVM_IRQFD_FLAG_RESAMPLE : KVM_IRQFD_FLAG_DEASSIGN,
+	};
+
+	return _kvm_ioctl(v->vm->vm_fd, KVM_IRQFD, &f);
+}
+
+/*
+ * A virtio-mmio line as an irqfd with a resample eventfd, where the arch wants it (arm64's
+ * SPIs): the I/O thread and the vCPUs raise it with a write, not an ioctl.  A KVM that
+ * refuses keeps the line on KVM_IRQ_LINE.
+ */
+static int vdev_irqfd_setup(struct vdev *v, char *err, size_t errlen)
+{
+	int ret;
+
+	if (!arch_irq_line_irqfd(v->slot.irq, &v->irq_gsi))
+		return 0;
+	v->irq_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	v->resample_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->irq_efd < 0 || v->resample_efd < 0) {
+		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+		return -errno;
+	}
+	ret = vdev_irqfd_ioctl(v, true);
+	if (ret) {
+		pr_info("%s: KVM_IRQFD with resample on GSI %u: %s; the line stays KVM_IRQ_LINE",
+			v->name, v->irq_gsi, strerror(-ret));
+		return 0;
+	}
+	v->irqfd = true;
+	ret = iothread_watch(&v->vm->virtio->io, v->resample_efd, vdev_resample, v);
+	v->resample_watched = !ret;
+	if (ret)
+		snprintf(err, errlen, "watching its interrupt's resample eventfd: %s", strerror(-ret));
+	return ret;
+}
+
+static void vdev_irqfd_teardown(struct vdev *v)
+{
+	if (v->resample_watched && iothread_unwatch(&v->vm->virtio->io, v->resample_efd) == 0)
+		v->resample_watched = false;
+	if (v->irqfd && vdev_irqfd_ioctl(v, false) == 0)
+		v->irqfd = false;
+	if (v->irq_efd >= 0)
+		close(v->irq_efd);
+	if (v->resample_efd >= 0)
+		close(v->resample_efd);
+	v->irq_efd = v->resample_efd = -1;
 }
 
 /* Queue q's kick eventfd. */
@@ -207,7 +293,7 @@ static int vdev_attach_pci(struct vdev *v, char *err, size_t errlen)
 	}
 	v->on_pci = true;
 	v->pci_slot = slot;
-	v->slot.irq = arch_pci_intx_gsi(slot);
+	v->slot.irq = arch_board_pci_intx_gsi(v->vm->board, slot);
 	v->vp.pci.cfg[PCI_INTERRUPT_LINE] = (uint8_t)v->slot.irq;
 	v->vp.set_intx = vdev_set_irq;
 	v->vp.intx_opaque = v;
@@ -228,7 +314,9 @@ static int vdev_attach_mmio(struct vdev *v, char *err, size_t errlen)
 	v->vd->set_irq = vdev_set_irq;
 	v->vd->irq_opaque = v;
 	virtio_mmio_init(&v->mmio, v->vd);
-	ret = vdev_step(v, err, errlen);
+	ret = vdev_irqfd_setup(v, err, errlen);
+	if (!ret)
+		ret = vdev_step(v, err, errlen);
 	if (!ret)
 		ret = bus_register(v->vm->bus, BUS_MMIO, v->slot.base, v->slot.size,
 				   &virtio_mmio_ops, &v->mmio, v->name);
@@ -320,6 +408,7 @@ void vdev_transport_detach(struct vdev *v)
 		v->watched = false;
 	if (v->on_bus && bus_unregister(v->vm->bus, BUS_MMIO, v->slot.base) == 0)
 		v->on_bus = false;
+	vdev_irqfd_teardown(v);
 	if (v->on_pci && pci_host_remove(vv->pci, &v->vp.pci) == 0)
 		v->on_pci = false;
 	if (v->kick_efd >= 0)

@@ -114,16 +114,21 @@ static size_t vm_console_tx_room(void *opaque)
 	return outq_room(&vm->console_out);
 }
 
-static void vm_board_stop(void *opaque, int exit_code, const char *why)
+/* The board's events, as veil's exit codes: 0 poweroff, 3 reset, 1 failure. */
+static void vm_board_event(void *opaque, enum arch_event ev, const char *why)
 {
-	vm_request_stop(opaque, exit_code, "%s", why);
+	int code = ev == ARCH_EVENT_POWEROFF ? VM_EXIT_POWEROFF :
+		   ev == ARCH_EVENT_RESET    ? VM_EXIT_RESET :
+					       VM_EXIT_FAILURE;
+
+	vm_request_stop(opaque, code, "%s", why);
 }
 
 static int vm_create_devices(struct vm *vm)
 {
 	struct arch_board_ops ops = {
 		.console_tx = vm_console_tx, .console_tx_room = vm_console_tx_room,
-		.stop = vm_board_stop, .opaque = vm,
+		.event = vm_board_event, .opaque = vm,
 	};
 	int ret;
 
@@ -171,29 +176,9 @@ static int vm_create_memory(struct vm *vm)
 }
 
 /*
- * Guests ask for conversions with KVM_HC_MAP_GPA_RANGE, or the architecture's own calls (arm64:
- * pKVM's MEM_SHARE/UNSHARE); KVM passes them on only if asked to.
+ * The confidential mode: the guest must be able to share, and be told it may.  After
+ * arch_vm_create(), which asked KVM for the guest's conversion calls.
  */
-static void vm_enable_hypercall_exit(struct vm *vm)
-{
-	struct kvm_enable_cap cap = {
-		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
-	};
-	int64_t have = kvm_check_extension(vm->kvm_fd, KVM_CAP_EXIT_HYPERCALL);
-	int arch = arch_vm_hypercalls_enable(vm->vm_fd);
-
-	if (arch > 0)
-		vm->map_gpa_range_exits = true;
-	else if (arch < 0)
-		pr_info("the guest's conversion calls do not reach veil here (%s); guests cannot "
-			"convert", strerror(-arch));
-	else if ((have & (1 << KVM_HC_MAP_GPA_RANGE)) && _kvm_ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
-		vm->map_gpa_range_exits = true;
-	else
-		pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");
-}
-
-/* The confidential mode: the guest must be able to share, and be told it may. */
 static int vm_enable_confidential(struct vm *vm)
 {
 	int ret;
@@ -316,11 +301,11 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	outq_set_wake(&vm->console_out, vm->console_efd);
 	ret = vm_create_memory(vm);
 	if (!ret)
-		vm_enable_hypercall_exit(vm);
+		ret = arch_vm_create(vm->kvm_fd, vm->vm_fd, cfg->nr_cpus, cfg->legacy_timer, &vm->arch);
+	if (!ret)
+		vm->map_gpa_range_exits = arch_vm_guest_conversions(vm->arch);
 	if (!ret && cfg->confidential)
 		ret = vm_enable_confidential(vm);
-	if (!ret)
-		ret = arch_vm_create(vm->kvm_fd, vm->vm_fd, cfg->nr_cpus, cfg->legacy_timer, &vm->arch);
 	if (!ret)
 		ret = vm_create_devices(vm);
 	if (!ret)

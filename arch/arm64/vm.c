@@ -16,6 +16,8 @@
 #include "arch.h"
 #include "fdt.h"
 #include "image.h"
+#include "kvm.h"
+#include "log.h"
 #include "uart8250.h"
 
 const char arch_name[] = "arm64";
@@ -53,7 +55,41 @@ struct arch_vm {
 	int kvm_fd, vm_fd, gic_fd;
 	unsigned int nr_cpus;
 	bool gic_ready;
+	bool guest_conversions; /* pKVM's MEM_SHARE/UNSHARE are forwarded to veil */
 };
+
+/*
+ * The type is the IPA size (KVM_VM_TYPE_ARM_IPA_SIZE): 40 bits, KVM's default (type 0) and
+ * the most tested, where RAM fits and KVM offers it; more when RAM from 1 GiB needs it, up to
+ * what KVM_CAP_ARM_VM_IPA_SIZE says; less where the host offers less (KVM refuses type 0
+ * there).  A KVM without the capability has only the 40-bit default.
+ */
+int arch_vm_type(int kvm_fd, bool sw_protected, uint64_t mem_size, unsigned long *type, char *err,
+		 size_t errlen)
+{
+	int64_t cap = kvm_check_extension(kvm_fd, KVM_CAP_ARM_VM_IPA_SIZE);
+	unsigned int have = cap > 0 ? (unsigned int)cap : 40, need = 32, bits;
+	uint64_t top;
+
+	if (sw_protected) {
+		snprintf(err, errlen, "arm64 KVM has no software-protected VM type");
+		return -EOPNOTSUPP;
+	}
+	if (__builtin_add_overflow(RAM_BASE, mem_size, &top))
+		top = UINT64_MAX;
+	if (top - 1 >= 1ULL << need)
+		need = 64 - (unsigned int)__builtin_clzll(top - 1);
+	if (need > have) {
+		snprintf(err, errlen, "RAM from 1 GiB up to 0x%llx needs a %u-bit guest physical "
+			 "address space; this KVM offers %u bits (KVM_CAP_ARM_VM_IPA_SIZE)",
+			 (unsigned long long)top, need, have);
+		return -E2BIG;
+	}
+	bits = need > 40 ? need : have < 40 ? have : 40;
+	/* 40 bits is type 0, the default VM that veil's probes and model choice know. */
+	*type = cap > 0 && bits != 40 ? KVM_VM_TYPE_ARM_IPA_SIZE(bits) : 0;
+	return 0;
+}
 
 static int gic_attr(int fd, uint32_t group, uint64_t attr, void *val)
 {
@@ -94,6 +130,11 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_time
 		ret = gic_attr(avm->gic_fd, KVM_DEV_ARM_VGIC_GRP_NR_IRQS, 0, &nr_irqs);
 	if (ret)
 		goto fail;
+	ret = arch_vm_hypercalls_enable(vm_fd); /* before any vCPU runs: EBUSY after */
+	avm->guest_conversions = ret > 0;
+	if (ret < 0)
+		pr_info("the SMCCC filter (KVM_ARM_VM_SMCCC_FILTER) was refused: %s; guests cannot "
+			"convert", strerror(-ret));
 	*out = avm;
 	return 0;
 fail:
@@ -110,6 +151,12 @@ void arch_vm_destroy(struct arch_vm *avm)
 	free(avm);
 }
 
+/* Guest-initiated conversions: pKVM's MEM_SHARE/UNSHARE, forwarded (hypercall.c). */
+bool arch_vm_guest_conversions(const struct arch_vm *avm)
+{
+	return avm->guest_conversions;
+}
+
 /* irq: an SPI's INTID (32 and up), as the board and the FDT number them. */
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 {
@@ -121,6 +168,15 @@ int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 	if (irq < ARM64_GIC_SPI_BASE || irq >= GIC_NR_IRQS)
 		return -EINVAL;
 	return ioctl(avm->vm_fd, KVM_IRQ_LINE, &l) ? -errno : 0;
+}
+
+/* SPIs through irqfd and resamplefd: GSI n is SPI n (arch_irq_default_routes()). */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi)
+{
+	if (irq < ARM64_GIC_SPI_BASE || irq >= GIC_NR_IRQS)
+		return false;
+	*gsi = irq - ARM64_GIC_SPI_BASE;
+	return true;
 }
 
 /*
@@ -209,7 +265,7 @@ static void board_uart_irq(void *opaque, int level)
 	struct arch_board *b = opaque;
 
 	if (arch_vm_irq_line(b->avm, UART_INTID, level))
-		b->ops.stop(b->ops.opaque, 1, "raising the UART interrupt failed");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, "raising the UART interrupt failed");
 }
 
 static void board_console_tx(void *opaque, uint8_t byte)
@@ -263,6 +319,13 @@ struct pci_host *arch_board_pci(struct arch_board *b)
 {
 	(void)b;
 	return NULL;
+}
+
+/* No PCI host: nothing is wired. */
+unsigned int arch_board_pci_intx_gsi(struct arch_board *b, unsigned int slot)
+{
+	(void)b, (void)slot;
+	return 0;
 }
 
 size_t arch_board_console_rx(struct arch_board *b, const uint8_t *buf, size_t len)
@@ -450,18 +513,13 @@ int arch_linux_vcpu_entry(int vcpu_fd, const struct arch_boot_state *st, unsigne
 	return ret;
 }
 
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp)
-{
-	(void)gm, (void)nr_cpus, (void)mmio_devs, (void)nr_mmio_devs, (void)pci, (void)rsdp;
-	return -EOPNOTSUPP;
-}
-
 /* KVM's default arm64 routing: GSI n is SPI n (INTID 32 + n), on irqchip 0. */
 unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max)
 {
 	unsigned int n = max < GIC_NR_IRQS - ARM64_GIC_SPI_BASE ? max : GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 
+	if (!e)
+		return GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 	for (unsigned int i = 0; i < n; i++)
 		e[i] = (struct kvm_irq_routing_entry){
 			.gsi = i, .type = KVM_IRQ_ROUTING_IRQCHIP, .u.irqchip = { .irqchip = 0, .pin = i },
@@ -469,20 +527,7 @@ unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned i
 	return n;
 }
 
-int arch_pci_window(uint64_t *base, uint64_t *size)
+uint32_t arch_irq_msi_gsi_base(void)
 {
-	(void)base, (void)size;
-	return -EOPNOTSUPP;
-}
-
-unsigned int arch_pci_intx_gsi(unsigned int slot)
-{
-	(void)slot;
-	return 0;
-}
-
-void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t)
-{
-	(void)l;
-	t->nr = 0;
+	return GIC_NR_IRQS - ARM64_GIC_SPI_BASE;
 }

@@ -31,7 +31,7 @@ static void board_uart_irq(void *opaque, int level)
 	struct arch_board *b = opaque;
 
 	if (arch_vm_irq_line(b->avm, X86_UART_IRQ, level))
-		b->ops.stop(b->ops.opaque, 1, "raising the UART interrupt failed");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, "raising the UART interrupt failed");
 }
 
 static void board_console_tx(void *opaque, uint8_t byte)
@@ -52,7 +52,7 @@ static void board_poweroff(void *opaque)
 {
 	struct arch_board *b = opaque;
 
-	b->ops.stop(b->ops.opaque, 0, "guest powered off (ACPI S5)");
+	b->ops.event(b->ops.opaque, ARCH_EVENT_POWEROFF, "guest powered off (ACPI S5)");
 }
 
 static void board_reset(void *opaque, const char *how)
@@ -61,7 +61,7 @@ static void board_reset(void *opaque, const char *how)
 	char why[96];
 
 	snprintf(why, sizeof(why), "guest reset (%s)", how);
-	b->ops.stop(b->ops.opaque, 3, why);
+	b->ops.event(b->ops.opaque, ARCH_EVENT_RESET, why);
 }
 
 static void board_debug_exit(void *opaque, uint32_t status)
@@ -70,11 +70,12 @@ static void board_debug_exit(void *opaque, uint32_t status)
 	char why[96];
 
 	if (status == 0) {
-		b->ops.stop(b->ops.opaque, 0, "guest wrote status 0 to the debug-exit port");
+		b->ops.event(b->ops.opaque, ARCH_EVENT_POWEROFF,
+			     "guest wrote status 0 to the debug-exit port");
 		return;
 	}
 	snprintf(why, sizeof(why), "guest wrote failure status %u to the debug-exit port", status);
-	b->ops.stop(b->ops.opaque, 1, why);
+	b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, why);
 }
 
 static int board_create_devices(struct arch_board *b)
@@ -117,9 +118,8 @@ static int board_register(struct arch_board *b, struct bus *bus)
 	if (!ret) {
 		uint64_t base, size;
 
-		ret = arch_pci_window(&base, &size);
-		if (!ret)
-			ret = pci_host_init(&b->pci, bus, base, size, &cf9_bus_ops, &b->reset);
+		x86_pci_window(&base, &size);
+		ret = pci_host_init(&b->pci, bus, base, size, &cf9_bus_ops, &b->reset);
 		b->pci_ready = ret == 0;
 	}
 	return ret;
@@ -144,6 +144,12 @@ unsigned int arch_coalesced_zones(struct arch_io_zone *z, unsigned int max)
 struct pci_host *arch_board_pci(struct arch_board *b)
 {
 	return b->pci_ready ? &b->pci : NULL;
+}
+
+unsigned int arch_board_pci_intx_gsi(struct arch_board *b, unsigned int slot)
+{
+	(void)b;
+	return x86_pci_intx_gsi(slot);
 }
 
 int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_board_ops *ops,

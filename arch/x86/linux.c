@@ -25,13 +25,13 @@ static void put16(uint8_t *p, uint16_t v) { p[0] = (uint8_t)v; p[1] = (uint8_t)(
 static void put32(uint8_t *p, uint32_t v) { put16(p, (uint16_t)v); put16(p + 2, (uint16_t)(v >> 16)); }
 static void put64(uint8_t *p, uint64_t v) { put32(p, (uint32_t)v); put32(p + 4, (uint32_t)(v >> 32)); }
 
-static void e820_add(struct arch_e820 *t, uint64_t addr, uint64_t size, uint32_t type)
+static void e820_add(struct x86_e820 *t, uint64_t addr, uint64_t size, uint32_t type)
 {
-	if (size && t->nr < ARCH_E820_MAX)
-		t->e[t->nr++] = (struct arch_e820_entry){ addr, size, type };
+	if (size && t->nr < X86_E820_MAX)
+		t->e[t->nr++] = (struct x86_e820_entry){ addr, size, type };
 }
 
-void arch_e820_build(const struct gmem_layout *l, struct arch_e820 *t)
+void x86_e820_build(const struct gmem_layout *l, struct x86_e820 *t)
 {
 	uint64_t low_end = l->r[0].gpa + l->r[0].size;
 	unsigned int i;
@@ -110,7 +110,7 @@ static void bp_header(uint8_t *bp, const struct x86_kernel *k, const uint8_t *im
 static void bp_fill(uint8_t *bp, const struct gmem_layout *l, uint64_t initrd_gpa, size_t initrd_size,
 		    uint64_t rsdp)
 {
-	struct arch_e820 t;
+	struct x86_e820 t;
 	unsigned int i;
 
 	put32(bp + BP_CMD_LINE_PTR, (uint32_t)CMDLINE_GPA);
@@ -120,7 +120,7 @@ static void bp_fill(uint8_t *bp, const struct gmem_layout *l, uint64_t initrd_gp
 	put32(bp + BP_RAMDISK_SIZE, (uint32_t)initrd_size);
 	put32(bp + BP_EXT_RAMDISK_SIZE, (uint32_t)((uint64_t)initrd_size >> 32));
 	put64(bp + BP_ACPI_RSDP_ADDR, rsdp);
-	arch_e820_build(l, &t);
+	x86_e820_build(l, &t);
 	bp[BP_E820_ENTRIES] = (uint8_t)t.nr;
 	for (i = 0; i < t.nr; i++) {
 		uint8_t *e = bp + BP_E820_TABLE + 20 * i;
@@ -192,11 +192,10 @@ int arch_mmio_slot(unsigned int n, struct arch_mmio_dev *d)
 #define PCI_WIN_BASE 0xe0000000ULL
 #define PCI_WIN_SIZE 0x01000000ULL
 
-int arch_pci_window(uint64_t *base, uint64_t *size)
+void x86_pci_window(uint64_t *base, uint64_t *size)
 {
 	*base = PCI_WIN_BASE;
 	*size = PCI_WIN_SIZE;
-	return 0;
 }
 
 /*
@@ -205,13 +204,15 @@ int arch_pci_window(uint64_t *base, uint64_t *size)
  * 16-23, and the at most 7 functions (4 disks, balloon, rng, console) in
  * slots 1-7 each get a pin of their own, so no line is shared.
  */
-unsigned int arch_pci_intx_gsi(unsigned int slot)
+unsigned int x86_pci_intx_gsi(unsigned int slot)
 {
 	return MMIO_DEV_IRQ + slot % 8;
 }
 
-int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmio_dev *mmio_devs,
-		    unsigned int nr_mmio_devs, bool pci, uint64_t *rsdp)
+/* ACPI tables for nr_cpus at their fixed place; *rsdp gets the RSDP's address. */
+static int linux_acpi_write(struct gmem *gm, unsigned int nr_cpus,
+			    const struct arch_mmio_dev *mmio_devs, unsigned int nr_mmio_devs, bool pci,
+			    uint64_t *rsdp)
 {
 	struct x86_acpi_config cfg = {
 		.nr_cpus = nr_cpus, .pm_port = X86_PORT_ACPI_PM, .sci_irq = X86_ACPI_SCI_IRQ,
@@ -234,7 +235,7 @@ int arch_acpi_write(struct gmem *gm, unsigned int nr_cpus, const struct arch_mmi
 		cfg.pci_win_base = (uint32_t)PCI_WIN_BASE;
 		cfg.pci_win_size = (uint32_t)PCI_WIN_SIZE;
 		for (unsigned int s = 1; s < ARRAY_SIZE(cfg.pci_intx_gsi); s++)
-			cfg.pci_intx_gsi[s] = (uint8_t)arch_pci_intx_gsi(s);
+			cfg.pci_intx_gsi[s] = (uint8_t)x86_pci_intx_gsi(s);
 	}
 	buf = calloc(1, ACPI_MAX);
 	if (!buf)
@@ -264,7 +265,7 @@ static int linux_write(struct gmem *gm, const struct x86_kernel *k, const struct
 	if (!ret)
 		ret = gmem_write(gm, CMDLINE_GPA, b->cmdline, strlen(b->cmdline) + 1);
 	if (!ret)
-		ret = arch_acpi_write(gm, nr_cpus, b->mmio_devs, b->nr_mmio_devs, b->pci, &rsdp);
+		ret = linux_acpi_write(gm, nr_cpus, b->mmio_devs, b->nr_mmio_devs, b->pci, &rsdp);
 	if (!ret)
 		ret = arch_fw_prepare(gm, &tables); /* GDT and identity page tables */
 	if (!ret) {

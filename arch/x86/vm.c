@@ -1,5 +1,6 @@
 /* x86 VM and vCPU setup: memory map, in-kernel irqchip and PIT, CPUID topology, MSRs, LAPIC. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,11 +26,29 @@ struct arch_vm {
 	int vm_fd;
 	unsigned int nr_cpus;
 	struct kvm_cpuid2 *cpuid; /* what KVM supports, patched per vCPU */
+	bool map_gpa_range_exits;
 };
 
 const struct gmem_arch_map *arch_mem_map(void)
 {
 	return &x86_mem_map;
+}
+
+int arch_vm_type(int kvm_fd, bool sw_protected, uint64_t mem_size, unsigned long *type, char *err,
+		 size_t errlen)
+{
+	int64_t types = kvm_check_extension(kvm_fd, KVM_CAP_VM_TYPES);
+
+	(void)mem_size; /* KVM's x86 guest physical space is as wide as the host's */
+	if (types <= 0)
+		types = 1 << KVM_X86_DEFAULT_VM;
+	*type = sw_protected ? KVM_X86_SW_PROTECTED_VM : KVM_X86_DEFAULT_VM;
+	if (!(types & (1 << *type))) {
+		snprintf(err, errlen, "this KVM offers only VM types 0x%x (KVM_CAP_VM_TYPES); it "
+			 "needs CONFIG_KVM_SW_PROTECTED_VM", (unsigned int)types);
+		return -EOPNOTSUPP;
+	}
+	return 0;
 }
 
 static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
@@ -50,6 +69,20 @@ static int x86_get_supported_cpuid(int kvm_fd, struct kvm_cpuid2 **out)
 	return 0;
 }
 
+/* Guests ask for conversions with KVM_HC_MAP_GPA_RANGE; KVM passes it on only if asked to. */
+static bool x86_enable_hypercall_exit(int kvm_fd, int vm_fd)
+{
+	struct kvm_enable_cap cap = {
+		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
+	};
+	int64_t have = kvm_check_extension(kvm_fd, KVM_CAP_EXIT_HYPERCALL);
+
+	if ((have & (1 << KVM_HC_MAP_GPA_RANGE)) && _kvm_ioctl(vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+		return true;
+	pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");
+	return false;
+}
+
 int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_timer,
 		   struct arch_vm **out)
 {
@@ -65,6 +98,7 @@ int arch_vm_create(int kvm_fd, int vm_fd, unsigned int nr_cpus, bool legacy_time
 	avm->kvm_fd = kvm_fd;
 	avm->vm_fd = vm_fd;
 	avm->nr_cpus = nr_cpus;
+	avm->map_gpa_range_exits = x86_enable_hypercall_exit(kvm_fd, vm_fd);
 	/* Intel needs these pages for real mode; they sit in the MMIO hole, outside RAM. */
 	ret = kvm_ioctl(vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap);
 	if (!ret)
@@ -96,11 +130,23 @@ void arch_vm_destroy(struct arch_vm *avm)
 	free(avm);
 }
 
+bool arch_vm_guest_conversions(const struct arch_vm *avm)
+{
+	return avm->map_gpa_range_exits;
+}
+
 int arch_vm_irq_line(struct arch_vm *avm, unsigned int irq, int level)
 {
 	struct kvm_irq_level l = { .irq = irq, .level = (uint32_t)level };
 
 	return _kvm_ioctl(avm->vm_fd, KVM_IRQ_LINE, &l);
+}
+
+/* Device lines stay KVM_IRQ_LINE here. */
+bool arch_irq_line_irqfd(unsigned int irq, uint32_t *gsi)
+{
+	(void)irq, (void)gsi;
+	return false;
 }
 
 static unsigned int order_base_2(unsigned int n)
@@ -280,17 +326,20 @@ int arch_vcpu_init(struct arch_vm *avm, int vcpu_fd, unsigned int index)
 	return ret;
 }
 
+#define X86_IOAPIC_PINS 24
+#define X86_PIC_PINS 16
+
 unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned int max)
 {
 	unsigned int gsi, n = 0;
 
 	/* As KVM_CREATE_IRQCHIP set them up: ISA GSIs on both PIC and IOAPIC, 16-23 on the IOAPIC. */
-	for (gsi = 0; gsi < 24 && n < max; gsi++) {
+	for (gsi = 0; gsi < X86_IOAPIC_PINS && n < max; gsi++) {
 		e[n++] = (struct kvm_irq_routing_entry){
 			.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 			.u.irqchip = { .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi },
 		};
-		if (gsi < 16 && n < max)
+		if (gsi < X86_PIC_PINS && n < max)
 			e[n++] = (struct kvm_irq_routing_entry){
 				.gsi = gsi, .type = KVM_IRQ_ROUTING_IRQCHIP,
 				.u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER :
@@ -298,5 +347,10 @@ unsigned int arch_irq_default_routes(struct kvm_irq_routing_entry *e, unsigned i
 					       .pin = gsi % 8 },
 			};
 	}
-	return n;
+	return e ? n : X86_IOAPIC_PINS + X86_PIC_PINS;
+}
+
+uint32_t arch_irq_msi_gsi_base(void)
+{
+	return X86_IOAPIC_PINS;
 }

@@ -32,9 +32,11 @@ printf '\xb8\x05\x00\x00\x00\xba\x01\x05\x00\x00\xef\xf4' >"$TMP/status5.bin" # 
 printf '\x0f\x0b' >"$TMP/ud2.bin"                                           # no IDT: triple fault
 printf '\xfa\xf4\xeb\xfc' >"$TMP/halt.bin"                                  # cli; hlt forever
 printf '\xeb\xfe' >"$TMP/spin.bin"                                          # jmp .
+printf '\xb0\xfe\xe6\x64\xf4' >"$TMP/i8042.bin"                            # the board's reset
 expect 1 "failure status 5" -- run --firmware "$TMP/status5.bin" --cpus 2
 expect 3 "guest reset \(triple fault\)" -- run --firmware "$TMP/ud2.bin"
 grep -q "rip=" "$TMP/out" || fail "triple fault: no register dump"
+expect 3 "stopped: guest reset \(i8042 reset\) \(exit code 3\)" -- run --firmware "$TMP/i8042.bin"
 
 # SIGTERM/SIGINT stop vCPUs halted in the in-kernel LAPIC, or spinning, within seconds.
 stop_test() { # FIRMWARE SIGNAL CODE

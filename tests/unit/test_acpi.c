@@ -7,6 +7,7 @@
 #include "acpi.h"
 #include "arch.h"
 #include "test.h"
+#include "x86.h"
 
 #define BASE 0xe0000ULL
 #define LEN 0x20000
@@ -271,11 +272,11 @@ static void test_bad_config(void)
 static void test_e820(void)
 {
 	struct gmem_layout l;
-	struct arch_e820 t;
+	struct x86_e820 t;
 	unsigned int i;
 
 	CHECK_EQ(gmem_layout_compute(arch_mem_map(), 64ULL << 20, &l), 0);
-	arch_e820_build(&l, &t);
+	x86_e820_build(&l, &t);
 	CHECK_EQ(t.nr, 4);
 	CHECK_EQ(t.e[0].addr, 0);
 	CHECK_EQ(t.e[0].size, 0x9fc00);
@@ -290,7 +291,7 @@ static void test_e820(void)
 	CHECK_EQ(t.e[3].type, 2);
 	/* 5 GiB: 3 GiB low, the reserved top of the hole, 2 GiB above 4 GiB; sorted. */
 	CHECK_EQ(gmem_layout_compute(arch_mem_map(), 5ULL << 30, &l), 0);
-	arch_e820_build(&l, &t);
+	x86_e820_build(&l, &t);
 	CHECK_EQ(t.nr, 5);
 	CHECK_EQ(t.e[2].addr + t.e[2].size, 3ULL << 30);
 	CHECK_EQ(t.e[4].addr, 4ULL << 30);

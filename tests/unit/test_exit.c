@@ -407,6 +407,15 @@ static void test_shutdown_and_events(void)
 	expect_stop(&r, VCPU_STOP, VM_EXIT_POWEROFF, "powered off");
 	r.system_event.type = KVM_SYSTEM_EVENT_RESET;
 	expect_stop(&r, VCPU_STOP, VM_EXIT_RESET, "reset");
+	/* arm64's PSCI SYSTEM_RESET2 is a reset with a flag (api.rst): the same exit 3. */
+	r.system_event.ndata = 1;
+	r.system_event.data[0] = 1; /* KVM_SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2 */
+	expect_stop(&r, VCPU_STOP, VM_EXIT_RESET, "reset");
+	/* And PSCI 1.3's SYSTEM_OFF2 a shutdown with one: exit 0. */
+	r.system_event.type = KVM_SYSTEM_EVENT_SHUTDOWN;
+	expect_stop(&r, VCPU_STOP, VM_EXIT_POWEROFF, "powered off");
+	r.system_event.ndata = 0;
+	r.system_event.data[0] = 0;
 	r.system_event.type = KVM_SYSTEM_EVENT_CRASH;
 	expect_stop(&r, VCPU_STOP_DUMP, VM_EXIT_FAILURE, "crashed");
 	r.system_event.type = 99;

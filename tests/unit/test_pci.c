@@ -4,7 +4,8 @@
  * a detached gmem: the capability chain a driver walks, the common
  * configuration, queue setup, notifications, MSI-X delivery with masking and
  * the pending bits, NEEDS_RESET signalled on the configuration vector, and
- * the MSI routes (vmm/msi.c, on fake KVM ops) a reprogramming guest moves.
+ * the MSI routes (vmm/msi.c, on fake KVM ops) a reprogramming guest moves,
+ * on GSIs clear of the irqchip's.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -13,6 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/kvm.h>
+
+#include "arch.h"
 #include "blk.h"
 #include "bus.h"
 #include "gmem.h"
@@ -613,6 +617,33 @@ static void test_msi_backoff(void)
 	vm_msi_destroy_ops(&m);
 }
 
+/*
+ * MSI routes never take an irqchip GSI: arch_irq_msi_gsi_base() lies above
+ * every default route (which KVM_SET_GSI_ROUTING repeats), the count
+ * arch_irq_default_routes() gives is what it fills, and sources number
+ * their GSIs from that base.
+ */
+static void test_msi_gsis_clear_irqchip(void)
+{
+	struct kvm_irq_routing_entry e[512];
+	unsigned int i, n = arch_irq_default_routes(NULL, 0), base = arch_irq_msi_gsi_base();
+	struct fake_kvm k = { 0 };
+	struct vm_msi m;
+
+	CHECK(n > 0 && n <= ARRAY_SIZE(e));
+	CHECK_EQ(arch_irq_default_routes(e, ARRAY_SIZE(e)), n);
+	for (i = 0; i < n; i++)
+		CHECK(e[i].gsi < base);
+	CHECK_EQ(vm_msi_init_ops(&m, &fake_ops, &k), 0);
+	for (i = 0; i < 3; i++) {
+		int h = vm_msi_source(&m);
+
+		CHECK(h >= 0);
+		CHECK_EQ(m.src[h].gsi, base + i);
+	}
+	vm_msi_destroy_ops(&m);
+}
+
 int main(void)
 {
 	test_config_space();
@@ -621,5 +652,6 @@ int main(void)
 	test_intx();
 	test_msi_routes();
 	test_msi_backoff();
+	test_msi_gsis_clear_irqchip();
 	return test_done("pci");
 }
