@@ -333,7 +333,8 @@ coco_main() {
 			$COCO_RUN --confidential --launch-manifest /tmp/m --cmdline 'console=ttyS0 veilblk=8' --disk /tmp/d.img; echo VEIL-ARM64-L1: coco-exit=\$?
 			echo VEIL-ARM64-L1: manifest \$(busybox sha256sum /tmp/m)
 			echo VEIL-ARM64-L1: first-blob \$(busybox head -n1 /tmp/m | busybox cut -c1-80)
-			echo VEIL-ARM64-L1: image-size \$(busybox wc -c </l2/Image)"
+			echo VEIL-ARM64-L1: image-size \$(busybox wc -c </l2/Image)
+			$COCO_RUN --confidential --cmdline 'console=ttyS0 veilblk=8' --disk /tmp/d.img 2>&1 | grep '^veil: launch digest:' | busybox sed 's/^/VEIL-ARM64-L1: again /'"
 		want "the L2 kernel ran init on 2 vCPUs" '^VEIL-COCO-L2: init 7\.3\.4-veil-cocoguest nproc=2'
 		coco_bits set
 		want "the guest bounces its DMA (its log says so)" '^VEIL-COCO-L2: dmesg bounce=[1-9]'
@@ -347,6 +348,7 @@ coco_main() {
 		if [ -n "$d" ] && grep -aq "^VEIL-ARM64-L1: manifest $d " "$WORK/console.log"; then
 			say "ok: sha256sum of the launch manifest is the launch digest ($d)"
 		else say "FAIL: launch digest '$d' not sha256sum of the manifest"; fails=$((fails + 1)); fi
+		want "the same launch again gives the same digest" "^VEIL-ARM64-L1: again veil: launch digest: sha256:${d:-none}\$"
 		# The kernel blob comes first, at its GPA, with the Image's own size.
 		p=$(sed -n 's/^VEIL-ARM64-L1: image-size \([0-9]*\).*/\1/p' "$WORK/console.log" | head -n1)
 		want "the manifest starts with the kernel" "^VEIL-ARM64-L1: first-blob veil-launch-v1 kernel gpa=0x[0-9a-f]{16} size=0x$(printf %016x "${p:-0}")"
