@@ -57,10 +57,27 @@ int file_read_all(const char *path, size_t max, uint8_t **buf, size_t *len, char
 		snprintf(err, errlen, "%s", strerror(-ret));
 		return ret;
 	}
-	if (file_fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0 ||
-	    (uint64_t)st.st_size > max) {
-		snprintf(err, errlen, "not a regular file of 1 byte to %zu MiB", max >> 20);
-		ret = -EINVAL;
+	ret = -EINVAL;
+	if (file_fstat(fd, &st) < 0) {
+		ret = -errno;
+		snprintf(err, errlen, "%s", strerror(-ret));
+		goto out;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "a directory, not a file");
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "not a regular file");
+		goto out;
+	}
+	if (st.st_size == 0) {
+		snprintf(err, errlen, "the file is empty");
+		goto out;
+	}
+	if ((uint64_t)st.st_size > max) {
+		snprintf(err, errlen, "%llu MiB, more than the %zu MiB this file may have",
+			 (unsigned long long)(st.st_size + (1 << 20) - 1) >> 20, max >> 20);
 		goto out;
 	}
 	*buf = malloc((size_t)st.st_size);

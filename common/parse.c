@@ -55,6 +55,9 @@ int parse_size(const char *s, uint64_t *out)
 	case 'g': case 'G':
 		shift = 30;
 		break;
+	case 't': case 'T':
+		shift = 40;
+		break;
 	default:
 		return -EINVAL;
 	}

@@ -1,8 +1,10 @@
 /* `veil stress` (the harness's conversion stress) and `veil caps` (what this host's KVM offers). */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "caps.h"
 #include "cmdline.h"
@@ -10,6 +12,8 @@
 #include "parse.h"
 #include "stress.h"
 #include "veil_boot.h"
+
+#define GUP_TEST_PATH "/sys/kernel/debug/gup_test"
 
 static const char usage_stress[] =
 	"usage: veil stress [options]\n"
@@ -31,7 +35,8 @@ static const char usage_stress[] =
 	"      --no-dma          no DMA device\n"
 	"      --foreign-pin     check that a pin veil does not hold (the kernel's GUP_TEST)\n"
 	"                        makes a conversion fail cleanly, naming the offset\n"
-	"                        (in-place model with CONFIG_GUP_TEST only)\n"
+	"                        (needs --vm-type sw-protected, the in-place model and\n"
+	"                        /sys/kernel/debug/gup_test; exit 2 if it cannot run)\n"
 	"  -j, --json            progress to stderr; the last line of stdout is a JSON report\n"
 	"      --seed N          the PRNG seed of the guest, host and DMA streams; default:\n"
 	"                        random, printed in the report\n"
@@ -51,7 +56,7 @@ static const char usage_caps[] =
 	"line says whether its result was cached or probed.\n"
 	"\n"
 	"options:\n"
-	"  --json      one JSON object instead of text\n"
+	"  -j, --json  one JSON object instead of text\n"
 	"  --refresh   probe again and store the results in the cache\n"
 	"  --no-cache  probe again; neither read nor write the cache\n"
 	"  -h, --help  show this help\n";
@@ -101,12 +106,19 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		}
 	}
 	if (optind < argc)
-		die_usage("stress", "unexpected argument '%s'", argv[optind]);
+		die_usage("stress", "unexpected argument '%s' (see veil stress --help)", argv[optind]);
 	if (o->nr_cpus > VEIL_STRESS_MAX_CPUS)
 		die_usage("stress", "--cpus '%u': the stress firmware runs on at most %u vCPUs",
 			  o->nr_cpus, VEIL_STRESS_MAX_CPUS);
 	if (o->destructive && o->vm_type != VEIL_VM_DEFAULT)
 		die_usage("stress", "--destructive applies to default VMs only");
+	/* A check the user asked for runs, or veil says why it cannot: it never passes unrun. */
+	if (o->foreign_pin && o->vm_type != VEIL_VM_SW_PROTECTED)
+		die_usage("stress", "--foreign-pin needs --vm-type sw-protected on a kernel whose "
+			  "guest_memfd converts in place: only that model sees a pin veil does not hold");
+	if (o->foreign_pin && access(GUP_TEST_PATH, R_OK | W_OK))
+		die_usage("stress", "--foreign-pin: cannot use %s: %s (it needs root, debugfs and a "
+			  "kernel built with CONFIG_GUP_TEST)", GUP_TEST_PATH, strerror(errno));
 }
 
 int cmd_stress(int argc, char **argv, uint64_t t0_ns)
@@ -123,6 +135,8 @@ int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 	code = stress_run(&o, &err);
 	if (code >= 0)
 		return code;
+	if (!err.config_fault)
+		cli_check_kvm("stress"); /* a failure for want of /dev/kvm says what to do */
 	print_veil_error_of("stress", &err);
 	return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 }
@@ -142,7 +156,7 @@ int cmd_caps(int argc, char **argv)
 	int ch, ret;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
 		if (ch == 'j')
 			json = true;
 		else if (ch == 'r' || ch == 'n')
@@ -154,9 +168,10 @@ int cmd_caps(int argc, char **argv)
 			die_usage("caps", "unknown option '%s' (see veil caps --help)", argv[optind - 1]);
 	}
 	if (optind < argc)
-		die_usage("caps", "unexpected argument '%s'", argv[optind]);
+		die_usage("caps", "unexpected argument '%s' (see veil caps --help)", argv[optind]);
 	ret = caps_probe(&c, mode);
 	if (ret) {
+		cli_check_kvm("caps");
 		fprintf(stderr, "veil caps: cannot use /dev/kvm: %s\n", strerror(-ret));
 		return VEIL_EXIT_FAILURE;
 	}

@@ -1,5 +1,6 @@
 /* What veil's commands share: option values checked against veil.h's rules, and error messages. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include "cmdline.h"
+#include "kvm.h"
 #include "parse.h"
 
 void die_usage(const char *cmd, const char *fmt, ...)
@@ -37,7 +39,7 @@ uint64_t opt_mem(const char *cmd, const char *arg)
 	if (ret == -ERANGE)
 		die_usage(cmd, "--mem '%s': too large", arg);
 	if (ret)
-		die_usage(cmd, "--mem '%s': not a size (bytes, or a number with K, M or G)", arg);
+		die_usage(cmd, "--mem '%s': not a size (bytes, or a number with K, M, G or T)", arg);
 	if (v == 0)
 		die_usage(cmd, "--mem '%s': must not be zero", arg);
 	if (v % CLI_PAGE_SIZE)
@@ -50,17 +52,56 @@ uint64_t opt_mem(const char *cmd, const char *arg)
 	return v;
 }
 
+/* KVM's most vCPUs per VM, or 0 when /dev/kvm cannot be asked. */
+static unsigned int host_max_vcpus(void)
+{
+	unsigned int max;
+	int fd;
+
+	if (kvm_open(&fd, &max))
+		return 0;
+	close(fd);
+	return max;
+}
+
 unsigned int opt_cpus(const char *cmd, const char *arg)
 {
+	unsigned int max = host_max_vcpus();
 	uint64_t v;
+	int ret = parse_uint(arg, &v);
 
-	if (parse_uint(arg, &v))
-		die_usage(cmd, "--cpus '%s': not a number", arg);
-	if (v == 0)
+	if (ret == -EINVAL && arg[0] == '-' && arg[1] >= '0' && arg[1] <= '9')
+		die_usage(cmd, "--cpus '%s': must be at least 1", arg);
+	if (ret == -EINVAL)
+		die_usage(cmd, "--cpus '%s': not a number (a count of vCPUs, at least 1)", arg);
+	if (!ret && v == 0)
 		die_usage(cmd, "--cpus '%s': a VM needs at least 1 vCPU", arg);
-	if (v > 65536)
-		die_usage(cmd, "--cpus '%s': too many", arg);
+	if (max && (ret || v > max))
+		die_usage(cmd, "--cpus '%s': too many: this host's KVM runs at most %u vCPUs per VM",
+			  arg, max);
+	if (ret || v > CLI_MAX_CPUS)
+		die_usage(cmd, "--cpus '%s': too many: veil runs at most %u vCPUs", arg, CLI_MAX_CPUS);
 	return (unsigned int)v;
+}
+
+/*
+ * /dev/kvm, opened once to see that it can be: a user outside the kvm group
+ * is told what to do (exit 2, a configuration problem), not just EACCES.
+ */
+void cli_check_kvm(const char *cmd)
+{
+	int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+
+	if (fd >= 0) {
+		close(fd);
+		return;
+	}
+	if (errno == EACCES || errno == EPERM)
+		die_usage(cmd, "cannot use /dev/kvm: %s; add your user to the 'kvm' group "
+			  "(sudo usermod -aG kvm $USER, then log in again)", strerror(errno));
+	if (errno == ENOENT)
+		die_usage(cmd, "cannot use /dev/kvm: %s: this host has no KVM (load kvm_intel or "
+			  "kvm_amd, or enable virtualization in the firmware)", strerror(errno));
 }
 
 unsigned long opt_vm_type(const char *cmd, const char *arg)
@@ -70,6 +111,18 @@ unsigned long opt_vm_type(const char *cmd, const char *arg)
 	if (!strcmp(arg, "sw-protected"))
 		return VEIL_VM_SW_PROTECTED;
 	die_usage(cmd, "--vm-type '%s': not default or sw-protected", arg);
+}
+
+const char *cli_signal_name(int sig)
+{
+	static __thread char name[16];
+	const char *abbrev = sigabbrev_np(sig);
+
+	if (abbrev)
+		snprintf(name, sizeof(name), "SIG%s", abbrev);
+	else
+		snprintf(name, sizeof(name), "signal %d", sig);
+	return name;
 }
 
 uint64_t boot_seed(void)

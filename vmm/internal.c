@@ -8,6 +8,7 @@
 #include "exit.h"
 #include "log.h"
 #include "sandbox.h"
+#include "veil_boot.h"
 #include "veil_internal.h"
 #include "virtio_devs.h"
 #include "veil_vm.h"
@@ -40,10 +41,12 @@ bool veil_internal_keeps_contents(struct vm *vm)
 	return gmem_keeps_contents(vm->gmem);
 }
 
-int veil_internal_add_port(struct vm *vm, uint16_t port, unsigned int len,
+int veil_internal_add_port(struct vm *vm, uint64_t port, unsigned int len,
 			   const struct bus_device_ops *ops, void *opaque, const char *name)
 {
-	return bus_register(vm->bus, BUS_PIO, port, len, ops, opaque, name);
+	/* The firmware's registers: I/O ports on x86, MMIO on arm64 (veil_boot.h). */
+	return bus_register(vm->bus, VEIL_FW_REGS_MMIO ? BUS_MMIO : BUS_PIO, port, len, ops, opaque,
+			    name);
 }
 
 int veil_internal_map_gpa_range_exits(struct vm *vm, char *why, size_t len)

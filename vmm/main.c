@@ -56,6 +56,7 @@ static const char usage_main[] =
 	"  stress run the conversion stress test (see veil stress --help)\n"
 	"  caps   show what this host's KVM offers (see veil caps --help)\n"
 	"  serve  start with no VM and serve the control API (see veil serve --help)\n"
+	"  help   veil help COMMAND shows that command's help\n"
 	"\n"
 	"options:\n"
 	"  -h, --help     show this help\n"
@@ -78,7 +79,7 @@ static const char usage_run[] =
 	"  -i, --initrd PATH         initramfs for --kernel\n"
 	"  -a, --cmdline STR         kernel command line; default: console=ttyS0\n"
 	"  -c, --cpus N              number of vCPUs, 1 to KVM's maximum; default: 1\n"
-	"  -m, --mem SIZE            guest RAM in bytes, with optional K, M or G suffix;\n"
+	"  -m, --mem SIZE            guest RAM in bytes, with optional K, M, G or T suffix;\n"
 	"                            a multiple of 4K, at least 2M; default: 64M\n"
 	"  -T, --vm-type TYPE        default or sw-protected; default: default\n"
 	"  -t, --timing              report the time to the first KVM_RUN and serial byte, and\n"
@@ -392,6 +393,10 @@ static void open_files(struct run_opts *o, int *kvm_fd)
 
 		d->fd = open(d->path, (d->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC |
 				      (d->direct ? O_DIRECT : 0));
+		if (d->fd < 0 && !d->read_only && (errno == EACCES || errno == EPERM || errno == EROFS))
+			die_usage("run", "--disk '%s': %s: veil opens a disk for writing; to give the "
+				  "guest a read-only disk, add ',ro' (--disk '%s,ro')", d->path,
+				  strerror(errno), d->path);
 		if (d->fd < 0)
 			die_usage("run", "--disk '%s': %s", d->path, strerror(errno));
 		jail_allow_file(&o->jail, d->fd);
@@ -400,6 +405,7 @@ static void open_files(struct run_opts *o, int *kvm_fd)
 		return;
 	*kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (*kvm_fd < 0) {
+		cli_check_kvm("run");
 		fprintf(stderr, "veil run: cannot use /dev/kvm: %s\n", strerror(errno));
 		exit(VEIL_EXIT_FAILURE);
 	}
@@ -479,12 +485,12 @@ static void print_summary(struct veil_vm *vm, const struct run_opts *o, const st
 		return;
 	veil_vm_counters(vm, &c);
 	fprintf(stderr,
-		"veil: %u vCPUs, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), %s '%s'\n"
+		"veil: %u vCPU%s, %llu MiB of guest_memfd RAM (MMAP|INIT_SHARED), %s '%s'\n"
 		"veil: memory model: %s; conversions: contents %s\n"
 		"veil: stopped: %s (exit code %d)\n"
 		"veil: %llu exits (%llu port I/O), %llu unhandled device accesses, "
 		"%llu refused private accesses\n",
-		info.nr_cpus, (unsigned long long)(o->mem_size >> 20),
+		info.nr_cpus, info.nr_cpus == 1 ? "" : "s", (unsigned long long)(o->mem_size >> 20),
 		o->kernel ? "kernel" : "firmware", o->kernel ? o->kernel : o->firmware, info.model,
 		content_semantics(&info), ex->reason, ex->code, (unsigned long long)c.exits,
 		(unsigned long long)c.io_exits, (unsigned long long)c.unhandled_io,
@@ -547,7 +553,7 @@ static void wait_stop(struct veil_vm *vm, int sfd)
 			break;
 		}
 		if (sfd >= 0 && (pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			snprintf(reason, sizeof(reason), "stopped by %s", strsignal((int)si.ssi_signo));
+			snprintf(reason, sizeof(reason), "stopped by %s", cli_signal_name((int)si.ssi_signo));
 			veil_vm_stop(vm, 128 + (int)si.ssi_signo, reason);
 		}
 	}
@@ -624,6 +630,8 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 	if (kvm_fd >= 0)
 		close(kvm_fd);
 	if (ret) {
+		if (!err.config_fault)
+			cli_check_kvm("run"); /* a failure for want of /dev/kvm says what to do */
 		print_veil_error(&err);
 		return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 	}
@@ -648,7 +656,8 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 	if (code == VEIL_EXIT_POWEROFF)
 		code = selftest_verdict(vm, o, verdict, sizeof(verdict));
 	print_summary(vm, o, &ex, verdict[0] ? verdict : NULL);
-	if (o->convert_stress)
+	/* With -q only errors are printed: the round trips' summary only if one failed. */
+	if (o->convert_stress && (!o->quiet || cs.failures))
 		convstress_summary(&cs, stderr);
 	if (code != VEIL_EXIT_POWEROFF && o->quiet)
 		fprintf(stderr, "veil: stopped: %s\n", ex.reason);
@@ -699,13 +708,71 @@ static int cmd_run(int argc, char **argv, uint64_t t0_ns)
 
 
 
+static const char *const commands[] = { "run", "stress", "caps", "serve", "help" };
+
+/* Levenshtein distance of two short words, capped: only "did you mean" needs it. */
+static unsigned int edit_distance(const char *a, const char *b)
+{
+	unsigned int row[32], la = (unsigned int)strlen(a), lb = (unsigned int)strlen(b);
+
+	if (la >= ARRAY_SIZE(row) || lb >= ARRAY_SIZE(row))
+		return ~0u;
+	for (unsigned int j = 0; j <= lb; j++)
+		row[j] = j;
+	for (unsigned int i = 1; i <= la; i++) {
+		unsigned int diag = row[0];
+
+		row[0] = i;
+		for (unsigned int j = 1; j <= lb; j++) {
+			unsigned int up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			diag = up;
+			row[j] = best;
+		}
+	}
+	return row[lb];
+}
+
+static __attribute__((noreturn)) void unknown_command(const char *cmd)
+{
+	const char *best = NULL;
+	unsigned int best_d = 3; /* more than two edits away is no suggestion */
+
+	for (unsigned int i = 0; i < ARRAY_SIZE(commands); i++) {
+		unsigned int d = edit_distance(cmd, commands[i]);
+
+		if (d < best_d) {
+			best_d = d;
+			best = commands[i];
+		}
+	}
+	if (best)
+		die_usage(NULL, "unknown command '%s'; did you mean '%s'? (see veil --help)", cmd, best);
+	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);
+}
+
 static int veil_main(int argc, char **argv, uint64_t t0_ns)
 {
 	const char *cmd = argc > 1 ? argv[1] : NULL;
+	char *help_argv[] = { argv[0], NULL, (char *)"--help", NULL };
 
 	if (!cmd) {
 		fputs(usage_main, stderr);
 		return VEIL_EXIT_USAGE;
+	}
+	/* "veil help CMD" is "veil CMD --help". */
+	if (!strcmp(cmd, "help") && argc > 2) {
+		if (argc > 3)
+			die_usage("help", "unexpected argument '%s' (veil help COMMAND)", argv[3]);
+		cmd = help_argv[1] = argv[2];
+		argc = 3;
+		argv = help_argv;
+		if (!strcmp(cmd, "help"))
+			cmd = "--help";
 	}
 	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
 		fputs(usage_main, stdout);
@@ -723,7 +790,7 @@ static int veil_main(int argc, char **argv, uint64_t t0_ns)
 		return cmd_caps(argc - 1, argv + 1);
 	if (!strcmp(cmd, "serve"))
 		return api_cli_serve(argc - 1, argv + 1);
-	die_usage(NULL, "unknown command '%s' (see veil --help)", cmd);
+	unknown_command(cmd);
 }
 
 /* CLOCK_MONOTONIC in ns: when veil started, for --timing. */

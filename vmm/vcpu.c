@@ -49,16 +49,33 @@ void vcpu_destroy(struct vcpu *vcpu)
 	vcpu->fd = -1;
 }
 
-static void vcpu_dump(struct vcpu *vcpu)
+/*
+ * The registers of the vCPU whose exit stops the VM, led by why it stops:
+ * printed before the stop is requested, so before any other vCPU's.
+ */
+static void vcpu_dump(struct vcpu *vcpu, const char *why)
 {
 	char regs[1024];
 
 	arch_vcpu_dump(vcpu->fd, regs, sizeof(regs));
 	/* On AMD, KVM reinitializes the VMCB on a shutdown, so these may be the reset state. */
-	pr_err("vCPU %u registers at exit %s%s:\n%s", vcpu->index,
+	pr_err("%s; vCPU %u registers at exit %s%s:\n%s", why, vcpu->index,
 	       kvm_exit_reason_name(vcpu->run->exit_reason),
 	       vcpu->run->exit_reason == KVM_EXIT_SHUTDOWN ?
 		       " (after a triple fault KVM may have reset them already)" : "", regs);
+}
+
+/*
+ * Another vCPU, kicked out of a failing VM: not the cause (an AP the guest
+ * never started sits at the reset vector), so only with -v, and said so.
+ */
+static void vcpu_dump_bystander(struct vcpu *vcpu)
+{
+	char regs[1024];
+
+	arch_vcpu_dump(vcpu->fd, regs, sizeof(regs));
+	pr_info("vCPU %u, stopped with the failing VM (not the cause), was at:\n%s", vcpu->index,
+		regs);
 }
 
 /* This vCPU thread will not enter KVM_RUN again: a pause need not wait for it. */
@@ -145,14 +162,17 @@ static void vcpu_loop(struct vcpu *vcpu)
 				vcpu_kicked(vcpu, profile, &t);
 				/* Kicked out of a failing VM: show where this vCPU was. */
 				if (vm_stopping(vm) && vm->exit_code == VM_EXIT_FAILURE)
-					vcpu_dump(vcpu);
+					vcpu_dump_bystander(vcpu);
 				continue;
 			}
 			/* A memory fault is reported as EFAULT with the exit filled in. */
 			if (!(errno == EFAULT && vcpu->run->exit_reason == KVM_EXIT_MEMORY_FAULT)) {
-				vm_request_stop(vm, VM_EXIT_FAILURE, "vCPU %u: KVM_RUN: %s",
-						vcpu->index, strerror(errno));
-				vcpu_dump(vcpu);
+				char why[96];
+
+				snprintf(why, sizeof(why), "vCPU %u: KVM_RUN: %s", vcpu->index,
+					 strerror(errno));
+				vcpu_dump(vcpu, why);
+				vm_request_stop(vm, VM_EXIT_FAILURE, "%s", why);
 				return;
 			}
 		}
@@ -166,10 +186,10 @@ static void vcpu_loop(struct vcpu *vcpu)
 					  now - t_exit);
 			t = now;
 		}
+		if (r.action == VCPU_STOP_DUMP)
+			vcpu_dump(vcpu, r.reason);
 		if (r.action == VCPU_STOP || r.action == VCPU_STOP_DUMP)
 			vm_request_stop(vm, r.code, "%s", r.reason);
-		if (r.action == VCPU_STOP_DUMP)
-			vcpu_dump(vcpu);
 		if (r.action == VCPU_PARK) {
 			vcpu_leave(vcpu);
 			vcpu_park(vcpu);

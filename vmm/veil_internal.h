@@ -68,14 +68,20 @@ unsigned int veil_internal_nr_vcpus(const struct vm *vm);
 /* Whether a conversion keeps the page's contents under this VM's model: the one predicate. */
 bool veil_internal_keeps_contents(struct vm *vm);
 
-/* Adds a port device (bus.h's ops, write_vcpu for per-vCPU ports); only from hooks->build. */
-int veil_internal_add_port(struct vm *vm, uint16_t port, unsigned int len,
+/*
+ * Adds a firmware register device (bus.h's ops, write_vcpu for per-vCPU
+ * registers) at port: an I/O port on x86, an MMIO address on arm64
+ * (VEIL_FW_REGS_MMIO in veil_boot.h); only from hooks->build.
+ */
+int veil_internal_add_port(struct vm *vm, uint64_t port, unsigned int len,
 			   const struct bus_device_ops *ops, void *opaque, const char *name)
 	__must_check;
 
 /*
- * 1 if a guest's KVM_HC_MAP_GPA_RANGE reaches veil on this VM (enabled, and
- * the behaviour probe agrees), 0 if not, with why in why.
+ * 1 if a guest's conversion hypercalls (x86: KVM_HC_MAP_GPA_RANGE; arm64:
+ * MEM_SHARE/MEM_UNSHARE) reach veil on this VM (enabled, and the behaviour
+ * probe agrees), 0 if not, with why in why; then the firmware converts
+ * through its register (veil_boot_info.conv_port).
  */
 int veil_internal_map_gpa_range_exits(struct vm *vm, char *why, size_t len);
 /* The guest's MAP_GPA_RANGE path, as vCPU cpu; returns the guest's return value. */

@@ -14,11 +14,13 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "debug_exit.h"
 #include "fdt.h"
 #include "image.h"
 #include "kvm.h"
 #include "log.h"
 #include "uart8250.h"
+#include "veil_boot.h"
 
 const char arch_name[] = "arm64";
 
@@ -225,20 +227,6 @@ static int get_core(int vcpu_fd, size_t off, uint64_t *val)
 	return ioctl(vcpu_fd, KVM_GET_ONE_REG, &r) ? -errno : 0;
 }
 
-/* Firmware guests are x86 today. */
-int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot)
-{
-	(void)gm, (void)boot;
-	return -EOPNOTSUPP;
-}
-
-int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned int index,
-		       uint64_t stack_top)
-{
-	(void)vcpu_fd, (void)boot, (void)index, (void)stack_top;
-	return -EOPNOTSUPP;
-}
-
 void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len)
 {
 	uint64_t pc = 0, pstate = 0, sp = 0;
@@ -253,12 +241,30 @@ void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len)
 		 (unsigned long long)pstate, (unsigned long long)sp);
 }
 
-/* The board: the UART on MMIO.  Power and reset are PSCI, which KVM turns into system events. */
+/*
+ * The board: the UART and the firmware's debug-exit register (veil_boot.h) on MMIO.  Power and
+ * reset are PSCI, which KVM turns into system events.
+ */
 struct arch_board {
 	struct arch_board_ops ops;
 	struct arch_vm *avm;
 	struct uart8250 *uart;
+	struct debug_exit debug_exit;
 };
+
+static void board_debug_exit(void *opaque, uint32_t status)
+{
+	struct arch_board *b = opaque;
+	char why[96];
+
+	if (status == 0) {
+		b->ops.event(b->ops.opaque, ARCH_EVENT_POWEROFF,
+			     "guest wrote status 0 to the debug-exit register");
+		return;
+	}
+	snprintf(why, sizeof(why), "guest wrote failure status %u to the debug-exit register", status);
+	b->ops.event(b->ops.opaque, ARCH_EVENT_FAILURE, why);
+}
 
 static void board_uart_irq(void *opaque, int level)
 {
@@ -299,6 +305,10 @@ int arch_board_create(struct arch_vm *avm, struct bus *bus, const struct arch_bo
 	if (!ret)
 		ret = bus_register(bus, BUS_MMIO, UART_BASE, UART8250_NR_REGS, &uart8250_bus_ops,
 				   b->uart, "uart8250");
+	b->debug_exit = (struct debug_exit){ .exit = board_debug_exit, .opaque = b };
+	if (!ret)
+		ret = bus_register(bus, BUS_MMIO, VEIL_PORT_DEBUG_EXIT, 4, &debug_exit_bus_ops,
+				   &b->debug_exit, "debug-exit");
 	if (ret) {
 		arch_board_destroy(b);
 		return ret;

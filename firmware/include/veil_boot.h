@@ -2,21 +2,60 @@
 #ifndef VEIL_BOOT_H
 #define VEIL_BOOT_H
 
+#ifdef __ASSEMBLER__
+#define VEIL_ULL(x) x
+#else
 #include <stdint.h>
+#define VEIL_ULL(x) x##ULL
+#endif
 
+#if defined(__aarch64__)
+/*
+ * arm64: vCPU 0 enters the flat image at VEIL_FW_LOAD_GPA at EL1h, MMU off,
+ * DAIF masked, with x0 = 0 (its index), x1 = GPA of struct veil_boot_info,
+ * x2 = its stack top; the others are powered off until the firmware starts
+ * them with PSCI CPU_ON (context_id = their index), and their stacks lie
+ * below vCPU 0's, VEIL_FW_STACK_SIZE each.  veil writes an identity map
+ * (4 KiB granule, 39-bit VA, level-1 1 GiB blocks: Device-nGnRnE below RAM,
+ * Normal write-back from RAM to boot_info.mapped_top) at VEIL_FW_PGTABLE_GPA
+ * for the firmware to load into TTBR0_EL1 with VEIL_FW_MAIR.  The firmware's
+ * registers are MMIO (32-bit accesses) below RAM.
+ */
+#define VEIL_FW_LOAD_GPA VEIL_ULL(0x40100000)
+#define VEIL_BOOT_INFO_GPA VEIL_ULL(0x40003000)
+#define VEIL_FW_PGTABLE_GPA VEIL_ULL(0x40001000)
+#define VEIL_FW_MAIR VEIL_ULL(0xff00) /* attr 0: Device-nGnRnE, attr 1: Normal WB RW-allocate */
+#define VEIL_FW_STACK_SIZE VEIL_ULL(0x4000)
+
+#define VEIL_FW_REGS_MMIO 1
+#define VEIL_PORT_UART 0x09000000
+#define VEIL_PORT_DEBUG_EXIT 0x0b000000 /* 32-bit write: the VM ends with this status */
+#define VEIL_PORT_CONVERT 0x0b000040    /* see veil_boot_info.conv_port */
+#define VEIL_PORT_SERVICE 0x0b000048    /* conversions firmware: host-side actions */
+#else
 /*
  * x86: every vCPU enters the flat image at VEIL_FW_LOAD_GPA in 64-bit mode with
  * paging on (GPAs identity-mapped below boot_info.mapped_top), interrupts off,
  * rdi = vCPU index, rsi = GPA of struct veil_boot_info, rsp = its own stack.
+ * The firmware's registers are I/O ports.
  */
 #define VEIL_FW_LOAD_GPA 0x100000ULL
 #define VEIL_BOOT_INFO_GPA 0x3000ULL
 #define VEIL_FW_STACK_SIZE 0x4000ULL
 
+#define VEIL_FW_REGS_MMIO 0
 #define VEIL_PORT_UART 0x3f8
 #define VEIL_PORT_DEBUG_EXIT 0x501 /* 32-bit write: the VM ends with this status */
 #define VEIL_PORT_CONVERT 0x540    /* see veil_boot_info.conv_port */
 #define VEIL_PORT_SERVICE 0x548    /* conversions firmware: host-side actions, see veil_svc_req */
+#endif
+
+/* pKVM's guest hypercalls (SMCCC vendor-hypervisor service), which the arm64 firmware issues. */
+#define VEIL_SMCCC_HYP_MEMINFO 0xC6000002
+#define VEIL_SMCCC_MEM_SHARE 0xC6000003
+#define VEIL_SMCCC_MEM_UNSHARE 0xC6000004
+
+#ifndef __ASSEMBLER__
 
 #define VEIL_BOOT_MAGIC 0x6c696576u /* "veil" */
 #define VEIL_BOOT_VERSION 2
@@ -44,9 +83,10 @@ struct veil_boot_info {
 	uint32_t own_pages;   /* per vCPU */
 	uint32_t semantics;   /* VEIL_CONTENT_*: what a conversion does to contents */
 	/*
-	 * 0: convert with KVM_HC_MAP_GPA_RANGE.  Otherwise the port to use where
+	 * 0: convert by hypercall (x86: KVM_HC_MAP_GPA_RANGE; arm64: MEM_SHARE
+	 * and MEM_UNSHARE).  Otherwise the register (x86: port) to use where
 	 * hypercalls do not reach veil: fill the vCPU's req_* fields, write the
-	 * vCPU index to the port (32 bits), and read req_ret.
+	 * vCPU index to it (32 bits), and read req_ret.
 	 */
 	uint32_t conv_port;
 	/* conversions: check one qword in check_stride (1: all); for slow, emulating KVMs. */
@@ -121,5 +161,6 @@ static inline uint64_t veil_result_value(uint64_t seed, uint32_t cpu, uint32_t i
 {
 	return veil_mix64(seed + 0x9e3779b97f4a7c15ULL * (((uint64_t)cpu << 16) | i));
 }
+#endif /* !__ASSEMBLER__ */
 
 #endif

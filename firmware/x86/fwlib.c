@@ -1,97 +1,11 @@
-/* Freestanding helpers for x86 firmware: UART output, a spinlock, printf, exit. */
+/* x86 firmware's machine: the UART on I/O ports, halt, and the debug-exit port. */
 #include "fwlib.h"
 
-static volatile uint32_t print_lock;
-
-void fw_lock(void)
-{
-	while (__atomic_exchange_n(&print_lock, 1, __ATOMIC_ACQUIRE))
-		cpu_relax();
-}
-
-void fw_unlock(void)
-{
-	__atomic_store_n(&print_lock, 0, __ATOMIC_RELEASE);
-}
-
-static void uart_putc(char c)
+void fw_putc(char c)
 {
 	while (!(inb(VEIL_PORT_UART + 5) & 0x20))
 		cpu_relax();
 	outb(VEIL_PORT_UART, (uint8_t)c);
-}
-
-static void put_str(const char *s)
-{
-	while (*s)
-		uart_putc(*s++);
-}
-
-static void put_num(uint64_t v, unsigned int base)
-{
-	char buf[24];
-	int i = 0;
-
-	do {
-		buf[i++] = "0123456789abcdef"[v % base];
-		v /= base;
-	} while (v);
-	while (i)
-		uart_putc(buf[--i]);
-}
-
-void fw_vprintf(const char *fmt, va_list ap)
-{
-	for (; *fmt; fmt++) {
-		int is_long = 0;
-
-		if (*fmt != '%') {
-			uart_putc(*fmt);
-			continue;
-		}
-		if (*++fmt == 'l') {
-			is_long = 1;
-			fmt++;
-		}
-		switch (*fmt) {
-		case 's':
-			put_str(va_arg(ap, const char *));
-			break;
-		case 'c':
-			uart_putc((char)va_arg(ap, int));
-			break;
-		case 'd': {
-			int64_t v = is_long ? va_arg(ap, int64_t) : va_arg(ap, int);
-
-			if (v < 0) {
-				uart_putc('-');
-				v = -v;
-			}
-			put_num((uint64_t)v, 10);
-			break;
-		}
-		case 'u':
-			put_num(is_long ? va_arg(ap, uint64_t) : va_arg(ap, uint32_t), 10);
-			break;
-		case 'x':
-			put_num(is_long ? va_arg(ap, uint64_t) : va_arg(ap, uint32_t), 16);
-			break;
-		case '\0':
-			return;
-		default:
-			uart_putc(*fmt);
-			break;
-		}
-	}
-}
-
-void fw_printf(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	fw_vprintf(fmt, ap);
-	va_end(ap);
 }
 
 void fw_halt(void)
@@ -104,4 +18,34 @@ void fw_exit(uint32_t status)
 {
 	outl(VEIL_PORT_DEBUG_EXIT, status);
 	fw_halt();
+}
+
+#define KVM_HC_MAP_GPA_RANGE 12
+#define MAP_ENCRYPTED (1 << 4)
+
+static volatile uint32_t use_vmmcall;
+
+void fw_hypercall_init(void)
+{
+	uint32_t a, b, c, d;
+
+	cpuid(0, &a, &b, &c, &d);
+	/* "AuthenticAMD" and "HygonGenuine" use VMMCALL; Intel uses VMCALL. */
+	use_vmmcall = b == 0x68747541 || b == 0x6f677948;
+}
+
+static long hypercall3(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	long ret;
+
+	if (use_vmmcall)
+		__asm__ volatile("vmmcall" : "=a"(ret) : "a"(nr), "b"(a0), "c"(a1), "d"(a2) : "memory");
+	else
+		__asm__ volatile("vmcall" : "=a"(ret) : "a"(nr), "b"(a0), "c"(a1), "d"(a2) : "memory");
+	return ret;
+}
+
+long fw_hypercall_convert(uint64_t gpa, uint64_t npages, int to_private)
+{
+	return hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, npages, to_private ? MAP_ENCRYPTED : 0);
 }

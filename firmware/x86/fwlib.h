@@ -1,11 +1,10 @@
-/* Freestanding helpers for x86 firmware: port I/O, the UART, a lock, formatted output, exit. */
+/* Freestanding helpers for x86 firmware: port I/O, CPUID, and fwcommon.h's hooks. */
 #ifndef VEIL_FWLIB_H
 #define VEIL_FWLIB_H
 
-#include <stdarg.h>
 #include <stdint.h>
 
-#include "veil_boot.h"
+#include "fwcommon.h"
 
 static inline void outb(uint16_t port, uint8_t v)
 {
@@ -43,12 +42,31 @@ static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, u
 	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
 }
 
-void fw_lock(void);
-void fw_unlock(void);
-/* %s %c %u %d %x %lx %lu: enough for diagnostics.  Callers hold fw_lock for whole lines. */
-void fw_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void fw_vprintf(const char *fmt, va_list ap);
-__attribute__((noreturn)) void fw_exit(uint32_t status);
-__attribute__((noreturn)) void fw_halt(void);
+static inline int fw_wait_over(struct fw_wait *w, unsigned long spins, unsigned int seconds)
+{
+	(void)seconds;
+	return w->n++ >= spins;
+}
+
+#define FW_HWID_NAME "APIC ID"
+#define FW_HWID_SOURCE "CPUID reports APIC ID"
+
+static inline uint32_t fw_cpu_hwid(void)
+{
+	uint32_t a, b, c, d;
+
+	cpuid(1, &a, &b, &c, &d);
+	return b >> 24;
+}
+
+static inline uint32_t fw_cpu_hwid_of(uint64_t cpu)
+{
+	return (uint32_t)(cpu & 0xff);
+}
+
+static inline void fw_reg_write32(uint64_t port, uint32_t v)
+{
+	outl((uint16_t)port, v);
+}
 
 #endif

@@ -25,7 +25,7 @@ expect 0 "virtio-blk1: 0 reads" -- run --firmware selftest --disk "$TMP/ok.img" 
 
 max=$("$VEIL" caps --json | sed -n 's/.*"max_vcpus":\([0-9]*\).*/\1/p')
 [ -n "$max" ] || fail "caps --json has no max_vcpus"
-expect 2 "--cpus '$((max + 1))': this KVM allows at most $max vCPUs" -- run --cpus $((max + 1)) --mem 64M
+expect 2 "--cpus '$((max + 1))': too many: this host's KVM runs at most $max vCPUs per VM" -- run --cpus $((max + 1)) --mem 64M
 
 # Firmware that fails, resets or never stops, given as flat images.
 printf '\xb8\x05\x00\x00\x00\xba\x01\x05\x00\x00\xef\xf4' >"$TMP/status5.bin" # out 0x501, 5

@@ -43,13 +43,13 @@ fill_fifo() { drain_fifo; head -c 65536 /dev/zero >"$TMP/fifo"; } # a pipe holds
 # The blind printer fills the console queue behind the full FIFO; the rest is dropped, counted.
 fill_fifo
 stop_at 4 TERM 143 run --firmware "$TMP/blind.bin"
-grep -q "stopped by Terminated" "$TMP/err" || fail "blind: no stop reason"
+grep -q "stopped by SIGTERM" "$TMP/err" || fail "blind: no stop reason"
 grep -E "console: [0-9]+ bytes of guest output dropped" "$TMP/err" ||
 	{ fail "blind: console output not counted"; sed 's/^/    /' "$TMP/err" >&2; }
 stop_at 1 HUP 129 run --firmware "$TMP/blind.bin" --cpus 2
-grep -q "stopped by Hangup" "$TMP/err" || fail "SIGHUP: no stop reason"
+grep -q "stopped by SIGHUP" "$TMP/err" || fail "SIGHUP: no stop reason"
 stop_at 1 QUIT 131 run --firmware "$TMP/blind.bin"
-grep -q "stopped by Quit" "$TMP/err" || fail "SIGQUIT: no stop reason"
+grep -q "stopped by SIGQUIT" "$TMP/err" || fail "SIGQUIT: no stop reason"
 stop_at 1 INT 130 run --firmware "$TMP/blind.bin" --console virtio
 
 # The polite printer sees a full transmitter (LSR THRE clear) and waits: nothing is dropped.

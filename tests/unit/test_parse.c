@@ -64,6 +64,9 @@ static void test_size_good(void)
 	expect_size("2G", 2ULL << 30);
 	expect_size("3g", 3ULL << 30);
 	expect_size("0G", 0);
+	expect_size("1T", 1ULL << 40);
+	expect_size("2t", 2ULL << 40);
+	expect_size("16777215T", 16777215ULL << 40);
 	expect_size("18446744073709551615", UINT64_MAX);
 	/* The largest multiples that still fit. */
 	expect_size("17179869183G", 17179869183ULL << 30);
@@ -88,7 +91,7 @@ static void test_size_malformed(void)
 	expect_size_err("M", -EINVAL);
 	expect_size_err("1.5G", -EINVAL);
 	expect_size_err("T", -EINVAL);
-	expect_size_err("1T", -EINVAL);
+	expect_size_err("1P", -EINVAL);
 }
 
 static void test_size_overflow(void)
@@ -96,6 +99,7 @@ static void test_size_overflow(void)
 	expect_size_err("18446744073709551616", -ERANGE);
 	expect_size_err("99999999999999999999999", -ERANGE);
 	expect_size_err("17179869184G", -ERANGE);
+	expect_size_err("16777216T", -ERANGE);
 	expect_size_err("17592186044416M", -ERANGE);
 	expect_size_err("18014398509481984K", -ERANGE);
 	expect_size_err("18446744073709551615K", -ERANGE);

@@ -319,7 +319,7 @@ static void on_signal(struct api_cli *c, int sfd)
 
 	if (read(sfd, &si, sizeof(si)) != sizeof(si))
 		return;
-	snprintf(reason, sizeof(reason), "stopped by %s", strsignal((int)si.ssi_signo));
+	snprintf(reason, sizeof(reason), "stopped by SIG%s", sigabbrev_np((int)si.ssi_signo) ?: "?");
 	c->quit_code = 128 + (int)si.ssi_signo;
 	if (c->vm && !c->exited)
 		veil_vm_stop(c->vm, c->quit_code, reason);

@@ -147,7 +147,8 @@ int fwsvc_prepare(struct fwsvc *s, struct vm *vm, uint32_t check_stride,
 		return -EINVAL;
 	if (veil_internal_map_gpa_range_exits(vm, why, sizeof(why)) != 1) {
 		s->conv_port = VEIL_PORT_SERVICE;
-		pr_info("conversions: the guest converts through port 0x%x: %s", s->conv_port, why);
+		pr_info("conversions: the guest converts through %s 0x%x: %s",
+			VEIL_FW_REGS_MMIO ? "register" : "port", s->conv_port, why);
 	}
 	/* The control page, then up to 2 MiB of alignment, then the data area. */
 	opts->reserve = GMEM_PAGE_SIZE + SVC_ALIGN + SVC_DATA_SIZE;

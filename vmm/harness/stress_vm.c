@@ -79,7 +79,7 @@ static void serve_signals(struct veil_vm *vm, int sfd)
 		if (poll(pfd, 2, POLL_MS) < 0 && errno != EINTR)
 			return;
 		if ((pfd[1].revents & POLLIN) && read(sfd, &si, sizeof(si)) == sizeof(si)) {
-			snprintf(why, sizeof(why), "stopped by %s", strsignal((int)si.ssi_signo));
+			snprintf(why, sizeof(why), "stopped by SIG%s", sigabbrev_np((int)si.ssi_signo) ?: "?");
 			veil_vm_stop(vm, 128 + (int)si.ssi_signo, why);
 		}
 	}

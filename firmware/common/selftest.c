@@ -1,5 +1,6 @@
 /*
- * selftest: runs on every vCPU.  Each checks its APIC ID, reads the probes
+ * selftest: runs on every vCPU.  Each checks its hardware ID (x86: APIC ID;
+ * arm64: MPIDR affinity), reads the probes
  * veil wrote through its guest_memfd mapping, and writes a result page veil
  * checks after the stop.  vCPU 0 waits for all, then ends the VM.
  */
@@ -7,9 +8,11 @@
 
 /*
  * Bounded wait for the other vCPUs.  They start together, so on real KVM they
- * check in within microseconds; the bound is sized for an emulated KVM.
+ * check in within microseconds; the bound is sized for an emulated KVM (x86:
+ * spins) or a nested one under TCG (arm64: the generic timer's seconds).
  */
 #define CHECKIN_SPINS 5000000UL
+#define CHECKIN_SECONDS 30
 
 static volatile uint32_t checked_in;
 static volatile uint32_t failed;
@@ -61,9 +64,9 @@ static void write_result_page(uint64_t cpu, const struct veil_boot_info *bi)
 
 static void wait_for_all(const struct veil_boot_info *bi)
 {
-	unsigned long spins;
+	struct fw_wait w = { 0, 0 };
 
-	for (spins = 0; spins < CHECKIN_SPINS; spins++) {
+	while (!fw_wait_over(&w, CHECKIN_SPINS, CHECKIN_SECONDS)) {
 		if (__atomic_load_n(&checked_in, __ATOMIC_ACQUIRE) == bi->nr_cpus)
 			return;
 		if (__atomic_load_n(&failed, __ATOMIC_ACQUIRE))
@@ -75,19 +78,18 @@ static void wait_for_all(const struct veil_boot_info *bi)
 
 void fw_main(uint64_t cpu, const struct veil_boot_info *bi)
 {
-	uint32_t a, b, c, d, apic;
+	uint32_t hwid;
 
 	if (bi->magic != VEIL_BOOT_MAGIC || bi->version != VEIL_BOOT_VERSION)
 		fail("cpu %lu: bad boot info (magic 0x%x, version %u)", cpu, bi->magic, bi->version);
 	if (cpu >= bi->nr_cpus)
 		fail("cpu %lu: index beyond the %u vCPUs in boot info", cpu, bi->nr_cpus);
-	cpuid(1, &a, &b, &c, &d);
-	apic = b >> 24;
+	hwid = fw_cpu_hwid();
 	fw_lock();
-	fw_printf("selftest: cpu %lu/%u up, APIC ID %u\n", cpu, bi->nr_cpus, apic);
+	fw_printf("selftest: cpu %lu/%u up, " FW_HWID_NAME " %u\n", cpu, bi->nr_cpus, hwid);
 	fw_unlock();
-	if (apic != (cpu & 0xff))
-		fail("cpu %lu: CPUID reports APIC ID %u", cpu, apic);
+	if (hwid != fw_cpu_hwid_of(cpu))
+		fail("cpu %lu: " FW_HWID_SOURCE " %u", cpu, hwid);
 	check_probes(cpu, bi);
 	write_result_page(cpu, bi);
 	__atomic_add_fetch(&checked_in, 1, __ATOMIC_RELEASE);
@@ -95,8 +97,8 @@ void fw_main(uint64_t cpu, const struct veil_boot_info *bi)
 		fw_halt();
 	wait_for_all(bi);
 	fw_lock();
-	fw_printf("selftest: %u vCPUs read %u probes and wrote their result pages\n",
-		  bi->nr_cpus, bi->nr_probes);
+	fw_printf("selftest: %u vCPU%s read %u probes and wrote their result pages\n",
+		  bi->nr_cpus, bi->nr_cpus == 1 ? "" : "s", bi->nr_probes);
 	fw_printf("selftest: pass\n");
 	fw_unlock();
 	fw_exit(0);

@@ -1,50 +1,30 @@
 /*
  * convert-stress: every vCPU converts its own pages and pages of a shared
- * pool between private and shared by KVM_HC_MAP_GPA_RANGE, checking after
+ * pool between private and shared by hypercall (x86: KVM_HC_MAP_GPA_RANGE;
+ * arm64: pKVM's MEM_UNSHARE and MEM_SHARE), checking after
  * each conversion that contents follow the semantics veil announced, and
  * counting in the control page until veil sets stop.
  */
 #include "fwlib.h"
 
-#define KVM_HC_MAP_GPA_RANGE 12
-#define MAP_ENCRYPTED (1 << 4)
+#define MAP_ENCRYPTED (1 << 4) /* the register's attrs: KVM_MAP_GPA_RANGE_ENCRYPTED */
 #define CHECK_WORDS 8
 #define MAX_POOL_LOCKS 1024
-#define DONE_SPINS 50000000UL
+#define DONE_SPINS 50000000UL /* the bound on a vCPU finishing: x86 */
+#define DONE_SECONDS 20       /* arm64 */
 
 static volatile uint32_t pool_locks[MAX_POOL_LOCKS];
-static volatile uint32_t use_vmmcall;
 
-static long hypercall3(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
-{
-	long ret;
-
-	if (use_vmmcall)
-		__asm__ volatile("vmmcall" : "=a"(ret) : "a"(nr), "b"(a0), "c"(a1), "d"(a2) : "memory");
-	else
-		__asm__ volatile("vmcall" : "=a"(ret) : "a"(nr), "b"(a0), "c"(a1), "d"(a2) : "memory");
-	return ret;
-}
-
-/* MAP_GPA_RANGE, by hypercall or, where that does not reach veil, by its port. */
-static long map_gpa_range(const struct veil_boot_info *bi, struct veil_stress_cpu *me, uint64_t cpu,
-			  uint64_t gpa, uint64_t attrs)
+/* One page to private or shared: by hypercall or, where that does not reach veil, by its register. */
+static long convert(const struct veil_boot_info *bi, struct veil_stress_cpu *me, uint64_t cpu,
+		    uint64_t gpa, int to_private)
 {
 	if (!bi->conv_port)
-		return hypercall3(KVM_HC_MAP_GPA_RANGE, gpa, 1, attrs);
+		return fw_hypercall_convert(gpa, 1, to_private);
 	me->req_gpa = gpa;
-	me->req_args = 1 | (attrs << 32);
-	outl((uint16_t)bi->conv_port, (uint32_t)cpu);
+	me->req_args = 1 | ((uint64_t)(to_private ? MAP_ENCRYPTED : 0) << 32);
+	fw_reg_write32(bi->conv_port, (uint32_t)cpu);
 	return (long)me->req_ret;
-}
-
-static void detect_vendor(void)
-{
-	uint32_t a, b, c, d;
-
-	cpuid(0, &a, &b, &c, &d);
-	/* "AuthenticAMD" and "HygonGenuine" use VMMCALL; Intel uses VMCALL. */
-	use_vmmcall = b == 0x68747541 || b == 0x6f677948;
 }
 
 static uint64_t pattern(uint64_t seed, uint64_t gpa, uint64_t iter, unsigned int j)
@@ -81,7 +61,7 @@ static void round_trip(const struct veil_boot_info *bi, struct veil_stress_cpu *
 	volatile uint64_t *p = (volatile uint64_t *)(uintptr_t)gpa;
 
 	fill(p, bi->seed, gpa, iter);
-	if (map_gpa_range(bi, me, cpu, gpa, MAP_ENCRYPTED)) {
+	if (convert(bi, me, cpu, gpa, 1)) {
 		me->hc_errors++;
 		return;
 	}
@@ -89,7 +69,7 @@ static void round_trip(const struct veil_boot_info *bi, struct veil_stress_cpu *
 	if (check(p, bi->seed, gpa, iter, bi->semantics))
 		me->verify_errors++;
 	fill(p, bi->seed, gpa, iter + 1);
-	if (map_gpa_range(bi, me, cpu, gpa, 0)) {
+	if (convert(bi, me, cpu, gpa, 0)) {
 		me->hc_errors++;
 		return;
 	}
@@ -137,12 +117,13 @@ static void stress_loop(uint64_t cpu, const struct veil_boot_info *bi, struct ve
 static void report(const struct veil_boot_info *bi, struct veil_stress_ctl *ctl)
 {
 	uint64_t conv = 0, verr = 0, hcerr = 0;
-	unsigned long spins;
 	uint32_t i;
 
 	for (i = 0; i < bi->nr_cpus; i++) {
-		for (spins = 0; !__atomic_load_n(&ctl->cpu[i].done, __ATOMIC_ACQUIRE); spins++) {
-			if (spins == DONE_SPINS) {
+		struct fw_wait w = { 0, 0 };
+
+		while (!__atomic_load_n(&ctl->cpu[i].done, __ATOMIC_ACQUIRE)) {
+			if (fw_wait_over(&w, DONE_SPINS, DONE_SECONDS)) {
 				fw_printf("stress: FAIL cpu %u never finished\n", i);
 				fw_exit(1);
 			}
@@ -153,8 +134,8 @@ static void report(const struct veil_boot_info *bi, struct veil_stress_ctl *ctl)
 		hcerr += ctl->cpu[i].hc_errors;
 	}
 	fw_lock();
-	fw_printf("stress: %u vCPUs made %lu conversions, %lu refused, %lu content errors\n",
-		  bi->nr_cpus, conv, hcerr, verr);
+	fw_printf("stress: %u vCPU%s made %lu conversions, %lu refused, %lu content errors\n",
+		  bi->nr_cpus, bi->nr_cpus == 1 ? "" : "s", conv, hcerr, verr);
 	fw_printf(verr ? "stress: FAIL contents broke the announced semantics\n" : "stress: pass\n");
 	fw_unlock();
 	fw_exit(verr ? 1 : 0);
@@ -171,7 +152,7 @@ void fw_main(uint64_t cpu, const struct veil_boot_info *bi)
 		fw_exit(1);
 	}
 	if (cpu == 0)
-		detect_vendor();
+		fw_hypercall_init();
 	else
 		while (!__atomic_load_n(&ctl->cpu[0].iterations, __ATOMIC_ACQUIRE) &&
 		       !__atomic_load_n(&ctl->stop, __ATOMIC_ACQUIRE))

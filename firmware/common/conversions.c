@@ -14,8 +14,7 @@
  */
 #include "fwlib.h"
 
-#define KVM_HC_MAP_GPA_RANGE 12
-#define MAP_ENCRYPTED (1 << 4)
+#define MAP_ENCRYPTED (1 << 4) /* the service's attrs: KVM_MAP_GPA_RANGE_ENCRYPTED */
 #define SZ_4K 0x1000UL
 #define SZ_2M 0x200000UL
 #define DATA_SIZE (SZ_2M + SZ_4K)
@@ -39,7 +38,6 @@ struct ctx {
 	volatile struct veil_svc_req *req;
 	uint64_t base;
 	uint64_t stride; /* qwords */
-	int use_vmmcall;
 	const char *test; /* which test and stage, for failure lines */
 	unsigned int stage;
 	uint64_t checks;
@@ -77,22 +75,14 @@ static int64_t svc(struct ctx *c, uint64_t op, uint64_t gpa, uint64_t len, uint6
 	c->req->arg = arg;
 	c->req->ret = -9999;
 	c->req->out = 0;
-	outl(VEIL_PORT_SERVICE, 0);
+	fw_reg_write32(VEIL_PORT_SERVICE, 0);
 	return c->req->ret;
 }
 
-static long hypercall3(struct ctx *c, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2)
-{
-	long ret;
-
-	if (c->use_vmmcall)
-		__asm__ volatile("vmmcall" : "=a"(ret) : "a"(nr), "b"(a0), "c"(a1), "d"(a2) : "memory");
-	else
-		__asm__ volatile("vmcall" : "=a"(ret) : "a"(nr), "b"(a0), "c"(a1), "d"(a2) : "memory");
-	return ret;
-}
-
-/* The guest asks for a conversion, by hypercall or, where that does not reach veil, by port. */
+/*
+ * The guest asks for a conversion, by hypercall (x86: one MAP_GPA_RANGE; arm64: MEM_SHARE or
+ * MEM_UNSHARE per 4 KiB granule) or, where that does not reach veil, by the service register.
+ */
 static void map(struct ctx *c, uint64_t gpa, uint64_t size, int private)
 {
 	uint64_t attrs = private ? MAP_ENCRYPTED : 0;
@@ -102,9 +92,9 @@ static void map(struct ctx *c, uint64_t gpa, uint64_t size, int private)
 	if (c->bi->conv_port)
 		ret = svc(c, VEIL_SVC_MAP_GPA_RANGE, gpa, size / SZ_4K, attrs);
 	else
-		ret = hypercall3(c, KVM_HC_MAP_GPA_RANGE, gpa, size / SZ_4K, attrs);
+		ret = fw_hypercall_convert(gpa, size / SZ_4K, private);
 	if (ret)
-		fail(c, "MAP_GPA_RANGE 0x%lx+0x%lx to %s returned %d", gpa, size,
+		fail(c, "conversion of 0x%lx+0x%lx to %s returned %d", gpa, size,
 		     private ? "private" : "shared", (int)ret);
 }
 
@@ -262,7 +252,6 @@ static void punch_hole(struct ctx *c, int precise)
 void fw_main(uint64_t cpu, const struct veil_boot_info *bi)
 {
 	struct ctx c = { .bi = bi };
-	uint32_t a, b, cx, d;
 
 	if (cpu != 0)
 		fw_halt();
@@ -274,13 +263,11 @@ void fw_main(uint64_t cpu, const struct veil_boot_info *bi)
 	c.req = (volatile struct veil_svc_req *)(uintptr_t)bi->ctl_gpa;
 	c.base = bi->pool_gpa;
 	c.stride = bi->check_stride >= 1 && bi->check_stride <= 512 ? bi->check_stride : 1;
-	cpuid(0, &a, &b, &cx, &d);
-	/* "AuthenticAMD" and "HygonGenuine" use VMMCALL; Intel uses VMCALL. */
-	c.use_vmmcall = b == 0x68747541 || b == 0x6f677948;
+	fw_hypercall_init();
 	fw_printf("conversions: data area 0x%lx+0x%lx, contents %s on conversion, by %s, "
 		  "guest checks 1 qword in %lu\n", c.base, DATA_SIZE,
 		  bi->semantics == VEIL_CONTENT_ZEROED ? "zeroed" : "preserved",
-		  bi->conv_port ? "port" : "hypercall", c.stride);
+		  bi->conv_port ? (VEIL_FW_REGS_MMIO ? "register" : "port") : "hypercall", c.stride);
 
 	explicit_conversion(&c, 0);
 	if (!c.failures)
