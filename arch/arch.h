@@ -65,6 +65,12 @@ bool arch_vm_guest_conversions(const struct arch_vm *avm);
  * are none, -errno if KVM refused.
  */
 int arch_vm_hypercalls_enable(int vm_fd) __must_check;
+/*
+ * The confidential mode (arm64 only): KVM also forwards its vendor-hypervisor FEATURES call, so
+ * arch_vcpu_hypercall() can add the memory-sharing calls to KVM's own bits.  Before any vCPU
+ * runs; 0, -EOPNOTSUPP where the architecture has no such mode, other -errno if KVM refused.
+ */
+int arch_vm_confidential_enable(int vm_fd) __must_check;
 /* Of those, the one that shares the page at its first argument; nr 0 if there are none. */
 struct arch_share_call {
 	uint32_t nr;      /* KVM_EXIT_HYPERCALL's nr (arm64: the SMCCC function id) */
@@ -171,9 +177,18 @@ struct arch_linux_boot {
 	unsigned int nr_mmio_devs;
 	bool pci; /* declare the board's PCI root bridge */
 };
+/* What arch_linux_load() put in guest memory, in load order: the confidential mode measures it. */
+#define ARCH_MAX_BLOBS 4
+struct arch_blob {
+	const char *name; /* "kernel", "dtb", "initrd", ... */
+	uint64_t gpa;
+	uint64_t size;
+};
 struct arch_boot_state {
 	uint64_t entry;
 	uint64_t boot_params;
+	unsigned int nr_blobs;
+	struct arch_blob blob[ARCH_MAX_BLOBS];
 };
 /* -EINVAL with a sentence in err if the kernel image is damaged or foreign. */
 int arch_linux_check(const uint8_t *kernel, size_t size, char *err, size_t errlen) __must_check;

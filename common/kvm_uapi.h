@@ -168,4 +168,20 @@ struct kvm_smccc_filter {
 #define KVM_HYPERCALL_EXIT_16BIT (1U << 1)
 #endif
 
+/*
+ * arm64: the firmware-feature bitmap registers (api.rst, KVM_REG_ARM_FW_FEAT_BMAP; vCPU
+ * KVM_GET_ONE_REG).  KVM answers the vendor hypervisor's FEATURES call (0x86000000) with
+ * VENDOR_HYP_BMAP in x0 and VENDOR_HYP_BMAP_2 (Linux 6.16) in x2.
+ */
+#ifndef KVM_REG_ARM_FW_FEAT_BMAP_REG
+#define KVM_REG_ARM_FW_FEAT_BMAP_REG(r) \
+	(KVM_REG_ARM64 | KVM_REG_SIZE_U64 | (0x0016ULL << 16) | ((r) & 0xffff))
+#endif
+#ifndef KVM_REG_ARM_VENDOR_HYP_BMAP
+#define KVM_REG_ARM_VENDOR_HYP_BMAP KVM_REG_ARM_FW_FEAT_BMAP_REG(2)
+#endif
+#ifndef KVM_REG_ARM_VENDOR_HYP_BMAP_2
+#define KVM_REG_ARM_VENDOR_HYP_BMAP_2 KVM_REG_ARM_FW_FEAT_BMAP_REG(3)
+#endif
+
 #endif

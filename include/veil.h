@@ -117,6 +117,13 @@ struct veil_config {
 	veil_log_fn log;            /* NULL: messages go to stderr */
 	void *log_opaque;
 	enum veil_log_level log_level; /* default VEIL_LOG_WARN */
+	/*
+	 * arm64, Linux kernels: all RAM private before the first vCPU runs, the guest told it
+	 * may share (pKVM's calls), devices offered VIRTIO_F_ACCESS_PLATFORM, a bounce pool on
+	 * the command line, a launch digest (docs/confidential.md).  Elsewhere a config fault.
+	 */
+	bool confidential;
+	const char *launch_manifest; /* confidential: write the measured stream here; NULL: don't */
 };
 
 /* Fills cfg with the defaults above; a program then sets what it needs. */
@@ -240,9 +247,20 @@ struct veil_counters {
 	uint64_t unhandled_io;        /* guest accesses no device claimed */
 	uint64_t guest_faults;
 	uint64_t console_dropped;     /* guest console bytes lost to a reader that did not keep up */
+	/* The confidential mode (all 0 outside it): the guest's MEM_SHARE/MEM_UNSHARE that converted. */
+	uint64_t guest_shares;
+	uint64_t guest_unshares;
+	uint64_t share_p50_ns, share_p99_ns;
+	uint64_t unshare_p50_ns, unshare_p99_ns;
+	uint64_t refused_device;      /* device accesses to private pages, refused (I3) */
+	uint64_t ram_bytes;
+	uint64_t private_bytes;       /* RAM private now */
+	uint64_t private_at_launch;   /* RAM private when the first vCPU was let run */
 };
 
 VEIL_EXPORT int veil_vm_counters(struct veil_vm *vm, struct veil_counters *c);
+/* The confidential mode's launch digest, 64 hex digits; NULL outside it. */
+VEIL_EXPORT const char *veil_vm_launch_digest(struct veil_vm *vm);
 
 /* Called once per device counter: device ("virtio-blk0"), counter name ("reads"), value. */
 typedef void (*veil_counter_fn)(void *opaque, const char *device, const char *name,
@@ -256,6 +274,7 @@ struct veil_memory {
 	uint64_t pins;                /* references devices and veil hold now */
 	uint64_t pinned_bytes;
 	uint64_t converting_bytes;    /* conversions and punches in flight */
+	uint64_t ram_bytes;           /* all of guest RAM */
 };
 VEIL_EXPORT int veil_vm_memory(struct veil_vm *vm, struct veil_memory *m, veil_extent_fn fn,
 			       void *opaque);

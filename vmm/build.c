@@ -59,6 +59,13 @@ static int build_check(const struct veil_config *cfg, struct veil_error *err)
 	    (cfg->boot.initrd || cfg->boot.initrd_data || cfg->boot.cmdline))
 		return build_fail(err, true, "%s needs a kernel",
 				  cfg->boot.cmdline ? "cmdline" : "initrd");
+	if (cfg->confidential && strcmp(arch_name, "arm64"))
+		return build_fail(err, true, "confidential: arm64 only; on %s no stock guest can "
+				  "keep its RAM private (docs/confidential.md)", arch_name);
+	if (cfg->confidential && !(cfg->boot.kernel || cfg->boot.kernel_data))
+		return build_fail(err, true, "confidential needs a kernel: it measures and boots Linux");
+	if (cfg->launch_manifest && !cfg->confidential)
+		return build_fail(err, true, "launch-manifest applies to the confidential mode only");
 	if (cfg->boot.check_stride > 512)
 		return build_fail(err, true, "check-stride '%u': not a number from 1 to 512",
 				  cfg->boot.check_stride);
@@ -92,6 +99,36 @@ static const char *build_kernel_name(const struct veil_config *cfg)
 	return cfg->boot.kernel ? cfg->boot.kernel : "(kernel_data)";
 }
 
+/*
+ * The confidential guest bounces all DMA through swiotlb, which Linux would shrink to 1 MiB per
+ * GiB of RAM: the command line asks for 1/32 of RAM, at least 2 MiB and at most 64 MiB, in
+ * 2 KiB slabs, unless it names a size itself.
+ */
+static uint64_t build_swiotlb_bytes(uint64_t mem)
+{
+	uint64_t b = mem / 32;
+
+	return b < (2ULL << 20) ? 2ULL << 20 : b > (64ULL << 20) ? 64ULL << 20 : b;
+}
+
+static int build_bounce_pool(struct build *b, const struct veil_config *cfg,
+			     struct arch_linux_boot *lb, struct veil_error *err)
+{
+	const char *c = lb->cmdline ? lb->cmdline : "";
+	uint64_t bytes = build_swiotlb_bytes(cfg->mem_size);
+
+	if (strstr(c, "swiotlb="))
+		return 0;
+	if (asprintf(&b->cmdline_buf, "%s%sswiotlb=%llu", c, c[0] ? " " : "",
+		     (unsigned long long)(bytes / 2048)) < 0) {
+		b->cmdline_buf = NULL;
+		return build_fail(err, false, "out of memory");
+	}
+	b->swiotlb_bytes = bytes;
+	lb->cmdline = b->cmdline_buf;
+	return 0;
+}
+
 /* The firmware image, or the kernel's and initrd's contents, checked before any KVM work. */
 static int build_boot_src(struct build *b, const struct veil_config *cfg,
 			  struct arch_linux_boot *lb, struct veil_error *err)
@@ -113,6 +150,8 @@ static int build_boot_src(struct build *b, const struct veil_config *cfg,
 					 cfg->boot.initrd_size, BUILD_INITRD_MAX, &b->initrd_buf,
 					 &lb->initrd, &lb->initrd_size, err);
 		lb->cmdline = cfg->boot.cmdline;
+		if (!ret && cfg->confidential)
+			ret = build_bounce_pool(b, cfg, lb, err);
 		return ret;
 	}
 	if (cfg->boot.firmware_data)
@@ -172,6 +211,7 @@ static int build_create_vm(struct build *b, const struct veil_config *cfg, unsig
 		.log = log,
 		/* Linux calibrates its clocks with the PIT; veil's firmware payloads use none. */
 		.legacy_timer = cfg->boot.kernel || cfg->boot.kernel_data,
+		.confidential = cfg->confidential,
 	};
 	int ret = vm_create(&vc, &b->vm);
 
@@ -261,6 +301,12 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 		ret = arch_linux_vcpu_entry(vm->vcpus[i].fd, &st, i);
 	if (ret)
 		return build_fail(err, false, "setting up vCPU entry: %s", strerror(-ret));
+	if (vm->coco.on) {
+		vm->coco.swiotlb_bytes = b->swiotlb_bytes;
+		ret = coco_launch(&vm->coco, vm->gmem, &st, vm->nr_vcpus, cfg->launch_manifest, why, sizeof(why));
+		if (ret)
+			return build_fail(err, false, "confidential launch: %s", why);
+	}
 	b->booted = true;
 	return 0;
 }
@@ -316,6 +362,7 @@ void build_release(struct build *b)
 	fw_image_close(&b->img);
 	free(b->kernel_buf);
 	free(b->initrd_buf);
+	free(b->cmdline_buf);
 	memset(b, 0, sizeof(*b));
 	b->fail_at = fail_at;
 }

@@ -33,6 +33,8 @@ struct build {
 	const struct veil_hooks *hooks; /* veil_internal.h: run between devices and guest; or NULL */
 	uint8_t *kernel_buf;      /* read from boot.kernel (not the caller's kernel_data) */
 	uint8_t *initrd_buf;
+	char *cmdline_buf;        /* the confidential mode's command line, with its bounce pool */
+	uint64_t swiotlb_bytes;   /* the bounce pool it asks for */
 	/* Test hook: the step that fails with -EIO as if it had failed itself (0: none). */
 	enum build_step fail_at;
 };

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <linux/virtio_config.h>
+
 #include "log.h"
 #include "sandbox.h"
 #include "vdev.h"
@@ -148,6 +150,9 @@ static int attach(struct vm *vm, struct vm_virtio *vv, enum vdev_kind kind, cons
 		ret = v->ops->attach(v, kind_cfg, err, errlen);
 	if (ret)
 		goto err;
+	/* Confidential: the driver goes through its DMA API, which bounces through shared pages. */
+	if (vm->coco.on && v->vd)
+		v->vd->features |= 1ULL << VIRTIO_F_ACCESS_PLATFORM;
 	v->model_ready = true;
 	ret = vdev_transport_attach(v, err, errlen);
 	if (ret)

@@ -319,6 +319,7 @@ static int vcpu_guest_convert(struct vcpu *vcpu, uint64_t gpa, uint64_t len, boo
 	}
 	if (vcpu->vm->guest_conv_lat)
 		lat_add(vcpu->vm->guest_conv_lat, exit_now_ns() - t0);
+	coco_record(&vcpu->vm->coco, to_private, exit_now_ns() - t0);
 	vcpu_stat_inc(&vcpu->stats.conversions);
 	return 0;
 }

@@ -39,6 +39,8 @@
 #define OPT_JAIL 1008
 #define OPT_USER 1009
 #define OPT_API_SOCKET 1010
+#define OPT_CONFIDENTIAL 1011
+#define OPT_LAUNCH_MANIFEST 1012
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 #define FIRMWARE_MAX_SIZE (64ULL << 20)
@@ -111,6 +113,10 @@ static const char usage_run[] =
 	"                            and exits with the jailed veil's code (needs root)\n"
 	"      --user UID:GID        with --jail: run as UID:GID, no supplementary groups\n"
 	"      --api-socket PATH     serve the control API on a new Unix socket (docs/api.md)\n"
+	"      --confidential        arm64: RAM private from the first instruction, the guest\n"
+	"                            shares what it needs; prints a launch digest\n"
+	"                            (docs/confidential.md)\n"
+	"      --launch-manifest FILE  with --confidential: write what the digest covers\n"
 	"  -q, --quiet               print no summary after the VM stops\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
@@ -155,6 +161,8 @@ struct run_opts {
 	struct cli_disk disks[VEIL_MAX_DISKS];
 	struct jail_cfg jail;
 	const char *api_socket;
+	bool confidential;
+	const char *launch_manifest;
 };
 
 
@@ -232,6 +240,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "jail", required_argument, NULL, OPT_JAIL },
 		{ "user", required_argument, NULL, OPT_USER },
 		{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+		{ "confidential", no_argument, NULL, OPT_CONFIDENTIAL },
+		{ "launch-manifest", required_argument, NULL, OPT_LAUNCH_MANIFEST },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -266,6 +276,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 			break;
 		case OPT_JAIL: o->jail.dir = optarg; break;
 		case OPT_API_SOCKET: o->api_socket = optarg; break;
+		case OPT_CONFIDENTIAL: o->confidential = true; break;
+		case OPT_LAUNCH_MANIFEST: o->launch_manifest = optarg; break;
 		case OPT_USER:
 			if (jail_parse_user(optarg, &o->jail.uid, &o->jail.gid))
 				die_usage("run", "--user '%s': not UID:GID (two numbers, e.g. 65534:65534)",
@@ -320,6 +332,10 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 	if (o->kernel && !o->cmdline)
 		o->cmdline = "console=ttyS0";
 	check_jail(o);
+	if (o->launch_manifest && !o->confidential)
+		die_usage("run", "--launch-manifest needs --confidential");
+	if (o->confidential && !o->kernel)
+		die_usage("run", "--confidential needs --kernel: it measures and boots a Linux kernel");
 	if (o->api_socket && o->jail.dir)
 		die_usage("run", "--api-socket and --jail exclude each other (for now)");
 	o->verbose = verbose;
@@ -416,6 +432,8 @@ static void run_config(const struct run_opts *o, const struct boot_files *f, int
 						    .read_only = o->disks[i].read_only,
 						    .direct = o->disks[i].direct,
 						    .queues = o->disks[i].queues };
+	cfg->confidential = o->confidential;
+	cfg->launch_manifest = o->launch_manifest;
 	cfg->balloon = o->balloon;
 	cfg->rng = o->rng;
 	cfg->virtio_console = o->vconsole;
@@ -617,6 +635,8 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 		print_veil_error(&err);
 		return err.config_fault ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 	}
+	if (veil_vm_launch_digest(vm))
+		fprintf(stderr, "veil: launch digest: sha256:%s\n", veil_vm_launch_digest(vm));
 	if (o->timing && veil_vm_set_profiling(vm, true))
 		fprintf(stderr, "veil run: --timing: the exits cannot be timed\n");
 	if (o->convert_stress) {

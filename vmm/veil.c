@@ -350,7 +350,25 @@ VEIL_EXPORT int veil_vm_counters(struct veil_vm *v, struct veil_counters *c)
 	c->unhandled_io = LOAD(vm->stats.unhandled_io);
 	c->guest_faults = LOAD(vm->stats.guest_faults);
 	c->console_dropped = vm_console_dropped(vm);
+	if (vm->coco.on) {
+		c->guest_shares = lat_count(&vm->coco.share_lat);
+		c->guest_unshares = lat_count(&vm->coco.unshare_lat);
+		c->share_p50_ns = lat_percentile(&vm->coco.share_lat, 50);
+		c->share_p99_ns = lat_percentile(&vm->coco.share_lat, 99);
+		c->unshare_p50_ns = lat_percentile(&vm->coco.unshare_lat, 50);
+		c->unshare_p99_ns = lat_percentile(&vm->coco.unshare_lat, 99);
+		/* Only devices reach guest memory once the guest runs; veil itself does not. */
+		c->refused_device = gs.refused_private;
+		c->ram_bytes = gmem_total_size(vm->gmem);
+		c->private_bytes = coco_private_bytes(vm->gmem);
+		c->private_at_launch = vm->coco.private_at_launch;
+	}
 	return 0;
+}
+
+VEIL_EXPORT const char *veil_vm_launch_digest(struct veil_vm *v)
+{
+	return v->vm->coco.on && v->vm->coco.digest[0] ? v->vm->coco.digest : NULL;
 }
 
 VEIL_EXPORT int veil_vm_device_counters(struct veil_vm *v, veil_counter_fn fn, void *opaque)
@@ -388,7 +406,8 @@ VEIL_EXPORT int veil_vm_memory(struct veil_vm *v, struct veil_memory *m, veil_ex
 	ret = gmem_attr_extents(v->vm->gmem, memory_extent, &w);
 	if (ret < 0)
 		return ret;
-	*m = (struct veil_memory){ .private_bytes = w.private_bytes };
+	*m = (struct veil_memory){ .private_bytes = w.private_bytes,
+				   .ram_bytes = gmem_total_size(v->vm->gmem) };
 	gmem_pin_summary(v->vm->gmem, &m->pins, &m->pinned_bytes, &m->converting_bytes);
 	return 0;
 }
@@ -434,6 +453,38 @@ struct vm *veil_vm_core(struct veil_vm *v)
 	return v->vm;
 }
 
+static uint64_t guest_conversions(struct vm *vm)
+{
+	uint64_t n = 0;
+	unsigned int i;
+
+	for (i = 0; i < vm->nr_vcpus; i++)
+		n += LOAD(vm->vcpus[i].stats.conversions);
+	return n;
+}
+
+/* The confidential mode's account: what the guest shared, what devices were refused. */
+static void coco_summary(struct veil_vm *v, FILE *f)
+{
+	struct veil_counters c;
+
+	veil_vm_counters(v, &c);
+	fprintf(f, "veil: confidential: launch digest sha256:%s; bounce pool swiotlb %llu MiB; "
+		"veil's mapping of private pages %s\n", v->vm->coco.digest,
+		(unsigned long long)(v->vm->coco.swiotlb_bytes >> 20),
+		v->vm->revoke_host_mapping ? "revoked (PROT_NONE)" :
+					     "kept, refused by veil's map (revocation not safe here)");
+	fprintf(f, "veil: confidential: guest shares %llu (p50 %.1f us, p99 %.1f us), unshares %llu "
+		"(p50 %.1f us, p99 %.1f us); refused device accesses %llu\n",
+		(unsigned long long)c.guest_shares, c.share_p50_ns / 1e3, c.share_p99_ns / 1e3,
+		(unsigned long long)c.guest_unshares, c.unshare_p50_ns / 1e3, c.unshare_p99_ns / 1e3,
+		(unsigned long long)c.refused_device);
+	fprintf(f, "veil: confidential: RAM private %.1f%% now (%llu of %llu MiB), %.1f%% at launch\n",
+		c.ram_bytes ? 100.0 * (double)c.private_bytes / (double)c.ram_bytes : 0.0,
+		(unsigned long long)(c.private_bytes >> 20), (unsigned long long)(c.ram_bytes >> 20),
+		c.ram_bytes ? 100.0 * (double)c.private_at_launch / (double)c.ram_bytes : 0.0);
+}
+
 static void veil_vm_summary_extra(struct veil_vm *v, FILE *f)
 {
 	struct vm *vm = v->vm;
@@ -454,6 +505,10 @@ static void veil_vm_summary_extra(struct veil_vm *v, FILE *f)
 		fprintf(f, "veil: %llu private ranges kept by veil's map alone: past the budget of "
 			"%u revoked extents (VMAs), or mprotect failed\n",
 			(unsigned long long)gs.revoke_skipped, GMEM_REVOKE_MAX_EXTENTS);
+	if (vm->coco.on)
+		coco_summary(v, f);
+	else if (guest_conversions(vm))
+		fprintf(f, "veil: guest conversions: %llu\n", (unsigned long long)guest_conversions(vm));
 	vm_virtio_summary(vm, f);
 	if (vm_console_dropped(vm) || vm_console_unwritten(vm))
 		fprintf(f, "veil: console: %llu bytes of guest output dropped while its reader "

@@ -176,6 +176,29 @@ static int vm_create_memory(struct vm *vm)
 }
 
 /*
+ * The confidential mode: the guest must be able to share, and be told it may.  After
+ * arch_vm_create(), which asked KVM for the guest's conversion calls.
+ */
+static int vm_enable_confidential(struct vm *vm)
+{
+	int ret;
+
+	if (!vm->map_gpa_range_exits) {
+		pr_err("confidential: the guest's sharing calls do not reach veil on this KVM");
+		return -EOPNOTSUPP;
+	}
+	ret = arch_vm_confidential_enable(vm->vm_fd);
+	if (ret) {
+		pr_err("confidential: KVM would not forward the FEATURES call: %s", strerror(-ret));
+		return ret;
+	}
+	ret = coco_init(&vm->coco);
+	if (!ret)
+		vm->coco.on = true;
+	return ret;
+}
+
+/*
  * Coalesced I/O for the registers arch_coalesced_zones() names: KVM queues
  * their writes in a ring page that every vCPU maps after its kvm_run, and
  * vcpu_handle_exit() applies them before it handles any exit.  Where KVM
@@ -281,6 +304,8 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		ret = arch_vm_create(vm->kvm_fd, vm->vm_fd, cfg->nr_cpus, cfg->legacy_timer, &vm->arch);
 	if (!ret)
 		vm->map_gpa_range_exits = arch_vm_guest_conversions(vm->arch);
+	if (!ret && cfg->confidential)
+		ret = vm_enable_confidential(vm);
 	if (!ret)
 		ret = vm_create_devices(vm);
 	if (!ret)
@@ -321,6 +346,7 @@ void vm_destroy(struct vm *vm)
 	bus_destroy(vm->bus);
 	arch_vm_destroy(vm->arch);
 	gmem_destroy(vm->gmem);
+	coco_free(&vm->coco);
 	if (vm->console_out.buf)
 		outq_drain(&vm->console_out); /* a VM that never ran: what the fd takes now */
 	outq_destroy(&vm->console_out);

@@ -11,6 +11,7 @@
 #include "arch.h"
 #include "bus.h"
 #include "compiler.h"
+#include "confidential.h"
 #include "console.h"
 #include "msi.h"
 #include "gmem.h"
@@ -45,6 +46,7 @@ struct vm_config {
 	int kvm_fd;          /* > 0: an open /dev/kvm that vm_create() copies (--jail); 0: open it */
 	int kick_signal;     /* takes vCPUs out of KVM_RUN; 0: VM_KICK_SIGNAL */
 	bool legacy_timer;   /* the board's legacy timer (x86: the PIT): Linux guests */
+	bool confidential;   /* arm64: the confidential mode (confidential.h) */
 	/* Where the VM's threads log (log.h); NULL: the creator's sink. Must outlive the VM. */
 	const struct log_sink *log;
 };
@@ -147,6 +149,7 @@ struct vm {
 	char model_why[200];
 	bool revoke_host_mapping; /* private pages are unmapped from veil itself */
 	struct lat *guest_conv_lat; /* if set, guest conversions are timed into it */
+	struct vm_coco coco;        /* the confidential mode; coco.on only in it */
 	bool profile;              /* vCPUs time KVM_RUN and each exit (vcpu_profile); set before start */
 	/* Coalesced writes (arch_coalesced_zones()): applied in order, one vCPU at a time. */
 	pthread_mutex_t coalesced_lock;

@@ -30,10 +30,50 @@ int arch_vm_hypercalls_enable(int vm_fd)
 	return ioctl(vm_fd, KVM_SET_DEVICE_ATTR, &a) ? -errno : 1;
 }
 
+/* The confidential mode: FEATURES comes to veil too, which adds the sharing calls' bits. */
+int arch_vm_confidential_enable(int vm_fd)
+{
+	struct kvm_smccc_filter f = {
+		.base = ARM64_SMCCC_KVM_FEATURES, .nr_functions = 1,
+		.action = KVM_SMCCC_FILTER_FWD_TO_USER,
+	};
+	struct kvm_device_attr a = {
+		.group = KVM_ARM_VM_SMCCC_CTRL, .attr = KVM_ARM_VM_SMCCC_FILTER, .addr = (uintptr_t)&f,
+	};
+
+	return ioctl(vm_fd, KVM_SET_DEVICE_ATTR, &a) ? -errno : 0;
+}
+
 static uint64_t xreg(unsigned int n)
 {
 	return KVM_REG_ARM64 | KVM_REG_SIZE_U64 | KVM_REG_ARM_CORE |
 	       ((offsetof(struct kvm_regs, regs.regs) + n * sizeof(uint64_t)) / sizeof(uint32_t));
+}
+
+/* A register KVM may not have (VENDOR_HYP_BMAP_2 before Linux 6.16) reads as 0. */
+static uint64_t one_reg_or_zero(int vcpu_fd, uint64_t id)
+{
+	uint64_t v = 0;
+	struct kvm_one_reg r = { .id = id, .addr = (uintptr_t)&v };
+
+	return ioctl(vcpu_fd, KVM_GET_ONE_REG, &r) ? 0 : v;
+}
+
+/* FEATURES: KVM's own answer (its bitmap registers) plus the sharing calls, in x0-x3. */
+static int vcpu_features(int vcpu_fd)
+{
+	uint64_t out[4];
+	unsigned int i;
+
+	arm64_smccc_features(one_reg_or_zero(vcpu_fd, KVM_REG_ARM_VENDOR_HYP_BMAP),
+			     one_reg_or_zero(vcpu_fd, KVM_REG_ARM_VENDOR_HYP_BMAP_2), out);
+	for (i = 0; i < 4; i++) {
+		struct kvm_one_reg r = { .id = xreg(i), .addr = (uintptr_t)&out[i] };
+
+		if (ioctl(vcpu_fd, KVM_SET_ONE_REG, &r))
+			return -errno;
+	}
+	return 0;
 }
 
 /* KVM has already moved the PC past the HVC or SMC (api.rst, KVM_EXIT_HYPERCALL). */
@@ -44,6 +84,9 @@ int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_op
 	struct kvm_one_reg r0 = { .id = xreg(0), .addr = (uintptr_t)&x0 };
 	unsigned int i;
 
+	*fault = NULL;
+	if (nr == ARM64_SMCCC_KVM_FEATURES)
+		return vcpu_features(vcpu_fd);
 	for (i = 0; i < 3; i++) {
 		struct kvm_one_reg r = { .id = xreg(i + 1), .addr = (uintptr_t)&x[i] };
 

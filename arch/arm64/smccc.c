@@ -52,3 +52,12 @@ int64_t arm64_smccc_call(const struct arch_hypercall_ops *ops, uint32_t fn, cons
 		return ARM64_SMCCC_RET_NOT_SUPPORTED;
 	}
 }
+
+void arm64_smccc_features(uint64_t bmap, uint64_t bmap2, uint64_t out[4])
+{
+	out[0] = (uint32_t)(bmap | 1ULL << ARM64_SMCCC_FEAT_HYP_MEMINFO |
+			    1ULL << ARM64_SMCCC_FEAT_MEM_SHARE | 1ULL << ARM64_SMCCC_FEAT_MEM_UNSHARE);
+	out[1] = 0;
+	out[2] = (uint32_t)bmap2;
+	out[3] = 0;
+}

@@ -14,6 +14,13 @@
 #define ARM64_SMCCC_HYP_MEMINFO 0xc6000002U /* -> x0 = the sharing granule, in bytes */
 #define ARM64_SMCCC_MEM_SHARE 0xc6000003U   /* x1 = IPA of a granule to share with the host */
 #define ARM64_SMCCC_MEM_UNSHARE 0xc6000004U /* x1 = IPA of a granule to take back */
+/* KVM's vendor-hypervisor FEATURES bitmap; forwarded only in the confidential mode. */
+#define ARM64_SMCCC_KVM_FEATURES 0x86000000U
+/* Its bits for the calls above (include/linux/arm-smccc.h, ARM_SMCCC_KVM_FUNC_*). */
+#define ARM64_SMCCC_FEAT_HYP_MEMINFO 2
+#define ARM64_SMCCC_FEAT_MEM_SHARE 3
+#define ARM64_SMCCC_FEAT_MEM_UNSHARE 4
+#define ARM64_SMCCC_FEAT_MMIO_GUARD 7 /* not implemented: never advertised */
 #define ARM64_SMCCC_FIRST ARM64_SMCCC_HYP_MEMINFO
 #define ARM64_SMCCC_COUNT 3
 
@@ -32,5 +39,11 @@
  */
 int64_t arm64_smccc_call(const struct arch_hypercall_ops *ops, uint32_t fn, const uint64_t x[3],
 			 const char **fault);
+
+/*
+ * The confidential mode's answer to FEATURES: KVM's own bitmaps (VENDOR_HYP_BMAP, _BMAP_2)
+ * with HYP_MEMINFO, MEM_SHARE and MEM_UNSHARE added.  out[] is the guest's x0-x3.
+ */
+void arm64_smccc_features(uint64_t bmap, uint64_t bmap2, uint64_t out[4]);
 
 #endif

@@ -496,6 +496,11 @@ int arch_linux_load(struct gmem *gm, const struct arch_linux_boot *b, unsigned i
 	}
 	st->entry = load;
 	st->boot_params = dtb_gpa;
+	st->nr_blobs = 0;
+	st->blob[st->nr_blobs++] = (struct arch_blob){ "kernel", load, img.len };
+	st->blob[st->nr_blobs++] = (struct arch_blob){ "dtb", dtb_gpa, ARM64_FDT_MAX_SIZE };
+	if (b->initrd_size)
+		st->blob[st->nr_blobs++] = (struct arch_blob){ "initrd", initrd_gpa, b->initrd_size };
 out:
 	free(dtb);
 	free(owned);

@@ -12,6 +12,13 @@ int arch_vm_hypercalls_enable(int vm_fd)
 	return 0;
 }
 
+/* No stock x86 guest of a default or SW_PROTECTED VM can keep its RAM private (docs/confidential.md). */
+int arch_vm_confidential_enable(int vm_fd)
+{
+	(void)vm_fd;
+	return -EOPNOTSUPP;
+}
+
 int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_ops *ops,
 			const char **fault)
 {

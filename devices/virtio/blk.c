@@ -344,10 +344,20 @@ static int pop_queue(struct virtio_blk *blk, unsigned int q)
 		blk->inflight++;
 		blk->stats.queue_reqs[q]++;
 		if (ret < 0) {
-			/* A malformed chain: nothing pinned, no status byte we may trust. */
+			uint32_t written = 0;
+
+			/*
+			 * A malformed chain: nothing pinned, no status byte we may trust.  But a
+			 * buffer in private memory (the guest did not share it) fails as an I/O
+			 * error in the status byte, if the guest shared that: nothing else is written.
+			 */
 			blk->stats.malformed++;
+			if (ret == -EACCES && !vq_fail_status(vq, io->req, VIRTIO_BLK_S_IOERR)) {
+				blk->stats.errors++;
+				written = 1;
+			}
 			pr_debug("%s: %s", blk->vdev.name, vq->error);
-			moved(blk, q, virtio_dev_push(&blk->vdev, q, io->req, 0));
+			moved(blk, q, virtio_dev_push(&blk->vdev, q, io->req, written));
 			io_put(blk, io);
 			continue;
 		}

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "virtqueue.h"
 
 /* The rings are little-endian and so is every host veil runs on: fields are used as they are. */
@@ -290,6 +291,10 @@ static int add_seg(struct virtqueue *vq, struct walk *w, bool in_table, uint16_t
 		if (ret == -EAGAIN)
 			return vq_fail(vq, -EAGAIN, "%s %u (GPA 0x%llx+0x%x): being converted", kind,
 				       i, (unsigned long long)d->addr, d->len);
+		if (ret == -EACCES && !vq->stats.refused_private++)
+			pr_warn("%s: refused a device access to private memory at GPA 0x%llx (+0x%x): "
+				"the guest did not share that buffer", vq->owner ? vq->owner : "virtqueue",
+				(unsigned long long)d->addr, d->len);
 		if (ret)
 			return desc_fail(vq, ret, kind, i, d, "buffer %s", access_error(ret));
 	}
@@ -484,6 +489,23 @@ static int ask_for_kick(struct virtqueue *vq, uint16_t *idx)
 	return read_avail_idx(vq, idx);
 }
 
+/*
+ * A chain refused for a buffer in private memory: walked again without pins, so that req->seg[]
+ * says where its buffers are (none touched) and the device can still fail it in one the guest
+ * did share (vq_fail_status).  vq->error keeps the refusal.
+ */
+static void describe_refused(struct virtqueue *vq, struct vq_req *req)
+{
+	char why[sizeof(vq->error)];
+
+	memcpy(why, vq->error, sizeof(why));
+	req->nr_segs = req->nr_out = req->nr_pins = 0;
+	req->out_len = req->in_len = 0;
+	if (walk_chain(vq, req, false))
+		req->nr_segs = 0;
+	memcpy(vq->error, why, sizeof(why));
+}
+
 /* With vq->lock held. */
 static int pop_locked(struct virtqueue *vq, struct vq_req *req, bool pin)
 {
@@ -537,6 +559,8 @@ static int pop_locked(struct virtqueue *vq, struct vq_req *req, bool pin)
 		 */
 		if (ret == -EPROTO || ret == -EAGAIN)
 			return ret;
+		if (ret == -EACCES && pin)
+			describe_refused(vq, req);
 	}
 	/* Good or bad, the chain is consumed: a bad one goes back through the used ring. */
 	vq->last_avail++;
@@ -558,6 +582,17 @@ static int pop(struct virtqueue *vq, struct vq_req *req, bool pin)
 int vq_pop(struct virtqueue *vq, struct vq_req *req)
 {
 	return pop(vq, req, true);
+}
+
+int vq_fail_status(struct virtqueue *vq, const struct vq_req *req, uint8_t status)
+{
+	const struct vq_seg *s;
+
+	if (!req->nr_segs || !req->seg[req->nr_segs - 1].write)
+		return -ENOENT;
+	s = &req->seg[req->nr_segs - 1];
+	/* Refused (and counted by gmem) if that byte is private too: nothing is written then. */
+	return ring_write(vq, s->gpa + s->len - 1, &status, 1);
 }
 
 int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req)

@@ -122,6 +122,7 @@ struct virtqueue {
 		 */
 		uint64_t kick_asks;
 		uint64_t indirect;   /* chains that went through an indirect table */
+		uint64_t refused_private; /* buffers refused as private; the first is logged */
 	} stats;
 	char error[160];     /* why the last pop or push failed */
 	struct vq_used pending[VQ_MAX_SIZE];
@@ -175,7 +176,8 @@ void vq_destroy(struct virtqueue *vq);
  *            long, -EFAULT a buffer or table outside RAM, -EACCES one in
  *            private memory): nothing is pinned, req->head is set, and the
  *            caller returns it with vq_push(vq, req, 0) after failing it
- *            as its device can.
+ *            as its device can.  After -EACCES alone req->seg[] describes
+ *            the chain (hva NULL, nothing pinned) for vq_fail_status().
  * vq->error says what was wrong.
  */
 int vq_pop(struct virtqueue *vq, struct vq_req *req) __must_check;
@@ -188,6 +190,14 @@ int vq_pop(struct virtqueue *vq, struct vq_req *req) __must_check;
  * are 2 MiB and more); the ranges are the caller's to check.
  */
 int vq_pop_unpinned(struct virtqueue *vq, struct vq_req *req) __must_check;
+
+/*
+ * After vq_pop's -EACCES (a buffer in private memory): writes status into the last byte of the
+ * chain's last device-writable buffer, where virtio devices keep their status, if the guest
+ * shared that byte.  No other buffer is touched.  0, -ENOENT if the chain has no writable
+ * buffer (or could not be described), or the refusal of that byte (-EACCES, -EFAULT, -EAGAIN).
+ */
+int vq_fail_status(struct virtqueue *vq, const struct vq_req *req, uint8_t status) __must_check;
 
 /*
  * Completes a request: unpins its buffers, then writes the used element

@@ -137,8 +137,25 @@ static void test_other_ids(void)
 	CHECK_EQ(f.calls, 0);
 }
 
+/* The confidential mode's FEATURES answer: KVM's bits kept, 2-4 added, MMIO_GUARD (7) never. */
+static void test_features(void)
+{
+	uint64_t out[4] = { 9, 9, 9, 9 };
+
+	arm64_smccc_features(0x3, 0, out);
+	CHECK_EQ(out[0], 0x1f);
+	CHECK_EQ(out[1], 0);
+	CHECK_EQ(out[2], 0);
+	CHECK_EQ(out[3], 0);
+	arm64_smccc_features(0x1, 0x5, out);
+	CHECK_EQ(out[0], 0x1d);
+	CHECK_EQ(out[2], 0x5);
+	CHECK_EQ(out[0] & (1ULL << 7), 0);
+}
+
 int main(void)
 {
+	test_features();
 	test_meminfo();
 	test_share_unshare();
 	test_bad_arguments();

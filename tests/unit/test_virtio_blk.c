@@ -399,6 +399,7 @@ static void test_read_only(void)
 /* I1: a conversion of a buffer under in-flight I/O waits and names the device; then succeeds. */
 static void test_pins(void)
 {
+	uint8_t pat[4096];
 	struct gmem_conv_result res;
 	struct t t;
 	uint32_t id, len;
@@ -416,16 +417,38 @@ static void test_pins(void)
 	complete_all(t.be);
 	CHECK(used(&t, &id, &len));
 	CHECK_EQ(id, h);
+	memset(pat, 0x77, sizeof(pat));
+	put(&t, DATA, pat, sizeof(pat));
 	CHECK_EQ(gmem_convert(t.gm, DATA, 4096, true, &res), 0);
-	/* A request into private memory is refused before any I/O: nothing pinned, len 0. */
+	/*
+	 * A request into private memory is refused before any I/O: nothing pinned, no data
+	 * written; it fails as an I/O error in its status byte, which the guest shared.
+	 */
 	h = submit(&t, 0, VIRTIO_BLK_T_IN, 0, 4096, false, 16);
 	wr(&t, 0x050, 0);
 	blk_process(&t.blk);
 	CHECK_EQ(t.be->nr_pending, 0);
 	CHECK(used(&t, &id, &len));
 	CHECK_EQ(id, h);
-	CHECK_EQ(len, 0);
+	CHECK_EQ(len, 1);
+	CHECK_EQ(get8(&t, STATUS), VIRTIO_BLK_S_IOERR);
 	CHECK_EQ(t.blk.stats.malformed, 1);
+	CHECK_EQ(t.blk.stats.errors, 1);
+	CHECK_EQ(t.blk.vdev.vq[0].stats.refused_private, 1);
+	CHECK_EQ(gmem_convert(t.gm, DATA, 4096, false, &res), 0);
+	CHECK_EQ(get8(&t, DATA), 0x77);
+	CHECK_EQ(get8(&t, DATA + 4095), 0x77);
+	/* With its status byte private too, nothing at all is written: used, length 0. */
+	CHECK_EQ(gmem_convert(t.gm, DATA, 4096, true, &res), 0);
+	h = submit(&t, 0, VIRTIO_BLK_T_IN, 0, 4096, false, 16); /* status preset to 0xee */
+	CHECK_EQ(gmem_convert(t.gm, STATUS, 4096, true, &res), 0);
+	wr(&t, 0x050, 0);
+	blk_process(&t.blk);
+	CHECK(used(&t, &id, &len));
+	CHECK_EQ(id, h);
+	CHECK_EQ(len, 0);
+	CHECK_EQ(gmem_convert(t.gm, STATUS, 4096, false, &res), 0);
+	CHECK_EQ(get8(&t, STATUS), 0xee);
 	teardown(&t);
 }
 

@@ -219,6 +219,9 @@ static void h_counters(struct req *q)
 	C(exits); C(io_exits); C(mmio_exits); C(guest_conversions); C(guest_conversion_fails);
 	C(host_conversions); C(conversion_errors); C(punches); C(retries); C(eagain);
 	C(refused_private); C(unhandled_io); C(guest_faults); C(console_dropped);
+	/* The confidential mode's (0 outside it). */
+	C(guest_shares); C(guest_unshares); C(share_p50_ns); C(share_p99_ns); C(unshare_p50_ns);
+	C(unshare_p99_ns); C(refused_device); C(ram_bytes); C(private_bytes); C(private_at_launch);
 #undef C
 	devs = json_object_new_object();
 	json_object_object_add(o, "devices", devs);
@@ -419,6 +422,9 @@ static void h_memory(struct req *q)
 	}
 	o = json_object_new_object();
 	add_u64(o, "private_bytes", m.private_bytes);
+	add_u64(o, "ram_bytes", m.ram_bytes);
+	json_object_object_add(o, "private_fraction", json_object_new_double(
+		m.ram_bytes ? (double)m.private_bytes / (double)m.ram_bytes : 0.0));
 	add_u64(o, "pins", m.pins);
 	add_u64(o, "pinned_bytes", m.pinned_bytes);
 	add_u64(o, "converting_bytes", m.converting_bytes);
