@@ -44,18 +44,47 @@ int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned in
 
 /*
  * A tiny guest that reads one word of guest memory and reports it by port
- * I/O: used to learn whether the guest survives the VMM revoking its
+ * I/O or MMIO: used to learn whether the guest survives the VMM revoking its
  * mapping.  The probe VM needs no irqchip.
  */
 struct arch_mem_probe {
 	uint64_t code_gpa;
 	uint64_t data_gpa;
 	uint16_t port; /* the guest writes the word it read here, 16 bits */
+	uint64_t mmio; /* or, when non-zero, to this MMIO address (the caller zeroes it) */
 };
 int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p) __must_check;
 /* A tiny guest that makes one hypercall nr(a0, a1, a2), then halts. */
 int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint32_t a0,
 				 uint32_t a1, uint32_t a2) __must_check;
+
+/*
+ * Guest conversions through the architecture's own calls (arm64: pKVM's
+ * HYP_MEMINFO, MEM_SHARE and MEM_UNSHARE; x86 has none but
+ * KVM_HC_MAP_GPA_RANGE, which vmm/ handles).  arch_vm_hypercalls_enable()
+ * asks KVM to forward them, before any vCPU runs: 1 if it did, 0 if the
+ * architecture has none, -errno if KVM refused.
+ */
+int arch_vm_hypercalls_enable(int vm_fd) __must_check;
+/* Of those, the one that shares the page at its first argument; nr 0 if there are none. */
+struct arch_share_call {
+	uint32_t nr;      /* KVM_EXIT_HYPERCALL's nr (arm64: the SMCCC function id) */
+	const char *name; /* the guest's conversion call, in words (x86: MAP_GPA_RANGE) */
+};
+extern const struct arch_share_call arch_share_call;
+struct arch_hypercall_ops {
+	const struct gmem_layout *ram; /* NULL: no guest RAM to convert */
+	/* Converts [gpa, gpa+len) for the guest: 0, or -errno (reported by the callee). */
+	int (*convert)(void *opaque, uint64_t gpa, uint64_t len, bool to_private);
+	void *opaque;
+};
+/*
+ * Answers a KVM_EXIT_HYPERCALL of function nr through the vCPU's registers:
+ * 0 (*fault NULL, or the guest's mistake in words), -ENOSYS if it is not
+ * one of the architecture's calls, other -errno if the registers failed.
+ */
+int arch_vcpu_hypercall(int vcpu_fd, uint64_t nr, const struct arch_hypercall_ops *ops,
+			const char **fault) __must_check;
 
 /*
  * The board: the platform devices (console UART, clock, power and reset

@@ -137,4 +137,35 @@ struct veil_kvm_memory_fault {
 #define KVM_MAP_GPA_RANGE_DECRYPTED KVM_MAP_GPA_RANGE_ENC_STAT(0)
 #endif
 
+/*
+ * arm64: forwarding guest SMCCC calls to userspace (Linux 6.4;
+ * Documentation/virt/kvm/devices/vm.rst, KVM_ARM_VM_SMCCC_CTRL).  Set on the
+ * VM fd with KVM_SET_DEVICE_ATTR before any vCPU has run (EBUSY after).  A
+ * forwarded call exits with KVM_EXIT_HYPERCALL: hypercall.nr is the function
+ * id, the arguments and results are the vCPU's x0-x3 (KVM_GET/SET_ONE_REG),
+ * and the PC already points past the HVC or SMC (api.rst).  Defined here
+ * for every host, so arm64 code that is pure compiles and is tested on x86.
+ */
+#ifndef KVM_ARM_VM_SMCCC_CTRL
+#define KVM_ARM_VM_SMCCC_CTRL 0
+#define KVM_ARM_VM_SMCCC_FILTER 0
+#define KVM_SMCCC_FILTER_HANDLE 0
+#define KVM_SMCCC_FILTER_DENY 1
+#define KVM_SMCCC_FILTER_FWD_TO_USER 2
+
+struct kvm_smccc_filter {
+	__u32 base;
+	__u32 nr_functions;
+	__u8 action;
+	__u8 pad[15];
+};
+#endif
+/* hypercall.flags of a forwarded SMCCC call. */
+#ifndef KVM_HYPERCALL_EXIT_SMC
+#define KVM_HYPERCALL_EXIT_SMC (1U << 0)
+#endif
+#ifndef KVM_HYPERCALL_EXIT_16BIT
+#define KVM_HYPERCALL_EXIT_16BIT (1U << 1)
+#endif
+
 #endif

@@ -61,7 +61,18 @@ void caps_choose_model(struct caps_vm_type *t, int revoke_safe)
 	}
 }
 
-/* Runs the probe guest until its port write; describes what happened. */
+/* What the probe guest reported reading from the revoked page. */
+static int probe_report(uint16_t got, char *detail, size_t len)
+{
+	if (got == PROBE_MAGIC) {
+		snprintf(detail, len, "a guest read of a revoked page still saw its data");
+		return 1;
+	}
+	snprintf(detail, len, "a guest read of a revoked page saw 0x%x, not 0x%x", got, PROBE_MAGIC);
+	return 0;
+}
+
+/* Runs the probe guest until its port or MMIO write; describes what happened. */
 static int probe_run(struct probe_vm *pv, const struct arch_mem_probe *p, char *detail, size_t len)
 {
 	struct kvm_run *run = pv->run;
@@ -74,20 +85,20 @@ static int probe_run(struct probe_vm *pv, const struct arch_mem_probe *p, char *
 			snprintf(detail, len, "KVM_RUN: %s", strerror(-ret));
 			return 0;
 		}
-		if (run->exit_reason == KVM_EXIT_IO && run->io.port == p->port && run->io.size == 2) {
+		if (run->exit_reason == KVM_EXIT_IO && !p->mmio && run->io.port == p->port &&
+		    run->io.size == 2) {
 			memcpy(&got, (uint8_t *)run + run->io.data_offset, 2);
-			if (got == PROBE_MAGIC) {
-				snprintf(detail, len, "a guest read of a revoked page still saw its data");
-				return 1;
-			}
-			snprintf(detail, len, "a guest read of a revoked page saw 0x%x, not 0x%x",
-				 got, PROBE_MAGIC);
-			return 0;
+			return probe_report(got, detail, len);
 		}
 		if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR) {
 			snprintf(detail, len, "a guest read of a revoked page gave KVM_EXIT_INTERNAL_ERROR "
 				 "(suberror %u)", run->internal.suberror);
 			return 0;
+		}
+		if (run->exit_reason == KVM_EXIT_MMIO && p->mmio && run->mmio.phys_addr == p->mmio &&
+		    run->mmio.is_write && run->mmio.len == 2) {
+			memcpy(&got, run->mmio.data, 2);
+			return probe_report(got, detail, len);
 		}
 		if (run->exit_reason == KVM_EXIT_MMIO) {
 			snprintf(detail, len, "a guest read of a revoked page at GPA 0x%llx became an "
@@ -105,7 +116,7 @@ static int probe_run(struct probe_vm *pv, const struct arch_mem_probe *p, char *
 /* Whether the guest survives the VMM revoking its mapping of guest_memfd: tried, not guessed. */
 int caps_probe_revoke(int kvm_fd, char *detail, size_t len)
 {
-	struct arch_mem_probe p;
+	struct arch_mem_probe p = { 0 };
 	struct probe_vm pv;
 	uint16_t magic = PROBE_MAGIC;
 	int ret;
@@ -127,6 +138,46 @@ int caps_probe_revoke(int kvm_fd, char *detail, size_t len)
 }
 
 /*
+ * Whether the architecture's own share call (arm64: pKVM's MEM_SHARE) reaches
+ * veil once KVM is asked to forward it (arch_vm_hypercalls_enable()): a probe
+ * guest makes it, sharing a page of its RAM, under a watchdog.
+ */
+static int caps_probe_share_call(int kvm_fd, char *detail, size_t len)
+{
+	const uint64_t gpa = arch_mem_map()->ram_base + 3 * GMEM_PAGE_SIZE;
+	const char *name = arch_share_call.name;
+	struct probe_vm pv;
+	int ret;
+
+	if (gpa > UINT32_MAX || probe_vm_create(kvm_fd, "probe VM (does the share call reach veil)",
+						&pv)) {
+		snprintf(detail, len, "could not create a probe VM");
+		return -1;
+	}
+	ret = arch_vm_hypercalls_enable(pv.vm_fd);
+	if (ret < 0) {
+		snprintf(detail, len, "asking KVM to forward %s: %s", name, strerror(-ret));
+		probe_vm_destroy(&pv);
+		return 0;
+	}
+	ret = arch_hypercall_probe_prepare(pv.gm, pv.vcpu_fd, arch_share_call.nr, (uint32_t)gpa, 0, 0);
+	if (!ret)
+		ret = probe_vm_run(&pv, PROBE_TIMEOUT_MS);
+	if (!ret && pv.run->exit_reason == KVM_EXIT_HYPERCALL &&
+	    pv.run->hypercall.nr == arch_share_call.nr) {
+		snprintf(detail, len, "a guest's %s exited to userspace", name);
+		ret = 1;
+	} else {
+		snprintf(detail, len, "a guest's %s gave %s", name,
+			 ret == -ETIMEDOUT ? "no exit (KVM answered it)" :
+			 ret ? strerror(-ret) : kvm_exit_reason_name(pv.run->exit_reason));
+		ret = 0;
+	}
+	probe_vm_destroy(&pv);
+	return ret;
+}
+
+/*
  * Whether a guest's KVM_HC_MAP_GPA_RANGE really reaches userspace once
  * KVM_CAP_EXIT_HYPERCALL is enabled: the capability alone is not enough on
  * every KVM, so a probe guest makes the call under a watchdog.
@@ -139,6 +190,8 @@ int caps_probe_hypercall_exit(int kvm_fd, char *detail, size_t len)
 	struct probe_vm pv;
 	int ret;
 
+	if (arch_share_call.nr)
+		return caps_probe_share_call(kvm_fd, detail, len);
 	if (probe_vm_create(kvm_fd, "probe VM (does MAP_GPA_RANGE reach veil)", &pv)) {
 		snprintf(detail, len, "could not create a probe VM");
 		return -1;
@@ -384,7 +437,7 @@ int caps_probe(struct caps *c, enum caps_cache_mode mode)
 	c->exit_hypercall = kvm_check_extension(kvm_fd, KVM_CAP_EXIT_HYPERCALL);
 	c->memory_fault_info = kvm_check_extension(kvm_fd, KVM_CAP_MEMORY_FAULT_INFO) > 0;
 	c->hypercall_exit = -1;
-	if (c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE))
+	if (arch_share_call.nr || (c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE)))
 		c->hypercall_exit = caps_hypercall_exit_cached(kvm_fd, mode, c->hypercall_detail,
 							       sizeof(c->hypercall_detail),
 							       &c->hypercall_from);
@@ -419,7 +472,7 @@ static const char *inplace_str(const struct caps_vm_type *t)
 void caps_print(const struct caps *c, FILE *out)
 {
 	const struct caps_vm_type *d = &c->types[0];
-	char flags[32];
+	char flags[32], label[48];
 	unsigned int i;
 
 	flags_str(d->gmem_flags, flags, sizeof(flags));
@@ -445,7 +498,8 @@ void caps_print(const struct caps *c, FILE *out)
 	}
 	fprintf(out, "exit on hypercall:         0x%llx%s\n", (unsigned long long)c->exit_hypercall,
 		c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE) ? " (MAP_GPA_RANGE)" : "");
-	fprintf(out, "MAP_GPA_RANGE reaches veil: %s (%s)%s%s\n",
+	snprintf(label, sizeof(label), "%s reaches veil:", arch_share_call.name);
+	fprintf(out, "%-26s %s (%s)%s%s\n", label,
 		c->hypercall_exit == 1 ? "yes" : c->hypercall_exit == 0 ? "no" : "unknown",
 		caps_source_name(c->hypercall_from), c->hypercall_detail[0] ? ": " : "",
 		c->hypercall_detail);

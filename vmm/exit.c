@@ -8,6 +8,7 @@
 
 #include <linux/kvm_para.h>
 
+#include "arch.h"
 #include "exit.h"
 #include "kvm.h"
 #include "log.h"
@@ -305,26 +306,41 @@ static uint64_t hypercall_errno(int err)
 	}
 }
 
+/* A conversion the guest asked for, however it asked: timed and counted; the caller logs a failure. */
+static int vcpu_guest_convert(struct vcpu *vcpu, uint64_t gpa, uint64_t len, bool to_private,
+			      struct gmem_conv_result *res)
+{
+	uint64_t t0 = exit_now_ns();
+	int ret = gmem_convert(vcpu->vm->gmem, gpa, len, to_private, res);
+
+	if (ret) {
+		vcpu_stat_inc(&vcpu->stats.conversion_fails);
+		return ret;
+	}
+	if (vcpu->vm->guest_conv_lat)
+		lat_add(vcpu->vm->guest_conv_lat, exit_now_ns() - t0);
+	vcpu_stat_inc(&vcpu->stats.conversions);
+	return 0;
+}
+
 uint64_t vcpu_map_gpa_range(struct vcpu *vcpu, uint64_t gpa, uint64_t npages, uint64_t attrs)
 {
 	struct gmem_conv_result res = { .culprit = "" };
-	uint64_t len = 0, t0 = exit_now_ns();
+	uint64_t len = 0;
 	int ret;
 
 	ret = vcpu_check_map_gpa_range(gpa, npages, attrs, &len);
-	if (!ret)
-		ret = gmem_convert(vcpu->vm->gmem, gpa, len, attrs & KVM_MAP_GPA_RANGE_ENCRYPTED, &res);
-	if (ret) {
+	if (ret)
 		vcpu_stat_inc(&vcpu->stats.conversion_fails);
+	else
+		ret = vcpu_guest_convert(vcpu, gpa, len, attrs & KVM_MAP_GPA_RANGE_ENCRYPTED, &res);
+	if (ret) {
 		exit_guest_fault(vcpu, "vCPU %u: MAP_GPA_RANGE 0x%llx npages %llu attrs 0x%llx: %s%s%s",
 			       vcpu->index, (unsigned long long)gpa, (unsigned long long)npages,
 			       (unsigned long long)attrs, strerror(-ret), res.culprit[0] ? ": " : "",
 			       res.culprit);
 		return hypercall_errno(ret);
 	}
-	if (vcpu->vm->guest_conv_lat)
-		lat_add(vcpu->vm->guest_conv_lat, exit_now_ns() - t0);
-	vcpu_stat_inc(&vcpu->stats.conversions);
 	return 0;
 }
 
@@ -337,12 +353,58 @@ static struct vcpu_exit exit_map_gpa_range(struct vcpu *vcpu)
 	return exit_continue();
 }
 
+/* A conversion through the architecture's own call (arm64: MEM_SHARE, MEM_UNSHARE). */
+static int exit_arch_convert(void *opaque, uint64_t gpa, uint64_t len, bool to_private)
+{
+	struct gmem_conv_result res = { .culprit = "" };
+	struct vcpu *vcpu = opaque;
+	int ret = vcpu_guest_convert(vcpu, gpa, len, to_private, &res);
+
+	if (ret)
+		exit_guest_fault(vcpu, "vCPU %u: converting 0x%llx (%llu bytes) to %s: %s%s%s",
+			       vcpu->index, (unsigned long long)gpa, (unsigned long long)len,
+			       to_private ? "private" : "shared", strerror(-ret),
+			       res.culprit[0] ? ": " : "", res.culprit);
+	return ret;
+}
+
+/*
+ * The architecture's own calls (arm64: SMCCC, answered in the vCPU's registers).  Whatever
+ * the guest sends gets an answer; only registers KVM will not give or take stop the VM.
+ */
+static bool exit_arch_hypercall(struct vcpu *vcpu, struct vcpu_exit *out)
+{
+	struct arch_hypercall_ops ops = { .convert = exit_arch_convert, .opaque = vcpu };
+	const uint64_t nr = vcpu->run->hypercall.nr;
+	const char *fault = NULL;
+	int ret;
+
+	if (vcpu->vm->gmem)
+		ops.ram = gmem_get_layout(vcpu->vm->gmem);
+	ret = arch_vcpu_hypercall(vcpu->fd, nr, &ops, &fault);
+	if (ret == -ENOSYS)
+		return false;
+	if (ret)
+		*out = exit_stop(VCPU_STOP_DUMP, VM_EXIT_FAILURE,
+				 "vCPU %u: answering the guest's call 0x%llx: %s", vcpu->index,
+				 (unsigned long long)nr, strerror(-ret));
+	else
+		*out = exit_continue();
+	if (!ret && fault)
+		exit_guest_fault(vcpu, "vCPU %u: call 0x%llx: %s", vcpu->index,
+				 (unsigned long long)nr, fault);
+	return true;
+}
+
 static struct vcpu_exit exit_hypercall(struct vcpu *vcpu)
 {
 	struct kvm_run *run = vcpu->run;
+	struct vcpu_exit r;
 
 	if (run->hypercall.nr == KVM_HC_MAP_GPA_RANGE && vcpu->vm->gmem)
 		return exit_map_gpa_range(vcpu);
+	if (exit_arch_hypercall(vcpu, &r))
+		return r;
 	exit_guest_fault(vcpu, "vCPU %u: hypercall %llu is not implemented", vcpu->index,
 		       (unsigned long long)run->hypercall.nr);
 	run->hypercall.ret = (uint64_t)-KVM_ENOSYS;

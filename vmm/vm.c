@@ -170,15 +170,24 @@ static int vm_create_memory(struct vm *vm)
 	return ret;
 }
 
-/* Guests ask for conversions with KVM_HC_MAP_GPA_RANGE; KVM passes it on only if asked to. */
+/*
+ * Guests ask for conversions with KVM_HC_MAP_GPA_RANGE, or the architecture's own calls (arm64:
+ * pKVM's MEM_SHARE/UNSHARE); KVM passes them on only if asked to.
+ */
 static void vm_enable_hypercall_exit(struct vm *vm)
 {
 	struct kvm_enable_cap cap = {
 		.cap = KVM_CAP_EXIT_HYPERCALL, .args[0] = 1ULL << KVM_HC_MAP_GPA_RANGE,
 	};
 	int64_t have = kvm_check_extension(vm->kvm_fd, KVM_CAP_EXIT_HYPERCALL);
+	int arch = arch_vm_hypercalls_enable(vm->vm_fd);
 
-	if ((have & (1 << KVM_HC_MAP_GPA_RANGE)) && _kvm_ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
+	if (arch > 0)
+		vm->map_gpa_range_exits = true;
+	else if (arch < 0)
+		pr_info("the guest's conversion calls do not reach veil here (%s); guests cannot "
+			"convert", strerror(-arch));
+	else if ((have & (1 << KVM_HC_MAP_GPA_RANGE)) && _kvm_ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) == 0)
 		vm->map_gpa_range_exits = true;
 	else
 		pr_info("KVM_HC_MAP_GPA_RANGE does not exit to userspace here; guests cannot convert");

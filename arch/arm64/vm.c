@@ -183,19 +183,6 @@ int arch_fw_vcpu_entry(int vcpu_fd, const struct arch_fw_boot *boot, unsigned in
 	return -EOPNOTSUPP;
 }
 
-int arch_mem_probe_prepare(struct gmem *gm, int vcpu_fd, struct arch_mem_probe *p)
-{
-	(void)gm, (void)vcpu_fd, (void)p;
-	return -EOPNOTSUPP;
-}
-
-int arch_hypercall_probe_prepare(struct gmem *gm, int vcpu_fd, uint32_t nr, uint32_t a0,
-				 uint32_t a1, uint32_t a2)
-{
-	(void)gm, (void)vcpu_fd, (void)nr, (void)a0, (void)a1, (void)a2;
-	return -EOPNOTSUPP;
-}
-
 void arch_vcpu_dump(int vcpu_fd, char *buf, size_t len)
 {
 	uint64_t pc = 0, pstate = 0, sp = 0;
