@@ -325,7 +325,9 @@ peer_root() {
 	[ "$(cat "$WORK/peer.stamp" 2>/dev/null)" != "$stamp" ] || [ ! -s "$WORK/peer.cpio" ] || return 0
 	rm -rf "$stage" "$root"
 	mkdir -p "$stage" "$root/usr/bin" "$root/lib"
-	for deb in "$dl"/*.deb; do dpkg-deb -x "$deb" "$stage"; done
+	# bookworm's packages only: the closure also names trixie-backports' t64 libraries (as
+	# alternatives), whose files would shadow bookworm's and need a newer glibc.
+	for deb in "$dl"/*.deb; do [[ $deb == *bpo* ]] || dpkg-deb -x "$deb" "$stage"; done
 	cp "$stage/usr/bin/qemu-system-aarch64" "$root/usr/bin/"
 	# The loader at the path the binaries name (PT_INTERP), then DT_NEEDED, breadth first.
 	cp -L "$stage/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1" "$root/lib/ld-linux-aarch64.so.1"
