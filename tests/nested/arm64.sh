@@ -41,6 +41,8 @@ WORK=$BUILD/nested-work/arm64
 SHARED=$(readlink -m "${NESTED_SHARED:-$SRC/../shared}")
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 T_L1=${NESTED_ARM64_T_L1:-240} # seconds for L1 to boot, run its step and power off
+# L1's vCPUs and TCG threading: -smp 2, multi-threaded was the cheapest setting that was not
+# slower for a 2-vCPU L2 (measure-smp; tests/nested/README.md has the figures).
 L1_SMP=${NESTED_ARM64_L1_SMP:-2}
 TCG_THREAD=${NESTED_TCG_THREAD:-multi}
 L1_EXTRA_CPIO= # a second newc archive appended to L1's initramfs (bench-boot's QEMU)
