@@ -197,11 +197,14 @@ snap() { # DIR: prints nothing, sets n (threads) and m (threads in mode 2)
 		[ "$v" = 2 ] && m=$((m + 1))
 	done
 }
-show() {
+show() { # DIR: each thread, and the counts of exactly the threads shown
+	n=0 m=0
 	for t in $1/task/*; do
 		read -r c <$t/comm 2>/dev/null
 		while read -r k v; do [ "$k" = Seccomp: ] && break; done <$t/status 2>/dev/null
 		echo "VEIL-SECCOMP: tid=${t##*/} comm=$c seccomp=$v"
+		n=$((n + 1))
+		[ "$v" = 2 ] && m=$((m + 1))
 	done
 	echo "VEIL-SECCOMP: threads=$n mode2=$m"
 }
@@ -230,7 +233,7 @@ initramfs() {
 	rm -rf "$root"
 	mkdir -p "$root"/{bin,dev,proc,sys,tmp}
 	cp "$WORK/busybox" "$root/bin/busybox"
-	for a in sh mount poweroff cat ls echo uname sleep grep dd head md5sum cut; do
+	for a in sh mount poweroff cat ls echo uname sleep grep dd head md5sum cut timeout; do
 		ln -sf busybox "$root/bin/$a"
 	done
 	cp "$WORK/arm64-probe" "$root/bin/arm64-probe"
@@ -388,7 +391,7 @@ bench_boot() {
 			n=\$1; shift
 			read -r b _ </proc/uptime
 			echo VEIL-BENCH: \$n begin \$b
-			{ \"\$@\" </dev/null; echo VEIL-BENCH: \$n exit \$?; } 2>&1 | while IFS= read -r l; do
+			{ timeout 400 \"\$@\" </dev/null; echo VEIL-BENCH: \$n exit \$?; } 2>&1 | while IFS= read -r l; do
 				case \$l in
 				*'VEIL-L2: init '*) read -r u _ </proc/uptime; echo VEIL-BENCH: \$n init \$u ;;
 				'VEIL-BENCH: '*' exit '*) read -r u _ </proc/uptime; echo VEIL-BENCH: \$n end \$u ;;
