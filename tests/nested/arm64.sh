@@ -45,7 +45,7 @@ T_L1=${NESTED_ARM64_T_L1:-240} # seconds for L1 to boot, run its step and power 
 # slower for a 2-vCPU L2 (measure-smp; tests/nested/README.md has the figures).
 L1_SMP=${NESTED_ARM64_L1_SMP:-2}
 TCG_THREAD=${NESTED_TCG_THREAD:-multi}
-L1_EXTRA_CPIO= # a second newc archive appended to L1's initramfs (bench-boot's QEMU)
+L1_EXTRA_CPIO=${NESTED_ARM64_L1_EXTRA_CPIO:-} # a newc archive appended to L1's initramfs (bench-boot: QEMU)
 
 # shellcheck source=tests/nested/debian.sh
 . "$HERE/debian.sh"
