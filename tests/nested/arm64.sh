@@ -19,6 +19,7 @@
 #                  QEMU (-M virt -accel kvm -cpu host, Debian's arm64 qemu-system-arm) in one
 #                  L1, alternating, ROUNDS times each (default 3): min/median/max and ratios
 #   measure-smp [ROUNDS]  L1's -smp 2/3/4 and TCG threading against a 2-vCPU L2's boot time
+#   peer-root      bench-boot's QEMU and its libraries, as a newc archive (peer.cpio)
 #   l1-run 'CMD'   debugging: boots L1 and runs one shell command in it
 #   sysroot        the arm64 -dev packages veil links (liburing, libseccomp, libfdt, ...)
 #                  unpacked into <build>/nested-work/arm64/sysroot, and a meson cross file
@@ -27,7 +28,8 @@
 #
 # Environment: NESTED_SRC, NESTED_BUILD (source and build directory, as for nested.sh),
 # NESTED_DEBIAN_MIRROR (a mirror URI instead of the machine's own), NESTED_ARM64_L1_SMP (L1's
-# vCPUs) and NESTED_TCG_THREAD (multi or single): tests/nested/README.md says why the defaults.
+# vCPUs) and NESTED_TCG_THREAD (multi or single): tests/nested/README.md says why the defaults;
+# NESTED_ARM64_L1_EXTRA_CPIO (an archive appended to L1's initramfs, e.g. peer.cpio for l1-run).
 # Everything is cached under <build>/nested-cache (downloads) and <build>/nested-work/arm64.
 set -euo pipefail
 export LC_ALL=C
@@ -595,5 +597,5 @@ peer-root) peer_root ;;
 measure-smp) measure_smp "$@" ;;
 sysroot) sysroot ;;
 veil) veil_arm64 ;;
-*) sed -n '2,23p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
+*) sed -n '2,/^# Everything is cached/p' "$SELF" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
