@@ -38,6 +38,8 @@ static const char usage_stress[] =
 	"                        (needs --vm-type sw-protected, the in-place model and\n"
 	"                        /sys/kernel/debug/gup_test; exit 2 if it cannot run)\n"
 	"  -j, --json            progress to stderr; the last line of stdout is a JSON report\n"
+	"      --report FILE     also write the report as an SVG image to FILE: each kind's\n"
+	"                        latency distribution and conversions per second\n"
 	"      --seed N          the PRNG seed of the guest, host and DMA streams; default:\n"
 	"                        random, printed in the report\n"
 	"  -v, --verbose         more log output\n"
@@ -72,6 +74,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		{ "no-dma", no_argument, NULL, 'D' },
 		{ "foreign-pin", no_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "report", required_argument, NULL, 'R' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -95,6 +98,16 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		case 'D': o->no_dma = true; break;
 		case 'F': o->foreign_pin = true; break;
 		case 'j': o->json = true; break;
+		case 'R':
+			/* Opened now, so that a path veil cannot write fails before the run, not after. */
+			if (o->report)
+				fclose(o->report);
+			o->report_path = optarg;
+			o->report = fopen(optarg, "we");
+			if (!o->report)
+				die_usage("stress", "--report '%s': cannot write: %s", optarg,
+					  strerror(errno));
+			break;
 		case 'S':
 			if (parse_uint(optarg, &o->seed))
 				die_usage("stress", "--seed '%s': not a number from 0 to 2^64-1", optarg);
@@ -133,6 +146,11 @@ int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 		die_usage("stress", "--mem: the stress needs at least 16M");
 	/* libveil checks the VM type and vCPU count against this KVM, as for run. */
 	code = stress_run(&o, &err);
+	if (o.report && fclose(o.report) && code >= 0) {
+		fprintf(stderr, "veil stress: --report '%s': cannot write: %s\n", o.report_path,
+			strerror(errno));
+		code = code ? code : VEIL_EXIT_USAGE;
+	}
 	if (code >= 0)
 		return code;
 	if (!err.config_fault)
