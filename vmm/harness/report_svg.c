@@ -15,14 +15,14 @@
 #include "report_svg.h"
 
 #define W 960
-#define H 830
+#define H 876
 #define PLOT_L 84
 #define PLOT_R (W - 32)
 #define LAT_T 104
 #define LAT_B 384
-#define LEG_T 426
-#define RATE_T 556
-#define RATE_B 768
+#define LEG_T 446
+#define RATE_T 576
+#define RATE_B 788
 #define BINS_PER_DECADE 10
 #define MAX_DECADES 20 /* 1 ns to 10^20 ns holds any uint64_t */
 #define MAX_BINS (MAX_DECADES * BINS_PER_DECADE)
@@ -236,7 +236,7 @@ static void lat_legend(FILE *f, const struct report_svg_series *s, unsigned int 
 	fmt_ns(p99, sizeof(p99), (double)lat_percentile(l, 99));
 	fmt_ns(mx, sizeof(mx), (double)lat_max(l));
 	if (lat_count(l))
-		snprintf(line, sizeof(line), "%llu samples   median %s   p99 %s   max %s",
+		snprintf(line, sizeof(line), "%llu samples \xc2\xb7 median %s \xc2\xb7 p99 %s \xc2\xb7 max %s",
 			 (unsigned long long)lat_count(l), p50, p99, mx);
 	else
 		snprintf(line, sizeof(line), "no samples");
@@ -393,19 +393,19 @@ static void rate_series(FILE *f, const struct rate_axes *a, const struct report_
 	fprintf(f, "</title>\n<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"",
 		color);
 	for (s = 0; s < r->nr_secs; s++)
-		fprintf(f, "%s%.1f,%.1f", s ? " " : "", rate_x(a, s + 1), rate_y(a, rt->per_sec[s]));
+		fprintf(f, "%s%.1f,%.1f", s ? " " : "", rate_x(a, s + 0.5), rate_y(a, rt->per_sec[s]));
 	fputs("\"/>\n", f);
 	for (s = 0; s < r->nr_secs && r->nr_secs <= 60; s++)
-		fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", rate_x(a, s + 1),
+		fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"/>\n", rate_x(a, s + 0.5),
 			rate_y(a, rt->per_sec[s]), color);
 	fmt_count(mean, sizeof(mean), r->nr_secs ? (double)total / r->nr_secs : 0);
 	fmt_count(pk, sizeof(pk), (double)peak);
-	snprintf(line, sizeof(line), "%llu in all   mean %s/s   peak %s/s",
+	snprintf(line, sizeof(line), "%llu in all \xc2\xb7 mean %s/s \xc2\xb7 peak %s/s",
 		 (unsigned long long)total, mean, pk);
 	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"14\" height=\"3\" fill=\"%s\"/>\n",
-		PLOT_L + 420 * (int)i, RATE_B + 53, color);
-	axis_label(f, PLOT_L + 420 * (int)i + 20, RATE_B + 58, "start", rt->label);
-	axis_label(f, PLOT_L + 420 * (int)i + 150, RATE_B + 58, "start", line);
+		PLOT_L, RATE_B + 53 + 19 * (int)i, color);
+	axis_label(f, PLOT_L + 22, RATE_B + 58 + 19 * i, "start", rt->label);
+	axis_label(f, PLOT_L + 190, RATE_B + 58 + 19 * i, "start", line);
 	fputs("</g>\n", f);
 }
 
@@ -438,6 +438,11 @@ int report_svg_print(FILE *f, const struct report_svg *r)
 	fputs("</text>\n<text x=\"24\" y=\"56\" fill=\"#444\">", f);
 	put_text(f, r->subtitle);
 	fputs("</text>\n", f);
+	if (r->detail && r->detail[0]) {
+		fputs("<text x=\"24\" y=\"76\" fill=\"#c8282b\">", f);
+		put_text(f, r->detail);
+		fputs("</text>\n", f);
+	}
 	lat_panel(f, r);
 	rate_panel(f, r);
 	fputs("</svg>\n", f);

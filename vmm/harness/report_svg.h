@@ -25,6 +25,7 @@ struct report_svg_rate {
 struct report_svg {
 	const char *title;    /* any text: it is escaped */
 	const char *subtitle;
+	const char *detail;   /* a third line, in red when set: why a run failed */
 	const struct report_svg_series *series;
 	unsigned int nr_series;
 	const struct report_svg_rate *rates;

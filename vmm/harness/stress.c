@@ -678,7 +678,7 @@ static int report_svg(struct stress *s, const struct stress_totals *t)
 	};
 	struct report_svg r = { .series = series, .nr_series = LAT_NR, .rates = rates,
 				.nr_rates = SEC_NR, .nr_secs = s->nr_secs };
-	char title[200], sub[VEIL_ERROR_LEN + 400];
+	char title[200], sub[300], detail[VEIL_ERROR_LEN + 64];
 	unsigned int i;
 
 	for (i = 0; i < LAT_NR; i++)
@@ -689,12 +689,13 @@ static int report_svg(struct stress *s, const struct stress_totals *t)
 		 t->pass ? "pass" : "FAILED", s->nr_vcpus, s->nr_vcpus == 1 ? "" : "s",
 		 s->o->seconds, gmem_model_name(gmem_model(s->gm)));
 	snprintf(sub, sizeof(sub), "%s VM, ran %.2f s%s, seed %llu; %llu lost writes, %llu "
-		 "invariant violations; stopped: %s", vm_type_name(s), stress_seconds(s),
+		 "invariant violations", vm_type_name(s), stress_seconds(s),
 		 s->interrupted ? " (interrupted)" : "", (unsigned long long)s->o->seed,
-		 (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations,
-		 s->stop_reason);
+		 (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
+	snprintf(detail, sizeof(detail), "stopped: %s", s->stop_reason);
 	r.title = title;
 	r.subtitle = sub;
+	r.detail = t->pass ? NULL : detail;
 	return report_svg_print(s->o->report, &r);
 }
 
