@@ -446,5 +446,7 @@ int report_svg_print(FILE *f, const struct report_svg *r)
 	lat_panel(f, r);
 	rate_panel(f, r);
 	fputs("</svg>\n", f);
-	return ferror(f) || fflush(f) ? -EIO : 0;
+	if (fflush(f))
+		return errno ? -errno : -EIO;
+	return ferror(f) ? -EIO : 0;
 }

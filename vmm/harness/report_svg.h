@@ -33,7 +33,7 @@ struct report_svg {
 	unsigned int nr_secs;
 };
 
-/* Writes the whole SVG document to f; 0, or -EIO if f reports a write error. */
+/* Writes the whole SVG document to f and flushes it; 0, or -errno (-EIO) on a write error. */
 int report_svg_print(FILE *f, const struct report_svg *r) __must_check;
 
 #endif

@@ -702,6 +702,7 @@ static int report_svg(struct stress *s, const struct stress_totals *t)
 static int stress_report(struct stress *s, int code)
 {
 	struct stress_totals t = { 0 };
+	int ret;
 
 	guest_totals(s, &t.guest);
 	if (s->dma)
@@ -721,9 +722,10 @@ static int stress_report(struct stress *s, int code)
 		fprintf(s->progress, "stress: verdict: pass\n");
 	}
 	t.pass = code == VEIL_EXIT_POWEROFF;
-	if (s->o->report && report_svg(s, &t)) {
+	ret = s->o->report ? report_svg(s, &t) : 0;
+	if (ret) {
 		fprintf(stderr, "veil stress: --report '%s': cannot write: %s\n", s->o->report_path,
-			strerror(EIO));
+			strerror(-ret));
 		code = code == VEIL_EXIT_POWEROFF ? VEIL_EXIT_USAGE : code;
 	}
 	if (s->o->json)
