@@ -164,7 +164,7 @@ static void lat_axes_fit(const struct report_svg *r, double pct[][MAX_BINS],
 		a->hi = MAX_DECADES;
 		a->lo = a->hi - 3 < a->lo ? a->hi - 3 : a->lo;
 	}
-	a->ymax = nice_ceil(a->ymax > 0 ? a->ymax * 1.05 : 10);
+	a->ymax = a->ymax * 1.05 > 100 ? 100 : nice_ceil(a->ymax > 0 ? a->ymax * 1.05 : 10);
 }
 
 static void axis_label(FILE *f, double x, double y, const char *anchor, const char *text)
