@@ -98,16 +98,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		case 'D': o->no_dma = true; break;
 		case 'F': o->foreign_pin = true; break;
 		case 'j': o->json = true; break;
-		case 'R':
-			/* Opened now, so that a path veil cannot write fails before the run, not after. */
-			if (o->report)
-				fclose(o->report);
-			o->report_path = optarg;
-			o->report = fopen(optarg, "we");
-			if (!o->report)
-				die_usage("stress", "--report '%s': cannot write: %s", optarg,
-					  strerror(errno));
-			break;
+		case 'R': o->report_path = optarg; break;
 		case 'S':
 			if (parse_uint(optarg, &o->seed))
 				die_usage("stress", "--seed '%s': not a number from 0 to 2^64-1", optarg);
@@ -132,6 +123,11 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 	if (o->foreign_pin && access(GUP_TEST_PATH, R_OK | W_OK))
 		die_usage("stress", "--foreign-pin: cannot use %s: %s (it needs root, debugfs and a "
 			  "kernel built with CONFIG_GUP_TEST)", GUP_TEST_PATH, strerror(errno));
+	if (o->mem_size < 16ULL << 20)
+		die_usage("stress", "--mem: the stress needs at least 16M");
+	/* Opened once the options are good, so that a path veil cannot write fails before the run. */
+	if (o->report_path && !(o->report = fopen(o->report_path, "we")))
+		die_usage("stress", "--report '%s': cannot write: %s", o->report_path, strerror(errno));
 }
 
 int cmd_stress(int argc, char **argv, uint64_t t0_ns)
@@ -142,8 +138,6 @@ int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 
 	o.seed = boot_seed(); /* unless --seed sets it */
 	parse_stress(argc, argv, &o);
-	if (o.mem_size < 16ULL << 20)
-		die_usage("stress", "--mem: the stress needs at least 16M");
 	/* libveil checks the VM type and vCPU count against this KVM, as for run. */
 	code = stress_run(&o, &err);
 	/* A write error stress_run did not see (it flushed): only now, on closing. */

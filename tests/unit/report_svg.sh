@@ -37,5 +37,9 @@ for bad in "$TMP/no/such/dir/r.svg" "$TMP"; do
 		fail "stress --report $bad: $(cat "$TMP/out")"
 	grep -q "seed" "$TMP/out" && fail "stress --report $bad: ran before refusing the path"
 done
+# Other bad options are reported first, and no FILE is left behind for them.
+timeout 30 "$VEIL" stress --report "$TMP/x.svg" --mem 8M >"$TMP/out" 2>&1
+[ $? = 2 ] && grep -q "at least 16M" "$TMP/out" || fail "stress --report --mem 8M: $(cat "$TMP/out")"
+[ -e "$TMP/x.svg" ] && fail "stress --report with --mem 8M created the file"
 [ "$fails" -eq 0 ] && echo "report_svg: ok"
 [ "$fails" -eq 0 ]
