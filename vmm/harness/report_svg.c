@@ -15,14 +15,14 @@
 #include "report_svg.h"
 
 #define W 960
-#define H 876
+#define H 892
 #define PLOT_L 84
 #define PLOT_R (W - 32)
-#define LAT_T 104
-#define LAT_B 384
-#define LEG_T 446
-#define RATE_T 576
-#define RATE_B 788
+#define LAT_T 120
+#define LAT_B 400
+#define LEG_T 462
+#define RATE_T 592
+#define RATE_B 804
 #define BINS_PER_DECADE 10
 #define MAX_DECADES 20 /* 1 ns to 10^20 ns holds any uint64_t */
 #define MAX_BINS (MAX_DECADES * BINS_PER_DECADE)

@@ -692,7 +692,7 @@ static int report_svg(struct stress *s, const struct stress_totals *t)
 		 "invariant violations", vm_type_name(s), stress_seconds(s),
 		 s->interrupted ? " (interrupted)" : "", (unsigned long long)s->o->seed,
 		 (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
-	snprintf(detail, sizeof(detail), "stopped: %s", s->stop_reason);
+	snprintf(detail, sizeof(detail), "the run ended: %s", s->stop_reason);
 	r.title = title;
 	r.subtitle = sub;
 	r.detail = t->pass ? NULL : detail;
