@@ -43,6 +43,16 @@ static uint64_t lat_bucket_mid(unsigned int i)
 	return ((uint64_t)(LAT_SUB + i % LAT_SUB) << shift) + ((1ULL << shift) >> 1);
 }
 
+uint64_t lat_bucket_value(unsigned int i)
+{
+	return i < LAT_BUCKETS ? lat_bucket_mid(i) : 0;
+}
+
+uint64_t lat_bucket_count(const struct lat *l, unsigned int i)
+{
+	return l->buckets && i < LAT_BUCKETS ? __atomic_load_n(&l->buckets[i], __ATOMIC_RELAXED) : 0;
+}
+
 void lat_add(struct lat *l, uint64_t ns)
 {
 	uint64_t cur;

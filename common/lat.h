@@ -39,5 +39,11 @@ uint64_t lat_count(const struct lat *l);
 uint64_t lat_min(const struct lat *l);
 uint64_t lat_max(const struct lat *l);
 uint64_t lat_mean(const struct lat *l);
+/*
+ * The buckets themselves, for a plot: bucket i (0..LAT_BUCKETS-1) holds
+ * lat_bucket_count() samples, each within 1/256 of lat_bucket_value(i) ns.
+ */
+uint64_t lat_bucket_value(unsigned int i);
+uint64_t lat_bucket_count(const struct lat *l, unsigned int i);
 
 #endif

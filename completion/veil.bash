@@ -18,7 +18,7 @@ _veil() {
 		--balloon --rng --console --transport --convert-stress --check-stride --seccomp --jail
 		--user --api-socket --confidential --launch-manifest --quiet --verbose --help"
 	local stress_opts="--cpus --mem --seconds --vm-type --destructive --no-dma --foreign-pin
-		--seed --json --verbose --help"
+		--seed --json --report --verbose --help"
 	local caps_opts="--json --refresh --no-cache --help"
 	local serve_opts="--api-socket --seccomp --help"
 
@@ -36,7 +36,7 @@ _veil() {
 		mapfile -t COMPREPLY < <(compgen -W "selftest conversions" -- "$cur")
 		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
 		return ;;
-	--kernel | -k | --initrd | -i | --disk | --api-socket | --launch-manifest)
+	--kernel | -k | --initrd | -i | --disk | --api-socket | --launch-manifest | --report)
 		compopt -o filenames 2>/dev/null
 		mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
 	--jail)

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -470,11 +471,38 @@ int caps_probe(struct caps *c, enum caps_cache_mode mode)
 	return 0;
 }
 
+/* Flag names, shared by the text and the JSON so that the two always name the same bits. */
+struct caps_flag {
+	uint64_t bit;
+	const char *name;
+};
+
+static const struct caps_flag gmem_flag_names[] = {
+	{ GUEST_MEMFD_FLAG_MMAP, "MMAP" },
+	{ GUEST_MEMFD_FLAG_INIT_SHARED, "INIT_SHARED" },
+};
+static const struct caps_flag attr_names[] = { { KVM_MEMORY_ATTRIBUTE_PRIVATE, "PRIVATE" } };
+static const struct caps_flag hypercall_names[] = {
+	{ 1ULL << KVM_HC_MAP_GPA_RANGE, "MAP_GPA_RANGE" },
+};
+
+/* The names of f's known bits joined by '|', or none_word if it has none. */
+static void names_str(uint64_t f, const struct caps_flag *t, size_t n, const char *none_word,
+		      char *buf, size_t len)
+{
+	size_t i, at = 0;
+
+	buf[0] = '\0';
+	for (i = 0; i < n; i++)
+		if ((f & t[i].bit) && at < len)
+			at += (size_t)snprintf(buf + at, len - at, "%s%s", at ? "|" : "", t[i].name);
+	if (!at)
+		snprintf(buf, len, "%s", none_word);
+}
+
 static void flags_str(uint64_t f, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s%s%s", f & GUEST_MEMFD_FLAG_MMAP ? "MMAP" : "",
-		 (f & GUEST_MEMFD_FLAG_MMAP) && (f & GUEST_MEMFD_FLAG_INIT_SHARED) ? "|" : "",
-		 f & GUEST_MEMFD_FLAG_INIT_SHARED ? "INIT_SHARED" : (f ? "" : "none"));
+	names_str(f, gmem_flag_names, ARRAY_SIZE(gmem_flag_names), "none", buf, len);
 }
 
 static const char *inplace_str(const struct caps_vm_type *t)
@@ -489,7 +517,7 @@ static const char *inplace_str(const struct caps_vm_type *t)
 void caps_print(const struct caps *c, FILE *out)
 {
 	const struct caps_vm_type *d = &c->types[0];
-	char flags[32], label[48];
+	char flags[64], names[64], label[48];
 	unsigned int i;
 
 	flags_str(d->gmem_flags, flags, sizeof(flags));
@@ -508,13 +536,16 @@ void caps_print(const struct caps *c, FILE *out)
 
 		if (!t->supported)
 			continue;
-		fprintf(out, "memory attributes, %-7s VM level 0x%llx%s; per guest_memfd %s\n",
-			i == 0 ? "default:" : "sw-prot:", (unsigned long long)t->mem_attrs,
-			t->mem_attrs & KVM_MEMORY_ATTRIBUTE_PRIVATE ? " (PRIVATE)" : " (none)",
+		names_str((uint64_t)t->mem_attrs, attr_names, ARRAY_SIZE(attr_names), "none", names,
+			  sizeof(names));
+		fprintf(out, "memory attributes, %-7s VM level 0x%llx (%s); per guest_memfd %s\n",
+			i == 0 ? "default:" : "sw-prot:", (unsigned long long)t->mem_attrs, names,
 			inplace_str(t));
 	}
-	fprintf(out, "exit on hypercall:         0x%llx%s\n", (unsigned long long)c->exit_hypercall,
-		c->exit_hypercall & (1 << KVM_HC_MAP_GPA_RANGE) ? " (MAP_GPA_RANGE)" : "");
+	names_str((uint64_t)c->exit_hypercall, hypercall_names, ARRAY_SIZE(hypercall_names), "",
+		  names, sizeof(names));
+	fprintf(out, "exit on hypercall:         0x%llx%s%s%s\n", (unsigned long long)c->exit_hypercall,
+		names[0] ? " (" : "", names, names[0] ? ")" : "");
 	snprintf(label, sizeof(label), "%s reaches veil:", arch_share_call.name);
 	fprintf(out, "%-26s %s (%s)%s%s\n", label,
 		c->hypercall_exit == 1 ? "yes" : c->hypercall_exit == 0 ? "no" : "unknown",
@@ -530,32 +561,92 @@ void caps_print(const struct caps *c, FILE *out)
 			c->types[i].why);
 }
 
-/* Strings here are ours (no quotes or backslashes), so they need no escaping. */
+/* A JSON string, escaped: details may quote a guest's or the kernel's words. */
+static void json_str(FILE *f, const char *key, const char *v)
+{
+	fprintf(f, ",\"%s\":\"", key);
+	for (; *v; v++) {
+		if (*v == '"' || *v == '\\')
+			fprintf(f, "\\%c", *v);
+		else if ((unsigned char)*v < 0x20)
+			fprintf(f, "\\u%04x", (unsigned char)*v);
+		else
+			fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+/* The names of f's known bits, as the text output gives them: ["MMAP","INIT_SHARED"]. */
+static void json_names(FILE *f, const char *key, uint64_t v, const struct caps_flag *t, size_t n)
+{
+	size_t i;
+	bool first = true;
+
+	fprintf(f, ",\"%s\":[", key);
+	for (i = 0; i < n; i++) {
+		if (!(v & t[i].bit))
+			continue;
+		fprintf(f, "%s\"%s\"", first ? "" : ",", t[i].name);
+		first = false;
+	}
+	fputc(']', f);
+}
+
+static const char *json_tristate(int v)
+{
+	return v == 1 ? "true" : v == 0 ? "false" : "null";
+}
+
+static void caps_json_vm(const struct caps_vm_type *t, FILE *out)
+{
+	fprintf(out, "\"%s\":{\"supported\":%s,\"memory_attributes\":%lld", t->name,
+		t->supported ? "true" : "false", (long long)t->mem_attrs);
+	json_names(out, "memory_attribute_names", (uint64_t)t->mem_attrs, attr_names,
+		   ARRAY_SIZE(attr_names));
+	fprintf(out, ",\"guest_memfd_flags\":%llu", (unsigned long long)t->gmem_flags);
+	json_names(out, "guest_memfd_flag_names", t->gmem_flags, gmem_flag_names,
+		   ARRAY_SIZE(gmem_flag_names));
+	fprintf(out, ",\"gmem_memory_attributes\":%s", t->inplace == 1 ? "true" : "false");
+	json_str(out, "model", caps_model_name(t->model));
+	json_str(out, "why", t->why);
+	fputc('}', out);
+}
+
+/* One object on one line; docs/formats.md lists the keys (schema CAPS_JSON_SCHEMA). */
 void caps_print_json(const struct caps *c, FILE *out)
 {
 	unsigned int i;
+	bool first = true;
 
-	fprintf(out, "{\"api_version\":%d,\"max_vcpus\":%u,\"guest_memfd\":%s,"
-		"\"guest_memfd_flags\":%llu,\"user_memory2\":%s,\"vm_types\":%lld,"
-		"\"exit_hypercall\":%lld,\"map_gpa_range_exits\":%s,\"memory_fault_info\":%s,\"revoke_safe\":%s,"
-		"\"revoke_detail\":\"%s\",\"revoke_from\":\"%s\",\"map_gpa_range_from\":\"%s\","
-		"\"vm\":{",
-		c->api_version, c->max_vcpus, c->guest_memfd ? "true" : "false",
-		(unsigned long long)c->types[0].gmem_flags, c->user_memory2 ? "true" : "false",
-		(long long)c->vm_types, (long long)c->exit_hypercall,
-		c->hypercall_exit == 1 ? "true" : c->hypercall_exit == 0 ? "false" : "null",
-		c->memory_fault_info ? "true" : "false",
-		c->revoke_safe == 1 ? "true" : c->revoke_safe == 0 ? "false" : "null",
-		c->revoke_detail, caps_source_name(c->revoke_from),
-		caps_source_name(c->hypercall_from));
+	fprintf(out, "{\"schema\":%d,\"api_version\":%d,\"max_vcpus\":%u,\"guest_memfd\":%s,"
+		"\"guest_memfd_flags\":%llu", CAPS_JSON_SCHEMA, c->api_version, c->max_vcpus,
+		c->guest_memfd ? "true" : "false", (unsigned long long)c->types[0].gmem_flags);
+	json_names(out, "guest_memfd_flag_names", c->types[0].gmem_flags, gmem_flag_names,
+		   ARRAY_SIZE(gmem_flag_names));
+	fprintf(out, ",\"user_memory2\":%s,\"vm_types\":%lld,\"vm_type_names\":[",
+		c->user_memory2 ? "true" : "false", (long long)c->vm_types);
 	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
-		const struct caps_vm_type *t = &c->types[i];
-
-		fprintf(out, "%s\"%s\":{\"supported\":%s,\"memory_attributes\":%lld,"
-			"\"gmem_memory_attributes\":%s,\"model\":\"%s\",\"why\":\"%s\"}",
-			i ? "," : "", t->name, t->supported ? "true" : "false",
-			(long long)t->mem_attrs, t->inplace == 1 ? "true" : "false",
-			caps_model_name(t->model), t->why);
+		if (!c->types[i].supported)
+			continue;
+		fprintf(out, "%s\"%s\"", first ? "" : ",", c->types[i].name);
+		first = false;
 	}
-	fprintf(out, "}}\n");
+	fprintf(out, "],\"exit_hypercall\":%lld", (long long)c->exit_hypercall);
+	json_names(out, "exit_hypercall_names", (uint64_t)c->exit_hypercall, hypercall_names,
+		   ARRAY_SIZE(hypercall_names));
+	json_str(out, "share_call", arch_share_call.name);
+	fprintf(out, ",\"map_gpa_range_exits\":%s", json_tristate(c->hypercall_exit));
+	json_str(out, "map_gpa_range_detail", c->hypercall_detail);
+	json_str(out, "map_gpa_range_from", caps_source_name(c->hypercall_from));
+	fprintf(out, ",\"memory_fault_info\":%s,\"revoke_safe\":%s",
+		c->memory_fault_info ? "true" : "false", json_tristate(c->revoke_safe));
+	json_str(out, "revoke_detail", c->revoke_detail);
+	json_str(out, "revoke_from", caps_source_name(c->revoke_from));
+	fputs(",\"vm\":{", out);
+	for (i = 0; i < ARRAY_SIZE(c->types); i++) {
+		if (i)
+			fputc(',', out);
+		caps_json_vm(&c->types[i], out);
+	}
+	fputs("}}\n", out);
 }

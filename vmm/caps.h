@@ -104,6 +104,8 @@ const char *caps_model_name(enum caps_model m);
 /* The gmem model that implements m (m must not be CAPS_MODEL_NONE). */
 enum gmem_model caps_gmem_model(enum caps_model m);
 void caps_print(const struct caps *c, FILE *out);
+/* Its "schema": a key may be added within a schema; none is removed or changes meaning. */
+#define CAPS_JSON_SCHEMA 1
 void caps_print_json(const struct caps *c, FILE *out);
 
 #endif

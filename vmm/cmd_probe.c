@@ -38,6 +38,8 @@ static const char usage_stress[] =
 	"                        (needs --vm-type sw-protected, the in-place model and\n"
 	"                        /sys/kernel/debug/gup_test; exit 2 if it cannot run)\n"
 	"  -j, --json            progress to stderr; the last line of stdout is a JSON report\n"
+	"      --report FILE     also write the report as an SVG image to FILE: each kind's\n"
+	"                        latency distribution and conversions per second\n"
 	"      --seed N          the PRNG seed of the guest, host and DMA streams; default:\n"
 	"                        random, printed in the report\n"
 	"  -v, --verbose         more log output\n"
@@ -72,6 +74,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		{ "no-dma", no_argument, NULL, 'D' },
 		{ "foreign-pin", no_argument, NULL, 'F' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "report", required_argument, NULL, 'R' },
 		{ "seed", required_argument, NULL, 'S' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -95,6 +98,7 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 		case 'D': o->no_dma = true; break;
 		case 'F': o->foreign_pin = true; break;
 		case 'j': o->json = true; break;
+		case 'R': o->report_path = optarg; break;
 		case 'S':
 			if (parse_uint(optarg, &o->seed))
 				die_usage("stress", "--seed '%s': not a number from 0 to 2^64-1", optarg);
@@ -119,6 +123,11 @@ static void parse_stress(int argc, char **argv, struct stress_opts *o)
 	if (o->foreign_pin && access(GUP_TEST_PATH, R_OK | W_OK))
 		die_usage("stress", "--foreign-pin: cannot use %s: %s (it needs root, debugfs and a "
 			  "kernel built with CONFIG_GUP_TEST)", GUP_TEST_PATH, strerror(errno));
+	if (o->mem_size < 16ULL << 20)
+		die_usage("stress", "--mem: the stress needs at least 16M");
+	/* Opened once the options are good, so that a path veil cannot write fails before the run. */
+	if (o->report_path && !(o->report = fopen(o->report_path, "we")))
+		die_usage("stress", "--report '%s': cannot write: %s", o->report_path, strerror(errno));
 }
 
 int cmd_stress(int argc, char **argv, uint64_t t0_ns)
@@ -129,10 +138,14 @@ int cmd_stress(int argc, char **argv, uint64_t t0_ns)
 
 	o.seed = boot_seed(); /* unless --seed sets it */
 	parse_stress(argc, argv, &o);
-	if (o.mem_size < 16ULL << 20)
-		die_usage("stress", "--mem: the stress needs at least 16M");
 	/* libveil checks the VM type and vCPU count against this KVM, as for run. */
 	code = stress_run(&o, &err);
+	/* A write error stress_run did not see (it flushed): only now, on closing. */
+	if (o.report && fclose(o.report) && code == 0) {
+		fprintf(stderr, "veil stress: --report '%s': cannot write: %s\n", o.report_path,
+			strerror(errno));
+		code = VEIL_EXIT_USAGE;
+	}
 	if (code >= 0)
 		return code;
 	if (!err.config_fault)

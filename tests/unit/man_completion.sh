@@ -57,6 +57,7 @@ completes veil run --transport "" :: mmio pci
 completes veil run --firmware se :: selftest
 completes veil caps --j :: --json
 completes veil stress --for :: --foreign-pin
+completes veil stress --rep :: --report
 # Every option --help names is completed.
 for cmd in run stress caps serve; do
 	completes veil "$cmd" -- :: $(help_opts "$cmd")

@@ -22,6 +22,7 @@
 #include "fwsvc.h"
 #include "kvm.h"
 #include "log.h"
+#include "report_svg.h"
 #include "stress.h"
 #include "stress_dma.h"
 #include "stress_vm.h"
@@ -50,6 +51,9 @@ struct pin_longterm_test {
 
 enum { LAT_GUEST, LAT_HOST, LAT_PUNCH, LAT_DMA, LAT_NR };
 static const char *const lat_names[LAT_NR] = { "guest_convert", "host_convert", "punch", "dma" };
+static const char *const lat_labels[LAT_NR] = { "guest conversions", "host conversions",
+						"punches", "DMA reads" };
+enum { SEC_GUEST, SEC_HOST, SEC_NR };
 
 struct stress {
 	const struct stress_opts *o;
@@ -73,6 +77,9 @@ struct stress {
 	FILE *progress;
 	char foreign[320];       /* what the foreign-pin check saw */
 	bool foreign_ok;
+	/* --report: conversions so far at the end of each second (monitor thread only) */
+	uint64_t *sec_conv[SEC_NR];
+	unsigned int nr_secs;
 };
 
 static uint64_t now_ns(void)
@@ -206,6 +213,12 @@ static void progress(struct stress *s, unsigned int sec)
 		(unsigned long long)d.ops, (unsigned long long)d.refused,
 		(unsigned long long)d.lost_writes, rd(&s->violations) + d.violations + g.verify_errors);
 	fflush(s->progress);
+	/* The counts progress just read, kept for --report's conversions per second. */
+	if (s->sec_conv[SEC_GUEST] && sec >= 1 && sec <= s->o->seconds) {
+		s->sec_conv[SEC_GUEST][sec - 1] = g.conversions;
+		s->sec_conv[SEC_HOST][sec - 1] = rd(&s->host_conversions);
+		s->nr_secs = sec;
+	}
 }
 
 static int gup_pin(int fd, void *hva)
@@ -452,6 +465,13 @@ static int stress_setup(struct stress *s, struct veil_error *err)
 	unsigned int i;
 
 	s->nr_vcpus = s->o->nr_cpus;
+	for (i = 0; s->o->report && i < SEC_NR; i++) {
+		s->sec_conv[i] = calloc(s->o->seconds, sizeof(*s->sec_conv[i]));
+		if (!s->sec_conv[i]) {
+			snprintf(err->msg, sizeof(err->msg), "--report: %s", strerror(ENOMEM));
+			return -ENOMEM;
+		}
+	}
 	for (i = 0; i < LAT_NR; i++) {
 		if (lat_init(&s->lat[i])) {
 			snprintf(err->msg, sizeof(err->msg), "latency histograms: %s",
@@ -639,9 +659,50 @@ static void report_json(struct stress *s, const struct stress_totals *t)
 	printf("}}\n");
 }
 
+/* The cumulative counts of each second, made per-second in place. */
+static void sec_deltas(uint64_t *v, unsigned int n)
+{
+	unsigned int i;
+
+	for (i = n; i-- > 1;)
+		v[i] = v[i] >= v[i - 1] ? v[i] - v[i - 1] : 0;
+}
+
+/* --report: the SVG; 0 or -errno. */
+static int report_svg(struct stress *s, const struct stress_totals *t)
+{
+	struct report_svg_series series[LAT_NR];
+	struct report_svg_rate rates[SEC_NR] = {
+		{ "guest_convert", "by the guest", s->sec_conv[SEC_GUEST] },
+		{ "host_convert", "by the host", s->sec_conv[SEC_HOST] },
+	};
+	struct report_svg r = { .series = series, .nr_series = LAT_NR, .rates = rates,
+				.nr_rates = SEC_NR, .nr_secs = s->nr_secs };
+	char title[200], sub[300], detail[VEIL_ERROR_LEN + 64];
+	unsigned int i;
+
+	for (i = 0; i < LAT_NR; i++)
+		series[i] = (struct report_svg_series){ lat_names[i], lat_labels[i], &s->lat[i] };
+	for (i = 0; i < SEC_NR; i++)
+		sec_deltas(s->sec_conv[i], s->nr_secs);
+	snprintf(title, sizeof(title), "veil stress: %s, %u vCPU%s, %u s, %s model",
+		 t->pass ? "pass" : "FAILED", s->nr_vcpus, s->nr_vcpus == 1 ? "" : "s",
+		 s->o->seconds, gmem_model_name(gmem_model(s->gm)));
+	snprintf(sub, sizeof(sub), "%s VM, ran %.2f s%s, seed %llu; %llu lost writes, %llu "
+		 "invariant violations", vm_type_name(s), stress_seconds(s),
+		 s->interrupted ? " (interrupted)" : "", (unsigned long long)s->o->seed,
+		 (unsigned long long)t->dma.lost_writes, (unsigned long long)t->violations);
+	snprintf(detail, sizeof(detail), "the run ended: %s", s->stop_reason);
+	r.title = title;
+	r.subtitle = sub;
+	r.detail = t->pass ? NULL : detail;
+	return report_svg_print(s->o->report, &r);
+}
+
 static int stress_report(struct stress *s, int code)
 {
 	struct stress_totals t = { 0 };
+	int ret;
 
 	guest_totals(s, &t.guest);
 	if (s->dma)
@@ -661,6 +722,12 @@ static int stress_report(struct stress *s, int code)
 		fprintf(s->progress, "stress: verdict: pass\n");
 	}
 	t.pass = code == VEIL_EXIT_POWEROFF;
+	ret = s->o->report ? report_svg(s, &t) : 0;
+	if (ret) {
+		fprintf(stderr, "veil stress: --report '%s': cannot write: %s\n", s->o->report_path,
+			strerror(-ret));
+		code = code == VEIL_EXIT_POWEROFF ? VEIL_EXIT_USAGE : code;
+	}
 	if (s->o->json)
 		report_json(s, &t);
 	return code;
@@ -674,6 +741,8 @@ static void stress_free(struct stress *s)
 	sv_destroy(s);
 	for (i = 0; i < LAT_NR; i++)
 		lat_free(&s->lat[i]);
+	for (i = 0; i < SEC_NR; i++)
+		free(s->sec_conv[i]);
 }
 
 static int stress_go(struct stress *s)

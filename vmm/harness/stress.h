@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "veil.h"
 
@@ -18,11 +19,14 @@ struct stress_opts {
 	bool foreign_pin; /* check I6 with a GUP_TEST pin veil does not hold */
 	uint64_t seed;
 	uint64_t t0_ns;
+	FILE *report;            /* --report: the SVG goes here (the caller opens and closes it) */
+	const char *report_path; /* its name, in messages */
 };
 
 /*
- * Runs the stress and prints its report; returns veil's exit code (0: every
- * invariant held), or -1 if the VM could not be built, with err saying why
+ * Runs the stress and prints its report (and writes the SVG to o->report);
+ * returns veil's exit code (0: every invariant held; 2 if the SVG could not be
+ * written), or -1 if the VM could not be built, with err saying why
  * (config_fault: the options are at fault) for the caller to print.
  */
 int stress_run(const struct stress_opts *o, struct veil_error *err);
