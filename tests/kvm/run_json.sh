@@ -64,8 +64,14 @@ check selftest-q 0 poweroff 0 "status 0" virtio-blk0
 
 # The guest's failure: the JSON still comes, with its reason.
 printf '\xb8\x05\x00\x00\x00\xba\x01\x05\x00\x00\xef\xf4' >"$TMP/status5.bin" # out 0x501, 5
-run 1 --firmware "$TMP/status5.bin" --cpus 2 --json -q
+# Its file name, with a quote, a backslash and a tab, comes back escaped and whole.
+odd=$TMP/$'st"a\\t\tus5.bin'
+cp "$TMP/status5.bin" "$odd"
+run 1 --firmware "$odd" --cpus 2 --json -q
 check status5 1 failure 1 "failure status 5"
+checks=$((checks + 1))
+python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().split("\n")[-2]); sys.exit(d["vm"]["guest"] != sys.argv[2])' \
+	"$TMP/out" "$odd" || fail "status5: vm.guest is not the file name: $(tail -n 1 "$TMP/out" | head -c 400)"
 grep -q "failure status 5" "$TMP/err" || fail "status5 -q: the error left stderr"
 
 # Stopped by a signal: 128 + 15, kind signal.
