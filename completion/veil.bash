@@ -16,7 +16,7 @@ _veil() {
 	local commands="run stress caps serve help"
 	local run_opts="--firmware --kernel --initrd --cmdline --cpus --mem --vm-type --timing --disk
 		--balloon --rng --console --transport --convert-stress --check-stride --seccomp --jail
-		--user --api-socket --confidential --launch-manifest --quiet --verbose --help"
+		--user --api-socket --confidential --launch-manifest --json --quiet --verbose --help"
 	local stress_opts="--cpus --mem --seconds --vm-type --destructive --no-dma --foreign-pin
 		--seed --json --report --verbose --help"
 	local caps_opts="--json --refresh --no-cache --help"

@@ -22,6 +22,7 @@
 #include "parse.h"
 #include "convstress.h"
 #include "fwsvc.h"
+#include "run_json.h"
 
 #ifndef VEIL_VERSION
 #define VEIL_VERSION "unknown"
@@ -41,6 +42,7 @@
 #define OPT_API_SOCKET 1010
 #define OPT_CONFIDENTIAL 1011
 #define OPT_LAUNCH_MANIFEST 1012
+#define OPT_JSON 1013
 #define KERNEL_MAX_SIZE (256ULL << 20)
 #define INITRD_MAX_SIZE (2ULL << 30)
 #define FIRMWARE_MAX_SIZE (64ULL << 20)
@@ -117,7 +119,10 @@ static const char usage_run[] =
 	"                            shares what it needs; prints a launch digest\n"
 	"                            (docs/confidential.md)\n"
 	"      --launch-manifest FILE  with --confidential: write what the digest covers\n"
-	"  -q, --quiet               print no summary after the VM stops\n"
+	"      --json                after the VM stops, the summary as one line of JSON,\n"
+	"                            the last line of stdout (docs/formats.md)\n"
+	"  -q, --quiet               print no summary after the VM stops (with --json:\n"
+	"                            errors and the JSON line only)\n"
 	"  -v, --verbose             more log output (repeat for debug)\n"
 	"  -h, --help                show this help\n"
 	"\n"
@@ -163,6 +168,7 @@ struct run_opts {
 	const char *api_socket;
 	bool confidential;
 	const char *launch_manifest;
+	bool json;
 };
 
 
@@ -242,6 +248,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 		{ "confidential", no_argument, NULL, OPT_CONFIDENTIAL },
 		{ "launch-manifest", required_argument, NULL, OPT_LAUNCH_MANIFEST },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ 0 },
 	};
 	int c, verbose = 0;
@@ -278,6 +285,7 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		case OPT_API_SOCKET: o->api_socket = optarg; break;
 		case OPT_CONFIDENTIAL: o->confidential = true; break;
 		case OPT_LAUNCH_MANIFEST: o->launch_manifest = optarg; break;
+		case OPT_JSON: o->json = true; break;
 		case OPT_USER:
 			if (jail_parse_user(optarg, &o->jail.uid, &o->jail.gid))
 				die_usage("run", "--user '%s': not UID:GID (two numbers, e.g. 65534:65534)",
@@ -649,7 +657,13 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 			return ret == -EOPNOTSUPP ? VEIL_EXIT_USAGE : VEIL_EXIT_FAILURE;
 		}
 	}
+	if (o->json)
+		run_json_prepare();
 	code = run_started(vm, &ex, o->api_socket, &cfg);
+	if (code && !ex.reason[0]) { /* it did not start: say so in the summary */
+		ex.code = code;
+		snprintf(ex.reason, sizeof(ex.reason), "the VM did not start");
+	}
 	convstress_stop(&cs);
 	if (o->convert_stress && cs.failures && code == VEIL_EXIT_POWEROFF)
 		code = VEIL_EXIT_FAILURE; /* the guest survived, but an invariant was at risk */
@@ -661,6 +675,22 @@ static int run_vm(const struct run_opts *o, const struct boot_files *f, int kvm_
 		convstress_summary(&cs, stderr);
 	if (code != VEIL_EXIT_POWEROFF && o->quiet)
 		fprintf(stderr, "veil: stopped: %s\n", ex.reason);
+	/* Last: nothing may follow it on stdout. */
+	if (o->json) {
+		struct run_json_facts jf = {
+			.ex = &ex, .code = code, .kernel = o->kernel, .firmware = o->firmware,
+			.mem_size = o->mem_size, .verdict = verdict[0] ? verdict : NULL,
+			.verdict_failed = verdict[0] && code != VEIL_EXIT_POWEROFF,
+			.cs = o->convert_stress ? &cs : NULL, .t0_ns = o->t0_ns,
+		};
+		int jret = run_json_print(stdout, vm, &jf);
+
+		if (jret) {
+			fprintf(stderr, "veil run: --json: %s\n", strerror(-jret));
+			if (!code)
+				code = VEIL_EXIT_FAILURE;
+		}
+	}
 	veil_vm_destroy(vm);
 	return code;
 }

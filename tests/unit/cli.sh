@@ -8,7 +8,7 @@ mkdir "$TMP/dir"
 expect 2 "usage: veil" -- 
 expect 2 "unknown command 'frobnicate'" -- frobnicate
 expect 2 "unknown option '--frob'" -- run --frob
-expect 2 "unknown option '--json'" -- run --json
+expect 2 "unknown option '--refresh'" -- run --refresh # a caps option
 expect 2 "unexpected argument 'extra'" -- run extra
 expect 2 "'--mem' needs a value" -- run --mem
 expect 2 "--firmware 'nosuch': no built-in firmware .*selftest" -- run --firmware nosuch
