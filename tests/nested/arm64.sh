@@ -7,7 +7,7 @@
 #   probe          boots L1 and runs arm64-probe.c in it: KVM's capabilities, and one tiny
 #                  guest run from guest_memfd (MMIO exits, a revoked host mapping, PSCI off)
 #   linux          boots L1, and in it `veil caps`, then veil boots the shared cocoguest kernel
-#                  (arm64 Image) on 2 vCPUs with a virtio-mmio disk, rng and balloon: the L2's
+#                  (arm64 Image) on 2 vCPUs with a virtio-mmio disk, rng, balloon and console: the L2's
 #                  markers, every veil thread in seccomp mode 2 while the guest runs, PSCI
 #                  SYSTEM_OFF (exit 0), a second boot's SYSTEM_RESET (exit 3) and a third's
 #                  panic under panic=-1 (exit 3)
@@ -746,7 +746,8 @@ linux)
 	boot_l1 "/bin/veil caps; echo VEIL-ARM64-L1: caps-exit=\$?
 		dd if=/dev/zero of=/tmp/d.img bs=1M count=16 2>/dev/null
 		/bin/seccomp-watch >/tmp/seccomp.txt 2>&1 &
-		$run --cmdline 'console=ttyS0 quiet veiltest=poweroff' --disk /tmp/d.img --rng --balloon
+		printf 'VEILINPUT over hvc0\\n' | $run --cmdline 'console=ttyS0 quiet veiltest=poweroff' \
+			--disk /tmp/d.img --rng --balloon --console virtio
 		echo VEIL-ARM64-L1: off-exit=\$?
 		wait
 		cat /tmp/seccomp.txt
@@ -767,7 +768,10 @@ linux)
 	want "the L2 kernel ran init" '^VEIL-L2: init uptime=[0-9.]+ kernel=7\.3\.4-veil-cocoguest'
 	want "the L2 runs on 2 vCPUs" '^VEIL-L2: nproc=2$'
 	want_in "MemTotal is 200 to 256 MiB (kB)" 'VEIL-L2: memtotal_kb=' 204800 262144
-	want "3 virtio-mmio devices bound" '^VEIL-L2: virtio_devices=3$'
+	want "4 virtio-mmio devices bound" '^VEIL-L2: virtio_devices=4$'
+	want "virtio-console (hvc0) carried a shell's line" '^VEIL-L2: hvc0 shell uid=0 says hello'
+	# Not anchored: hvc0's echo of the line shares veil's stdout with the UART.
+	want "veil's stdin reached the guest through hvc0" 'VEIL-L2: hvc0 read=VEILINPUT over hvc0'
 	want "virtio-rng feeds /dev/hwrng" '^VEIL-L2: hwrng=virtio_rng\.[0-9]+ bytes=64'
 	want "every veil thread was in seccomp mode 2 while the guest ran" \
 		'^VEIL-SECCOMP: threads=([3-9]|[1-9][0-9]) mode2=\1$'
