@@ -17,7 +17,7 @@
 /* What the shadow says about a chain the device will consume, taken before it runs. */
 struct chain {
 	uint16_t head;
-	bool valid, used;
+	bool valid, used, refused; /* refused: for private memory only (IOERR) */
 	uint64_t in_len, out_len, status_gpa;
 	uint32_t type;
 };
@@ -187,8 +187,27 @@ static bool predict(struct t *t)
 		*c = (struct chain){ .head = drv_get16(d, d->avail + 4 + 2ULL * ((last + k) & (d->size - 1))) };
 		if (c->head >= d->size)
 			return true;
-		if (drv_ref_walk(d, c->head, true, segs, &nr))
+		unsigned int bad = drv_ref_walk(d, c->head, true, segs, &nr);
+
+		if (bad) {
+			/*
+			 * Refused only for private memory: the device re-walks the chain without
+			 * pinning and, if that holds and its last buffer is writable, fails the
+			 * request with IOERR in the status byte, when that byte is shared RAM.
+			 */
+			if (bad == VQE_ACCES &&
+			    !drv_ref_walk(d, c->head, false, segs, &nr) && nr && segs[nr - 1].write) {
+				uint64_t at = segs[nr - 1].gpa + segs[nr - 1].len - 1;
+
+				if (at < MEM && !hits_guard(at, 1)) {
+					c->refused = true;
+					c->status_gpa = at;
+					if (drv_allow(d, at, 1))
+						t->strict = false;
+				}
+			}
 			continue;
+		}
 		for (unsigned int i = 0; i < nr; i++) {
 			uint64_t m = segs[i].len < 16 - got ? segs[i].len : 16 - got;
 
@@ -220,6 +239,13 @@ static void check_used(struct t *t, struct chain *c, uint32_t len)
 	uint8_t st = t->d.ram[c->status_gpa];
 
 	c->used = true;
+	if (c->refused) {
+		/* Refused for private memory: IOERR, one byte written, unless the device kept none. */
+		CHECK(len <= 1);
+		if (len)
+			CHECK_EQ(st, VIRTIO_BLK_S_IOERR);
+		return;
+	}
 	if (!c->valid) {
 		CHECK_EQ(len, 0);
 		return;

@@ -12,7 +12,7 @@
 
 /* ---- parse_size, parse_uint ---- */
 
-/* The reference: digits, then for a size one k/m/g, no more; overflow found with 128 bits. */
+/* The reference: digits, then for a size one k/m/g/t, no more; overflow found with 128 bits. */
 static int ref_parse(const char *s, bool size, uint64_t *out)
 {
 	unsigned __int128 v = 0;
@@ -26,8 +26,8 @@ static int ref_parse(const char *s, bool size, uint64_t *out)
 		if (v > UINT64_MAX)
 			return -ERANGE; /* the digits alone overflow, whatever follows */
 	}
-	if (size && *p && strchr("kKmMgG", *p)) {
-		shift = strchr("kK", *p) ? 10 : strchr("mM", *p) ? 20 : 30;
+	if (size && *p && strchr("kKmMgGtT", *p)) {
+		shift = strchr("kK", *p) ? 10 : strchr("mM", *p) ? 20 : strchr("gG", *p) ? 30 : 40;
 		p++;
 	}
 	if (*p)
