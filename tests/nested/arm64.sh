@@ -767,6 +767,8 @@ refusal_main() {
 	jwant "the summary is JSON" '^\{'
 	jwant "refused_device > 0" '"refused_device":[1-9]'
 	jwant "guest_faults >= 6 (the bad calls, counted)" '"guest_faults":([6-9]|[1-9][0-9])'
+	jwant "guest_shares 4 (three pages, and the no-op share of a shared one)" '"guest_shares":4,'
+	jwant "guest_unshares 1 (the no-op unshare of a private page)" '"guest_unshares":1,'
 	want_md5=$(python3 -c 'import sys,hashlib; sys.stdout.write(hashlib.md5((b"veil-shared-A." * 40)[:512]).hexdigest())')
 	want "the image's sector 0 in L1 holds pattern A ($want_md5)" "^VEIL-ARM64-L1: sector0 $want_md5"
 	[ "$fails" = 0 ] || die "$fails check(s) failed (console: $WORK/console.log)"
