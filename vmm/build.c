@@ -276,6 +276,9 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 	if (b->firmware) {
 		struct fw_boot_opts opts = { .seed = cfg->boot.seed };
 
+		/* Measured in the boot info: the confidential mode's digest must not vary by run. */
+		if (!opts.seed && vm->coco.on)
+			opts.seed = 1;
 		if (!opts.seed && getrandom(&opts.seed, sizeof(opts.seed), 0) != sizeof(opts.seed))
 			opts.seed = vm_now_ns() ^ ((uint64_t)getpid() * 0x9e3779b97f4a7c15ULL);
 		if (b->img.conversions && !b->hooks)

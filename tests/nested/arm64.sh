@@ -736,17 +736,20 @@ fw64_stress() {
 #           verdict), refused_device > 0 and guest_faults >= 6 in --json's line, the stderr line
 #           naming the refusal at the private page's GPA, and the image's sector 0 (A, not B).
 refusal_main() {
-	local json gpa want_md5
+	local json gpa want_md5 d
 	fw64_build
 	boot_l1 "dd if=/dev/zero of=/tmp/r.img bs=1M count=1 2>/dev/null
 		/bin/veil run --confidential --firmware refusal --mem 64M --disk /tmp/r.img --json >/tmp/r.out 2>/tmp/r.err
 		echo VEIL-ARM64-L1: refusal-exit=\$?; cat /tmp/r.err; cat /tmp/r.out
 		tail -n1 /tmp/r.out | sed 's/^/VEIL-ARM64-JSON: /'
-		echo VEIL-ARM64-L1: sector0 \$(busybox head -c 512 /tmp/r.img | busybox md5sum | busybox cut -d' ' -f1)"
+		echo VEIL-ARM64-L1: sector0 \$(busybox head -c 512 /tmp/r.img | busybox md5sum | busybox cut -d' ' -f1)
+		/bin/veil run --confidential --firmware refusal --mem 64M --disk /tmp/r.img 2>&1 | grep '^veil: launch digest:' | busybox sed 's/^/VEIL-ARM64-L1: again /'"
 	fails=0
 	json=$(sed -n 's/^VEIL-ARM64-JSON: //p' "$WORK/console.log" | head -n1)
 	jwant() { grep -qE -- "$2" <<<"$json" && say "ok: $1" || { say "FAIL: $1"; fails=$((fails + 1)); }; }
 	want "the launch was measured" '^veil: launch digest: sha256:[0-9a-f]{64}'
+	d=$(sed -n 's/^veil: launch digest: \(sha256:[0-9a-f]*\).*/\1/p' "$WORK/console.log" | head -n1)
+	want "a second launch gives the same digest (${d:-none})" "^VEIL-ARM64-L1: again veil: launch digest: ${d:-none}"
 	want "the write from the shared page: OK" '^refusal: ok: write of sector 0 from a shared page'
 	want "the write from the private page: IOERR" '^refusal: ok: write of sector 0 from a private page: status IOERR'
 	want "the private page kept its data" '^refusal: ok: the private page still holds its data'
