@@ -161,6 +161,7 @@ struct arch_fw_boot {
 	uint64_t entry;
 	uint64_t boot_info_gpa;
 	uint64_t mapped_top; /* filled by arch_fw_prepare */
+	uint64_t pgtable_gpa, pgtable_size; /* arch_fw_prepare: page tables it wrote, if any */
 };
 int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot) __must_check;
 /* Sets a vCPU's registers to enter the firmware with its index and stack. */

@@ -33,7 +33,7 @@ _veil() {
 		mapfile -t COMPREPLY < <(compgen -W "on off" -- "$cur"); return ;;
 	--firmware | -f)
 		compopt -o filenames 2>/dev/null
-		mapfile -t COMPREPLY < <(compgen -W "selftest conversions" -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W "selftest conversions refusal" -- "$cur")
 		mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -f -- "$cur")
 		return ;;
 	--kernel | -k | --initrd | -i | --disk | --api-socket | --launch-manifest | --report)

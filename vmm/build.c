@@ -62,8 +62,6 @@ static int build_check(const struct veil_config *cfg, struct veil_error *err)
 	if (cfg->confidential && strcmp(arch_name, "arm64"))
 		return build_fail(err, true, "confidential: arm64 only; on %s no stock guest can "
 				  "keep its RAM private (docs/confidential.md)", arch_name);
-	if (cfg->confidential && !(cfg->boot.kernel || cfg->boot.kernel_data))
-		return build_fail(err, true, "confidential needs a kernel: it measures and boots Linux");
 	if (cfg->launch_manifest && !cfg->confidential)
 		return build_fail(err, true, "launch-manifest applies to the confidential mode only");
 	if (cfg->boot.check_stride > 512)
@@ -161,6 +159,10 @@ static int build_boot_src(struct build *b, const struct veil_config *cfg,
 	if (ret)
 		return build_fail(err, true, "firmware '%s': %s", fw, why[0] ? why : strerror(-ret));
 	b->firmware = true;
+	/* veil reads these firmware's pages after (selftest) or during (conversions) the run. */
+	if (cfg->confidential && (b->img.selftest || b->img.conversions))
+		return build_fail(err, true, "confidential: firmware '%s' has veil read its memory, "
+				  "which this mode keeps private (use a kernel or --firmware refusal)", fw);
 	if (b->img.conversions && cfg->mem_size < BUILD_CONVERSIONS_MIN_MEM)
 		return build_fail(err, true, "mem %llu MiB is too small for firmware 'conversions': "
 				  "needs at least 16 MiB", (unsigned long long)(cfg->mem_size >> 20));
@@ -274,6 +276,9 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 	if (b->firmware) {
 		struct fw_boot_opts opts = { .seed = cfg->boot.seed };
 
+		/* Measured in the boot info: the confidential mode's digest must not vary by run. */
+		if (!opts.seed && vm->coco.on)
+			opts.seed = 1;
 		if (!opts.seed && getrandom(&opts.seed, sizeof(opts.seed), 0) != sizeof(opts.seed))
 			opts.seed = vm_now_ns() ^ ((uint64_t)getpid() * 0x9e3779b97f4a7c15ULL);
 		if (b->img.conversions && !b->hooks)
@@ -285,6 +290,13 @@ static int build_boot(struct build *b, const struct veil_config *cfg, struct arc
 		if (ret)
 			return build_fail(err, false, "loading firmware '%s': %s", b->img.name,
 					  strerror(-ret));
+		if (vm->coco.on) {
+			fw_launch_state(&b->fb, &b->img, &st);
+			ret = coco_launch(&vm->coco, vm->gmem, &st, vm->nr_vcpus, cfg->launch_manifest,
+					  why, sizeof(why));
+			if (ret)
+				return build_fail(err, false, "confidential launch: %s", why);
+		}
 		b->booted = true;
 		return 0;
 	}

@@ -23,11 +23,13 @@ static const struct {
 } fw_builtins[] = {
 	{ "selftest", fw_blob_selftest, &fw_blob_selftest_size, true, false },
 	{ "conversions", fw_blob_conversions, &fw_blob_conversions_size, false, true },
+	/* arm64, --confidential: device accesses to a page it never shared are refused. */
+	{ "refusal", fw_blob_refusal, &fw_blob_refusal_size, false, false },
 };
 
 const char *fw_builtin_names(void)
 {
-	return "selftest conversions";
+	return "selftest conversions refusal";
 }
 
 int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, size_t errlen)
@@ -44,7 +46,11 @@ int fw_image_open(const char *name_or_path, struct fw_image *img, char *err, siz
 			img->size = *fw_builtins[i].size;
 			img->selftest = fw_builtins[i].selftest;
 			img->conversions = fw_builtins[i].conversions;
-			return 0;
+			if (img->size)
+				return 0;
+			snprintf(err, errlen, "built-in firmware '%s' is not built for this "
+				 "architecture", name_or_path);
+			return -ENOENT;
 		}
 	}
 	if (!strchr(name_or_path, '/') && access(name_or_path, F_OK) != 0) {
@@ -181,6 +187,24 @@ int fw_boot(struct vm *vm, const struct fw_image *img, const struct fw_boot_opts
 		ret = arch_fw_vcpu_entry(vm->vcpus[i].fd, &fb->arch, i,
 					 fb->plan.stacks_end - (uint64_t)i * VEIL_FW_STACK_SIZE);
 	return ret;
+}
+
+/*
+ * What the confidential mode measures of a firmware boot (docs/confidential.md): the image,
+ * the boot info and the architecture's page tables, as veil wrote them, and vCPU 0's entry.
+ */
+void fw_launch_state(const struct fw_boot *fb, const struct fw_image *img,
+		     struct arch_boot_state *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->blob[st->nr_blobs++] = (struct arch_blob){ "firmware", fb->arch.entry, img->size };
+	st->blob[st->nr_blobs++] = (struct arch_blob){ "bootinfo", fb->arch.boot_info_gpa,
+						       sizeof(fb->info) };
+	if (fb->arch.pgtable_size)
+		st->blob[st->nr_blobs++] = (struct arch_blob){ "pgtable", fb->arch.pgtable_gpa,
+							       fb->arch.pgtable_size };
+	st->entry = fb->arch.entry;
+	st->boot_params = fb->arch.boot_info_gpa;
 }
 
 int fw_selftest_verify(struct vm *vm, const struct fw_boot *fb, char *why, size_t len)

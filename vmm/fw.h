@@ -65,6 +65,9 @@ struct fw_boot_opts {
 /* Loads the image, writes boot info and probes, sets every vCPU's entry state. */
 int fw_boot(struct vm *vm, const struct fw_image *img, const struct fw_boot_opts *opts,
 	    struct fw_boot *fb) __must_check;
+/* The blobs and entry the confidential mode measures (after fw_boot). */
+void fw_launch_state(const struct fw_boot *fb, const struct fw_image *img,
+		     struct arch_boot_state *st);
 /* After the VM stopped: checks every vCPU's result page through the host mapping. */
 int fw_selftest_verify(struct vm *vm, const struct fw_boot *fb, char *why, size_t len)
 	__must_check;

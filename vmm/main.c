@@ -167,6 +167,7 @@ struct run_opts {
 	struct jail_cfg jail;
 	const char *api_socket;
 	bool confidential;
+	bool firmware_default; /* no --kernel or --firmware given: selftest */
 	const char *launch_manifest;
 	bool json;
 };
@@ -331,8 +332,10 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 		die_usage("run", "--kernel and --firmware '%s' exclude each other", o->firmware);
 	if (!o->kernel && (o->initrd || o->cmdline))
 		die_usage("run", "%s needs --kernel", o->initrd ? "--initrd" : "--cmdline");
-	if (!o->kernel && !o->firmware)
+	if (!o->kernel && !o->firmware) {
 		o->firmware = "selftest";
+		o->firmware_default = true;
+	}
 	if (o->convert_stress && !o->nr_disks)
 		die_usage("run", "--convert-stress needs a --disk: it round-trips the disk's buffers");
 	if (o->check_stride && strcmp(o->firmware ? o->firmware : "", "conversions"))
@@ -342,8 +345,8 @@ static void parse_run(int argc, char **argv, struct run_opts *o)
 	check_jail(o);
 	if (o->launch_manifest && !o->confidential)
 		die_usage("run", "--launch-manifest needs --confidential");
-	if (o->confidential && !o->kernel)
-		die_usage("run", "--confidential needs --kernel: it measures and boots a Linux kernel");
+	if (o->confidential && !o->kernel && o->firmware_default)
+		die_usage("run", "--confidential needs --kernel or --firmware NAME: it measures what it boots");
 	if (o->api_socket && o->jail.dir)
 		die_usage("run", "--api-socket and --jail exclude each other (for now)");
 	o->verbose = verbose;

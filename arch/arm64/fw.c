@@ -26,6 +26,8 @@ int arch_fw_prepare(struct gmem *gm, struct arch_fw_boot *boot)
 	if (!l->nr || VEIL_FW_PGTABLE_GPA < l->r[0].gpa)
 		return -EINVAL;
 	ret = arm64_fwmap_build(l, table, &boot->mapped_top);
+	boot->pgtable_gpa = VEIL_FW_PGTABLE_GPA;
+	boot->pgtable_size = sizeof(table);
 	return ret ? ret : gmem_write(gm, VEIL_FW_PGTABLE_GPA, table, sizeof(table));
 }
 

@@ -16,6 +16,9 @@
 #   confidential-boot|-off|-data  the cocoguest under --confidential (docs/confidential.md):
 #                  boot with bits 2-4 and a digest checked against its manifest; the same kernel
 #                  without it shares nothing; 64 MiB through bounced DMA with --convert-stress
+#   confidential-refusal  an arm64 firmware guest under --confidential points virtio-blk at a
+#                  page it never shared (refused: IOERR, counted, disk unchanged) and sends bad
+#                  SMCCC arguments (-3, counted)
 #   selftest       veil's firmware guests in L1: selftest on 1 and 2 vCPUs (PSCI CPU_ON), and
 #                  the conversions firmware converting by MEM_SHARE/MEM_UNSHARE
 #   stress         `veil stress` in L1: guest conversions through MEM_SHARE/MEM_UNSHARE > 0,
@@ -723,6 +726,57 @@ fw64_stress() {
 }
 # ---- end fw64 --------------------------------------------------------------------------------
 
+# ---- BEGIN confidential-refusal (issue 14; owner: refuse) ------------------------------------
+# confidential-refusal  veil run --confidential --firmware refusal --disk IMG: the firmware
+#           (firmware/arm64/refusal.c) shares its virtqueue, header and one data page, writes
+#           pattern A to sector 0 from the shared page (OK), then pattern B from a private page
+#           it never shared (IOERR), reads A back, finds its private page unchanged, and sends
+#           bad MEM_SHARE/MEM_UNSHARE/HYP_MEMINFO arguments (each -3) and a share of a shared /
+#           unshare of a private page (the no-op 0).  L1 checks veil's exit 0 (the firmware's
+#           verdict), refused_device > 0 and guest_faults >= 6 in --json's line, the stderr line
+#           naming the refusal at the private page's GPA, and the image's sector 0 (A, not B).
+refusal_main() {
+	local json gpa want_md5 d
+	fw64_build
+	boot_l1 "dd if=/dev/zero of=/tmp/r.img bs=1M count=1 2>/dev/null
+		/bin/veil run --confidential --firmware refusal --mem 64M --disk /tmp/r.img --json >/tmp/r.out 2>/tmp/r.err
+		echo VEIL-ARM64-L1: refusal-exit=\$?; cat /tmp/r.err; cat /tmp/r.out
+		tail -n1 /tmp/r.out | sed 's/^/VEIL-ARM64-JSON: /'
+		echo VEIL-ARM64-L1: sector0 \$(busybox head -c 512 /tmp/r.img | busybox md5sum | busybox cut -d' ' -f1)
+		/bin/veil run --confidential --firmware refusal --mem 64M --disk /tmp/r.img 2>&1 | grep '^veil: launch digest:' | busybox sed 's/^/VEIL-ARM64-L1: again /'"
+	fails=0
+	json=$(sed -n 's/^VEIL-ARM64-JSON: //p' "$WORK/console.log" | head -n1)
+	jwant() { grep -qE -- "$2" <<<"$json" && say "ok: $1" || { say "FAIL: $1"; fails=$((fails + 1)); }; }
+	want "the launch was measured" '^veil: launch digest: sha256:[0-9a-f]{64}'
+	want "the write from the shared page: OK" '^refusal: ok: write of sector 0 from a shared page'
+	want "the write from the private page: IOERR" '^refusal: ok: write of sector 0 from a private page: status IOERR'
+	want "the private page kept its data" '^refusal: ok: the private page still holds its data'
+	want "sector 0 read back holds the shared write" '^refusal: ok: sector 0 holds the shared write'
+	for t in "an unaligned IPA" "an IPA below RAM" "an IPA above RAM" "x2 = 1"; do
+		want "MEM_SHARE of $t: -3" "^refusal: ok: MEM_SHARE (of|with) $t: -3"
+	done
+	want "MEM_UNSHARE with x3 = 1: -3" '^refusal: ok: MEM_UNSHARE with x3 = 1: -3'
+	want "HYP_MEMINFO with x1 = 1: -3" '^refusal: ok: HYP_MEMINFO with x1 = 1: -3'
+	want "MEM_SHARE of a shared page: the no-op 0" '^refusal: ok: MEM_SHARE of a shared page: the no-op 0'
+	want "MEM_UNSHARE of a private page: the no-op 0" '^refusal: ok: MEM_UNSHARE of a private page: the no-op 0'
+	want "the device still worked after the refusal" '^refusal: ok: a last read of sector 0'
+	want "the firmware passed" '^refusal: PASS'
+	want "veil exits 0, the firmware's verdict" '^VEIL-ARM64-L1: refusal-exit=0'
+	gpa=$(sed -n 's/^refusal: the private page is at GPA \(0x[0-9a-f]*\).*/\1/p' "$WORK/console.log" | head -n1)
+	want "stderr names the first refusal: virtio-blk0 at the private page's GPA ${gpa:-?}" \
+		"virtio-blk0: refused a device access to private memory at GPA ${gpa:-none} "
+	jwant "the summary is JSON" '^\{'
+	jwant "refused_device > 0" '"refused_device":[1-9]'
+	jwant "guest_faults >= 6 (the bad calls, counted)" '"guest_faults":([6-9]|[1-9][0-9])'
+	jwant "guest_shares 4 (three pages, and the no-op share of a shared one)" '"guest_shares":4,'
+	jwant "guest_unshares 1 (the no-op unshare of a private page)" '"guest_unshares":1,'
+	want_md5=$(python3 -c 'import sys,hashlib; sys.stdout.write(hashlib.md5((b"veil-shared-A." * 40)[:512]).hexdigest())')
+	want "the image's sector 0 in L1 holds pattern A ($want_md5)" "^VEIL-ARM64-L1: sector0 $want_md5"
+	[ "$fails" = 0 ] || die "$fails check(s) failed (console: $WORK/console.log)"
+	say "arm64 confidential-refusal: all checks passed; $(grep -ao '"refused_device":[0-9]*' <<<"$json"), $(grep -ao '"guest_faults":[0-9]*' <<<"$json")"
+}
+# ---- END confidential-refusal ----------------------------------------------------------------
+
 cmd=${1:-}
 shift || true
 case $cmd in
@@ -802,6 +856,7 @@ linux-stock)
 confidential-boot | confidential-off | confidential-data | confidential-bench) coco_main "$cmd" ;; # confidential block
 selftest) fw64_selftest ;; # fw64
 stress) fw64_stress ;; # fw64
+confidential-refusal) refusal_main ;; # confidential-refusal block
 virtio-blk-integrity)
 	# As x86's test_blk_integrity: 64 MiB on a 72 MiB image, then the image checked in L1.
 	need_cocoguest

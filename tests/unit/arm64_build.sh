@@ -19,7 +19,7 @@ for f in common/*.c gmem/*.c devices/*.c devices/virtio/*.c arch/arm64/*.c vmm/*
 		-c "$f" -o "$out/$(dirname "$f" | tr / _)_$(basename "$f").o"
 done
 # The arm64 firmware guests, freestanding, as firmware/meson.build builds them.
-for f in firmware/arm64/entry.S firmware/arm64/fwlib.c firmware/common/*.c; do
+for f in firmware/arm64/entry.S firmware/arm64/fwlib.c firmware/arm64/refusal.c firmware/common/*.c; do
 	$cc -std=gnu11 -O2 -Wall -Wextra -Werror -ffreestanding -fno-pic -fno-stack-protector \
 		-mgeneral-regs-only -mno-outline-atomics -fno-builtin -I"$src/firmware/include" \
 		-I"$src/firmware/arm64" -I"$src/firmware/common" \

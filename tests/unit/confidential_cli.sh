@@ -18,5 +18,9 @@ expect "--confidential needs --kernel" 'needs --kernel' run --confidential
 if [ "$(uname -m)" = x86_64 ]; then
 	expect "x86: the mode is arm64's only" 'confidential: arm64 only' \
 		run --confidential --kernel "$veil"
+	expect "x86: a firmware guest in the mode too" 'confidential: arm64 only' \
+		run --confidential --firmware refusal
+	expect "x86: refusal is arm64's firmware" "firmware 'refusal': built-in firmware 'refusal' is not built for this architecture" \
+		run --firmware refusal
 fi
 [ "$fails" = 0 ]
