@@ -77,6 +77,8 @@ struct gmem_stats {
 	uint64_t longterm_releases; /* long-term pins released for a conversion */
 	uint64_t revoke_skipped;  /* private ranges left mapped (map-only): VMA budget or mprotect failed */
 	uint64_t revoked_extents; /* now: runs of revoked (PROT_NONE) pages, <= the budget */
+	uint64_t protect_calls;   /* mprotect() calls revoking or restoring veil's mapping */
+	uint64_t protect_ns;      /* their time in all (CLOCK_MONOTONIC) */
 };
 
 /* A pin: the caller's storage, valid from gmem_pin() to gmem_unpin(). */

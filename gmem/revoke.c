@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "gmem_revoke.h"
 #include "log.h"
@@ -29,6 +30,25 @@ void gmem_set_mprotect_fn(struct gmem *gm, gmem_mprotect_fn fn, void *opaque)
 	gm->mprotect = fn ? fn : default_mprotect;
 	gm->mprotect_opaque = opaque;
 	pthread_mutex_unlock(&gm->revoke_lock);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Every change of veil's mapping goes through here: counted and timed (gmem_stats). */
+static int protect(struct gmem *gm, void *addr, size_t len, int prot)
+{
+	uint64_t t0 = now_ns();
+	int ret = gm->mprotect(addr, len, prot, gm->mprotect_opaque);
+
+	gmem_stat_add(&gm->stats.protect_ns, now_ns() - t0);
+	gmem_stat_add(&gm->stats.protect_calls, 1);
+	return ret;
 }
 
 int gmem_revoke_init(struct gmem *gm, struct gmem_region *r)
@@ -142,8 +162,7 @@ static int undo_revoke(struct gmem *gm, struct gmem_region *r, uint64_t first, u
 		}
 		for (q = p; q < first + n && !bit(r, q); q++)
 			;
-		ret = gm->mprotect(page_hva(r, p), (q - p) * GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE,
-				   gm->mprotect_opaque);
+		ret = protect(gm, page_hva(r, p), (q - p) * GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE);
 		if (ret)
 			return ret;
 		p = q;
@@ -166,7 +185,7 @@ void gmem_revoke_private(struct gmem *gm, struct gmem_region *r, uint64_t first,
 		map_only(gm, r, first, n, "the VMA budget of revoked extents is spent");
 		goto out;
 	}
-	ret = gm->mprotect(page_hva(r, first), n * GMEM_PAGE_SIZE, PROT_NONE, gm->mprotect_opaque);
+	ret = protect(gm, page_hva(r, first), n * GMEM_PAGE_SIZE, PROT_NONE);
 	if (ret && undo_revoke(gm, r, first, n) == 0) {
 		map_only(gm, r, first, n, strerror(-ret));
 		goto out;
@@ -215,8 +234,8 @@ int gmem_revoke_shared(struct gmem *gm, struct gmem_region *r, uint64_t first, u
 	for (;;) {
 		if (widened)
 			widen(r, &lo, &hi);
-		ret = gm->mprotect(page_hva(r, lo), (hi - lo) * GMEM_PAGE_SIZE,
-				   PROT_READ | PROT_WRITE, gm->mprotect_opaque);
+		ret = protect(gm, page_hva(r, lo), (hi - lo) * GMEM_PAGE_SIZE,
+				   PROT_READ | PROT_WRITE);
 		if (!ret || widened)
 			break;
 		widened = true;
