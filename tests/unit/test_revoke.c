@@ -223,17 +223,21 @@ static void test_mprotect_failure_destructive(void)
 	const uint64_t gpa = 0x20000;
 	uint8_t data[PAGE], view[PAGE], zero[PAGE] = { 0 };
 	struct gmem_conv_result res;
-	uint64_t gen0 = 0, gen1 = 0;
+	uint64_t gen0 = 0, gen1 = 0, calls0;
 	struct gmem_stats st;
 	bool private = false;
 	int fd = backing_fd();
 
+	gmem_get_stats(gm, &st);
+	calls0 = st.protect_calls;
 	gmem_set_mprotect_fn(gm, faulty_mprotect, &f);
 	CHECK_EQ(gmem_convert(gm, gpa, PAGE, true, &res), 0);
 	CHECK_EQ(f.calls, 2); /* the revoke, then undoing it */
 	CHECK_EQ(revoked_vmas(gm, 2ULL << 20), 0);
 	CHECK(refused(gm, gpa));
 	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.protect_calls - calls0, 2); /* both counted, failed or not */
+	CHECK(st.protect_ns > 0);
 	CHECK_EQ(st.revoke_skipped, 1);
 	CHECK_EQ(st.revoked_extents, 0);
 	f.fail = 0;
