@@ -197,6 +197,12 @@ void gmem_set_attrs2_fn(struct gmem *gm, gmem_attrs2_fn fn, void *opaque);
 /* mprotect(2) of revocation, replaceable for fault injection in tests; returns 0 or -errno. */
 typedef int (*gmem_mprotect_fn)(void *addr, size_t len, int prot, void *opaque);
 void gmem_set_mprotect_fn(struct gmem *gm, gmem_mprotect_fn fn, void *opaque);
+/*
+ * With revocation: a conversion to shared leaves veil's mapping of the pages PROT_NONE, and
+ * the first host access (a pin, gmem_translate) restores the whole run of shared revoked pages
+ * around it in one mprotect.  For guests that share one granule per call (arm64 pKVM's ABI).
+ */
+void gmem_set_lazy_restore(struct gmem *gm, bool on);
 
 enum gmem_model gmem_model(const struct gmem *gm);
 const char *gmem_model_name(enum gmem_model m);

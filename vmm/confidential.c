@@ -137,7 +137,11 @@ int coco_launch(struct vm_coco *c, struct gmem *gm, const struct arch_boot_state
 	}
 	sha256_stream_end_hex(&h, c->digest);
 	c->digest_ns = coco_now_ns() - t0;
-	/* Every page private before any vCPU runs: the guest shares what it will. */
+	/*
+	 * Every page private before any vCPU runs: the guest shares what it will, one granule per
+	 * call, so veil's mapping comes back at the first device access, a shared run at a time.
+	 */
+	gmem_set_lazy_restore(gm, true);
 	t0 = coco_now_ns();
 	for (i = 0; i < l->nr && !ret; i++)
 		ret = gmem_convert(gm, l->r[i].gpa, l->r[i].size, true, &res);
