@@ -9,10 +9,12 @@
 
 #include "gmem_attr.h"
 #include "gmem_internal.h"
+#include "gmem_revoke.h"
 
 int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
 {
 	struct gmem_region *r = gmem_region_find(gm, gpa, len);
+	int ret;
 
 	if (!r) {
 		gmem_stat_add(&gm->stats.out_of_range, 1);
@@ -22,6 +24,11 @@ int gmem_translate(struct gmem *gm, uint64_t gpa, uint64_t len, void **hva)
 		gmem_stat_add(&gm->stats.refused_private, 1);
 		return -EACCES;
 	}
+	ret = len ? gmem_revoke_fault_in(gm, r, (gpa - r->gpa) / GMEM_PAGE_SIZE,
+					 (gpa - r->gpa + len - 1) / GMEM_PAGE_SIZE -
+					 (gpa - r->gpa) / GMEM_PAGE_SIZE + 1) : 0;
+	if (ret)
+		return ret;
 	*hva = r->hva + (gpa - r->gpa);
 	return 0;
 }

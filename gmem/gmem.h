@@ -77,6 +77,8 @@ struct gmem_stats {
 	uint64_t longterm_releases; /* long-term pins released for a conversion */
 	uint64_t revoke_skipped;  /* private ranges left mapped (map-only): VMA budget or mprotect failed */
 	uint64_t revoked_extents; /* now: runs of revoked (PROT_NONE) pages, <= the budget */
+	uint64_t protect_calls;   /* mprotect() calls revoking or restoring veil's mapping */
+	uint64_t protect_ns;      /* their time in all (CLOCK_MONOTONIC) */
 };
 
 /* A pin: the caller's storage, valid from gmem_pin() to gmem_unpin(). */
@@ -195,6 +197,12 @@ void gmem_set_attrs2_fn(struct gmem *gm, gmem_attrs2_fn fn, void *opaque);
 /* mprotect(2) of revocation, replaceable for fault injection in tests; returns 0 or -errno. */
 typedef int (*gmem_mprotect_fn)(void *addr, size_t len, int prot, void *opaque);
 void gmem_set_mprotect_fn(struct gmem *gm, gmem_mprotect_fn fn, void *opaque);
+/*
+ * With revocation: a conversion to shared leaves veil's mapping of the pages PROT_NONE, and
+ * the first host access (a pin, gmem_translate) restores the whole run of shared revoked pages
+ * around it in one mprotect.  For guests that share one granule per call (arm64 pKVM's ABI).
+ */
+void gmem_set_lazy_restore(struct gmem *gm, bool on);
 
 enum gmem_model gmem_model(const struct gmem *gm);
 const char *gmem_model_name(enum gmem_model m);

@@ -89,6 +89,7 @@ struct gmem {
 	pthread_mutex_t revoke_lock;
 	uint64_t revoked_extents;
 	bool budget_warned;
+	bool revoke_lazy;      /* gmem_set_lazy_restore(); under revoke_lock */
 	gmem_mprotect_fn mprotect;   /* mprotect(2), or a fault-injection seam */
 	void *mprotect_opaque;
 	struct gmem_stats stats;

@@ -10,5 +10,8 @@ void gmem_revoke_private(struct gmem *gm, struct gmem_region *r, uint64_t first,
 /* Restores access to pages becoming shared; on failure nothing else changed. */
 int gmem_revoke_shared(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n,
 		       struct gmem_conv_result *res) __must_check;
+/* Before a host access to [first, first+n), all shared: its lazily kept PROT_NONE pages back. */
+int gmem_revoke_fault_in(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n)
+	__must_check;
 
 #endif

@@ -40,6 +40,7 @@
 #include <time.h>
 
 #include "gmem_pins.h"
+#include "gmem_revoke.h"
 
 #define PIN_ONES 0x0001000100010001ULL
 
@@ -300,6 +301,11 @@ static int pin(struct gmem *gm, uint64_t gpa, uint64_t len, const char *owner, u
 	ret = pin_pages(gm, r, first, last - first + 1, wait);
 	if (ret)
 		return ret;
+	ret = gmem_revoke_fault_in(gm, r, first, last - first + 1);
+	if (ret) {
+		unpin_pages(gm, r, first, last - first + 1);
+		return ret;
+	}
 	*pin = (struct gmem_pin){
 		.hva = r->hva + (gpa - r->gpa), .gpa = gpa, .len = len, .owner = owner, .req = req,
 		.since_ns = gmem_now_ns(), .gm = gm, .region = r,

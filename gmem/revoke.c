@@ -4,13 +4,16 @@
  * that made every other page private would exhaust vm.max_map_count, and with
  * it the VMM's address space.  Past the budget a private range stays mapped
  * and veil's attribute map alone refuses access to it (map-only).
- * Invariant: a revoked bit is only ever set on a private page.
+ * Invariant: a revoked bit is only ever set on a private page, or with lazy restore on a
+ * shared page no host access has touched since it was private (never the other way: a
+ * private page's bit may be clear only where it is map-only).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 #include "gmem_revoke.h"
 #include "log.h"
@@ -31,6 +34,25 @@ void gmem_set_mprotect_fn(struct gmem *gm, gmem_mprotect_fn fn, void *opaque)
 	pthread_mutex_unlock(&gm->revoke_lock);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Every change of veil's mapping goes through here: counted and timed (gmem_stats). */
+static int protect(struct gmem *gm, void *addr, size_t len, int prot)
+{
+	uint64_t t0 = now_ns();
+	int ret = gm->mprotect(addr, len, prot, gm->mprotect_opaque);
+
+	gmem_stat_add(&gm->stats.protect_ns, now_ns() - t0);
+	gmem_stat_add(&gm->stats.protect_calls, 1);
+	return ret;
+}
+
 int gmem_revoke_init(struct gmem *gm, struct gmem_region *r)
 {
 	uint64_t pages = r->size / GMEM_PAGE_SIZE;
@@ -43,7 +65,7 @@ int gmem_revoke_init(struct gmem *gm, struct gmem_region *r)
 
 static bool bit(const struct gmem_region *r, uint64_t p)
 {
-	return (r->revoked[p / BITS] >> (p % BITS)) & 1;
+	return (__atomic_load_n(&r->revoked[p / BITS], __ATOMIC_ACQUIRE) >> (p % BITS)) & 1;
 }
 
 static void set_bits(struct gmem_region *r, uint64_t first, uint64_t n, bool v)
@@ -51,10 +73,12 @@ static void set_bits(struct gmem_region *r, uint64_t first, uint64_t n, bool v)
 	uint64_t p;
 
 	for (p = first; p < first + n; p++) {
+		/* Atomic only for gmem_revoke_fault_in()'s unlocked look; writers hold the lock. */
 		if (v)
-			r->revoked[p / BITS] |= 1ULL << (p % BITS);
+			__atomic_fetch_or(&r->revoked[p / BITS], 1ULL << (p % BITS), __ATOMIC_RELEASE);
 		else
-			r->revoked[p / BITS] &= ~(1ULL << (p % BITS));
+			__atomic_fetch_and(&r->revoked[p / BITS], ~(1ULL << (p % BITS)),
+					   __ATOMIC_RELEASE);
 	}
 }
 
@@ -142,8 +166,7 @@ static int undo_revoke(struct gmem *gm, struct gmem_region *r, uint64_t first, u
 		}
 		for (q = p; q < first + n && !bit(r, q); q++)
 			;
-		ret = gm->mprotect(page_hva(r, p), (q - p) * GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE,
-				   gm->mprotect_opaque);
+		ret = protect(gm, page_hva(r, p), (q - p) * GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE);
 		if (ret)
 			return ret;
 		p = q;
@@ -166,7 +189,7 @@ void gmem_revoke_private(struct gmem *gm, struct gmem_region *r, uint64_t first,
 		map_only(gm, r, first, n, "the VMA budget of revoked extents is spent");
 		goto out;
 	}
-	ret = gm->mprotect(page_hva(r, first), n * GMEM_PAGE_SIZE, PROT_NONE, gm->mprotect_opaque);
+	ret = protect(gm, page_hva(r, first), n * GMEM_PAGE_SIZE, PROT_NONE);
 	if (ret && undo_revoke(gm, r, first, n) == 0) {
 		map_only(gm, r, first, n, strerror(-ret));
 		goto out;
@@ -209,14 +232,14 @@ int gmem_revoke_shared(struct gmem *gm, struct gmem_region *r, uint64_t first, u
 	if (!r->revoked)
 		return 0;
 	pthread_mutex_lock(&gm->revoke_lock);
-	if (range_all(r, first, n, false))
-		goto out;
+	if (range_all(r, first, n, false) || gm->revoke_lazy)
+		goto out; /* lazy: the bits stay until a host access (gmem_revoke_fault_in()) */
 	widened = !within_budget(gm, extent_delta(r, first, n, false));
 	for (;;) {
 		if (widened)
 			widen(r, &lo, &hi);
-		ret = gm->mprotect(page_hva(r, lo), (hi - lo) * GMEM_PAGE_SIZE,
-				   PROT_READ | PROT_WRITE, gm->mprotect_opaque);
+		ret = protect(gm, page_hva(r, lo), (hi - lo) * GMEM_PAGE_SIZE,
+				   PROT_READ | PROT_WRITE);
 		if (!ret || widened)
 			break;
 		widened = true;
@@ -235,6 +258,59 @@ int gmem_revoke_shared(struct gmem *gm, struct gmem_region *r, uint64_t first, u
 	set_bits(r, lo, hi - lo, false);
 	add_extents(gm, d);
 out:
+	pthread_mutex_unlock(&gm->revoke_lock);
+	return ret;
+}
+
+void gmem_set_lazy_restore(struct gmem *gm, bool on)
+{
+	pthread_mutex_lock(&gm->revoke_lock);
+	gm->revoke_lazy = on;
+	pthread_mutex_unlock(&gm->revoke_lock);
+}
+
+/* Page p is shared and no conversion has it (converting read first: it is cleared last). */
+static bool settled_shared(const struct gmem_region *r, uint64_t p)
+{
+	const struct gmem_chunk *c = &r->chunks[p / GMEM_CHUNK_PAGES];
+	uint64_t m = 1ULL << (p % GMEM_CHUNK_PAGES);
+
+	if (gmem_load(&c->converting) & m)
+		return false;
+	return !(gmem_load(&c->private) & m);
+}
+
+/*
+ * The caller holds [first, first+n) shared (a pin, or a checked translate).  Neighbours join
+ * the restored run only while they are revoked, shared and not converting, under the lock a
+ * conversion to private revokes under: no private page is ever made accessible.
+ */
+int gmem_revoke_fault_in(struct gmem *gm, struct gmem_region *r, uint64_t first, uint64_t n)
+{
+	uint64_t pages, lo = first, hi = first + n, p;
+	int64_t d;
+	int ret = 0;
+
+	if (!r->revoked)
+		return 0;
+	for (p = first; p < first + n && !bit(r, p); p++)
+		;
+	if (p == first + n)
+		return 0; /* the usual case, without the lock */
+	pthread_mutex_lock(&gm->revoke_lock);
+	pages = r->size / GMEM_PAGE_SIZE;
+	while (lo > 0 && bit(r, lo - 1) && settled_shared(r, lo - 1))
+		lo--;
+	while (hi < pages && bit(r, hi) && settled_shared(r, hi))
+		hi++;
+	if (!range_all(r, lo, hi - lo, false)) {
+		d = extent_delta(r, lo, hi - lo, false);
+		ret = protect(gm, page_hva(r, lo), (hi - lo) * GMEM_PAGE_SIZE, PROT_READ | PROT_WRITE);
+		if (!ret) {
+			set_bits(r, lo, hi - lo, false);
+			add_extents(gm, d);
+		}
+	}
 	pthread_mutex_unlock(&gm->revoke_lock);
 	return ret;
 }

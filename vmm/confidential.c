@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "confidential.h"
@@ -88,6 +89,14 @@ static int measure(struct gmem *gm, struct sha256_stream *h, int fd, const char 
 	return ret;
 }
 
+static uint64_t coco_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 int coco_launch(struct vm_coco *c, struct gmem *gm, const struct arch_boot_state *st, unsigned int nr_cpus,
 		const char *manifest_path, char *err, size_t errlen)
 {
@@ -96,6 +105,7 @@ int coco_launch(struct vm_coco *c, struct gmem *gm, const struct arch_boot_state
 	struct sha256_stream h;
 	uint8_t *buf = malloc(COCO_CHUNK);
 	char entry[96];
+	uint64_t t0;
 	int fd = -1, ret = 0;
 	unsigned int i;
 
@@ -109,9 +119,12 @@ int coco_launch(struct vm_coco *c, struct gmem *gm, const struct arch_boot_state
 			goto out;
 		}
 	}
+	t0 = coco_now_ns();
 	sha256_stream_begin(&h);
-	for (i = 0; i < st->nr_blobs && !ret; i++)
+	for (i = 0; i < st->nr_blobs && !ret; i++) {
 		ret = measure(gm, &h, fd, st->blob[i].name, st->blob[i].gpa, st->blob[i].size, buf);
+		c->measured_bytes += st->blob[i].size;
+	}
 	/* Where the boot vCPU starts (x0: the device tree), and how many vCPUs there are. */
 	snprintf(entry, sizeof(entry), "veil-launch-v1 entry pc=0x%016llx x0=0x%016llx vcpus=%u\n",
 		 (unsigned long long)st->entry, (unsigned long long)st->boot_params, nr_cpus);
@@ -123,9 +136,16 @@ int coco_launch(struct vm_coco *c, struct gmem *gm, const struct arch_boot_state
 		goto out;
 	}
 	sha256_stream_end_hex(&h, c->digest);
-	/* Every page private before any vCPU runs: the guest shares what it will. */
+	c->digest_ns = coco_now_ns() - t0;
+	/*
+	 * Every page private before any vCPU runs: the guest shares what it will, one granule per
+	 * call, so veil's mapping comes back at the first device access, a shared run at a time.
+	 */
+	gmem_set_lazy_restore(gm, true);
+	t0 = coco_now_ns();
 	for (i = 0; i < l->nr && !ret; i++)
 		ret = gmem_convert(gm, l->r[i].gpa, l->r[i].size, true, &res);
+	c->private_ns = coco_now_ns() - t0;
 	if (ret) {
 		snprintf(err, errlen, "making guest RAM private: %s%s%s", strerror(-ret),
 			 res.culprit[0] ? ": " : "", res.culprit);

@@ -22,6 +22,9 @@ struct vm_coco {
 	uint64_t private_at_launch; /* bytes private when the first vCPU was let run */
 	char digest[65];        /* the launch digest, hex; "" before the launch */
 	uint64_t swiotlb_bytes; /* the bounce pool the command line asks for; 0: none */
+	uint64_t measured_bytes; /* what the launch digest covers */
+	uint64_t digest_ns;     /* measuring it (reads from guest memory and SHA-256) */
+	uint64_t private_ns;    /* converting all RAM to private at launch */
 };
 
 

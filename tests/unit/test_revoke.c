@@ -223,17 +223,21 @@ static void test_mprotect_failure_destructive(void)
 	const uint64_t gpa = 0x20000;
 	uint8_t data[PAGE], view[PAGE], zero[PAGE] = { 0 };
 	struct gmem_conv_result res;
-	uint64_t gen0 = 0, gen1 = 0;
+	uint64_t gen0 = 0, gen1 = 0, calls0;
 	struct gmem_stats st;
 	bool private = false;
 	int fd = backing_fd();
 
+	gmem_get_stats(gm, &st);
+	calls0 = st.protect_calls;
 	gmem_set_mprotect_fn(gm, faulty_mprotect, &f);
 	CHECK_EQ(gmem_convert(gm, gpa, PAGE, true, &res), 0);
 	CHECK_EQ(f.calls, 2); /* the revoke, then undoing it */
 	CHECK_EQ(revoked_vmas(gm, 2ULL << 20), 0);
 	CHECK(refused(gm, gpa));
 	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.protect_calls - calls0, 2); /* both counted, failed or not */
+	CHECK(st.protect_ns > 0);
 	CHECK_EQ(st.revoke_skipped, 1);
 	CHECK_EQ(st.revoked_extents, 0);
 	f.fail = 0;
@@ -277,10 +281,46 @@ static void test_mprotect_failure_destructive(void)
 	gmem_destroy(gm);
 }
 
+/* Lazy restore: shares one page at a time cost no mprotect; the first access restores the run. */
+static void test_lazy_restore(void)
+{
+	struct gmem *gm = make(2ULL << 20, false, 8);
+	struct gmem_conv_result res;
+	struct gmem_stats st;
+	uint64_t calls0, v = 0x1a2b, got = 0;
+	unsigned int i;
+
+	gmem_set_lazy_restore(gm, true);
+	CHECK_EQ(gmem_convert(gm, 2 * PAGE, 16 * PAGE, true, &res), 0); /* pages 2..17 */
+	CHECK_EQ(revoked_vmas(gm, 2ULL << 20), 1);
+	gmem_get_stats(gm, &st);
+	calls0 = st.protect_calls;
+	for (i = 4; i < 12; i++)
+		CHECK_EQ(gmem_convert(gm, i * PAGE, PAGE, false, &res), 0);
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.protect_calls, calls0); /* nothing restored yet */
+	CHECK_EQ(revoked_vmas(gm, 2ULL << 20), 1);
+	CHECK_EQ(gmem_write(gm, 5 * PAGE, &v, sizeof(v)), 0);
+	CHECK_EQ(gmem_read(gm, 11 * PAGE, &got, sizeof(got)), 0);
+	CHECK_EQ(gmem_read(gm, 5 * PAGE, &got, sizeof(got)), 0);
+	CHECK_EQ(got, v);
+	gmem_get_stats(gm, &st);
+	CHECK_EQ(st.protect_calls, calls0 + 1); /* pages 4..11 in one call */
+	CHECK_EQ(st.revoked_extents, 2);
+	CHECK_EQ(revoked_vmas(gm, 2ULL << 20), 2);
+	CHECK(refused(gm, 3 * PAGE)); /* the private neighbours stay private and unmapped */
+	CHECK(refused(gm, 12 * PAGE));
+	CHECK_EQ(gmem_convert(gm, 6 * PAGE, PAGE, true, &res), 0);
+	CHECK_EQ(revoked_vmas(gm, 2ULL << 20), 3);
+	CHECK(refused(gm, 6 * PAGE));
+	gmem_destroy(gm);
+}
+
 int main(void)
 {
 	test_small_budget();
 	test_mprotect_failure_destructive();
 	test_alternate_pages_within_budget();
+	test_lazy_restore();
 	return test_done("revoke");
 }
